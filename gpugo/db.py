@@ -1,0 +1,62 @@
+"""Tortoise configuration, migrations and the database's lifetime."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import urlsplit
+
+from tortoise import Tortoise
+from tortoise.migrations.api import migrate as tortoise_migrate
+
+from gpugo.settings import Settings
+
+MODEL_MODULES = ["gpugo.models"]
+MIGRATIONS_PACKAGE = "gpugo.migrations"
+
+
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    return {
+        "connections": {"default": _normalise_url(database_url)},
+        "apps": {
+            "models": {
+                "models": MODEL_MODULES,
+                "default_connection": "default",
+                "migrations": MIGRATIONS_PACKAGE,
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def _normalise_url(url: str) -> str:
+    # asyncpg is the PostgreSQL driver; accept the common postgresql:// spelling too.
+    if url.startswith("postgresql://"):
+        return "postgres://" + url.removeprefix("postgresql://")
+    return url
+
+
+def ensure_sqlite_directory(database_url: str) -> None:
+    parts = urlsplit(database_url)
+    if parts.scheme != "sqlite":
+        return
+    path = database_url.removeprefix("sqlite://")
+    if path and path != ":memory:":
+        os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+
+
+async def migrate(settings: Settings) -> None:
+    """Apply every pending migration, then leave Tortoise closed."""
+    url = settings.effective_database_url
+    ensure_sqlite_directory(url)
+    try:
+        await tortoise_migrate(config=tortoise_config(url))
+    finally:
+        await Tortoise.close_connections()
+
+
+# Used by the `tortoise` CLI (makemigrations) through [tool.tortoise] in pyproject.toml.
+MIGRATIONS_CONFIG = tortoise_config(
+    os.environ.get("GPUGO_DATABASE_URL") or "sqlite://:memory:"
+)

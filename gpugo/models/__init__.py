@@ -1,0 +1,27 @@
+"""Tortoise models, one per file. No business rules here: those live in services/."""
+
+from gpugo.models.agent import Agent
+from gpugo.models.gpu import Gpu
+from gpugo.models.gpu_metric_sample import GpuMetricSample
+from gpugo.models.install_token import InstallToken
+from gpugo.models.personal_access_token import PersonalAccessToken
+from gpugo.models.session import Session
+from gpugo.models.share import Share
+from gpugo.models.system_metric_sample import SystemMetricSample
+from gpugo.models.user import User
+from gpugo.models.worker import Worker
+from gpugo.models.worker_connection import WorkerConnection
+
+__all__ = [
+    "Agent",
+    "Gpu",
+    "GpuMetricSample",
+    "InstallToken",
+    "PersonalAccessToken",
+    "Session",
+    "Share",
+    "SystemMetricSample",
+    "User",
+    "Worker",
+    "WorkerConnection",
+]

@@ -1,0 +1,179 @@
+"""Every GPUGO_* setting, typed, read from the environment in one place.
+
+Defaults need no configuration: an embedded SQLite database and generated keys
+under the data directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from gpugo.plans import DEFAULT_PLAN_LIMITS, PlanLimits
+
+DEFAULT_INSTALL_SCRIPT_URL = "https://cdn.tensor-fusion.ai/archive/gpugo/install.sh"
+PROFILES = ("embedded", "production")
+
+
+class SettingsError(ValueError):
+    """A GPUGO_* variable holds a value that cannot be used."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path = Path(".gpugo")
+    # Empty means the embedded SQLite database inside data_dir.
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Empty means http://{host}:{port}.
+    public_url: str = ""
+    # Empty means the public URL.
+    short_link_base: str = ""
+    install_script_url: str = DEFAULT_INSTALL_SCRIPT_URL
+    signup_enabled: bool = True
+    profile: str = "embedded"
+    # None follows the profile: on for embedded, off for production.
+    graphql_explorer: bool | None = None
+    session_idle_seconds: int = 24 * 3600
+    session_absolute_seconds: int = 7 * 24 * 3600
+    install_token_ttl_seconds: int = 30 * 60
+    license_ttl_seconds: int = 120 * 60
+    agent_offline_seconds: int = 180
+    metrics_retention_days: int = 7
+    rate_limits_enabled: bool = True
+    rate_limit_login: str = "10/minute"
+    rate_limit_signup: str = "5/minute"
+    rate_limit_share_miss: str = "30/minute"
+    rate_limit_register: str = "30/minute"
+    rate_limit_token_generate: str = "30/minute"
+    redis_url: str = ""
+    log_format: str = "text"
+    log_level: str = "INFO"
+    max_body_bytes: int = 1024 * 1024
+    plan_limits: Mapping[str, PlanLimits] = field(
+        default_factory=lambda: dict(DEFAULT_PLAN_LIMITS)
+    )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Read GPUGO_* variables; keyword overrides (CLI flags) win over the environment."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f"GPUGO_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, f.type, raw)
+        rate_limits = env.get("GPUGO_RATE_LIMITS", "").strip().lower()
+        if rate_limits:
+            if rate_limits not in ("on", "off"):
+                raise SettingsError("GPUGO_RATE_LIMITS must be 'on' or 'off'")
+            values["rate_limits_enabled"] = rate_limits == "on"
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def validate(self) -> None:
+        if self.profile not in PROFILES:
+            raise SettingsError(f"GPUGO_PROFILE must be one of {', '.join(PROFILES)}")
+        if not 0 < self.port < 65536:
+            raise SettingsError("GPUGO_PORT must be between 1 and 65535")
+        for name in ("public_url", "short_link_base"):
+            value = getattr(self, name)
+            if value:
+                parts = urlsplit(value)
+                if parts.scheme not in ("http", "https") or not parts.netloc:
+                    raise SettingsError(f"GPUGO_{name.upper()} must be an http(s) URL")
+        if self.database_url:
+            scheme = urlsplit(self.database_url).scheme
+            if scheme not in ("sqlite", "postgres", "postgresql"):
+                raise SettingsError(
+                    "GPUGO_DATABASE_URL must start with sqlite:// or postgres://"
+                )
+        if self.log_format not in ("text", "json"):
+            raise SettingsError("GPUGO_LOG_FORMAT must be 'text' or 'json'")
+        if self.metrics_retention_days < 1:
+            raise SettingsError("GPUGO_METRICS_RETENTION_DAYS must be at least 1")
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite://{(self.data_dir / 'gpugo.sqlite3').resolve()}"
+
+    @property
+    def effective_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def effective_short_link_base(self) -> str:
+        return (self.short_link_base or self.effective_public_url).rstrip("/")
+
+    @property
+    def public_origin(self) -> str:
+        parts = urlsplit(self.effective_public_url)
+        return f"{parts.scheme}://{parts.netloc}".lower()
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.effective_public_url.startswith("https://")
+
+    @property
+    def graphql_explorer_enabled(self) -> bool:
+        if self.graphql_explorer is not None:
+            return self.graphql_explorer
+        return self.profile == "embedded"
+
+
+def _parse(name: str, type_name: object, raw: str) -> object:
+    var = f"GPUGO_{name.upper()}"
+    kind = str(type_name)
+    try:
+        if name == "plan_limits":
+            return _parse_plan_limits(raw)
+        if kind == "Path":
+            return Path(raw)
+        if kind.startswith("bool"):
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true or false")
+        if kind == "int":
+            return int(raw)
+        return raw
+    except ValueError as exc:
+        raise SettingsError(f"{var}: {exc}") from None
+
+
+def _parse_plan_limits(raw: str) -> dict[str, PlanLimits]:
+    """Overrides per plan, e.g. {"free": {"max_gpus": 4}}; unnamed plans keep defaults."""
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object of plans")
+    limits = dict(DEFAULT_PLAN_LIMITS)
+    for plan, override in data.items():
+        if plan not in limits or not isinstance(override, dict):
+            raise ValueError(f"unknown plan or bad value for {plan!r}")
+        try:
+            limits[plan] = dataclasses.replace(limits[plan], **override)
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+    return limits
