@@ -57,6 +57,4 @@ async def migrate(settings: Settings) -> None:
 
 
 # Used by the `tortoise` CLI (makemigrations) through [tool.tortoise] in pyproject.toml.
-MIGRATIONS_CONFIG = tortoise_config(
-    os.environ.get("GPUGO_DATABASE_URL") or "sqlite://:memory:"
-)
+MIGRATIONS_CONFIG = tortoise_config(os.environ.get("GPUGO_DATABASE_URL") or "sqlite://:memory:")

@@ -51,14 +51,12 @@ class Settings:
     rate_limit_signup: str = "5/minute"
     rate_limit_share_miss: str = "30/minute"
     rate_limit_register: str = "30/minute"
-    rate_limit_token_generate: str = "30/minute"
+    rate_limit_token_generate: str = "30/minute"  # noqa: S105 (a rate, not a secret)
     redis_url: str = ""
     log_format: str = "text"
     log_level: str = "INFO"
     max_body_bytes: int = 1024 * 1024
-    plan_limits: Mapping[str, PlanLimits] = field(
-        default_factory=lambda: dict(DEFAULT_PLAN_LIMITS)
-    )
+    plan_limits: Mapping[str, PlanLimits] = field(default_factory=lambda: dict(DEFAULT_PLAN_LIMITS))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -97,9 +95,7 @@ class Settings:
         if self.database_url:
             scheme = urlsplit(self.database_url).scheme
             if scheme not in ("sqlite", "postgres", "postgresql"):
-                raise SettingsError(
-                    "GPUGO_DATABASE_URL must start with sqlite:// or postgres://"
-                )
+                raise SettingsError("GPUGO_DATABASE_URL must start with sqlite:// or postgres://")
         if self.log_format not in ("text", "json"):
             raise SettingsError("GPUGO_LOG_FORMAT must be 'text' or 'json'")
         if self.metrics_retention_days < 1:

@@ -1,0 +1,5 @@
+import sys
+
+from gpugo.cli import main
+
+sys.exit(main())

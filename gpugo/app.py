@@ -1,0 +1,49 @@
+"""create_app(settings) -> the Starlette application: routes, middleware, errors, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from tortoise.contrib.starlette import RegisterTortoise
+
+from gpugo import db
+from gpugo.context import ServerContext
+from gpugo.errors import GpugoError
+from gpugo.rest.errors import handle_gpugo_error, handle_http_exception, handle_unexpected
+from gpugo.rest.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from gpugo.rest.routes import routes
+from gpugo.settings import Settings
+
+
+def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -> Starlette:
+    settings = settings or Settings.from_env()
+    ctx = ServerContext.load(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if auto_migrate:
+            await db.migrate(settings)
+        url = settings.effective_database_url
+        db.ensure_sqlite_directory(url)
+        async with RegisterTortoise(app, config=db.tortoise_config(url)):
+            yield
+
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(SecurityHeadersMiddleware),
+            Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+        ],
+        exception_handlers={
+            GpugoError: handle_gpugo_error,
+            HTTPException: handle_http_exception,
+            Exception: handle_unexpected,
+        },
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    return app

@@ -1,0 +1,1 @@
+"""Credentials to a Principal: passwords, sessions, PATs, install tokens, agent secrets."""

@@ -1,0 +1,104 @@
+"""The one place that decides who a request is."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from gpugo import clock
+from gpugo.auth.csrf import check_same_origin
+from gpugo.auth.principal import CredentialKind, Principal
+from gpugo.auth.sessions import resolve_session
+from gpugo.auth.tokens import TokenKind, hash_token, token_kind
+from gpugo.errors import Forbidden, Unauthorized
+from gpugo.models import Agent, PersonalAccessToken
+from gpugo.settings import Settings
+
+# last_used_at of a PAT is written at most this often.
+PAT_TOUCH_INTERVAL = timedelta(seconds=60)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None without one."""
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Use 'Authorization: Bearer <token>'.")
+    return token.strip()
+
+
+async def authenticate_user(
+    *,
+    authorization: str | None,
+    session_cookie: str | None,
+    method: str,
+    origin: str | None,
+    sec_fetch_site: str | None,
+    settings: Settings,
+) -> Principal:
+    """A user, by PAT bearer or by session cookie (with the CSRF rule for cookies).
+
+    A bearer request ignores cookies entirely. Agent secrets and install tokens
+    are never a user.
+    """
+    token = bearer_token(authorization)
+    if token is not None:
+        principal = await resolve_pat(token)
+        if principal is None:
+            raise Unauthorized("Invalid, expired or revoked token.")
+        return principal
+    if session_cookie:
+        principal = await resolve_session(session_cookie, settings)
+        if principal is not None:
+            check_same_origin(
+                method=method,
+                origin=origin,
+                sec_fetch_site=sec_fetch_site,
+                public_origin=settings.public_origin,
+            )
+            return principal
+    raise Unauthorized()
+
+
+async def resolve_pat(token: str) -> Principal | None:
+    if token_kind(token) is not TokenKind.PAT:
+        return None
+    rows = await PersonalAccessToken.filter(token_hash=hash_token(token)).values(
+        "id", "user_id", "expires_at", "last_used_at", "user__plan"
+    )
+    if not rows:
+        return None
+    pat = rows[0]
+    now = clock.now()
+    if pat["expires_at"] is not None and now >= pat["expires_at"]:
+        return None
+    if pat["last_used_at"] is None or now - pat["last_used_at"] >= PAT_TOUCH_INTERVAL:
+        await PersonalAccessToken.filter(id=pat["id"]).update(last_used_at=now)
+    return Principal(kind=CredentialKind.PAT, user_id=pat["user_id"], plan=pat["user__plan"])
+
+
+async def authenticate_agent(*, authorization: str | None, agent_id: str) -> Principal:
+    """The agent whose secret is presented; 403 when it is another agent's path."""
+    token = bearer_token(authorization)
+    if token is None or token_kind(token) is not TokenKind.AGENT:
+        raise Unauthorized("An agent secret is required.")
+    rows = await Agent.filter(secret_hash=hash_token(token)).values("id", "user_id", "user__plan")
+    if not rows:
+        raise Unauthorized("Unknown agent secret.")
+    agent = rows[0]
+    if agent["id"] != agent_id:
+        raise Forbidden("This agent secret belongs to another agent.")
+    return Principal(
+        kind=CredentialKind.AGENT,
+        user_id=agent["user_id"],
+        plan=agent["user__plan"],
+        agent_id=agent["id"],
+    )
+
+
+def install_token_hash(authorization: str | None) -> str:
+    """The stored hash of a well-formed install token; the register service claims it."""
+    token = bearer_token(authorization)
+    if token is None or token_kind(token) is not TokenKind.INSTALL:
+        raise Unauthorized("An install token is required.")
+    return hash_token(token)

@@ -1,0 +1,185 @@
+"""The `gpugo` command: serve, migrate, user create, user set-plan, schema export."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from tortoise import Tortoise
+
+from gpugo import db
+from gpugo.errors import GpugoError
+from gpugo.plans import PLANS
+from gpugo.settings import Settings, SettingsError
+
+# Exit codes scripts can rely on.
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_DATABASE = 3
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gpugo", description="GPU Go control plane server.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the server (applies migrations first)")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1, GPUGO_HOST)")
+    serve.add_argument("--port", type=int, help="port to bind (default 8080, GPUGO_PORT)")
+
+    commands.add_parser("migrate", help="apply pending database migrations")
+
+    user = commands.add_parser("user", help="manage user accounts")
+    user_commands = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    create = user_commands.add_parser("create", help="create an account")
+    create.add_argument("email")
+    create.add_argument("--plan", default="free", choices=PLANS)
+    create.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    set_plan = user_commands.add_parser("set-plan", help="change an account's plan")
+    set_plan.add_argument("email")
+    set_plan.add_argument("plan", choices=PLANS)
+
+    export = commands.add_parser("export-schema", help="write the GraphQL SDL to a file")
+    export.add_argument("path", nargs="?", default="schema.graphql")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        overrides = {}
+        if args.command == "serve":
+            overrides = {"host": args.host, "port": args.port}
+        settings = Settings.from_env(**overrides)
+        return _dispatch(args, settings)
+    except SettingsError as exc:
+        print(f"gpugo: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CliError as exc:
+        print(f"gpugo: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "serve":
+        return _serve(settings)
+    if args.command == "migrate":
+        _run_db(settings, lambda: db.migrate(settings), migrate_first=False)
+        print("migrations applied")
+        return EXIT_OK
+    if args.command == "export-schema":
+        from gpugo.schema import export_sdl
+
+        export_sdl(args.path)
+        print(f"wrote {args.path}")
+        return EXIT_OK
+    if args.user_command == "create":
+        password = _read_password(args.password_stdin)
+        from gpugo.services import users
+
+        view = _run_db(
+            settings,
+            lambda: users.create_user(email=args.email, password=password, plan=args.plan),
+        )
+        print(f"created {view.email} ({view.plan})")
+        return EXIT_OK
+    from gpugo.services import users
+
+    view = _run_db(settings, lambda: users.set_plan(email=args.email, plan=args.plan))
+    print(f"{view.email} is now on the {view.plan} plan")
+    return EXIT_OK
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != password:
+            raise CliError("passwords do not match", EXIT_USAGE)
+    else:
+        raise CliError("no terminal for a password prompt; use --password-stdin", EXIT_USAGE)
+    if not password:
+        raise CliError("the password is empty", EXIT_USAGE)
+    return password
+
+
+T = TypeVar("T")
+
+
+def _run_db(
+    settings: Settings, work: Callable[[], Awaitable[T]], *, migrate_first: bool = True
+) -> T:
+    async def run() -> T:
+        try:
+            if migrate_first:
+                await db.migrate(settings)
+            url = settings.effective_database_url
+            db.ensure_sqlite_directory(url)
+            await Tortoise.init(config=db.tortoise_config(url), _enable_global_fallback=True)
+            return await work()
+        finally:
+            await Tortoise.close_connections()
+
+    try:
+        return asyncio.run(run())
+    except GpugoError as exc:
+        raise CliError(exc.message) from None
+    except (OSError, ConnectionError) as exc:
+        raise CliError(f"cannot reach the database: {exc}", EXIT_DATABASE) from None
+    except Exception as exc:
+        if _is_database_error(exc):
+            raise CliError(f"database error: {exc}", EXIT_DATABASE) from None
+        raise
+
+
+def _is_database_error(exc: Exception) -> bool:
+    module = type(exc).__module__
+    return module.startswith(("tortoise", "asyncpg", "sqlite3", "aiosqlite"))
+
+
+def _serve(settings: Settings) -> int:
+    import uvicorn
+
+    from gpugo.app import create_app
+    from gpugo.logs import configure_logging
+
+    configure_logging(settings)
+    try:
+        asyncio.run(db.migrate(settings))
+    except (OSError, ConnectionError) as exc:
+        raise CliError(f"cannot reach the database: {exc}", EXIT_DATABASE) from None
+    except Exception as exc:
+        if _is_database_error(exc):
+            raise CliError(f"database error: {exc}", EXIT_DATABASE) from None
+        raise
+    app = create_app(settings, auto_migrate=False)
+    print(f"gpugo serving on {settings.effective_public_url}", file=sys.stderr, flush=True)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        server_header=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""What services and adapters share for the life of the app: settings, keys, limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from gpugo.keys import load_or_create_license_key
+from gpugo.ratelimit import RateLimiter
+from gpugo.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class ServerContext:
+    settings: Settings
+    license_key: Ed25519PrivateKey
+    rate_limiter: RateLimiter
+
+    @classmethod
+    def load(cls, settings: Settings) -> ServerContext:
+        return cls(
+            settings=settings,
+            license_key=load_or_create_license_key(settings.data_dir),
+            rate_limiter=RateLimiter(settings),
+        )

@@ -1,0 +1,1 @@
+"""Input shapes, declared once and used by REST and GraphQL."""

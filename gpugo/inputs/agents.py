@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from gpugo.inputs.common import Input, NullableList, Timestamp
+
+WorkerStatus = Literal["pending", "running", "stopping", "stopped"]
+GpuId = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class GpuInfoInput(Input):
+    gpu_id: GpuId
+    vendor: Literal["nvidia", "amd"]
+    model: Annotated[str, Field(min_length=1, max_length=255)]
+    vram_mb: Annotated[int, Field(gt=0, le=2**31 - 1)]
+    driver_version: Annotated[str, Field(max_length=64)] | None = None
+    cuda_version: Annotated[str, Field(max_length=64)] | None = None
+    gpu_index: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+
+
+class RegisterAgentInput(Input):
+    hostname: Annotated[str, Field(min_length=1, max_length=255)]
+    os: Annotated[str, Field(min_length=1, max_length=20)]
+    arch: Annotated[str, Field(min_length=1, max_length=20)]
+    gpus: Annotated[list[GpuInfoInput], Field(min_length=1, max_length=256)]
+    network_ips: Annotated[
+        list[Annotated[str, Field(max_length=64)]], NullableList, Field(max_length=64)
+    ] = []
+
+
+class GpuStatusInput(Input):
+    gpu_id: GpuId
+    used_by_worker: Annotated[str, Field(max_length=64)] | None = None
+
+
+class ConnectionInput(Input):
+    client_ip: Annotated[str, Field(min_length=1, max_length=64)]
+    connected_at: Timestamp
+    client_port: Annotated[int, Field(ge=0, le=65535)] | None = None
+    client_pid: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+
+
+class WorkerStatusInput(Input):
+    worker_id: Annotated[str, Field(min_length=1, max_length=64)]
+    status: WorkerStatus
+    pid: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+    gpu_ids: Annotated[list[GpuId], NullableList, Field(max_length=256)] = []
+    # Absent (or null) keeps the worker's connections; a list replaces them.
+    connections: Annotated[list[ConnectionInput], Field(max_length=1024)] | None = None
+    restarts: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+
+
+class StatusReportInput(Input):
+    timestamp: Timestamp
+    gpus: Annotated[list[GpuStatusInput], NullableList, Field(max_length=256)]
+    workers: Annotated[list[WorkerStatusInput], NullableList, Field(max_length=256)]
+    event: Annotated[str, Field(max_length=32)] | None = None

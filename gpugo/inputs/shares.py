@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+from gpugo.inputs.common import Input, Timestamp
+
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+
+
+def _ip_or_host(value: str) -> str:
+    value = value.strip()
+    candidate = value[1:-1] if value.startswith("[") and value.endswith("]") else value
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        pass
+    if _HOSTNAME.match(value):
+        return value.lower()
+    raise ValueError("Enter an IP address or a host name.")
+
+
+class CreateShareInput(Input):
+    worker_id: Annotated[str, Field(min_length=1, max_length=64)]
+    connection_ip: Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_ip_or_host)]
+    expires_at: Timestamp | None = None
+    max_uses: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None

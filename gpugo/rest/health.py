@@ -1,0 +1,28 @@
+"""Liveness, readiness and the license public key."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from tortoise import connections
+
+from gpugo.errors import ServiceUnavailable
+from gpugo.rest import requests
+from gpugo.rest.responses import ok
+from gpugo.services import licenses
+
+
+async def healthz(request: Request) -> Response:
+    return ok({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    try:
+        await connections.get("default").execute_query("SELECT 1")
+    except Exception as exc:  # any driver error means "not ready"
+        raise ServiceUnavailable() from exc
+    return ok({"status": "ready"})
+
+
+async def license_public_key(request: Request) -> Response:
+    return ok(licenses.public_key(ctx=requests.server(request)))

@@ -1,0 +1,62 @@
+"""Reading a REST request: its JSON body and who sent it."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pydantic import BaseModel
+from starlette.requests import Request
+
+from gpugo.auth import resolve
+from gpugo.auth.principal import Principal
+from gpugo.auth.sessions import COOKIE_NAME
+from gpugo.auth.tokens import TokenKind, token_kind
+from gpugo.context import ServerContext
+from gpugo.errors import UnsupportedMediaType
+from gpugo.inputs.common import parse_input
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def server(request: Request) -> ServerContext:
+    return request.app.state.ctx
+
+
+async def read_json(request: Request, model: type[M]) -> M:
+    """The body validated into ``model``; an empty body counts as ``{}``."""
+    content_type = request.headers.get("content-type", "")
+    body = await request.body()
+    if body and content_type and "json" not in content_type.split(";")[0].lower():
+        raise UnsupportedMediaType()
+    return parse_input(model, body or b"{}")
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def user(request: Request) -> Principal:
+    """The user behind a session cookie or a PAT bearer."""
+    return await resolve.authenticate_user(
+        authorization=request.headers.get("authorization"),
+        session_cookie=request.cookies.get(COOKIE_NAME),
+        method=request.method,
+        origin=request.headers.get("origin"),
+        sec_fetch_site=request.headers.get("sec-fetch-site"),
+        settings=server(request).settings,
+    )
+
+
+async def agent(request: Request, agent_id: str) -> Principal:
+    """The agent of the path, by its own secret."""
+    return await resolve.authenticate_agent(
+        authorization=request.headers.get("authorization"), agent_id=agent_id
+    )
+
+
+async def user_or_agent(request: Request, agent_id: str) -> Principal:
+    """A user, or the agent of the path by its own secret (the agent's self-delete)."""
+    token = resolve.bearer_token(request.headers.get("authorization"))
+    if token is not None and token_kind(token) is TokenKind.AGENT:
+        return await agent(request, agent_id)
+    return await user(request)

@@ -1,0 +1,94 @@
+"""Accounts: signup, login, logout, the current user, operators' plan changes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from tortoise.exceptions import IntegrityError
+
+from gpugo import clock
+from gpugo.auth import passwords, sessions
+from gpugo.auth.principal import Principal
+from gpugo.context import ServerContext
+from gpugo.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from gpugo.inputs.auth import LoginInput, SignupInput
+from gpugo.models import User
+from gpugo.plans import PLANS
+
+
+@dataclass(frozen=True, slots=True)
+class UserView:
+    id: str
+    email: str
+    plan: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedIn:
+    user: UserView
+    session_token: str
+
+
+def _view(user: User) -> UserView:
+    return UserView(id=user.id, email=user.email, plan=user.plan, created_at=user.created_at)
+
+
+def check_plan(plan: str) -> str:
+    if plan not in PLANS:
+        raise ValidationFailed.field("plan", f"Unknown plan; use one of {', '.join(PLANS)}.")
+    return plan
+
+
+async def create_user(*, email: str, password: str, plan: str = "free") -> UserView:
+    """Create an account (signup and the operator CLI); 409 when the e-mail is taken."""
+    data = SignupInput(email=email, password=password)
+    check_plan(plan)
+    password_hash = await passwords.hash_password(data.password)
+    try:
+        user = await User.create(
+            email=data.email, password_hash=password_hash, plan=plan, created_at=clock.now()
+        )
+    except IntegrityError:
+        raise Conflict("An account with this e-mail already exists.") from None
+    return _view(user)
+
+
+async def signup(*, ctx: ServerContext, data: SignupInput) -> LoggedIn:
+    if not ctx.settings.signup_enabled:
+        raise Forbidden("Signup is disabled on this server.")
+    user = await create_user(email=data.email, password=data.password)
+    token = await sessions.create_session(user_id=user.id, settings=ctx.settings)
+    return LoggedIn(user=user, session_token=token)
+
+
+async def login(*, ctx: ServerContext, data: LoginInput) -> LoggedIn:
+    user = await User.get_or_none(email=data.email)
+    # Unknown e-mail and wrong password cost the same and answer the same.
+    ok = await passwords.verify_password(user.password_hash if user else None, data.password)
+    if user is None or not ok:
+        raise Unauthorized("Wrong e-mail or password.")
+    token = await sessions.create_session(user_id=user.id, settings=ctx.settings)
+    return LoggedIn(user=_view(user), session_token=token)
+
+
+async def logout(*, principal: Principal) -> None:
+    if principal.session_id is not None:
+        await sessions.revoke_session(principal.session_id)
+
+
+async def get_current(*, principal: Principal) -> UserView:
+    user = await User.get_or_none(id=principal.user_id)
+    if user is None:
+        raise Unauthorized()
+    return _view(user)
+
+
+async def set_plan(*, email: str, plan: str) -> UserView:
+    check_plan(plan)
+    updated = await User.filter(email=email.strip().lower()).update(plan=plan)
+    if not updated:
+        raise NotFound(f"No account with e-mail {email}.")
+    user = await User.get(email=email.strip().lower())
+    return _view(user)

@@ -1,0 +1,105 @@
+"""Test fixtures: a real database (SQLite, or PostgreSQL when GPUGO_TEST_DATABASE_URL
+names one), the real app, and clients speaking HTTP to it."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+from starlette.applications import Starlette
+from tortoise.contrib.test import truncate_all_models
+
+from gpugo import clock, db
+from gpugo.app import create_app
+from gpugo.settings import Settings
+from tests.support import PUBLIC_URL, Api
+
+POSTGRES_URL = os.environ.get("GPUGO_TEST_DATABASE_URL", "")
+
+
+async def _create_postgres_database(server_url: str) -> tuple[str, str]:
+    parts = urlsplit(server_url)
+    name = f"gpugo_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = await asyncpg.connect(urlunsplit(parts._replace(scheme="postgresql")))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return name, urlunsplit(parts._replace(scheme="postgres", path=f"/{name}"))
+
+
+async def _drop_postgres_database(server_url: str, name: str) -> None:
+    parts = urlsplit(server_url)
+    admin = await asyncpg.connect(urlunsplit(parts._replace(scheme="postgresql")))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="gpugo-test-"))
+
+
+@pytest.fixture(scope="session")
+async def database_url(data_dir: Path) -> AsyncIterator[str]:
+    """One fresh, migrated database for the whole run; each test starts it empty."""
+    if POSTGRES_URL:
+        name, url = await _create_postgres_database(POSTGRES_URL)
+    else:
+        name, url = "", f"sqlite://{data_dir / 'test.sqlite3'}"
+    await db.migrate(Settings(database_url=url, data_dir=data_dir))
+    yield url
+    if POSTGRES_URL:
+        await _drop_postgres_database(POSTGRES_URL, name)
+
+
+@pytest.fixture
+def is_postgres(database_url: str) -> bool:
+    return database_url.startswith("postgres")
+
+
+@pytest.fixture
+def settings(database_url: str, data_dir: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        data_dir=data_dir,
+        public_url=PUBLIC_URL,
+        rate_limits_enabled=False,
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Starlette]:
+    application = create_app(settings, auto_migrate=False)
+    clock.reset()
+    async with application.router.lifespan_context(application):
+        await truncate_all_models()
+        yield application
+    clock.reset()
+
+
+def make_client(app: Starlette) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL)
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    async with make_client(app) as http:
+        yield http
+
+
+@pytest.fixture
+async def api(app: Starlette) -> AsyncIterator[Api]:
+    """A factory of logged-in users speaking to the app over HTTP."""
+    api = Api(app, make_client)
+    yield api
+    await api.aclose()

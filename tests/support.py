@@ -1,0 +1,99 @@
+"""Helpers for tests: users that sign up and act over HTTP, and assertion helpers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+
+PUBLIC_URL = "http://testserver"
+ORIGIN = {"Origin": PUBLIC_URL}
+ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+PASSWORD = "correct horse battery"
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert body["error"]["code"] == code, body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    return body["error"]
+
+
+def assert_iso(value: object) -> None:
+    assert isinstance(value, str) and ISO_MS.match(value), value
+
+
+class User:
+    """A signed-up user with a cookie session (``http``) and, once made, a PAT client."""
+
+    def __init__(self, http: httpx.AsyncClient, email: str, user_id: str) -> None:
+        self.http = http
+        self.email = email
+        self.user_id = user_id
+        self.pat: str | None = None
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        headers = {**ORIGIN, **kwargs.pop("headers", {})}
+        return await self.http.request(method, url, headers=headers, **kwargs)
+
+    async def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("GET", url, **kwargs)
+
+    async def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("POST", url, **kwargs)
+
+    async def patch(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("PATCH", url, **kwargs)
+
+    async def delete(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("DELETE", url, **kwargs)
+
+    async def create_pat(self) -> str:
+        response = await self.post("/api/v1/tokens/pat", json={"expires_in_days": None})
+        assert response.status_code == 201, response.text
+        self.pat = response.json()["token"]
+        return self.pat
+
+    async def install_token(self) -> str:
+        response = await self.post("/api/v1/tokens/generate", json={"type": "agent_install"})
+        assert response.status_code == 201, response.text
+        return response.json()["token"]
+
+
+class Api:
+    def __init__(
+        self, app: Starlette, make_client: Callable[[Starlette], httpx.AsyncClient]
+    ) -> None:
+        self.app = app
+        self._make_client = make_client
+        self._clients: list[httpx.AsyncClient] = []
+        self._count = 0
+
+    def client(self) -> httpx.AsyncClient:
+        http = self._make_client(self.app)
+        self._clients.append(http)
+        return http
+
+    async def user(self, email: str | None = None, plan: str = "free") -> User:
+        self._count += 1
+        email = email or f"user{self._count}@example.com"
+        http = self.client()
+        response = await http.post(
+            "/api/v1/auth/signup", json={"email": email, "password": PASSWORD}
+        )
+        assert response.status_code == 201, response.text
+        user = User(http, email, response.json()["user_id"])
+        if plan != "free":
+            from gpugo.models import User as UserModel
+
+            await UserModel.filter(id=user.user_id).update(plan=plan)
+        return user
+
+    async def aclose(self) -> None:
+        for http in self._clients:
+            await http.aclose()
