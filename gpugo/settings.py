@@ -18,6 +18,7 @@ from gpugo.plans import DEFAULT_PLAN_LIMITS, PlanLimits
 
 DEFAULT_INSTALL_SCRIPT_URL = "https://cdn.tensor-fusion.ai/archive/gpugo/install.sh"
 PROFILES = ("embedded", "production")
+_SHELL_UNSAFE = frozenset("\"'`$\\ ;|&<>(){}!*?\n\r\t")
 
 
 class SettingsError(ValueError):
@@ -86,12 +87,17 @@ class Settings:
             raise SettingsError(f"GPUGO_PROFILE must be one of {', '.join(PROFILES)}")
         if not 0 < self.port < 65536:
             raise SettingsError("GPUGO_PORT must be between 1 and 65535")
-        for name in ("public_url", "short_link_base"):
+        for name in ("public_url", "short_link_base", "install_script_url"):
             value = getattr(self, name)
             if value:
                 parts = urlsplit(value)
                 if parts.scheme not in ("http", "https") or not parts.netloc:
                     raise SettingsError(f"GPUGO_{name.upper()} must be an http(s) URL")
+                # These URLs end up in a shell command line (install_command).
+                if any(c in value for c in _SHELL_UNSAFE):
+                    raise SettingsError(
+                        f"GPUGO_{name.upper()} contains characters unsafe in a shell"
+                    )
         if self.database_url:
             scheme = urlsplit(self.database_url).scheme
             if scheme not in ("sqlite", "postgres", "postgresql"):

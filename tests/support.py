@@ -97,3 +97,64 @@ class Api:
     async def aclose(self) -> None:
         for http in self._clients:
             await http.aclose()
+
+
+def gpu_infos(count: int, vendor: str = "nvidia") -> list[dict[str, Any]]:
+    return [
+        {
+            "gpu_id": f"GPU-{i}",
+            "vendor": vendor,
+            "model": "NVIDIA GeForce RTX 4090" if vendor == "nvidia" else "AMD Instinct MI300X",
+            "vram_mb": 24564,
+            "driver_version": "550.54.14",
+            "cuda_version": "12.4",
+        }
+        for i in range(count)
+    ]
+
+
+class Agent:
+    """A registered agent speaking to the server with its own secret."""
+
+    def __init__(self, http: httpx.AsyncClient, agent_id: str, secret: str, license: dict) -> None:
+        self.http = http
+        self.agent_id = agent_id
+        self.secret = secret
+        self.license = license
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.secret}"}
+
+    async def report(self, body: dict[str, Any]) -> httpx.Response:
+        return await self.http.post(
+            f"/api/v1/agents/{self.agent_id}/status", json=body, headers=self.auth
+        )
+
+    async def config(self) -> httpx.Response:
+        return await self.http.get(f"/api/v1/agents/{self.agent_id}/config", headers=self.auth)
+
+
+async def register_agent(
+    user: User,
+    *,
+    gpus: int = 2,
+    hostname: str = "gpu-host-1",
+    vendor: str = "nvidia",
+) -> Agent:
+    token = await user.install_token()
+    http = httpx.AsyncClient(transport=user.http._transport, base_url=PUBLIC_URL)
+    response = await http.post(
+        "/api/v1/agents/register",
+        json={
+            "hostname": hostname,
+            "os": "linux",
+            "arch": "amd64",
+            "gpus": gpu_infos(gpus, vendor),
+            "network_ips": ["192.168.1.20"],
+        },
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return Agent(http, body["agent_id"], body["agent_secret"], body["license"])

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from gpugo.inputs.common import Input, NullableList, Timestamp
 
@@ -20,11 +20,19 @@ class GpuInfoInput(Input):
     gpu_index: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
 
 
+def _distinct_gpu_ids(gpus: list[GpuInfoInput]) -> list[GpuInfoInput]:
+    if len({gpu.gpu_id for gpu in gpus}) != len(gpus):
+        raise ValueError("Each gpu_id may appear only once.")
+    return gpus
+
+
 class RegisterAgentInput(Input):
     hostname: Annotated[str, Field(min_length=1, max_length=255)]
     os: Annotated[str, Field(min_length=1, max_length=20)]
     arch: Annotated[str, Field(min_length=1, max_length=20)]
-    gpus: Annotated[list[GpuInfoInput], Field(min_length=1, max_length=256)]
+    gpus: Annotated[
+        list[GpuInfoInput], Field(min_length=1, max_length=256), AfterValidator(_distinct_gpu_ids)
+    ]
     network_ips: Annotated[
         list[Annotated[str, Field(max_length=64)]], NullableList, Field(max_length=64)
     ] = []

