@@ -34,3 +34,5 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(settings.log_level.upper())
     # uvicorn's access log would print full URLs, and /s/{code} is a capability.
     logging.getLogger("uvicorn.access").disabled = True
+    # Query logging prints bound values (hashes, e-mails): never above WARNING here.
+    logging.getLogger("tortoise").setLevel(logging.WARNING)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from gpugo.auth.resolve import install_token_hash
 from gpugo.inputs.agents import RegisterAgentInput
 from gpugo.rest import requests
+from gpugo.rest.paths import API
 from gpugo.rest.responses import ok
 from gpugo.services import agents, licenses
 
@@ -30,3 +32,8 @@ async def register(request: Request) -> Response:
         },
         status=201,
     )
+
+
+routes: list[BaseRoute] = [
+    Route(f"{API}/agents/register", register, methods=["POST"]),
+]

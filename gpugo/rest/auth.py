@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from gpugo.auth.csrf import check_same_origin
 from gpugo.auth.sessions import COOKIE_NAME
 from gpugo.inputs.auth import LoginInput, SignupInput
 from gpugo.rest import requests
+from gpugo.rest.paths import API
 from gpugo.rest.responses import SUCCESS, ok
 from gpugo.services import plans, users
 from gpugo.timefmt import iso
@@ -93,3 +95,11 @@ async def me(request: Request) -> Response:
     user = await users.get_current(principal=principal)
     usage = await plans.usage(ctx=ctx, user_id=user.id, plan=user.plan)
     return ok(user_json(user, usage))
+
+
+routes: list[BaseRoute] = [
+    Route(f"{API}/auth/signup", signup, methods=["POST"]),
+    Route(f"{API}/auth/login", login, methods=["POST"]),
+    Route(f"{API}/auth/logout", logout, methods=["POST"]),
+    Route(f"{API}/auth/me", me, methods=["GET"]),
+]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 from tortoise import connections
 
 from gpugo.errors import ServiceUnavailable
 from gpugo.rest import requests
+from gpugo.rest.paths import API
 from gpugo.rest.responses import ok
 from gpugo.services import licenses
 
@@ -26,3 +28,10 @@ async def readyz(request: Request) -> Response:
 
 async def license_public_key(request: Request) -> Response:
     return ok(licenses.public_key(ctx=requests.server(request)))
+
+
+routes: list[BaseRoute] = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route(f"{API}/license/public-key", license_public_key, methods=["GET"]),
+]

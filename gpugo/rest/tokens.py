@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from gpugo.inputs.tokens import CreatePatInput, GenerateTokenInput
 from gpugo.rest import requests
+from gpugo.rest.paths import API
 from gpugo.rest.responses import ok
 from gpugo.services import install_tokens, pats
 from gpugo.timefmt import iso
@@ -73,3 +75,12 @@ async def delete_pat(request: Request) -> Response:
     principal = await requests.user(request)
     deleted = await pats.delete(principal=principal)
     return ok({"success": deleted})
+
+
+routes: list[BaseRoute] = [
+    Route(f"{API}/tokens/generate", generate, methods=["POST"]),
+    Route(f"{API}/tokens/pat", get_pat, methods=["GET"]),
+    Route(f"{API}/tokens/pat", create_pat, methods=["POST"]),
+    Route(f"{API}/tokens/pat", delete_pat, methods=["DELETE"]),
+    Route(f"{API}/tokens/{{token_id}}/status", status, methods=["GET"]),
+]

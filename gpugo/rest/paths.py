@@ -1,0 +1,3 @@
+"""URL prefixes shared by the REST modules."""
+
+API = "/api/v1"
