@@ -13,6 +13,7 @@ from gpugo.auth.principal import Principal
 from gpugo.context import ServerContext
 from gpugo.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from gpugo.inputs.auth import LoginInput, SignupInput
+from gpugo.inputs.common import parse_input
 from gpugo.models import User
 from gpugo.plans import PLANS
 
@@ -43,7 +44,7 @@ def check_plan(plan: str) -> str:
 
 async def create_user(*, email: str, password: str, plan: str = "free") -> UserView:
     """Create an account (signup and the operator CLI); 409 when the e-mail is taken."""
-    data = SignupInput(email=email, password=password)
+    data = parse_input(SignupInput, {"email": email, "password": password})
     check_plan(plan)
     password_hash = await passwords.hash_password(data.password)
     try:

@@ -1,0 +1,170 @@
+"""The `gpugo` command as an operator uses it, run as a real process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import assert_error
+
+
+def run_cli(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gpugo", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def cli_env(database_url: str, tmp_path: Path) -> dict[str, str]:
+    return {"GPUGO_DATABASE_URL": database_url, "GPUGO_DATA_DIR": str(tmp_path)}
+
+
+async def test_user_create_then_login_over_http(app, client, cli_env):
+    result = run_cli(
+        "user",
+        "create",
+        "Operator@Example.com",
+        "--plan",
+        "team",
+        "--password-stdin",
+        env=cli_env,
+        stdin="s3cret-operator-pw\n",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "operator@example.com" in result.stdout
+
+    response = await client.post(
+        "/api/v1/auth/login",
+        json={"email": "operator@example.com", "password": "s3cret-operator-pw"},
+    )
+    assert response.status_code == 200
+    assert response.json()["plan"] == "team"
+
+
+async def test_user_create_twice_fails_with_one_line(app, cli_env):
+    args = ("user", "create", "dup@example.com", "--password-stdin")
+    assert run_cli(*args, env=cli_env, stdin="password-one\n").returncode == 0
+    again = run_cli(*args, env=cli_env, stdin="password-two\n")
+    assert again.returncode == 1
+    assert again.stderr.strip().count("\n") == 0
+    assert "already exists" in again.stderr
+
+
+async def test_user_create_rejects_a_short_password(app, cli_env):
+    result = run_cli(
+        "user", "create", "a@example.com", "--password-stdin", env=cli_env, stdin="x\n"
+    )
+    assert result.returncode == 1
+    assert "password" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_set_plan_changes_what_me_reports(app, api, cli_env):
+    user = await api.user("planned@example.com")
+    result = run_cli("user", "set-plan", "planned@example.com", "pro", env=cli_env)
+    assert result.returncode == 0, result.stderr
+    me = (await user.get("/api/v1/auth/me")).json()
+    assert me["plan"] == "pro"
+    assert me["limits"]["metrics"] is True
+
+
+async def test_set_plan_for_an_unknown_user(app, cli_env):
+    result = run_cli("user", "set-plan", "ghost@example.com", "pro", env=cli_env)
+    assert result.returncode == 1
+    assert "ghost@example.com" in result.stderr
+
+
+def test_bad_arguments_exit_2(tmp_path):
+    env = {"GPUGO_DATA_DIR": str(tmp_path)}
+    assert run_cli("user", "set-plan", "a@example.com", "platinum", env=env).returncode == 2
+    assert run_cli("frobnicate", env=env).returncode == 2
+
+
+def test_a_bad_database_url_is_a_configuration_error(tmp_path):
+    env = {"GPUGO_DATA_DIR": str(tmp_path), "GPUGO_DATABASE_URL": "mysql://root@localhost/x"}
+    result = run_cli("migrate", env=env)
+    assert result.returncode == 2
+    assert result.stderr.startswith("gpugo: configuration error: GPUGO_DATABASE_URL")
+    assert result.stderr.count("\n") == 1
+
+
+def test_an_unreachable_database_exits_3_with_one_line(tmp_path):
+    port = _free_port()
+    env = {
+        "GPUGO_DATA_DIR": str(tmp_path),
+        "GPUGO_DATABASE_URL": f"postgres://postgres@127.0.0.1:{port}/gpugo",
+    }
+    result = run_cli("migrate", env=env)
+    assert result.returncode == 3
+    assert result.stderr.startswith("gpugo: ")
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_serve_runs_on_the_embedded_default_and_stops_on_sigterm(tmp_path):
+    """`gpugo serve` with no configuration: SQLite and a key under the data directory."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPUGO_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gpugo", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"{base}/readyz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.communicate()[1]
+                assert time.monotonic() < deadline, "server did not start within 30 s"
+                time.sleep(0.1)
+        assert response.status_code == 200
+        assert "server" not in response.headers
+        signup = httpx.post(
+            f"{base}/api/v1/auth/signup",
+            json={"email": "first@example.com", "password": "a long password"},
+        )
+        assert signup.status_code == 201
+        assert_error(httpx.get(f"{base}/api/v1/agents/../nothing"), 404, "not_found")
+
+        data_dir = tmp_path / ".gpugo"
+        assert (data_dir / "gpugo.sqlite3").exists()
+        key = data_dir / "license_ed25519.pem"
+        assert key.stat().st_mode & 0o777 == 0o600
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    # uvicorn drains, then re-raises the signal so the exit status says "terminated".
+    assert process.returncode in (0, -signal.SIGTERM)
+    stderr = process.stderr.read() if process.stderr else ""
+    assert "Traceback" not in stderr
+    assert "Application shutdown complete" in stderr

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from tests.support import assert_error
+
+
+async def test_unknown_route_is_a_json_404(client):
+    assert_error(await client.get("/api/v1/nothing-here"), 404, "not_found")
+    assert_error(await client.get("/"), 404, "not_found")
+
+
+async def test_wrong_method_is_a_json_405(client):
+    assert_error(await client.delete("/api/v1/auth/me"), 405, "method_not_allowed")
+    assert_error(await client.put("/api/v1/tokens/pat"), 405, "method_not_allowed")
+
+
+async def test_invalid_json_is_a_400(client):
+    response = await client.post(
+        "/api/v1/auth/login",
+        content=b'{"email": "a@example.com", "password": ',
+        headers={"Content-Type": "application/json"},
+    )
+    error = assert_error(response, 400, "validation_error")
+    assert error["details"][0]["field"] == "body"
+
+
+async def test_wrong_json_types_are_a_400_with_the_field(client):
+    response = await client.post("/api/v1/auth/login", json={"email": 5, "password": ["x"]})
+    error = assert_error(response, 400, "validation_error")
+    assert {d["field"] for d in error["details"]} == {"email", "password"}
+
+
+async def test_body_over_one_mebibyte_is_a_413(client):
+    body = b'{"email": "' + b"a" * (1024 * 1024) + b'"}'
+    response = await client.post(
+        "/api/v1/auth/login", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert_error(response, 413, "payload_too_large")
+
+
+async def test_body_over_one_mebibyte_without_content_length_is_a_413(client):
+    async def chunks():
+        for _ in range(17):
+            yield b"x" * 65536
+
+    response = await client.post(
+        "/api/v1/auth/login", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert_error(response, 413, "payload_too_large")
+
+
+async def test_non_json_content_type_is_a_415(client):
+    response = await client.post(
+        "/api/v1/auth/login",
+        content=b"email=a@example.com",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert_error(response, 415, "unsupported_media_type")
+
+
+async def test_responses_carry_security_headers(client):
+    response = await client.get("/healthz")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
