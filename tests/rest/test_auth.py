@@ -97,7 +97,8 @@ async def test_logout_revokes_the_session_on_the_server(api, client):
     assert response.status_code == 200
     assert response.json() == {"success": True}
     # The old cookie, replayed by someone who kept it, no longer works.
-    replay = await client.get("/api/v1/auth/me", cookies={COOKIE_NAME: cookie})
+    client.cookies.set(COOKIE_NAME, cookie)
+    replay = await client.get("/api/v1/auth/me")
     assert_error(replay, 401, "unauthorized")
 
 
