@@ -30,7 +30,11 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
         url = settings.effective_database_url
         db.ensure_sqlite_directory(url)
         async with RegisterTortoise(app, config=db.tortoise_config(url)):
-            yield
+            await ctx.events.start()
+            try:
+                yield
+            finally:
+                await ctx.events.stop()
 
     app = Starlette(
         routes=routes,

@@ -1,4 +1,4 @@
-"""What services and adapters share for the life of the app: settings, keys, limits."""
+"""What services and adapters share for the life of the app: settings, keys, limits, events."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gpugo.events import EventBus, bus_for
 from gpugo.keys import load_or_create_license_key
 from gpugo.ratelimit import RateLimiter
 from gpugo.settings import Settings
@@ -16,6 +17,7 @@ class ServerContext:
     settings: Settings
     license_key: Ed25519PrivateKey
     rate_limiter: RateLimiter
+    events: EventBus
 
     @classmethod
     def load(cls, settings: Settings) -> ServerContext:
@@ -23,4 +25,5 @@ class ServerContext:
             settings=settings,
             license_key=load_or_create_license_key(settings.data_dir),
             rate_limiter=RateLimiter(settings),
+            events=bus_for(settings.effective_database_url),
         )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 from gpugo import clock
@@ -51,10 +52,8 @@ async def test_signup_validates_email_and_password_length(client):
 
 
 async def test_signup_refused_when_disabled(settings, app, client):
-    app.state.ctx = app.state.ctx.__class__(
-        settings=settings.replace(signup_enabled=False),
-        license_key=app.state.ctx.license_key,
-        rate_limiter=app.state.ctx.rate_limiter,
+    app.state.ctx = dataclasses.replace(
+        app.state.ctx, settings=settings.replace(signup_enabled=False)
     )
     response = await client.post(
         "/api/v1/auth/signup", json={"email": "a@example.com", "password": PASSWORD}

@@ -1,0 +1,85 @@
+"""Publish/subscribe of domain events inside one process.
+
+Backends decide how an event reaches every process (directly, or through
+PostgreSQL NOTIFY); each process then fans it out to its local subscribers
+here. A subscriber gets a bounded queue: a consumer that falls this far behind
+loses the oldest events rather than growing memory without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from gpugo.events.event import Event
+
+log = logging.getLogger("gpugo.events")
+
+QUEUE_SIZE = 256
+
+
+class Subscription:
+    def __init__(self, *, user_id: str | None, agent_id: str | None) -> None:
+        self.user_id = user_id
+        self.agent_id = agent_id
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_SIZE)
+
+    def wants(self, event: Event) -> bool:
+        if self.user_id is not None and event.user_id != self.user_id:
+            return False
+        return self.agent_id is None or event.agent_id == self.agent_id
+
+    def offer(self, event: Event) -> None:
+        if self.queue.full():
+            self.queue.get_nowait()
+        self.queue.put_nowait(event)
+
+    async def get(self) -> Event:
+        return await self.queue.get()
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Event]:
+        while True:
+            yield await self.queue.get()
+
+
+class EventBus:
+    """The in-process bus (SQLite, one process). Subclasses carry events across processes."""
+
+    def __init__(self) -> None:
+        self._subscriptions: set[Subscription] = set()
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def publish(self, event: Event) -> None:
+        """Call after the change is committed, so no subscriber sees a rolled-back event."""
+        self.dispatch(event)
+
+    def dispatch(self, event: Event) -> None:
+        for subscription in list(self._subscriptions):
+            if subscription.wants(event):
+                subscription.offer(event)
+
+    @asynccontextmanager
+    async def subscribe(
+        self, *, user_id: str | None = None, agent_id: str | None = None
+    ) -> AsyncIterator[Subscription]:
+        """Events of one user (and optionally one agent) until the block exits."""
+        subscription = Subscription(user_id=user_id, agent_id=agent_id)
+        self._subscriptions.add(subscription)
+        try:
+            yield subscription
+        finally:
+            self._subscriptions.discard(subscription)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscriptions)

@@ -1,0 +1,51 @@
+"""A domain event: what happened to which resource of which user. Ids, never secrets."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+
+class EventKind(StrEnum):
+    AGENT_REGISTERED = "agent.registered"
+    AGENT_ONLINE = "agent.online"
+    AGENT_OFFLINE = "agent.offline"
+    AGENT_UPDATED = "agent.updated"
+    AGENT_DELETED = "agent.deleted"
+    WORKER_CREATED = "worker.created"
+    WORKER_UPDATED = "worker.updated"
+    WORKER_DELETED = "worker.deleted"
+    WORKER_STATUS_CHANGED = "worker.status_changed"
+    CONNECTIONS_CHANGED = "worker.connections_changed"
+    CONFIG_CHANGED = "agent.config_changed"
+    INSTALL_TOKEN_USED = "install_token.used"  # noqa: S105 (an event name)
+    SHARE_USED = "share.used"
+    METRICS_REPORTED = "agent.metrics_reported"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: EventKind
+    user_id: str
+    agent_id: str | None = None
+    # The resource the event is about when it is not the agent (worker, token, share).
+    resource_id: str | None = None
+    # Small, non-secret facts (a config_version, a status).
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def encode(self) -> str:
+        return orjson.dumps(asdict(self)).decode()
+
+    @classmethod
+    def decode(cls, payload: str | bytes) -> Event:
+        raw = orjson.loads(payload)
+        return cls(
+            kind=EventKind(raw["kind"]),
+            user_id=raw["user_id"],
+            agent_id=raw.get("agent_id"),
+            resource_id=raw.get("resource_id"),
+            data=raw.get("data") or {},
+        )
