@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
     app = Starlette(
         routes=routes,
         middleware=[
-            Middleware(SecurityHeadersMiddleware),
+            Middleware(SecurityHeadersMiddleware, https=settings.secure_cookies),
             Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
         ],
         exception_handlers={

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from tortoise import connections
 
@@ -26,6 +26,14 @@ async def readyz(request: Request) -> Response:
     return ok({"status": "ready"})
 
 
+ROBOTS_TXT = "User-agent: *\nDisallow: /s/\nDisallow: /api/\n"
+
+
+async def robots_txt(request: Request) -> Response:
+    # Share links are capabilities: keep them out of search engines.
+    return PlainTextResponse(ROBOTS_TXT)
+
+
 async def license_public_key(request: Request) -> Response:
     return ok(licenses.public_key(ctx=requests.server(request)))
 
@@ -33,5 +41,6 @@ async def license_public_key(request: Request) -> Response:
 routes: list[BaseRoute] = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
+    Route("/robots.txt", robots_txt, methods=["GET"]),
     Route(f"{API}/license/public-key", license_public_key, methods=["GET"]),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gpugo.errors import PayloadTooLarge
+from gpugo.logs import new_request_id
 
 
 class BodyLimitMiddleware:
@@ -50,22 +51,32 @@ def _content_length(scope: Scope) -> int | None:
 
 
 class SecurityHeadersMiddleware:
-    """Headers every response carries; share links also hide themselves from Referer."""
+    """Headers every response carries; share links also hide themselves from Referer.
 
-    def __init__(self, app: ASGIApp) -> None:
+    Each response also carries the request id that its log lines carry.
+    """
+
+    def __init__(self, app: ASGIApp, *, https: bool) -> None:
         self.app = app
+        self.common = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"x-frame-options", b"DENY"),
+        ]
+        if https:
+            self.common.append((b"strict-transport-security", b"max-age=31536000"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         is_share = scope["path"].startswith("/s/")
+        request_id = new_request_id()
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers.append((b"x-content-type-options", b"nosniff"))
-                headers.append((b"x-frame-options", b"DENY"))
+                headers.extend(self.common)
+                headers.append((b"x-request-id", request_id.encode()))
                 if is_share:
                     headers.append((b"referrer-policy", b"no-referrer"))
                     headers.append((b"cache-control", b"no-store"))

@@ -61,3 +61,17 @@ async def test_responses_carry_security_headers(client):
     response = await client.get("/healthz")
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["x-frame-options"] == "DENY"
+
+
+async def test_each_response_has_its_own_request_id(client):
+    first = await client.get("/healthz")
+    second = await client.get("/healthz")
+    assert len(first.headers["x-request-id"]) == 16
+    assert first.headers["x-request-id"] != second.headers["x-request-id"]
+    assert "strict-transport-security" not in first.headers
+
+
+async def test_robots_txt_keeps_share_links_out_of_search_engines(client):
+    response = await client.get("/robots.txt")
+    assert response.status_code == 200
+    assert "Disallow: /s/" in response.text.splitlines()
