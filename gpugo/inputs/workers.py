@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, field_validator
 
 from gpugo.inputs.agents import GpuId
 from gpugo.inputs.common import Input
@@ -17,10 +17,11 @@ def _unique(values: list[str]) -> list[str]:
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 GpuIds = Annotated[list[GpuId], Field(min_length=1, max_length=256), AfterValidator(_unique)]
 Port = Annotated[int, Field(ge=1024, le=65535)]
+AgentId = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class CreateWorkerInput(Input):
-    agent_id: Annotated[str, Field(min_length=1, max_length=64)]
+    agent_id: AgentId
     name: Name
     gpu_ids: GpuIds
     listen_port: Port
@@ -28,7 +29,21 @@ class CreateWorkerInput(Input):
 
 
 class UpdateWorkerInput(Input):
+    # Absent means "leave as is"; an explicit null is refused, none of these can be null.
     name: Name | None = None
     gpu_ids: GpuIds | None = None
     listen_port: Port | None = None
     enabled: bool | None = None
+
+    @field_validator("name", "gpu_ids", "listen_port", "enabled", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("Must not be null; leave the field out to keep its value.")
+        return value
+
+
+class WorkerFilterInput(Input):
+    # Query parameters of GET /workers; both optional, combined with AND.
+    agent_id: AgentId | None = None
+    hostname: Annotated[str, Field(min_length=1, max_length=255)] | None = None

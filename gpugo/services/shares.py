@@ -1,0 +1,238 @@
+"""Shares: short links through which others reach a worker, and their redemption.
+
+A short code is a capability (12 random base62 characters, ~71 bits): whoever
+holds it may connect, so it is never derived from anything guessable.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F, Q
+
+from gpugo import clock
+from gpugo.auth.principal import Principal
+from gpugo.context import ServerContext
+from gpugo.errors import Conflict, Gone, NotFound, ValidationFailed
+from gpugo.events import Event, EventKind
+from gpugo.ids import random_base62
+from gpugo.inputs.shares import CreateShareInput
+from gpugo.models import Gpu, Share, Worker
+
+SHORT_CODE_LENGTH = 12
+# Collisions need ~2**35 shares to become likely; a few attempts are plenty.
+_CODE_ATTEMPTS = 5
+# Anything else cannot be a code we issued: refused without a database round trip.
+_CODE_SHAPE = re.compile(r"^[0-9A-Za-z]{10,32}$")
+# A worker over GPUs of more than one vendor; "unknown" when none of its GPUs exist any more.
+MIXED_VENDOR = "mixed"
+UNKNOWN_VENDOR = "unknown"
+
+_LIST_COLUMNS = (
+    "id",
+    "short_code",
+    "worker_id",
+    "hardware_vendor",
+    "connection_ip",
+    "worker__listen_port",
+    "expires_at",
+    "max_uses",
+    "used_count",
+    "created_at",
+)
+_PUBLIC_COLUMNS = (
+    "id",
+    "user_id",
+    "worker_id",
+    "hardware_vendor",
+    "connection_ip",
+    "worker__listen_port",
+    "expires_at",
+    "max_uses",
+    "used_count",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ShareView:
+    share_id: str
+    short_code: str
+    short_link: str
+    worker_id: str
+    hardware_vendor: str
+    connection_url: str
+    expires_at: datetime | None
+    max_uses: int | None
+    used_count: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PublicShare:
+    worker_id: str
+    hardware_vendor: str
+    connection_url: str
+
+
+def connection_url(ip: str, port: int) -> str:
+    # connection_ip is normalised on input: a bare IPv6 address needs its brackets here.
+    host = f"[{ip}]" if ":" in ip else ip
+    return f"tcp://{host}:{port}"
+
+
+def short_link(ctx: ServerContext, short_code: str) -> str:
+    return f"{ctx.settings.effective_short_link_base}/s/{short_code}"
+
+
+async def hardware_vendor(*, agent_id: str, gpu_ids: Sequence[str]) -> str:
+    """The vendor of the given GPUs of an agent: one vendor, ``mixed`` or ``unknown``."""
+    vendors = set(
+        await Gpu.filter(agent_id=agent_id, gpu_id__in=list(gpu_ids)).values_list(
+            "vendor", flat=True
+        )
+    )
+    if len(vendors) == 1:
+        return vendors.pop()
+    return MIXED_VENDOR if vendors else UNKNOWN_VENDOR
+
+
+def _view(ctx: ServerContext, row: dict[str, Any]) -> ShareView:
+    return ShareView(
+        share_id=row["id"],
+        short_code=row["short_code"],
+        short_link=short_link(ctx, row["short_code"]),
+        worker_id=row["worker_id"],
+        hardware_vendor=row["hardware_vendor"],
+        connection_url=connection_url(row["connection_ip"], row["worker__listen_port"]),
+        expires_at=row["expires_at"],
+        max_uses=row["max_uses"],
+        used_count=row["used_count"],
+        created_at=row["created_at"],
+    )
+
+
+async def create(*, ctx: ServerContext, principal: Principal, data: CreateShareInput) -> ShareView:
+    """A share of one of the caller's workers; 404 for anyone else's worker."""
+    now = clock.now()
+    if data.expires_at is not None and data.expires_at <= now:
+        raise ValidationFailed.field("expires_at", "Must be in the future.")
+    rows = await Worker.filter(id=data.worker_id, agent__user_id=principal.user_id).values(
+        "id", "agent_id", "gpu_ids", "listen_port"
+    )
+    if not rows:
+        raise NotFound("No such worker.")
+    worker = rows[0]
+    vendor = await hardware_vendor(agent_id=worker["agent_id"], gpu_ids=worker["gpu_ids"])
+    for _ in range(_CODE_ATTEMPTS):
+        code = random_base62(SHORT_CODE_LENGTH)
+        try:
+            share = await Share.create(
+                user_id=principal.user_id,
+                worker_id=worker["id"],
+                short_code=code,
+                connection_ip=data.connection_ip,
+                hardware_vendor=vendor,
+                expires_at=data.expires_at,
+                max_uses=data.max_uses,
+                used_count=0,
+                created_at=now,
+            )
+            break
+        except IntegrityError:
+            # Either the code is taken (try another) or the worker was deleted meanwhile.
+            if not await Share.filter(short_code=code).exists():
+                raise NotFound("No such worker.") from None
+    else:
+        raise Conflict("Could not allocate a unique short code; try again.")
+    return _view(
+        ctx,
+        {
+            "id": share.id,
+            "short_code": code,
+            "worker_id": worker["id"],
+            "hardware_vendor": vendor,
+            "connection_ip": data.connection_ip,
+            "worker__listen_port": worker["listen_port"],
+            "expires_at": data.expires_at,
+            "max_uses": data.max_uses,
+            "used_count": 0,
+            "created_at": now,
+        },
+    )
+
+
+async def list_shares(*, ctx: ServerContext, principal: Principal) -> list[ShareView]:
+    """The caller's shares, newest first; one statement."""
+    rows = (
+        await Share.filter(user_id=principal.user_id)
+        .order_by("-created_at", "-id")
+        .values(*_LIST_COLUMNS)
+    )
+    return [_view(ctx, row) for row in rows]
+
+
+async def delete(*, principal: Principal, share_id: str) -> None:
+    if not await Share.filter(id=share_id, user_id=principal.user_id).delete():
+        raise NotFound("No such share.")
+
+
+async def _public_row(short_code: str) -> dict[str, Any]:
+    if not _CODE_SHAPE.match(short_code):
+        raise NotFound("No such share.")
+    rows = await Share.filter(short_code=short_code).values(*_PUBLIC_COLUMNS)
+    if not rows:
+        raise NotFound("No such share.")
+    return rows[0]
+
+
+def _check_usable(row: dict[str, Any], now: datetime) -> None:
+    if row["expires_at"] is not None and now >= row["expires_at"]:
+        raise Gone("This share link has expired.")
+    if row["max_uses"] is not None and row["used_count"] >= row["max_uses"]:
+        raise Gone("This share link has been used up.")
+
+
+def _public(row: dict[str, Any]) -> PublicShare:
+    # The worker's current port: a worker moved since the share was made is still reached.
+    return PublicShare(
+        worker_id=row["worker_id"],
+        hardware_vendor=row["hardware_vendor"],
+        connection_url=connection_url(row["connection_ip"], row["worker__listen_port"]),
+    )
+
+
+async def peek(*, short_code: str) -> PublicShare:
+    """What redeem would answer, without using the share up (HEAD). One statement."""
+    row = await _public_row(short_code)
+    _check_usable(row, clock.now())
+    return _public(row)
+
+
+async def redeem(*, ctx: ServerContext, short_code: str) -> PublicShare:
+    """Use the share once: 404 unknown, 410 expired or used up.
+
+    Two statements on success (read, then one conditional UPDATE that only counts
+    a use while one is left), so exactly ``max_uses`` of any number of racing
+    callers succeed; one statement for an unknown or spent code. A use is
+    published as ``share.used`` for the owner's live views.
+    """
+    now = clock.now()
+    row = await _public_row(short_code)
+    _check_usable(row, now)
+    claimed = await Share.filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now),
+        Q(max_uses__isnull=True) | Q(used_count__lt=F("max_uses")),
+        id=row["id"],
+    ).update(used_count=F("used_count") + 1)
+    if not claimed:
+        # Another caller took the last use (or the share was deleted) since the read.
+        raise Gone("This share link has been used up.")
+    await ctx.events.publish(
+        Event(kind=EventKind.SHARE_USED, user_id=row["user_id"], resource_id=row["id"])
+    )
+    return _public(row)

@@ -1,0 +1,280 @@
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import socket
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from gpugo import clock
+from gpugo.events import EventKind
+from gpugo.models import Share, Worker
+from gpugo.ratelimit import RateLimiter
+from gpugo.timefmt import iso
+from tests.sql_counter import count_sql
+from tests.support import PUBLIC_URL, assert_error, register_agent
+
+
+async def make_share(api, *, vendor: str = "nvidia", **fields: Any) -> dict[str, Any]:
+    user = await api.user()
+    agent = await register_agent(user, gpus=1, vendor=vendor)
+    worker_id = (await Worker.get(agent_id=agent.agent_id)).id
+    response = await user.post(
+        "/api/v1/shares", json={"worker_id": worker_id, "connection_ip": "203.0.113.7", **fields}
+    )
+    assert response.status_code == 201, response.text
+    return {**response.json(), "user": user}
+
+
+async def used_count(share: dict[str, Any]) -> int:
+    return (await Share.get(id=share["share_id"])).used_count
+
+
+def assert_share_headers(response: httpx.Response) -> None:
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["cache-control"] == "no-store"
+
+
+async def test_a_share_link_answers_public_share_info_and_counts_the_use(api, client):
+    share = await make_share(api, vendor="amd")
+    response = await client.get(f"/s/{share['short_code']}")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {
+        "worker_id": share["worker_id"],
+        "hardware_vendor": "amd",
+        "connection_url": "tcp://203.0.113.7:9001",
+    }
+    assert_share_headers(response)
+    assert await used_count(share) == 1
+    [listed] = (await share["user"].get("/api/v1/shares")).json()["shares"]
+    assert listed["used_count"] == 1
+
+
+async def test_without_limits_a_share_works_every_time(api, client):
+    share = await make_share(api)
+    for _ in range(5):
+        assert (await client.get(f"/s/{share['short_code']}")).status_code == 200
+    assert await used_count(share) == 5
+
+
+async def test_unknown_codes_are_not_found(api, client):
+    await make_share(api)
+    for code in ("AAAAAAAAAAAA", "short", "has-dashes-in", "x" * 33, "%20" * 12):
+        response = await client.get(f"/s/{code}")
+        assert_error(response, 404, "not_found")
+        assert_share_headers(response)
+
+
+async def test_a_share_is_gone_after_max_uses(api, client):
+    share = await make_share(api, max_uses=2)
+    url = f"/s/{share['short_code']}"
+    assert (await client.get(url)).status_code == 200
+    assert (await client.get(url)).status_code == 200
+    for _ in range(3):
+        response = await client.get(url)
+        assert_error(response, 410, "gone")
+        assert_share_headers(response)
+    assert await used_count(share) == 2
+
+
+async def test_a_share_is_gone_once_expired(api, client):
+    share = await make_share(api, expires_at=iso(clock.now() + timedelta(hours=1)))
+    url = f"/s/{share['short_code']}"
+    clock.advance(timedelta(minutes=59, seconds=59))
+    assert (await client.get(url)).status_code == 200
+    clock.advance(timedelta(seconds=1))
+    assert_error(await client.get(url), 410, "gone")
+    assert (await client.head(url)).status_code == 410
+    assert await used_count(share) == 1
+
+
+async def test_the_link_follows_the_workers_current_port(api, client):
+    share = await make_share(api)
+    user = share["user"]
+    await user.patch(f"/api/v1/workers/{share['worker_id']}", json={"listen_port": 9443})
+    body = (await client.get(f"/s/{share['short_code']}")).json()
+    assert body["connection_url"] == "tcp://203.0.113.7:9443"
+
+
+async def test_deleting_the_share_or_its_worker_ends_the_link(api, client):
+    share = await make_share(api)
+    other = await make_share(api)
+    await share["user"].delete(f"/api/v1/shares/{share['share_id']}")
+    assert_error(await client.get(f"/s/{share['short_code']}"), 404, "not_found")
+    await other["user"].delete(f"/api/v1/workers/{other['worker_id']}")
+    assert_error(await client.get(f"/s/{other['short_code']}"), 404, "not_found")
+
+
+async def test_head_answers_like_get_without_a_body_and_never_uses_the_share(api, client):
+    share = await make_share(api, max_uses=1)
+    url = f"/s/{share['short_code']}"
+    for _ in range(3):
+        head = await client.head(url)
+        assert head.status_code == 200
+        assert head.content == b""
+        assert head.headers["content-type"] == "application/json"
+        assert_share_headers(head)
+    assert await used_count(share) == 0
+    get = await client.get(url)
+    assert get.status_code == 200
+    assert int(head.headers["content-length"]) == len(get.content)
+    assert await used_count(share) == 1
+
+    gone_head = await client.head(url)
+    gone_get = await client.get(url)
+    assert gone_head.status_code == gone_get.status_code == 410
+    assert gone_head.content == b""
+    assert int(gone_head.headers["content-length"]) == len(gone_get.content)
+    assert_share_headers(gone_head)
+    missing = await client.head("/s/AAAAAAAAAAAA")
+    assert missing.status_code == 404 and missing.content == b""
+    assert await used_count(share) == 1
+
+
+async def test_a_use_is_published_to_the_owner(api, app, client):
+    share = await make_share(api)
+    async with app.state.ctx.events.subscribe(user_id=share["user"].user_id) as events:
+        await client.head(f"/s/{share['short_code']}")
+        await client.get(f"/s/{share['short_code']}")
+        event = await asyncio.wait_for(events.get(), timeout=5)
+    assert event.kind == EventKind.SHARE_USED
+    assert event.resource_id == share["share_id"]
+
+
+# --- rate limit on misses ------------------------------------------------------------------
+
+
+def limit_misses(app, settings, rule: str) -> None:
+    limited = settings.replace(rate_limits_enabled=True, rate_limit_share_miss=rule)
+    app.state.ctx = dataclasses.replace(
+        app.state.ctx, settings=limited, rate_limiter=RateLimiter(limited)
+    )
+
+
+def client_from(app, address: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=(address, 40000))
+    return httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL)
+
+
+async def test_misses_are_rate_limited_per_client_address(api, app, settings):
+    share = await make_share(api)
+    limit_misses(app, settings, "3/minute")
+    async with (
+        client_from(app, "198.51.100.1") as guesser,
+        client_from(app, "198.51.100.2") as bystander,
+    ):
+        # Hits do not count against the limit.
+        for _ in range(5):
+            assert (await guesser.get(f"/s/{share['short_code']}")).status_code == 200
+        for code in ("AAAAAAAAAAAA", "BBBBBBBBBBBB", "bad"):
+            assert_error(await guesser.get(f"/s/{code}"), 404, "not_found")
+        limited = await guesser.get("/s/CCCCCCCCCCCC")
+        error = assert_error(limited, 429, "rate_limited")
+        assert error["message"]
+        assert int(limited.headers["retry-after"]) >= 1
+        assert_share_headers(limited)
+        # Once exhausted, the address is refused before the database: no use is counted.
+        before = await used_count(share)
+        assert_error(await guesser.get(f"/s/{share['short_code']}"), 429, "rate_limited")
+        assert (await guesser.head(f"/s/{share['short_code']}")).status_code == 429
+        assert await used_count(share) == before
+        # Other addresses are not affected.
+        assert (await bystander.get(f"/s/{share['short_code']}")).status_code == 200
+        assert_error(await bystander.get("/s/AAAAAAAAAAAA"), 404, "not_found")
+
+
+async def test_head_misses_count_too(api, app, settings):
+    limit_misses(app, settings, "2/minute")
+    async with client_from(app, "198.51.100.3") as guesser:
+        assert (await guesser.head("/s/AAAAAAAAAAAA")).status_code == 404
+        assert (await guesser.head("/s/BBBBBBBBBBBB")).status_code == 404
+        assert_error(await guesser.get("/s/CCCCCCCCCCCC"), 429, "rate_limited")
+
+
+# --- the hot path's statements -------------------------------------------------------------
+
+
+async def test_statements_per_request(api, client):
+    share = await make_share(api, max_uses=2)
+    url = f"/s/{share['short_code']}"
+    with count_sql() as success:
+        assert (await client.get(url)).status_code == 200
+    with count_sql() as head:
+        assert (await client.head(url)).status_code == 200
+    with count_sql() as miss:
+        assert (await client.get("/s/AAAAAAAAAAAA")).status_code == 404
+    with count_sql() as malformed:
+        assert (await client.get("/s/not-a-code")).status_code == 404
+    await client.get(url)
+    with count_sql() as gone:
+        assert (await client.get(url)).status_code == 410
+    assert len(success) == 2, success  # SELECT, then the conditional UPDATE
+    assert [len(head), len(miss), len(gone)] == [1, 1, 1], (head, miss, gone)
+    assert malformed == []
+
+
+# --- races ---------------------------------------------------------------------------------
+
+CLIENTS = 60
+MAX_USES = 5
+
+
+async def assert_exactly_max_uses(share: dict[str, Any], responses: list[httpx.Response]) -> None:
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(200) == MAX_USES, statuses
+    assert statuses.count(410) == CLIENTS - MAX_USES, statuses
+    for response in responses:
+        if response.status_code == 410:
+            assert response.json()["error"]["code"] == "gone"
+    assert await used_count(share) == MAX_USES
+
+
+async def test_racing_clients_get_exactly_max_uses_over_asgi(api, client):
+    share = await make_share(api, max_uses=MAX_USES)
+    url = f"/s/{share['short_code']}"
+    responses = await asyncio.gather(*(client.get(url) for _ in range(CLIENTS)))
+    await assert_exactly_max_uses(share, list(responses))
+
+
+@pytest.fixture
+async def live_server(app) -> AsyncIterator[str]:
+    """The app behind a real uvicorn on a free TCP port, on this test's event loop."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # raises why it could not start
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def test_racing_clients_get_exactly_max_uses_over_tcp(api, live_server):
+    share = await make_share(api, max_uses=MAX_USES)
+    url = f"{live_server}/s/{share['short_code']}"
+    clients = [httpx.AsyncClient() for _ in range(CLIENTS)]
+    try:
+        responses = await asyncio.gather(*(http.get(url) for http in clients))
+    finally:
+        await asyncio.gather(*(http.aclose() for http in clients))
+    await assert_exactly_max_uses(share, list(responses))
+    assert all(r.headers["referrer-policy"] == "no-referrer" for r in responses)
+    # HEAD over a real server: same status, no body, still no use consumed.
+    async with httpx.AsyncClient() as http:
+        head = await http.head(url)
+    assert head.status_code == 410 and head.content == b""
+    assert await used_count(share) == MAX_USES
