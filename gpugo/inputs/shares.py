@@ -20,7 +20,8 @@ def _ip_or_host(value: str) -> str:
         return str(ipaddress.ip_address(candidate))
     except ValueError:
         pass
-    if _HOSTNAME.match(value):
+    # An all-digit last label is a mistyped IPv4 address (300.1.2.3), not a host name.
+    if _HOSTNAME.match(value) and not value.rsplit(".", 1)[-1].isdigit():
         return value.lower()
     raise ValueError("Enter an IP address or a host name.")
 

@@ -7,7 +7,7 @@ holds it may connect, so it is never derived from anything guessable.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -89,16 +89,19 @@ def short_link(ctx: ServerContext, short_code: str) -> str:
     return f"{ctx.settings.effective_short_link_base}/s/{short_code}"
 
 
+def vendor_of(vendors: Iterable[str]) -> str:
+    """The hardware vendor of a set of GPUs: their one vendor, ``mixed`` or ``unknown``."""
+    distinct = set(vendors)
+    if len(distinct) == 1:
+        return distinct.pop()
+    return MIXED_VENDOR if distinct else UNKNOWN_VENDOR
+
+
 async def hardware_vendor(*, agent_id: str, gpu_ids: Sequence[str]) -> str:
-    """The vendor of the given GPUs of an agent: one vendor, ``mixed`` or ``unknown``."""
-    vendors = set(
-        await Gpu.filter(agent_id=agent_id, gpu_id__in=list(gpu_ids)).values_list(
-            "vendor", flat=True
-        )
+    vendors = await Gpu.filter(agent_id=agent_id, gpu_id__in=list(gpu_ids)).values_list(
+        "vendor", flat=True
     )
-    if len(vendors) == 1:
-        return vendors.pop()
-    return MIXED_VENDOR if vendors else UNKNOWN_VENDOR
+    return vendor_of(vendors)
 
 
 def _view(ctx: ServerContext, row: dict[str, Any]) -> ShareView:

@@ -26,7 +26,7 @@ from gpugo.events import Event, EventKind
 from gpugo.inputs.workers import CreateWorkerInput, UpdateWorkerInput, WorkerFilterInput
 from gpugo.models import Agent, Gpu, Share, User, Worker, WorkerConnection
 from gpugo.services import plans
-from gpugo.services.shares import hardware_vendor
+from gpugo.services.shares import vendor_of
 
 _COLUMNS = (
     "id",
@@ -111,13 +111,12 @@ async def _bump_config_version(*, principal: Principal, agent_id: str) -> None:
         raise NotFound("No such agent.")
 
 
-async def _check_gpu_ids(*, agent_id: str, gpu_ids: Sequence[str]) -> None:
-    """400 naming every id that is not one of the agent's GPUs."""
-    known = set(
-        await Gpu.filter(agent_id=agent_id, gpu_id__in=list(gpu_ids)).values_list(
-            "gpu_id", flat=True
-        )
+async def _check_gpu_ids(*, agent_id: str, gpu_ids: Sequence[str]) -> list[str]:
+    """400 naming every id that is not one of the agent's GPUs; else the GPUs' vendors."""
+    rows = await Gpu.filter(agent_id=agent_id, gpu_id__in=list(gpu_ids)).values_list(
+        "gpu_id", "vendor"
     )
+    known = {gpu_id for gpu_id, _ in rows}
     unknown = [gpu_id for gpu_id in gpu_ids if gpu_id not in known]
     if unknown:
         names = ", ".join(unknown)
@@ -127,6 +126,7 @@ async def _check_gpu_ids(*, agent_id: str, gpu_ids: Sequence[str]) -> None:
                 FieldError("gpu_ids", f"{gpu_id} is not a GPU of this agent.") for gpu_id in unknown
             ],
         )
+    return [vendor for _, vendor in rows]
 
 
 async def _check_port_free(*, agent_id: str, listen_port: int, worker_id: str | None) -> None:
@@ -229,8 +229,9 @@ async def update(
             return _view(row)
         agent_id = row["agent_id"]
         await _bump_config_version(principal=principal, agent_id=agent_id)
+        vendors = None
         if "gpu_ids" in changes:
-            await _check_gpu_ids(agent_id=agent_id, gpu_ids=changes["gpu_ids"])
+            vendors = await _check_gpu_ids(agent_id=agent_id, gpu_ids=changes["gpu_ids"])
         if "listen_port" in changes:
             await _check_port_free(
                 agent_id=agent_id, listen_port=changes["listen_port"], worker_id=worker_id
@@ -246,9 +247,8 @@ async def update(
             status="stopping"
         ):
             status = "stopping"
-        if "gpu_ids" in changes:
-            vendor = await hardware_vendor(agent_id=agent_id, gpu_ids=changes["gpu_ids"])
-            await _refresh_share_vendor(worker_id=worker_id, vendor=vendor)
+        if vendors is not None:
+            await _refresh_share_vendor(worker_id=worker_id, vendor=vendor_of(vendors))
     await _published(
         ctx=ctx,
         principal=principal,

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from gpugo.events import EventKind
-from gpugo.models import Agent, Share, Worker
+from gpugo.models import Agent, Share, Worker, WorkerConnection
 from gpugo.services import workers as workers_service
 from tests.sql_counter import count_sql
 from tests.support import assert_error, assert_iso, register_agent
@@ -358,10 +359,6 @@ async def test_get_worker(api):
 
 
 async def test_get_worker_lists_its_connections(api):
-    from datetime import UTC, datetime
-
-    from gpugo.models import WorkerConnection
-
     user = await api.user()
     agent = await register_agent(user, gpus=1)
     worker_id = await default_worker_id(agent)
