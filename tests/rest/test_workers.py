@@ -494,6 +494,20 @@ async def test_patch_checks_gpus_and_ports_and_leaves_nothing_half_written(api):
     assert await snapshot(agent.agent_id) == before
 
 
+async def test_concurrent_patches_to_one_port_give_it_to_one_worker(api):
+    user = await api.user(plan="personal")
+    agent = await register_agent(user, gpus=1)
+    ids = [(await new_worker(user, agent, listen_port=p)).json()["worker_id"] for p in (9100, 9101)]
+    ids.append(await default_worker_id(agent))
+    version = await config_version(agent)
+    responses = await asyncio.gather(
+        *(user.patch(f"/api/v1/workers/{i}", json={"listen_port": 9300}) for i in ids)
+    )
+    assert sorted(r.status_code for r in responses) == [200, 409, 409]
+    assert await Worker.filter(agent_id=agent.agent_id, listen_port=9300).count() == 1
+    assert await config_version(agent) == version + 1
+
+
 async def test_disabling_a_running_worker_makes_it_stopping(api):
     user = await api.user()
     agent = await register_agent(user, gpus=1)
