@@ -16,6 +16,7 @@ from gpugo.errors import GpugoError
 from gpugo.rest.errors import handle_gpugo_error, handle_http_exception, handle_unexpected
 from gpugo.rest.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from gpugo.rest.routes import routes
+from gpugo.schema import routes as graphql_routes
 from gpugo.settings import Settings
 
 
@@ -37,7 +38,7 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
                 await ctx.events.stop()
 
     app = Starlette(
-        routes=routes,
+        routes=[*routes, *graphql_routes(ctx)],
         middleware=[
             Middleware(SecurityHeadersMiddleware, https=settings.secure_cookies),
             Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),

@@ -6,8 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from gpugo.auth.cookies import clear_session_cookie, set_session_cookie
 from gpugo.auth.csrf import check_same_origin
-from gpugo.auth.sessions import COOKIE_NAME
 from gpugo.inputs.auth import LoginInput, SignupInput
 from gpugo.rest import requests
 from gpugo.rest.paths import API
@@ -33,19 +33,6 @@ def user_json(user: users.UserView, usage: plans.Usage | None = None) -> dict[st
     return body
 
 
-def _set_session_cookie(request: Request, response: Response, token: str) -> None:
-    settings = requests.server(request).settings
-    response.set_cookie(
-        COOKIE_NAME,
-        token,
-        max_age=settings.session_absolute_seconds,
-        httponly=True,
-        samesite="lax",
-        secure=settings.secure_cookies,
-        path="/",
-    )
-
-
 def _refuse_cross_site(request: Request) -> None:
     # Login CSRF: a browser posting from another site carries its Origin.
     origin = request.headers.get("origin")
@@ -65,7 +52,7 @@ async def signup(request: Request) -> Response:
     data = await requests.read_json(request, SignupInput)
     result = await users.signup(ctx=ctx, data=data)
     response = ok(user_json(result.user), status=201)
-    _set_session_cookie(request, response, result.session_token)
+    set_session_cookie(response, result.session_token, ctx.settings)
     return response
 
 
@@ -77,7 +64,7 @@ async def login(request: Request) -> Response:
     await ctx.rate_limiter.hit("login", "account", data.email)
     result = await users.login(ctx=ctx, data=data)
     response = ok(user_json(result.user))
-    _set_session_cookie(request, response, result.session_token)
+    set_session_cookie(response, result.session_token, ctx.settings)
     return response
 
 
@@ -85,7 +72,7 @@ async def logout(request: Request) -> Response:
     principal = await requests.user(request)
     await users.logout(principal=principal)
     response = ok(SUCCESS)
-    response.delete_cookie(COOKIE_NAME, path="/")
+    clear_session_cookie(response, requests.server(request).settings)
     return response
 
 

@@ -1,0 +1,81 @@
+"""GraphQL for the dashboard and integrators, over the same services as REST."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import strawberry
+from graphql import GraphQLError
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from gpugo.context import ServerContext
+from gpugo.schema.errors import ErrorCodes, log_unexpected
+from gpugo.schema.mutations import Mutation
+from gpugo.schema.queries import Query
+from gpugo.schema.scalars import SCALAR_MAP
+from gpugo.schema.view import GraphQLView
+from gpugo.settings import Settings
+
+PATH = "/graphql"
+MAX_DEPTH = 10
+MAX_ALIASES = 15
+MAX_TOKENS = 2000
+# Parsed documents and validation results kept per process (LRU).
+CACHE_SIZE = 256
+
+
+class GpugoSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # Refusals (not_found, validation_error...) are answers, not incidents: only bugs
+        # are logged, with their trace.
+        log_unexpected(errors, execution_context)
+
+
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    """The schema; ``settings.graphql_explorer_enabled`` allows introspection and suggestions."""
+    explorer = settings.graphql_explorer_enabled if settings is not None else True
+    extensions: list[type[SchemaExtension] | object] = [
+        # Order matters: the token limit runs before parsing, the caches around
+        # parsing and validation, the depth and alias limits inside validation.
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: ParserCache(maxsize=CACHE_SIZE),
+        lambda: ValidationCache(maxsize=CACHE_SIZE),
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        ErrorCodes,
+    ]
+    if not explorer:
+        extensions.append(DisableIntrospection)
+    return GpugoSchema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,  # type: ignore[arg-type]
+        config=StrawberryConfig(
+            disable_field_suggestions=not explorer,
+            scalar_map=SCALAR_MAP,
+        ),
+    )
+
+
+def routes(server: ServerContext) -> list[BaseRoute]:
+    view = GraphQLView(build_schema(server.settings), server)
+    # Route, not Mount: a Mount answers POST /graphql with a 307 to /graphql/.
+    return [Route(PATH, view), WebSocketRoute(PATH, view)]
+
+
+def export_sdl(path: str) -> None:
+    """Write the schema in SDL (``gpugo export-schema``); it does not depend on settings."""
+    Path(path).write_text(build_schema().as_str() + "\n", encoding="utf-8")

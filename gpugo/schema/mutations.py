@@ -1,0 +1,147 @@
+"""Mutation root: every user action of REST, through the same input declarations and services."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from gpugo.auth.cookies import clear_session_cookie, set_session_cookie
+from gpugo.inputs.auth import LoginInput, SignupInput
+from gpugo.inputs.common import parse_input
+from gpugo.inputs.shares import CreateShareInput as CreateShareModel
+from gpugo.inputs.tokens import CreatePatInput, GenerateTokenInput
+from gpugo.inputs.workers import CreateWorkerInput as CreateWorkerModel
+from gpugo.inputs.workers import UpdateWorkerInput as UpdateWorkerModel
+from gpugo.schema.context import GraphQLInfo
+from gpugo.schema.permissions import IsUser, user
+from gpugo.schema.types.inputs import (
+    CreateShareInput,
+    CreateWorkerInput,
+    CredentialsInput,
+    UpdateWorkerInput,
+    parse,
+)
+from gpugo.schema.types.shares import Share, share_node
+from gpugo.schema.types.tokens import (
+    InstallTokenType,
+    NewInstallToken,
+    NewPersonalAccessToken,
+    new_install_token_node,
+    new_pat_node,
+)
+from gpugo.schema.types.users import User, user_node
+from gpugo.schema.types.workers import Worker, worker_view_node
+from gpugo.services import install_tokens, pats, shares, users, workers
+
+_USER = [IsUser]
+
+
+def _set_cookie(info: GraphQLInfo, token: str) -> None:
+    response = info.context.response
+    if response is not None:
+        set_session_cookie(response, token, info.context.settings)
+
+
+@strawberry.type(
+    description="Results are nullable so that each mutation of a document fails on its own."
+)
+class Mutation:
+    @strawberry.mutation(description="Create an account and sign in (sets the session cookie).")
+    async def signup(self, info: GraphQLInfo, input: CredentialsInput) -> User | None:
+        ctx = info.context
+        await ctx.server.rate_limiter.hit("signup", ctx.client_address)
+        data = parse(SignupInput, input)
+        result = await users.signup(ctx=ctx.server, data=data)
+        _set_cookie(info, result.session_token)
+        return user_node(result.user)
+
+    @strawberry.mutation(description="Sign in (sets a new session cookie).")
+    async def login(self, info: GraphQLInfo, input: CredentialsInput) -> User | None:
+        ctx = info.context
+        data = parse(LoginInput, input)
+        await ctx.server.rate_limiter.hit("login", "address", ctx.client_address)
+        await ctx.server.rate_limiter.hit("login", "account", data.email)
+        result = await users.login(ctx=ctx.server, data=data)
+        _set_cookie(info, result.session_token)
+        return user_node(result.user)
+
+    @strawberry.mutation(
+        permission_classes=_USER, description="End the session (revoked on the server)."
+    )
+    async def logout(self, info: GraphQLInfo) -> bool | None:
+        await users.logout(principal=await user(info))
+        if info.context.response is not None:
+            clear_session_cookie(info.context.response, info.context.settings)
+        return True
+
+    @strawberry.mutation(
+        permission_classes=_USER, description="A 30-minute, single-use agent install token."
+    )
+    async def generate_install_token(
+        self, info: GraphQLInfo, type: InstallTokenType = InstallTokenType.AGENT_INSTALL
+    ) -> NewInstallToken | None:
+        principal = await user(info)
+        parse_input(GenerateTokenInput, {"type": type.value})
+        ctx = info.context.server
+        await ctx.rate_limiter.hit("token_generate", principal.user_id)
+        return new_install_token_node(await install_tokens.generate(ctx=ctx, principal=principal))
+
+    @strawberry.mutation(
+        permission_classes=_USER,
+        description="Create or regenerate the personal access token (the old one dies at once).",
+    )
+    async def create_personal_access_token(
+        self,
+        info: GraphQLInfo,
+        expires_in_days: Annotated[
+            int | None,
+            strawberry.argument(description="Whole days, 1 to 3650; null for no expiry."),
+        ] = None,
+    ) -> NewPersonalAccessToken | None:
+        principal = await user(info)
+        data = parse_input(CreatePatInput, {"expires_in_days": expires_in_days})
+        return new_pat_node(await pats.create(principal=principal, data=data))
+
+    @strawberry.mutation(
+        permission_classes=_USER, description="False when there was no token to delete."
+    )
+    async def delete_personal_access_token(self, info: GraphQLInfo) -> bool | None:
+        return await pats.delete(principal=await user(info))
+
+    @strawberry.mutation(permission_classes=_USER)
+    async def create_worker(self, info: GraphQLInfo, input: CreateWorkerInput) -> Worker | None:
+        principal = await user(info)
+        data = parse(CreateWorkerModel, input)
+        view = await workers.create(ctx=info.context.server, principal=principal, data=data)
+        return worker_view_node(view)
+
+    @strawberry.mutation(permission_classes=_USER)
+    async def update_worker(
+        self, info: GraphQLInfo, id: strawberry.ID, input: UpdateWorkerInput
+    ) -> Worker | None:
+        principal = await user(info)
+        data = parse(UpdateWorkerModel, input)
+        view = await workers.update(
+            ctx=info.context.server, principal=principal, worker_id=id, data=data
+        )
+        return worker_view_node(view)
+
+    @strawberry.mutation(
+        permission_classes=_USER, description="Deletes the worker's shares and connections too."
+    )
+    async def delete_worker(self, info: GraphQLInfo, id: strawberry.ID) -> bool | None:
+        await workers.delete(ctx=info.context.server, principal=await user(info), worker_id=id)
+        return True
+
+    @strawberry.mutation(permission_classes=_USER)
+    async def create_share(self, info: GraphQLInfo, input: CreateShareInput) -> Share | None:
+        principal = await user(info)
+        data = parse(CreateShareModel, input)
+        view = await shares.create(ctx=info.context.server, principal=principal, data=data)
+        return share_node(view)
+
+    @strawberry.mutation(permission_classes=_USER)
+    async def delete_share(self, info: GraphQLInfo, id: strawberry.ID) -> bool | None:
+        await shares.delete(principal=await user(info), share_id=id)
+        return True

@@ -1,0 +1,98 @@
+"""Cursor connections: ``edges { cursor node }``, ``pageInfo { hasNextPage endCursor }``.
+
+Cursors are keyset positions (creation time and id, opaque base64), so a page
+boundary stays put when earlier items are added or deleted.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Generic, TypeVar
+
+import strawberry
+
+from gpugo.errors import ValidationFailed
+
+MAX_PAGE = 100
+DEFAULT_PAGE = 100
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+T = TypeVar("T")
+Position = tuple[int, str]
+
+
+@strawberry.type(description="Where a page ends, and whether another follows.")
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[T]):
+    cursor: str
+    node: T
+
+
+@strawberry.type(description="A page of a list; ask for the next with `after: endCursor`.")
+class Connection(Generic[T]):
+    edges: list[Edge[T]]
+    page_info: PageInfo
+    total_count: int = strawberry.field(description="Items in the whole list, all pages.")
+
+
+def position(created_at: datetime, item_id: str) -> Position:
+    # Whole microseconds since the epoch: exact, unlike float timestamps.
+    return ((created_at - _EPOCH) // _MICROSECOND, item_id)
+
+
+def encode_cursor(pos: Position) -> str:
+    return base64.urlsafe_b64encode(f"{pos[0]}:{pos[1]}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> Position:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        micros, _, item_id = raw.partition(":")
+        if not item_id:
+            raise ValueError
+        return (int(micros), item_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationFailed.field("after", "Not a cursor of this list.") from None
+
+
+def check_first(first: int) -> None:
+    if not 1 <= first <= MAX_PAGE:
+        raise ValidationFailed.field("first", f"Must be between 1 and {MAX_PAGE}.")
+
+
+def paginate(
+    items: Sequence[T],
+    *,
+    first: int,
+    after: str | None,
+    key: Callable[[T], Position],
+    newest_first: bool = False,
+) -> Connection[T]:
+    """One page of ``items`` in ``key`` order (``newest_first`` reverses it)."""
+    check_first(first)
+    start = decode_cursor(after) if after is not None else None
+    ordered = sorted(items, key=key, reverse=newest_first)
+    if start is not None:
+        if newest_first:
+            ordered = [item for item in ordered if key(item) < start]
+        else:
+            ordered = [item for item in ordered if key(item) > start]
+    page = ordered[:first]
+    edges = [Edge(cursor=encode_cursor(key(item)), node=item) for item in page]
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=len(ordered) > first,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        total_count=len(items),
+    )

@@ -1,0 +1,94 @@
+"""Query root: every read calls the same service function as REST, then builds plain objects."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from gpugo.inputs.common import parse_input
+from gpugo.inputs.workers import WorkerFilterInput
+from gpugo.schema.context import GraphQLInfo
+from gpugo.schema.pagination import (
+    DEFAULT_PAGE,
+    Connection,
+    check_first,
+    decode_cursor,
+    paginate,
+    position,
+)
+from gpugo.schema.permissions import IsUser, user
+from gpugo.schema.types.shares import Share, share_node
+from gpugo.schema.types.tokens import (
+    InstallToken,
+    PersonalAccessTokenInfo,
+    install_token_node,
+    pat_info_node,
+)
+from gpugo.schema.types.users import User, user_node
+from gpugo.schema.types.workers import Worker, worker_view_node
+from gpugo.services import install_tokens, pats, shares, users, workers
+
+_USER = [IsUser]
+First = Annotated[int, strawberry.argument(description="Page size, 1 to 100.")]
+After = Annotated[str | None, strawberry.argument(description="endCursor of the previous page.")]
+
+
+def _check_page(first: int, after: str | None) -> None:
+    # Before any database work: a bad page request costs nothing.
+    check_first(first)
+    if after is not None:
+        decode_cursor(after)
+
+
+def _by_creation(node: Worker | Share) -> tuple[int, str]:
+    return position(node.created_at, node.id)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(permission_classes=_USER, description="The signed-in user.")
+    async def me(self, info: GraphQLInfo) -> User:
+        view = await users.get_current(principal=await user(info))
+        return user_node(view)
+
+    @strawberry.field(permission_classes=_USER)
+    async def personal_access_token(self, info: GraphQLInfo) -> PersonalAccessTokenInfo:
+        return pat_info_node(await pats.get_info(principal=await user(info)))
+
+    @strawberry.field(permission_classes=_USER)
+    async def install_token(self, info: GraphQLInfo, id: strawberry.ID) -> InstallToken | None:
+        state = await install_tokens.status(principal=await user(info), token_id=id)
+        return install_token_node(state)
+
+    @strawberry.field(permission_classes=_USER, description="Workers, oldest first.")
+    async def workers(
+        self,
+        info: GraphQLInfo,
+        agent_id: strawberry.ID | None = None,
+        hostname: str | None = None,
+        first: First = DEFAULT_PAGE,
+        after: After = None,
+    ) -> Connection[Worker]:
+        _check_page(first, after)
+        filters = parse_input(
+            WorkerFilterInput,
+            {k: v for k, v in (("agent_id", agent_id), ("hostname", hostname)) if v is not None},
+        )
+        found = await workers.list_workers(principal=await user(info), filters=filters)
+        nodes = [worker_view_node(view) for view in found]
+        return paginate(nodes, first=first, after=after, key=_by_creation)
+
+    @strawberry.field(permission_classes=_USER)
+    async def worker(self, info: GraphQLInfo, id: strawberry.ID) -> Worker | None:
+        view = await workers.get(principal=await user(info), worker_id=id)
+        return worker_view_node(view)
+
+    @strawberry.field(permission_classes=_USER, description="Shares, newest first.")
+    async def shares(
+        self, info: GraphQLInfo, first: First = DEFAULT_PAGE, after: After = None
+    ) -> Connection[Share]:
+        _check_page(first, after)
+        found = await shares.list_shares(ctx=info.context.server, principal=await user(info))
+        nodes = [share_node(view) for view in found]
+        return paginate(nodes, first=first, after=after, key=_by_creation, newest_first=True)

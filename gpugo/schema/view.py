@@ -1,0 +1,128 @@
+"""The /graphql endpoint: Strawberry's ASGI view with the contract's HTTP rules in front.
+
+Before any GraphQL work, an HTTP request must be a POST (405), carry
+``application/json`` (415), and, unless it is bearer-authenticated, come from
+this server's own pages when it carries the session cookie or an ``Origin``
+(403, the CSRF rule: every GraphQL POST counts as unsafe). Refusals are
+GraphQL-shaped: ``{"errors": [{"message", "extensions": {"code"}}]}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from cross_web import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.schema import BaseSchema
+from strawberry.types import ExecutionResult
+
+from gpugo.auth.csrf import check_same_origin
+from gpugo.auth.sessions import COOKIE_NAME
+from gpugo.context import ServerContext
+from gpugo.errors import GpugoError, MethodNotAllowed, UnsupportedMediaType
+from gpugo.schema.context import GraphQLContext
+from gpugo.schema.errors import extensions_for, has_code, to_client
+from gpugo.schema.loaders import Loaders
+
+# Strawberry's own HTTP refusals (bad JSON, batching, missing query) by status.
+_HTTP_CODES = {400: "validation_error", 404: "not_found", 405: "method_not_allowed"}
+# One connection may not hold more subscriptions than this.
+MAX_SUBSCRIPTIONS = 20
+
+
+def error_response(error: GpugoError, headers: dict[str, str] | None = None) -> Response:
+    body = {"errors": [{"message": error.message, "extensions": extensions_for(error)}]}
+    return Response(
+        orjson.dumps(body),
+        status_code=error.status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+class GraphQLView(GraphQL[GraphQLContext, None]):
+    def __init__(self, schema: BaseSchema, server: ServerContext) -> None:
+        super().__init__(
+            schema,
+            # The bundled GraphiQL page loads its code from unpkg.com; the product must
+            # work offline, so there is no IDE page (use any GraphQL client instead).
+            graphql_ide=None,
+            allow_queries_via_get=False,
+            multipart_uploads_enabled=False,
+            max_subscriptions_per_connection=MAX_SUBSCRIPTIONS,
+        )
+        self.server = server
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            self._check_request(request)
+            response = await self.run(request)
+        except HTTPException as exc:
+            error = GpugoError(exc.reason, code=_HTTP_CODES.get(exc.status_code, "error"))
+            error.status = exc.status_code
+            response = error_response(error)
+        except GpugoError as error:
+            # E.g. payload_too_large, raised while the body is read.
+            allow = {"Allow": "POST"} if isinstance(error, MethodNotAllowed) else None
+            response = error_response(error, allow)
+        await response(scope, receive, send)
+
+    def _check_request(self, request: Request) -> None:
+        if request.method != "POST":
+            raise MethodNotAllowed("GraphQL takes POST requests only.")
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            raise UnsupportedMediaType("Send GraphQL requests as application/json.")
+        if request.headers.get("authorization") is not None:
+            # Bearer requests ignore cookies: nothing for a forged page to ride on.
+            return
+        origin = request.headers.get("origin")
+        if COOKIE_NAME in request.cookies or origin is not None:
+            check_same_origin(
+                method="POST",
+                origin=origin,
+                sec_fetch_site=request.headers.get("sec-fetch-site"),
+                public_origin=self.server.settings.public_origin,
+            )
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> GraphQLContext:
+        return GraphQLContext(
+            server=self.server,
+            request=request,
+            response=response if isinstance(response, Response) else None,
+            loaders=Loaders(),
+        )
+
+    async def get_root_value(self, request: Request | WebSocket) -> None:
+        return None
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        # Errors raised by an extension's parsing hook (the token limit, through the parser
+        # cache) leave Strawberry before MaskErrors sees them: map whatever is left here.
+        if result.errors and not all(has_code(e) for e in result.errors):
+            result.errors = [e if has_code(e) else to_client(e) for e in result.errors]
+        return await super().process_result(request, result)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        parsed = super().parse_json(data)
+        # Strawberry assumes an object (or a list, refused as a batch) and would crash.
+        if not isinstance(parsed, dict | list):
+            raise HTTPException(400, "The request body must be a JSON object.")
+        return parsed
+
+    def encode_json(self, data: Any) -> bytes:
+        return orjson.dumps(data)
