@@ -58,6 +58,9 @@ class WorkerStatusInput(Input):
     # Absent (or null) keeps the worker's connections; a list replaces them.
     connections: Annotated[list[ConnectionInput], Field(max_length=1024)] | None = None
     restarts: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+    # The real agent's change flag. It omits an empty connection list (omitempty), so
+    # true without a list means "no connections now"; false means "as before".
+    connection_changed: bool | None = None
 
 
 class StatusReportInput(Input):

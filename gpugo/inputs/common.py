@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    TypeAdapter,
+    ValidationError,
+)
+from pydantic_core import PydanticCustomError
 
 from gpugo.errors import FieldError, ValidationFailed
 
@@ -14,6 +22,22 @@ class Input(BaseModel):
     # Strict types (no "1" for 1, no 1.5 for an int); unknown fields are ignored
     # because newer agents send more than the spec lists.
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+_DATETIME_TEXT = TypeAdapter(datetime)
+
+
+def _parse_text(value: Any) -> Any:
+    # A value under a BeforeValidator (NullableList) is validated in Python mode, where
+    # strict datetimes refuse text; read text the way JSON mode does.
+    if not isinstance(value, str):
+        return value
+    try:
+        return _DATETIME_TEXT.validate_strings(value, strict=True)
+    except ValidationError:
+        raise PydanticCustomError(
+            "datetime_parsing", "Input should be an RFC 3339 / ISO 8601 timestamp."
+        ) from None
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -28,7 +52,7 @@ def _null_as_empty(value: Any) -> Any:
     return [] if value is None else value
 
 
-Timestamp = Annotated[datetime, AfterValidator(_as_utc)]
+Timestamp = Annotated[datetime, BeforeValidator(_parse_text), AfterValidator(_as_utc)]
 NullableList = BeforeValidator(_null_as_empty)
 
 

@@ -8,22 +8,28 @@ from gpugo.inputs.agents import GpuId
 from gpugo.inputs.common import Input, NullableList, Timestamp
 
 Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+# GPU memory is stored in 32-bit columns; host memory in 64-bit ones.
+GpuMegabytes = Annotated[int, Field(ge=0, le=2**31 - 1)]
 Megabytes = Annotated[int, Field(ge=0, le=2**53)]
-# The real agent sends temperature as a JSON float; it is stored rounded.
+# The real agent sends temperature and PCIe throughput as JSON floats; they are
+# stored rounded.
 Temperature = Annotated[
     float, Field(ge=-273, le=1000, allow_inf_nan=False), AfterValidator(lambda v: round(v))
+]
+Kilobytes = Annotated[
+    float, Field(ge=0, le=2**53, allow_inf_nan=False), AfterValidator(lambda v: round(v))
 ]
 
 
 class GpuMetricsInput(Input):
     gpu_id: GpuId
     utilization: Percent
-    vram_used_mb: Megabytes
-    vram_total_mb: Megabytes
+    vram_used_mb: GpuMegabytes
+    vram_total_mb: GpuMegabytes
     temperature: Temperature
     power_usage_w: Annotated[float, Field(ge=0, le=100_000, allow_inf_nan=False)]
-    pcie_rx_kb: Annotated[int, Field(ge=0, le=2**62)] | None = None
-    pcie_tx_kb: Annotated[int, Field(ge=0, le=2**62)] | None = None
+    pcie_rx_kb: Kilobytes | None = None
+    pcie_tx_kb: Kilobytes | None = None
 
 
 class SystemMetricsInput(Input):
@@ -32,7 +38,18 @@ class SystemMetricsInput(Input):
     memory_total_mb: Megabytes
 
 
+def _distinct_gpu_ids(gpus: list[GpuMetricsInput]) -> list[GpuMetricsInput]:
+    if len({gpu.gpu_id for gpu in gpus}) != len(gpus):
+        raise ValueError("Each gpu_id may appear only once.")
+    return gpus
+
+
 class MetricsReportInput(Input):
     timestamp: Timestamp
     system: SystemMetricsInput
-    gpus: Annotated[list[GpuMetricsInput], NullableList, Field(max_length=256)]
+    gpus: Annotated[
+        list[GpuMetricsInput],
+        NullableList,
+        Field(max_length=256),
+        AfterValidator(_distinct_gpu_ids),
+    ]

@@ -7,15 +7,100 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gpugo.auth.resolve import install_token_hash
-from gpugo.inputs.agents import RegisterAgentInput
+from gpugo.inputs.agents import RegisterAgentInput, StatusReportInput
+from gpugo.inputs.metrics import MetricsReportInput
 from gpugo.rest import requests
 from gpugo.rest.paths import API
-from gpugo.rest.responses import ok
-from gpugo.services import agents, licenses
+from gpugo.rest.responses import SUCCESS, ok
+from gpugo.services import agent_config, agents, licenses, metrics, status_reports
+from gpugo.timefmt import iso
 
 
 def license_json(license: licenses.License) -> dict[str, str]:
     return {"plain": license.plain, "encrypted": license.encrypted}
+
+
+def agent_list_item_json(agent: agents.AgentSummary) -> dict[str, object]:
+    """An AgentListItem (``gpuCount`` is camelCase in the spec)."""
+    return {
+        "agent_id": agent.agent_id,
+        "hostname": agent.hostname,
+        "status": agent.state.status,
+        "os": agent.os,
+        "arch": agent.arch,
+        "gpuCount": agent.gpu_count,
+        "last_seen_at": iso(agent.last_seen_at),
+        "created_at": iso(agent.created_at),
+    }
+
+
+def _connection_json(connection: agents.ConnectionView) -> dict[str, object]:
+    return {
+        "client_ip": connection.client_ip,
+        "connected_at": iso(connection.connected_at),
+        "client_port": connection.client_port,
+        "client_pid": connection.client_pid,
+    }
+
+
+def agent_detail_json(agent: agents.AgentDetail) -> dict[str, object]:
+    """The spec's agent detail, plus the config sync state and the status's reason."""
+    return {
+        "agent_id": agent.agent_id,
+        "hostname": agent.hostname,
+        "status": agent.state.status,
+        "status_reason": agent.state.reason,
+        "os": agent.os,
+        "arch": agent.arch,
+        "network_ips": list(agent.network_ips),
+        "gpus": [
+            {
+                "gpu_id": gpu.gpu_id,
+                "gpu_index": gpu.gpu_index,
+                "vendor": gpu.vendor,
+                "model": gpu.model,
+                "vram_mb": gpu.vram_mb,
+                "driver_version": gpu.driver_version,
+                "cuda_version": gpu.cuda_version,
+                "used_by_worker": gpu.used_by_worker,
+            }
+            for gpu in agent.gpus
+        ],
+        "workers": [
+            {
+                "worker_id": worker.worker_id,
+                "name": worker.name,
+                "is_default": worker.is_default,
+                "enabled": worker.enabled,
+                "status": worker.status,
+                "gpu_ids": list(worker.gpu_ids),
+                "listen_port": worker.listen_port,
+                "pid": worker.pid,
+                "restarts": worker.restarts,
+                "connections": [_connection_json(c) for c in worker.connections],
+            }
+            for worker in agent.workers
+        ],
+        "config_version": agent.config_version,
+        "fetched_config_version": agent.fetched_config_version,
+        "config_fetched_at": iso(agent.config_fetched_at),
+        "last_seen_at": iso(agent.last_seen_at),
+        "created_at": iso(agent.created_at),
+    }
+
+
+def worker_config_json(worker: agent_config.WorkerConfig) -> dict[str, object]:
+    """A WorkerConfig; the optional fields are left out when unset (the agent's omitempty)."""
+    body: dict[str, object] = {"worker_id": worker.worker_id, "gpu_ids": list(worker.gpu_ids)}
+    if worker.vram_mb is not None:
+        body["vram_mb"] = worker.vram_mb
+    if worker.compute_percent is not None:
+        body["compute_percent"] = worker.compute_percent
+    if worker.isolation_mode is not None:
+        body["isolation_mode"] = worker.isolation_mode
+    body["listen_port"] = worker.listen_port
+    body["enabled"] = worker.enabled
+    return body
 
 
 async def register(request: Request) -> Response:
@@ -34,6 +119,72 @@ async def register(request: Request) -> Response:
     )
 
 
+async def list_agents(request: Request) -> Response:
+    ctx = requests.server(request)
+    principal = await requests.user(request)
+    found = await agents.list_agents(ctx=ctx, principal=principal)
+    return ok({"agents": [agent_list_item_json(a) for a in found]})
+
+
+async def get_agent(request: Request) -> Response:
+    ctx = requests.server(request)
+    principal = await requests.user(request)
+    agent = await agents.get_agent(
+        ctx=ctx, principal=principal, agent_id=request.path_params["agent_id"]
+    )
+    return ok(agent_detail_json(agent))
+
+
+async def delete_agent(request: Request) -> Response:
+    ctx = requests.server(request)
+    agent_id = request.path_params["agent_id"]
+    principal = await requests.user_or_agent(request, agent_id)
+    await agents.delete(ctx=ctx, principal=principal, agent_id=agent_id)
+    return ok(SUCCESS)
+
+
+async def status_report(request: Request) -> Response:
+    ctx = requests.server(request)
+    principal = await requests.agent(request, request.path_params["agent_id"])
+    data = await requests.read_json(request, StatusReportInput)
+    reply = await status_reports.report(ctx=ctx, principal=principal, data=data)
+    return ok(
+        {
+            "success": True,
+            "config_version": reply.config_version,
+            "license": license_json(reply.license),
+        }
+    )
+
+
+async def get_config(request: Request) -> Response:
+    ctx = requests.server(request)
+    principal = await requests.agent(request, request.path_params["agent_id"])
+    config = await agent_config.pull(ctx=ctx, principal=principal)
+    return ok(
+        {
+            "config_version": config.config_version,
+            "workers": [worker_config_json(w) for w in config.workers],
+            "license": license_json(config.license),
+        }
+    )
+
+
+async def report_metrics(request: Request) -> Response:
+    ctx = requests.server(request)
+    principal = await requests.agent(request, request.path_params["agent_id"])
+    data = await requests.read_json(request, MetricsReportInput)
+    await metrics.record(ctx=ctx, principal=principal, data=data)
+    return ok(SUCCESS)
+
+
 routes: list[BaseRoute] = [
+    # Before the {agent_id} paths, so "register" is never taken for an id.
     Route(f"{API}/agents/register", register, methods=["POST"]),
+    Route(f"{API}/agents", list_agents, methods=["GET"]),
+    Route(f"{API}/agents/{{agent_id}}", get_agent, methods=["GET"]),
+    Route(f"{API}/agents/{{agent_id}}", delete_agent, methods=["DELETE"]),
+    Route(f"{API}/agents/{{agent_id}}/status", status_report, methods=["POST"]),
+    Route(f"{API}/agents/{{agent_id}}/config", get_config, methods=["GET"]),
+    Route(f"{API}/agents/{{agent_id}}/metrics", report_metrics, methods=["POST"]),
 ]

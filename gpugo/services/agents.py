@@ -1,18 +1,23 @@
-"""Agents: registration with an install token, and what users see of their agents."""
+"""Agents: registration with an install token, what users see of their agents, deletion."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from gpugo import clock
+from gpugo.auth.principal import Principal
 from gpugo.auth.tokens import TokenKind, hash_token, new_token
 from gpugo.context import ServerContext
-from gpugo.errors import TokenExpired, TokenUsed, Unauthorized
+from gpugo.errors import NotFound, TokenExpired, TokenUsed, Unauthorized
+from gpugo.events import Event, EventKind
 from gpugo.inputs.agents import RegisterAgentInput
-from gpugo.models import Agent, Gpu, InstallToken, User, Worker
+from gpugo.models import Agent, Gpu, InstallToken, User, Worker, WorkerConnection
 from gpugo.services import licenses, plans
 
 DEFAULT_WORKER_PORT = 9001
@@ -30,6 +35,69 @@ class Registered:
 class AgentState:
     status: str  # pending | online | offline
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSummary:
+    agent_id: str
+    hostname: str
+    state: AgentState
+    os: str
+    arch: str
+    gpu_count: int
+    last_seen_at: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class GpuView:
+    gpu_id: str
+    gpu_index: int | None
+    vendor: str
+    model: str
+    vram_mb: int
+    driver_version: str | None
+    cuda_version: str | None
+    used_by_worker: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionView:
+    client_ip: str
+    client_port: int | None
+    client_pid: int | None
+    connected_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerView:
+    worker_id: str
+    name: str
+    is_default: bool
+    enabled: bool
+    status: str
+    gpu_ids: tuple[str, ...]
+    listen_port: int
+    pid: int | None
+    restarts: int | None
+    connections: tuple[ConnectionView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentDetail:
+    agent_id: str
+    hostname: str
+    state: AgentState
+    os: str
+    arch: str
+    network_ips: tuple[str, ...]
+    gpus: tuple[GpuView, ...]
+    workers: tuple[WorkerView, ...]
+    config_version: int
+    fetched_config_version: int | None
+    config_fetched_at: datetime | None
+    last_seen_at: datetime | None
+    created_at: datetime
 
 
 def agent_state(
@@ -50,6 +118,16 @@ def agent_state(
         return AgentState("online", "The agent reported recently.")
     minutes = ctx.settings.agent_offline_seconds // 60
     return AgentState("offline", f"No report for more than {minutes} minutes.")
+
+
+def gpu_order(gpu_index: int | None, gpu_id: str) -> tuple[bool, int, str]:
+    """The one order of an agent's GPUs (licenses, views): by the agent's index, then id."""
+    return (gpu_index is None, gpu_index or 0, gpu_id)
+
+
+def license_gpu_ids(gpus: Iterable[tuple[int | None, str]]) -> list[str]:
+    """``(gpu_index, gpu_id)`` pairs -> the ids a license names, in the one GPU order."""
+    return [gpu_id for gpu_index, gpu_id in sorted(gpus, key=lambda g: gpu_order(*g))]
 
 
 async def register(
@@ -109,11 +187,10 @@ async def register(
                 for gpu in data.gpus
             ]
         )
-        gpu_ids = [gpu.gpu_id for gpu in data.gpus]
         await Worker.create(
             agent_id=agent.id,
             name=DEFAULT_WORKER_NAME,
-            gpu_ids=gpu_ids,
+            gpu_ids=[gpu.gpu_id for gpu in data.gpus],
             listen_port=DEFAULT_WORKER_PORT,
             enabled=True,
             is_default=True,
@@ -123,8 +200,172 @@ async def register(
         await InstallToken.filter(id=token["id"]).update(
             agent_id=agent.id, agent_hostname=data.hostname
         )
+    await ctx.events.publish(
+        Event(kind=EventKind.AGENT_REGISTERED, user_id=user_id, agent_id=agent.id)
+    )
+    gpu_ids = license_gpu_ids((gpu.gpu_index, gpu.gpu_id) for gpu in data.gpus)
     return Registered(
         agent_id=agent.id,
         agent_secret=secret,
         license=licenses.issue(ctx=ctx, gpu_ids=gpu_ids, plan=plan),
+    )
+
+
+async def list_agents(*, ctx: ServerContext, principal: Principal) -> list[AgentSummary]:
+    """The caller's agents, newest first, with their GPU counts: one statement."""
+    rows = (
+        await Agent.filter(user_id=principal.user_id)
+        .annotate(gpu_count=Count("gpus"))
+        .order_by("-created_at", "id")
+        .values(
+            "id",
+            "hostname",
+            "os",
+            "arch",
+            "gpu_count",
+            "last_seen_at",
+            "shut_down_at",
+            "created_at",
+        )
+    )
+    now = clock.now()
+    return [
+        AgentSummary(
+            agent_id=row["id"],
+            hostname=row["hostname"],
+            state=agent_state(
+                ctx=ctx, last_seen_at=row["last_seen_at"], shut_down_at=row["shut_down_at"], now=now
+            ),
+            os=row["os"],
+            arch=row["arch"],
+            gpu_count=row["gpu_count"],
+            last_seen_at=row["last_seen_at"],
+            created_at=row["created_at"],
+        )
+        for row in rows
+    ]
+
+
+async def get_agent(*, ctx: ServerContext, principal: Principal, agent_id: str) -> AgentDetail:
+    """One of the caller's agents with its GPUs, workers and their connections."""
+    rows = await Agent.filter(id=agent_id, user_id=principal.user_id).values(
+        "id",
+        "hostname",
+        "os",
+        "arch",
+        "network_ips",
+        "config_version",
+        "fetched_config_version",
+        "config_fetched_at",
+        "last_seen_at",
+        "shut_down_at",
+        "created_at",
+    )
+    if not rows:
+        raise NotFound("No such agent.")
+    agent = rows[0]
+    # The agent is the caller's (checked above), so its children need no further join.
+    gpus = await Gpu.filter(agent_id=agent_id).values(
+        "gpu_id",
+        "gpu_index",
+        "vendor",
+        "model",
+        "vram_mb",
+        "driver_version",
+        "cuda_version",
+        "used_by_worker_id",
+    )
+    workers = (
+        await Worker.filter(agent_id=agent_id)
+        .order_by("created_at", "id")
+        .values(
+            "id",
+            "name",
+            "is_default",
+            "enabled",
+            "status",
+            "gpu_ids",
+            "listen_port",
+            "pid",
+            "restarts",
+        )
+    )
+    connections = await _connections_by_worker([w["id"] for w in workers])
+    return AgentDetail(
+        agent_id=agent["id"],
+        hostname=agent["hostname"],
+        state=agent_state(
+            ctx=ctx, last_seen_at=agent["last_seen_at"], shut_down_at=agent["shut_down_at"]
+        ),
+        os=agent["os"],
+        arch=agent["arch"],
+        network_ips=tuple(agent["network_ips"] or ()),
+        gpus=tuple(
+            GpuView(
+                gpu_id=g["gpu_id"],
+                gpu_index=g["gpu_index"],
+                vendor=g["vendor"],
+                model=g["model"],
+                vram_mb=g["vram_mb"],
+                driver_version=g["driver_version"],
+                cuda_version=g["cuda_version"],
+                used_by_worker=g["used_by_worker_id"],
+            )
+            for g in sorted(gpus, key=lambda g: gpu_order(g["gpu_index"], g["gpu_id"]))
+        ),
+        workers=tuple(
+            WorkerView(
+                worker_id=w["id"],
+                name=w["name"],
+                is_default=w["is_default"],
+                enabled=w["enabled"],
+                status=w["status"],
+                gpu_ids=tuple(w["gpu_ids"]),
+                listen_port=w["listen_port"],
+                pid=w["pid"],
+                restarts=w["restarts"],
+                connections=tuple(connections.get(w["id"], ())),
+            )
+            for w in workers
+        ),
+        config_version=agent["config_version"],
+        fetched_config_version=agent["fetched_config_version"],
+        config_fetched_at=agent["config_fetched_at"],
+        last_seen_at=agent["last_seen_at"],
+        created_at=agent["created_at"],
+    )
+
+
+async def _connections_by_worker(worker_ids: list[str]) -> dict[str, list[ConnectionView]]:
+    if not worker_ids:
+        return {}
+    rows: list[dict[str, Any]] = (
+        await WorkerConnection.filter(worker_id__in=worker_ids)
+        .order_by("connected_at", "id")
+        .values("worker_id", "client_ip", "client_port", "client_pid", "connected_at")
+    )
+    found: dict[str, list[ConnectionView]] = {}
+    for row in rows:
+        found.setdefault(row["worker_id"], []).append(
+            ConnectionView(
+                client_ip=row["client_ip"],
+                client_port=row["client_port"],
+                client_pid=row["client_pid"],
+                connected_at=row["connected_at"],
+            )
+        )
+    return found
+
+
+async def delete(*, ctx: ServerContext, principal: Principal, agent_id: str) -> None:
+    """Delete the agent; the database cascades to GPUs, workers, connections, shares, metrics.
+
+    The caller is its owner, or the agent itself (its secret was already matched to
+    ``agent_id``). The secret dies with the row.
+    """
+    deleted = await Agent.filter(id=agent_id, user_id=principal.user_id).delete()
+    if not deleted:
+        raise NotFound("No such agent.")
+    await ctx.events.publish(
+        Event(kind=EventKind.AGENT_DELETED, user_id=principal.user_id, agent_id=agent_id)
     )

@@ -1,0 +1,428 @@
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from gpugo import clock
+from gpugo.events import EventKind
+from gpugo.models import Agent, Gpu, Worker, WorkerConnection
+from tests.sql_counter import count_sql
+from tests.support import assert_error, register_agent
+
+NOW = "2026-11-25T17:37:33.123Z"
+
+
+def report_body(
+    gpus: list[dict[str, Any]] | None = None,
+    workers: list[dict[str, Any]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    return {"timestamp": NOW, "gpus": gpus or [], "workers": workers or [], **extra}
+
+
+async def worker_ids(agent) -> list[str]:
+    rows = Worker.filter(agent_id=agent.agent_id).order_by("created_at", "id")
+    return await rows.values_list("id", flat=True)
+
+
+async def add_worker(user, agent, *, port: int, gpu_ids: list[str]) -> str:
+    response = await user.post(
+        "/api/v1/workers",
+        json={
+            "agent_id": agent.agent_id,
+            "name": f"w{port}",
+            "gpu_ids": gpu_ids,
+            "listen_port": port,
+        },
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["worker_id"]
+
+
+async def detail(user, agent) -> dict[str, Any]:
+    response = await user.get(f"/api/v1/agents/{agent.agent_id}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def snapshot(agent_id: str) -> dict[str, Any]:
+    """Every row a refused or foreign report must leave untouched."""
+    return {
+        "agent": await Agent.filter(id=agent_id).values(),
+        "gpus": await Gpu.filter(agent_id=agent_id).order_by("id").values(),
+        "workers": await Worker.filter(agent_id=agent_id).order_by("id").values(),
+        "connections": await WorkerConnection.filter(worker__agent_id=agent_id)
+        .order_by("id")
+        .values(),
+    }
+
+
+async def test_a_report_answers_success_config_version_and_a_license(api):
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    response = await agent.report(report_body())
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"success", "config_version", "license"}
+    assert body["success"] is True
+    assert type(body["config_version"]) is int and body["config_version"] == 1
+    assert set(body["license"]) == {"plain", "encrypted"}
+    assert body["license"]["plain"].startswith("GPU-0|free|")
+    assert isinstance(body["license"]["encrypted"], str)
+
+
+async def test_a_report_updates_last_seen_and_makes_the_agent_online(api):
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    before = await detail(user, agent)
+    assert before["status"] == "pending" and before["last_seen_at"] is None
+    assert (await agent.report(report_body())).status_code == 200
+    after = await detail(user, agent)
+    assert after["status"] == "online"
+    assert after["last_seen_at"] is not None
+
+
+async def test_worker_status_pid_and_restarts_are_stored(api):
+    user = await api.user()
+    agent = await register_agent(user, gpus=2)
+    [worker_id] = await worker_ids(agent)
+    report = {"worker_id": worker_id, "status": "running", "pid": 4242, "gpu_ids": ["GPU-0"]}
+    response = await agent.report(report_body(workers=[{**report, "restarts": 3}]))
+    assert response.status_code == 200
+    [worker] = (await detail(user, agent))["workers"]
+    assert (worker["status"], worker["pid"], worker["restarts"]) == ("running", 4242, 3)
+    # pid is what the agent says now (absent: no process); absent restarts keep the count.
+    await agent.report(report_body(workers=[{**report, "status": "stopped", "pid": None}]))
+    [worker] = (await detail(user, agent))["workers"]
+    assert (worker["status"], worker["pid"], worker["restarts"]) == ("stopped", None, 3)
+
+
+async def test_gpu_used_by_worker_is_stored_and_cleared(api):
+    user = await api.user()
+    agent = await register_agent(user, gpus=2)
+    [worker_id] = await worker_ids(agent)
+    gpus = [
+        {"gpu_id": "GPU-0", "used_by_worker": worker_id},
+        {"gpu_id": "GPU-1", "used_by_worker": None},
+    ]
+    assert (await agent.report(report_body(gpus=gpus))).status_code == 200
+    found = {g["gpu_id"]: g["used_by_worker"] for g in (await detail(user, agent))["gpus"]}
+    assert found == {"GPU-0": worker_id, "GPU-1": None}
+    # GPUs left out keep their worker; a reported null clears it.
+    await agent.report(report_body(gpus=[{"gpu_id": "GPU-1", "used_by_worker": worker_id}]))
+    found = {g["gpu_id"]: g["used_by_worker"] for g in (await detail(user, agent))["gpus"]}
+    assert found == {"GPU-0": worker_id, "GPU-1": worker_id}
+    await agent.report(report_body(gpus=[{"gpu_id": "GPU-0", "used_by_worker": None}]))
+    found = {g["gpu_id"]: g["used_by_worker"] for g in (await detail(user, agent))["gpus"]}
+    assert found == {"GPU-0": None, "GPU-1": worker_id}
+
+
+async def test_connections_are_replaced_by_a_list_and_kept_without_one(api):
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    [worker_id] = await worker_ids(agent)
+    worker = {"worker_id": worker_id, "status": "running", "gpu_ids": ["GPU-0"]}
+    first = [
+        {"client_ip": "10.0.0.5", "connected_at": "2026-11-25T17:30:00Z"},
+        {"client_ip": "10.0.0.6", "connected_at": "2026-11-25T17:31:00.250+08:00"},
+    ]
+    await agent.report(report_body(workers=[{**worker, "connections": first}]))
+    [shown] = (await detail(user, agent))["workers"]
+    assert [(c["client_ip"], c["connected_at"]) for c in shown["connections"]] == [
+        ("10.0.0.6", "2026-11-25T09:31:00.250Z"),
+        ("10.0.0.5", "2026-11-25T17:30:00.000Z"),
+    ]
+    # Absent and null keep them.
+    await agent.report(report_body(workers=[worker]))
+    await agent.report(report_body(workers=[{**worker, "connections": None}]))
+    [shown] = (await detail(user, agent))["workers"]
+    assert len(shown["connections"]) == 2
+    # A list replaces them; an empty list empties them.
+    second = [{"client_ip": "10.0.0.7", "connected_at": "2026-11-25T17:40:00Z"}]
+    await agent.report(report_body(workers=[{**worker, "connections": second}]))
+    [shown] = (await detail(user, agent))["workers"]
+    assert [c["client_ip"] for c in shown["connections"]] == ["10.0.0.7"]
+    await agent.report(report_body(workers=[{**worker, "connections": []}]))
+    [shown] = (await detail(user, agent))["workers"]
+    assert shown["connections"] == []
+
+
+async def test_connection_changed_flag_of_the_real_agent(api):
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    [worker_id] = await worker_ids(agent)
+    worker = {"worker_id": worker_id, "status": "running", "gpu_ids": ["GPU-0"]}
+    conn = {"client_ip": "10.0.0.5", "connected_at": "2026-11-25T17:30:00Z"}
+    await agent.report(
+        report_body(workers=[{**worker, "connections": [conn], "connection_changed": True}])
+    )
+    # Unchanged: the agent re-stamps connected_at with its clock; the first-seen time stays.
+    restamped = {**conn, "connected_at": "2026-11-25T17:31:00Z"}
+    await agent.report(
+        report_body(workers=[{**worker, "connections": [restamped], "connection_changed": False}])
+    )
+    [shown] = (await detail(user, agent))["workers"]
+    assert [c["connected_at"] for c in shown["connections"]] == ["2026-11-25T17:30:00.000Z"]
+    # Changed, with the list left out (Go's omitempty of an empty slice): no connections.
+    await agent.report(report_body(workers=[{**worker, "connection_changed": True}]))
+    [shown] = (await detail(user, agent))["workers"]
+    assert shown["connections"] == []
+
+
+async def test_other_agents_workers_and_gpus_are_ignored(api):
+    user = await api.user(plan="personal")
+    mine = await register_agent(user, gpus=1, hostname="mine")
+    theirs_user = await api.user()
+    theirs = await register_agent(theirs_user, gpus=1, hostname="theirs")
+    [my_worker] = await worker_ids(mine)
+    [their_worker] = await worker_ids(theirs)
+    await WorkerConnection.create(
+        worker_id=their_worker, client_ip="192.0.2.1", connected_at=clock.now()
+    )
+    before = await snapshot(theirs.agent_id)
+    response = await mine.report(
+        report_body(
+            gpus=[{"gpu_id": "GPU-0", "used_by_worker": their_worker}],
+            workers=[
+                {"worker_id": their_worker, "status": "running", "pid": 1, "gpu_ids": ["GPU-0"]},
+                {
+                    "worker_id": their_worker,
+                    "status": "stopped",
+                    "gpu_ids": [],
+                    "connections": [],
+                },
+                {"worker_id": "wkr_doesnotexist", "status": "running", "gpu_ids": []},
+                {"worker_id": my_worker, "status": "running", "gpu_ids": ["GPU-0"]},
+            ],
+        )
+    )
+    assert response.status_code == 200, response.text
+    assert await snapshot(theirs.agent_id) == before
+    shown = await detail(user, mine)
+    # A used_by_worker that is not one of this agent's workers is stored as null.
+    assert shown["gpus"][0]["used_by_worker"] is None
+    assert shown["workers"][0]["status"] == "running"
+
+
+async def test_another_agents_secret_is_forbidden_and_changes_nothing(api, client):
+    user = await api.user(plan="personal")
+    target = await register_agent(user, gpus=1, hostname="target")
+    other = await register_agent(user, gpus=1, hostname="other")
+    before = await snapshot(target.agent_id)
+    response = await client.post(
+        f"/api/v1/agents/{target.agent_id}/status", json=report_body(), headers=other.auth
+    )
+    assert_error(response, 403, "forbidden")
+    assert await snapshot(target.agent_id) == before
+
+
+@pytest.mark.parametrize(
+    "credential",
+    ["none", "garbage", "pat", "install_token", "malformed_agent_secret", "unknown_agent_secret"],
+)
+async def test_a_report_needs_the_agents_own_secret(api, client, credential):
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    headers = {
+        "none": {},
+        "garbage": {"Authorization": "Bearer nope"},
+        "pat": {"Authorization": f"Bearer {await user.create_pat()}"},
+        "install_token": {"Authorization": f"Bearer {await user.install_token()}"},
+        "malformed_agent_secret": {"Authorization": f"Bearer {agent.secret[:-1]}x"},
+        "unknown_agent_secret": {"Authorization": "Bearer " + _unknown_agent_secret()},
+    }[credential]
+    before = await snapshot(agent.agent_id)
+    response = await client.post(
+        f"/api/v1/agents/{agent.agent_id}/status", json=report_body(), headers=headers
+    )
+    assert_error(response, 401, "unauthorized")
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert await snapshot(agent.agent_id) == before
+
+
+def _unknown_agent_secret() -> str:
+    from gpugo.auth.tokens import TokenKind, new_token
+
+    return new_token(TokenKind.AGENT)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"timestamp": "yesterday"}, "timestamp"),
+        ({"timestamp": None}, "timestamp"),
+        ({"gpus": "GPU-0"}, "gpus"),
+        (
+            {"workers": [{"worker_id": "w", "status": "exploded", "gpu_ids": []}]},
+            "workers[0].status",
+        ),
+        ({"workers": [{"worker_id": "w", "status": "running", "pid": "1"}]}, "workers[0].pid"),
+        (
+            {
+                "workers": [
+                    {
+                        "worker_id": "w",
+                        "status": "running",
+                        "connections": [{"client_ip": "1.2.3.4"}],
+                    }
+                ]
+            },
+            "workers[0].connections[0].connected_at",
+        ),
+        ({"gpus": [{"used_by_worker": None}]}, "gpus[0].gpu_id"),
+    ],
+)
+async def test_a_bad_report_is_refused_with_details_and_changes_nothing(api, change, field):
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    before = await snapshot(agent.agent_id)
+    response = await agent.report({**report_body(), **change})
+    error = assert_error(response, 400, "validation_error")
+    assert field in [d["field"] for d in error["details"]], error
+    assert await snapshot(agent.agent_id) == before
+
+
+async def test_a_report_without_its_lists_is_refused(api):
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    error = assert_error(await agent.report({"timestamp": NOW}), 400, "validation_error")
+    assert {d["field"] for d in error["details"]} == {"gpus", "workers"}
+    bad_json = await agent.http.post(
+        f"/api/v1/agents/{agent.agent_id}/status",
+        content=b"{not json",
+        headers={**agent.auth, "Content-Type": "application/json"},
+    )
+    assert_error(bad_json, 400, "validation_error")
+
+
+async def test_the_offline_rule_is_three_minutes(api):
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    await agent.report(report_body())
+    # The real clock moves too while the test runs: a little margin on each side.
+    clock.advance(timedelta(minutes=2, seconds=58))
+    assert (await detail(user, agent))["status"] == "online"
+    clock.advance(timedelta(seconds=3))
+    shown = await detail(user, agent)
+    assert shown["status"] == "offline"
+    assert "3 minutes" in shown["status_reason"]
+    await agent.report(report_body())
+    assert (await detail(user, agent))["status"] == "online"
+
+
+async def test_a_shutdown_event_makes_the_agent_offline_at_once(api):
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    await agent.report(report_body())
+    assert (await agent.report(report_body(event="shutdown"))).status_code == 200
+    shown = await detail(user, agent)
+    assert shown["status"] == "offline"
+    assert "shutting down" in shown["status_reason"]
+    [listed] = (await user.get("/api/v1/agents")).json()["agents"]
+    assert listed["status"] == "offline"
+    # The next ordinary report brings it back; unknown events are just reports.
+    await agent.report(report_body(event="something-new"))
+    assert (await detail(user, agent))["status"] == "online"
+
+
+async def test_a_deleted_agents_secret_stops_working_at_once(api):
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    assert (await user.delete(f"/api/v1/agents/{agent.agent_id}")).status_code == 200
+    assert_error(await agent.report(report_body()), 401, "unauthorized")
+    assert_error(await agent.config(), 401, "unauthorized")
+
+
+async def test_config_version_follows_worker_changes(api):
+    user = await api.user()
+    agent = await register_agent(user, gpus=2)
+    assert (await agent.report(report_body())).json()["config_version"] == 1
+    await add_worker(user, agent, port=9100, gpu_ids=["GPU-1"])
+    assert (await agent.report(report_body())).json()["config_version"] == 2
+
+
+async def test_changes_are_published_and_a_steady_heartbeat_publishes_nothing(api, app):
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    [worker_id] = await worker_ids(agent)
+    worker = {"worker_id": worker_id, "status": "running", "gpu_ids": ["GPU-0"]}
+    conns = [{"client_ip": "10.0.0.5", "connected_at": NOW}]
+    async with app.state.ctx.events.subscribe(user_id=user.user_id) as events:
+        await agent.report(report_body(workers=[{**worker, "connections": conns}]))
+        await agent.report(report_body(workers=[{**worker, "connections": conns}]))
+        await agent.report(report_body(event="shutdown"))
+        # In order (PostgreSQL delivers through NOTIFY, a moment later): had the steady
+        # second report published anything, it would come before the shutdown's event.
+        received = [await asyncio.wait_for(events.get(), timeout=5) for _ in range(4)]
+    assert [(e.kind, e.resource_id) for e in received] == [
+        (EventKind.AGENT_ONLINE, None),
+        (EventKind.WORKER_STATUS_CHANGED, worker_id),
+        (EventKind.CONNECTIONS_CHANGED, worker_id),
+        (EventKind.AGENT_OFFLINE, None),
+    ]
+    assert all(e.agent_id == agent.agent_id for e in received)
+
+
+async def test_statements_of_a_report_with_two_workers_and_four_gpus(api):
+    user = await api.user(plan="personal")
+    agent = await register_agent(user, gpus=4)
+    [default] = await worker_ids(agent)
+    second = await add_worker(user, agent, port=9100, gpu_ids=["GPU-2", "GPU-3"])
+
+    def body(status: str, ip: str) -> dict[str, Any]:
+        return report_body(
+            gpus=[
+                {"gpu_id": f"GPU-{i}", "used_by_worker": default if i < 2 else second}
+                for i in range(4)
+            ],
+            workers=[
+                {
+                    "worker_id": worker_id,
+                    "status": status,
+                    "pid": 100 + n,
+                    "gpu_ids": gpu_ids,
+                    "connections": [{"client_ip": ip, "connected_at": NOW}],
+                }
+                for n, (worker_id, gpu_ids) in enumerate(
+                    [(default, ["GPU-0", "GPU-1"]), (second, ["GPU-2", "GPU-3"])]
+                )
+            ],
+        )
+
+    with count_sql() as changing:
+        assert (await agent.report(body("running", "10.0.0.5"))).status_code == 200
+    with count_sql() as steady:
+        assert (await agent.report(body("running", "10.0.0.5"))).status_code == 200
+    with count_sql() as worker_change:
+        assert (await agent.report(body("stopped", "10.0.0.5"))).status_code == 200
+    # The secret; the agent with its GPUs; the agent's UPDATE; the workers with their
+    # connections; then one bulk statement each for workers, GPUs, old and new connections.
+    assert len(changing) == 8, changing
+    # A heartbeat that changes nothing writes only last_seen_at.
+    assert len(steady) == 4, steady
+    assert len(worker_change) == 5, worker_change
+    assert not any("SAVEPOINT" in s.upper() for s in changing + steady + worker_change)
+    shown = await detail(user, agent)
+    assert [w["status"] for w in shown["workers"]] == ["stopped", "stopped"]
+    assert [g["used_by_worker"] for g in shown["gpus"]] == [default, default, second, second]
+    assert [len(w["connections"]) for w in shown["workers"]] == [1, 1]
+
+
+async def test_concurrent_reports_of_one_agent_leave_a_consistent_state(api):
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    [worker_id] = await worker_ids(agent)
+
+    def body(n: int) -> dict[str, Any]:
+        conns = [{"client_ip": f"10.0.0.{n}", "connected_at": NOW}]
+        worker = {"worker_id": worker_id, "status": "running", "pid": n, "gpu_ids": ["GPU-0"]}
+        return report_body(workers=[{**worker, "connections": conns}])
+
+    responses = await asyncio.gather(*(agent.report(body(n)) for n in range(1, 11)))
+    assert [r.status_code for r in responses] == [200] * 10
+    [worker] = (await detail(user, agent))["workers"]
+    # Whichever report was last, its worker and its connections belong together.
+    assert [c["client_ip"] for c in worker["connections"]] == [f"10.0.0.{worker['pid']}"]
