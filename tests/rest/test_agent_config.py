@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gpugo.models import Agent, Worker
+from tests.sql_counter import count_sql
+from tests.support import assert_error, assert_iso, register_agent
+
+REQUIRED_KEYS = {"worker_id", "gpu_ids", "listen_port", "enabled"}
+OPTIONAL_KEYS = {"vram_mb", "compute_percent", "isolation_mode"}
+
+
+def assert_worker_config(item: dict[str, Any]) -> None:
+    """A WorkerConfig: the required fields typed, the optional ones absent or typed."""
+    assert REQUIRED_KEYS <= set(item) <= REQUIRED_KEYS | OPTIONAL_KEYS, item
+    assert isinstance(item["worker_id"], str)
+    assert isinstance(item["gpu_ids"], list) and all(isinstance(g, str) for g in item["gpu_ids"])
+    assert type(item["listen_port"]) is int
+    assert type(item["enabled"]) is bool
+    if "vram_mb" in item:
+        assert type(item["vram_mb"]) is int
+    if "compute_percent" in item:
+        assert type(item["compute_percent"]) is int and 1 <= item["compute_percent"] <= 100
+    if "isolation_mode" in item:
+        assert item["isolation_mode"] in ("soft", "hard")
+
+
+async def test_config_lists_every_worker_and_a_license(api):
+    user = await api.user(plan="personal")
+    agent = await register_agent(user, gpus=2)
+    created = await user.post(
+        "/api/v1/workers",
+        json={
+            "agent_id": agent.agent_id,
+            "name": "off",
+            "gpu_ids": ["GPU-1"],
+            "listen_port": 9100,
+            "enabled": False,
+        },
+    )
+    assert created.status_code == 201
+    response = await agent.config()
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"config_version", "workers", "license"}
+    assert type(body["config_version"]) is int and body["config_version"] == 2
+    assert set(body["license"]) == {"plain", "encrypted"}
+    assert body["license"]["plain"].startswith("GPU-0,GPU-1|personal|")
+    for item in body["workers"]:
+        assert_worker_config(item)
+    default_id = (await Worker.get(agent_id=agent.agent_id, is_default=True)).id
+    # Oldest first, disabled ones included, optional fields left out when unset.
+    assert body["workers"] == [
+        {
+            "worker_id": default_id,
+            "gpu_ids": ["GPU-0", "GPU-1"],
+            "listen_port": 9001,
+            "enabled": True,
+        },
+        {
+            "worker_id": created.json()["worker_id"],
+            "gpu_ids": ["GPU-1"],
+            "listen_port": 9100,
+            "enabled": False,
+        },
+    ]
+
+
+async def test_limits_appear_when_set(api):
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    await Worker.filter(agent_id=agent.agent_id).update(
+        vram_mb=8192, compute_percent=50, isolation_mode="soft"
+    )
+    [item] = (await agent.config()).json()["workers"]
+    assert_worker_config(item)
+    assert (item["vram_mb"], item["compute_percent"], item["isolation_mode"]) == (8192, 50, "soft")
+
+
+async def test_an_agent_with_no_workers_gets_an_empty_list(api):
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    worker_id = (await Worker.get(agent_id=agent.agent_id)).id
+    assert (await user.delete(f"/api/v1/workers/{worker_id}")).status_code == 200
+    body = (await agent.config()).json()
+    assert body["workers"] == []
+    assert body["config_version"] == 2
+
+
+async def test_the_fetch_is_recorded_on_the_agent(api):
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    url = f"/api/v1/agents/{agent.agent_id}"
+    before = (await user.get(url)).json()
+    assert (before["fetched_config_version"], before["config_fetched_at"]) == (None, None)
+    await agent.config()
+    after = (await user.get(url)).json()
+    assert after["fetched_config_version"] == after["config_version"] == 1
+    assert_iso(after["config_fetched_at"])
+    # A change makes the desired version run ahead of the fetched one until the next pull.
+    worker_id = (await Worker.get(agent_id=agent.agent_id)).id
+    await user.patch(f"/api/v1/workers/{worker_id}", json={"name": "renamed"})
+    changed = (await user.get(url)).json()
+    assert (changed["config_version"], changed["fetched_config_version"]) == (2, 1)
+    assert (await agent.config()).json()["config_version"] == 2
+    assert (await user.get(url)).json()["fetched_config_version"] == 2
+
+
+async def test_another_agents_secret_is_forbidden_and_records_nothing(api, client):
+    user = await api.user(plan="personal")
+    target = await register_agent(user, gpus=1, hostname="target")
+    other = await register_agent(user, gpus=1, hostname="other")
+    response = await client.get(f"/api/v1/agents/{target.agent_id}/config", headers=other.auth)
+    assert_error(response, 403, "forbidden")
+    agent = await Agent.get(id=target.agent_id)
+    assert (agent.fetched_config_version, agent.config_fetched_at) == (None, None)
+
+
+@pytest.mark.parametrize("credential", ["none", "pat", "install_token"])
+async def test_config_needs_the_agents_secret(api, client, credential):
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    headers = {
+        "none": {},
+        "pat": {"Authorization": f"Bearer {await user.create_pat()}"},
+        "install_token": {"Authorization": f"Bearer {await user.install_token()}"},
+    }[credential]
+    response = await client.get(f"/api/v1/agents/{agent.agent_id}/config", headers=headers)
+    assert_error(response, 401, "unauthorized")
+    assert (await Agent.get(id=agent.agent_id)).fetched_config_version is None
+
+
+async def test_config_statements(api):
+    user = await api.user(plan="personal")
+    agent = await register_agent(user, gpus=4)
+    for port in (9100, 9101, 9102):
+        created = await user.post(
+            "/api/v1/workers",
+            json={
+                "agent_id": agent.agent_id,
+                "name": "w",
+                "gpu_ids": ["GPU-1"],
+                "listen_port": port,
+            },
+        )
+        assert created.status_code == 201
+    with count_sql() as sql:
+        body = (await agent.config()).json()
+    assert len(body["workers"]) == 4
+    # The secret, the fetch mark, the agent with its GPUs, the workers.
+    assert len(sql) == 4, sql

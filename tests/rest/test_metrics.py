@@ -1,0 +1,226 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from gpugo import clock
+from gpugo.models import Agent, GpuMetricSample, SystemMetricSample
+from gpugo.services import metrics
+from tests.sql_counter import count_sql
+from tests.support import assert_error, register_agent
+
+
+def metrics_body(gpu_ids: list[str] | None = None, **change: Any) -> dict[str, Any]:
+    return {
+        "timestamp": "2026-11-25T17:37:33.123+08:00",
+        "system": {"cpu_usage": 12.5, "memory_used_mb": 8192, "memory_total_mb": 65536},
+        "gpus": [
+            {
+                "gpu_id": gpu_id,
+                "utilization": 87.5,
+                "vram_used_mb": 20000,
+                "vram_total_mb": 24564,
+                "temperature": 71,
+                "power_usage_w": 312.4,
+            }
+            for gpu_id in (gpu_ids if gpu_ids is not None else ["GPU-0"])
+        ],
+        **change,
+    }
+
+
+async def post_metrics(agent, body: dict[str, Any]):
+    return await agent.http.post(
+        f"/api/v1/agents/{agent.agent_id}/metrics", json=body, headers=agent.auth
+    )
+
+
+async def samples(agent_id: str) -> tuple[list[dict], list[dict]]:
+    gpus = (
+        await GpuMetricSample.filter(agent_id=agent_id).order_by("recorded_at", "gpu_id").values()
+    )
+    system = await SystemMetricSample.filter(agent_id=agent_id).order_by("recorded_at").values()
+    return gpus, system
+
+
+@pytest.mark.parametrize("plan", ["team", "pro"])
+async def test_metrics_are_stored_with_the_reports_timestamp(api, plan):
+    user = await api.user(plan=plan)
+    agent = await register_agent(user, gpus=2)
+    response = await post_metrics(agent, metrics_body(["GPU-0", "GPU-1"]))
+    assert response.status_code == 200
+    assert response.json() == {"success": True}
+    gpus, [system] = await samples(agent.agent_id)
+    recorded = datetime(2026, 11, 25, 9, 37, 33, 123000, tzinfo=UTC)
+    assert [(g["gpu_id"], g["recorded_at"]) for g in gpus] == [
+        ("GPU-0", recorded),
+        ("GPU-1", recorded),
+    ]
+    assert gpus[0]["utilization"] == 87.5
+    assert (gpus[0]["vram_used_mb"], gpus[0]["vram_total_mb"]) == (20000, 24564)
+    assert (gpus[0]["temperature"], gpus[0]["power_usage_w"]) == (71, 312.4)
+    assert (gpus[0]["pcie_rx_kb"], gpus[0]["pcie_tx_kb"]) == (None, None)
+    assert system["recorded_at"] == recorded
+    assert (system["cpu_usage"], system["memory_used_mb"], system["memory_total_mb"]) == (
+        12.5,
+        8192,
+        65536,
+    )
+
+
+@pytest.mark.parametrize("plan", ["free", "personal"])
+async def test_metrics_need_a_team_or_pro_plan(api, plan):
+    user = await api.user(plan=plan)
+    agent = await register_agent(user, gpus=1)
+    response = await post_metrics(agent, metrics_body())
+    assert_error(response, 403, "plan_feature_unavailable")
+    assert await samples(agent.agent_id) == ([], [])
+
+
+async def test_a_report_without_gpus_stores_the_host(api):
+    user = await api.user(plan="team")
+    agent = await register_agent(user, gpus=1)
+    for gpus in ([], None):
+        assert (await post_metrics(agent, metrics_body(gpus=gpus))).status_code == 200
+    gpus, system = await samples(agent.agent_id)
+    assert (len(gpus), len(system)) == (0, 2)
+
+
+async def test_gpus_of_other_agents_are_refused_by_name(api):
+    user = await api.user(plan="team")
+    agent = await register_agent(user, gpus=1)
+    response = await post_metrics(agent, metrics_body(["GPU-0", "GPU-7"]))
+    error = assert_error(response, 400, "validation_error")
+    assert error["details"] == [
+        {"field": "gpus[1].gpu_id", "message": "GPU-7 is not a GPU of this agent."}
+    ]
+    assert "GPU-7" in error["message"]
+    assert await samples(agent.agent_id) == ([], [])
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("system", "cpu_usage"), 100.5),
+        (("system", "cpu_usage"), -1),
+        (("system", "memory_used_mb"), 1.5),
+        (("system", "memory_total_mb"), "1"),
+        (("gpus", 0, "utilization"), 101),
+        (("gpus", 0, "vram_used_mb"), -1),
+        (("gpus", 0, "vram_total_mb"), 2**31),
+        (("gpus", 0, "temperature"), "hot"),
+        (("gpus", 0, "power_usage_w"), None),
+        (("gpus", 0, "pcie_rx_kb"), -5),
+        (("timestamp",), "soon"),
+    ],
+)
+async def test_values_out_of_range_are_refused_with_their_field(api, path, value):
+    user = await api.user(plan="team")
+    agent = await register_agent(user, gpus=1)
+    body = metrics_body()
+    target: Any = body
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    error = assert_error(await post_metrics(agent, body), 400, "validation_error")
+    field = ".".join(str(p) for p in path).replace(".0.", "[0].")
+    assert [d["field"] for d in error["details"]] == [field]
+    assert await samples(agent.agent_id) == ([], [])
+
+
+async def test_a_gpu_reported_twice_is_refused(api):
+    user = await api.user(plan="team")
+    agent = await register_agent(user, gpus=1)
+    error = assert_error(
+        await post_metrics(agent, metrics_body(["GPU-0", "GPU-0"])), 400, "validation_error"
+    )
+    assert error["details"][0]["field"] == "gpus"
+
+
+async def test_the_real_agents_floats_are_stored_rounded(api):
+    user = await api.user(plan="pro")
+    agent = await register_agent(user, gpus=1)
+    body = metrics_body()
+    body["gpus"][0].update({"temperature": 61.7, "pcie_rx_kb": 1234.6, "pcie_tx_kb": 0.4})
+    assert (await post_metrics(agent, body)).status_code == 200
+    [gpu], _ = await samples(agent.agent_id)
+    assert (gpu["temperature"], gpu["pcie_rx_kb"], gpu["pcie_tx_kb"]) == (62, 1235, 0)
+
+
+async def test_another_agents_secret_is_forbidden_and_stores_nothing(api, client):
+    user = await api.user(plan="team")
+    target = await register_agent(user, gpus=1, hostname="target")
+    other = await register_agent(user, gpus=1, hostname="other")
+    response = await client.post(
+        f"/api/v1/agents/{target.agent_id}/metrics", json=metrics_body(), headers=other.auth
+    )
+    assert_error(response, 403, "forbidden")
+    assert await samples(target.agent_id) == ([], [])
+    assert await samples(other.agent_id) == ([], [])
+
+
+async def test_metrics_need_the_agents_secret(api, client):
+    user = await api.user(plan="team")
+    agent = await register_agent(user, gpus=1)
+    url = f"/api/v1/agents/{agent.agent_id}/metrics"
+    assert_error(await client.post(url, json=metrics_body()), 401, "unauthorized")
+    pat = {"Authorization": f"Bearer {await user.create_pat()}"}
+    assert_error(await client.post(url, json=metrics_body(), headers=pat), 401, "unauthorized")
+
+
+async def test_retention_deletes_old_samples_at_most_once_per_interval(api, settings):
+    user = await api.user(plan="team")
+    agent = await register_agent(user, gpus=1)
+
+    def at(moment: datetime) -> dict[str, Any]:
+        return metrics_body(timestamp=moment.isoformat())
+
+    start = clock.now()
+    with count_sql() as first:
+        assert (await post_metrics(agent, at(start))).status_code == 200
+    # The secret, the GPU ids, two INSERTs, then this agent's first pruning (two DELETEs).
+    assert len(first) == 6, first
+    assert sum(s.startswith("DELETE") for s in first) == 2
+
+    clock.advance(timedelta(days=settings.metrics_retention_days, minutes=1))
+    # Within the interval of the last pruning? No: days have passed, so this one prunes.
+    assert (await post_metrics(agent, at(clock.now()))).status_code == 200
+    gpus, system = await samples(agent.agent_id)
+    assert len(gpus) == len(system) == 1, "the sample from a week ago is gone"
+
+    # A late report of an old sample: kept until the next pruning is due...
+    old = clock.now() - timedelta(days=settings.metrics_retention_days + 1)
+    with count_sql() as throttled:
+        assert (await post_metrics(agent, at(old))).status_code == 200
+    assert not any(s.startswith("DELETE") for s in throttled)
+    assert len(throttled) == 4, throttled
+    assert len((await samples(agent.agent_id))[0]) == 2
+    # ...which is a few minutes later.
+    clock.advance(metrics.PRUNE_INTERVAL)
+    assert (await post_metrics(agent, at(clock.now()))).status_code == 200
+    gpus, _ = await samples(agent.agent_id)
+    assert len(gpus) == 2 and all(g["recorded_at"] > old for g in gpus)
+
+
+async def test_retention_only_touches_the_reporting_agent(api, settings):
+    user = await api.user(plan="team")
+    quiet = await register_agent(user, gpus=1, hostname="quiet")
+    busy = await register_agent(user, gpus=1, hostname="busy")
+    assert (
+        await post_metrics(quiet, metrics_body(timestamp=clock.now().isoformat()))
+    ).status_code == 200
+    clock.advance(timedelta(days=settings.metrics_retention_days + 1))
+    assert (
+        await post_metrics(busy, metrics_body(timestamp=clock.now().isoformat()))
+    ).status_code == 200
+    # No table scan: the quiet agent's old rows wait for its own next report.
+    assert len((await samples(quiet.agent_id))[0]) == 1
+
+
+async def test_metrics_of_a_deleted_agent_are_refused(api):
+    user = await api.user(plan="team")
+    agent = await register_agent(user, gpus=1)
+    await Agent.filter(id=agent.agent_id).delete()
+    assert_error(await post_metrics(agent, metrics_body()), 401, "unauthorized")
