@@ -152,8 +152,9 @@ async def register(
         if now >= token["expires_at"]:
             raise TokenExpired()
         user_id, plan = token["user_id"], token["user__plan"]
-        # Serialises registrations of one user so two cannot both fit the last slot.
-        await User.filter(id=user_id).select_for_update().values_list("id", flat=True)
+        # Serialises registrations of one user so two cannot both fit the last slot. (A model
+        # query: Tortoise drops FOR UPDATE from values()/values_list() queries.)
+        await User.filter(id=user_id).select_for_update().only("id")
         # The single-use mark: one conditional UPDATE, so of racing registrations exactly
         # one sees a row to claim.
         claimed = await InstallToken.filter(id=token["id"], used_at=None).update(used_at=now)
