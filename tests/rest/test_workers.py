@@ -1,14 +1,15 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from gpugo import clock
 from gpugo.events import EventKind
-from gpugo.models import Agent, Share, Worker, WorkerConnection
+from gpugo.models import Agent, Share, Worker
 from gpugo.services import workers as workers_service
+from gpugo.timefmt import iso
 from tests.sql_counter import count_sql
 from tests.support import assert_error, assert_iso, register_agent
 
@@ -39,9 +40,27 @@ def assert_worker_item(item: dict[str, Any]) -> None:
     assert_iso(item["created_at"])
 
 
+async def agent_config(agent) -> dict[str, Any]:
+    """What the agent itself pulls, with its own secret."""
+    response = await agent.config()
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 async def config_version(agent) -> int:
-    # /api/v1/agents/{id}/config is not implemented yet: read the model directly.
-    return (await Agent.get(id=agent.agent_id)).config_version
+    return (await agent_config(agent))["config_version"]
+
+
+async def report(agent, worker_id: str, status: str, **worker: Any) -> None:
+    """The agent reports one worker (e.g. running, with its connections)."""
+    response = await agent.report(
+        {
+            "timestamp": iso(clock.now()),
+            "gpus": [],
+            "workers": [{"worker_id": worker_id, "status": status, "gpu_ids": [], **worker}],
+        }
+    )
+    assert response.status_code == 200, response.text
 
 
 async def snapshot(agent_id: str) -> tuple[list[dict], int]:
@@ -362,16 +381,20 @@ async def test_get_worker_lists_its_connections(api):
     user = await api.user()
     agent = await register_agent(user, gpus=1)
     worker_id = await default_worker_id(agent)
-    # The agent's status report is not implemented yet: store what it would.
-    await WorkerConnection.create(
-        worker_id=worker_id,
-        client_ip="10.0.0.7",
-        client_port=50123,
-        connected_at=datetime(2026, 11, 25, 17, 37, 33, 123456, tzinfo=UTC),
-    )
+    connections = [
+        {
+            "client_ip": "10.0.0.7",
+            "client_port": 50123,
+            "connected_at": "2026-11-26T01:37:33.123456789+08:00",
+        },
+        {"client_ip": "2001:db8::7", "connected_at": "2026-11-25T17:40:00Z"},
+    ]
+    await report(agent, worker_id, "running", connections=connections)
     body = (await user.get(f"/api/v1/workers/{worker_id}")).json()
+    assert body["status"] == "running"
     assert body["connections"] == [
-        {"client_ip": "10.0.0.7", "connected_at": "2026-11-25T17:37:33.123Z"}
+        {"client_ip": "10.0.0.7", "connected_at": "2026-11-25T17:37:33.123Z"},
+        {"client_ip": "2001:db8::7", "connected_at": "2026-11-25T17:40:00.000Z"},
     ]
 
 
@@ -512,8 +535,8 @@ async def test_disabling_a_running_worker_makes_it_stopping(api):
     user = await api.user()
     agent = await register_agent(user, gpus=1)
     worker_id = await default_worker_id(agent)
-    # The agent's status report is not implemented yet: set what it would.
-    await Worker.filter(id=worker_id).update(status="running")
+    await report(agent, worker_id, "running")
+    assert (await user.get(f"/api/v1/workers/{worker_id}")).json()["status"] == "running"
     response = await user.patch(f"/api/v1/workers/{worker_id}", json={"enabled": False})
     assert response.status_code == 200
     assert response.json()["status"] == "stopping"
@@ -526,7 +549,8 @@ async def test_disabling_a_worker_that_is_not_running_keeps_its_status(api, stat
     user = await api.user()
     agent = await register_agent(user, gpus=1)
     worker_id = await default_worker_id(agent)
-    await Worker.filter(id=worker_id).update(status=status)
+    if status != "pending":
+        await report(agent, worker_id, status)
     response = await user.patch(f"/api/v1/workers/{worker_id}", json={"enabled": False})
     assert response.json()["status"] == status
 
@@ -535,9 +559,36 @@ async def test_renaming_a_running_worker_keeps_it_running(api):
     user = await api.user()
     agent = await register_agent(user, gpus=1)
     worker_id = await default_worker_id(agent)
-    await Worker.filter(id=worker_id).update(status="running")
+    await report(agent, worker_id, "running")
     response = await user.patch(f"/api/v1/workers/{worker_id}", json={"name": "x", "enabled": True})
     assert response.json()["status"] == "running"
+
+
+async def test_the_agents_config_follows_every_change(api):
+    user = await api.user()
+    agent = await register_agent(user, gpus=2)
+    start = await agent_config(agent)
+    assert start["config_version"] == 1
+    [default] = start["workers"]
+    created = (await new_worker(user, agent, gpu_ids=["GPU-1"], enabled=False)).json()
+    config = await agent_config(agent)
+    assert config["config_version"] == 2
+    assert {
+        "worker_id": created["worker_id"],
+        "gpu_ids": ["GPU-1"],
+        "listen_port": 9100,
+        "enabled": False,
+    } in config["workers"]
+    await user.patch(f"/api/v1/workers/{created['worker_id']}", json={"enabled": True})
+    config = await agent_config(agent)
+    assert config["config_version"] == 3
+    assert [w["enabled"] for w in config["workers"] if w["worker_id"] == created["worker_id"]] == [
+        True
+    ]
+    await user.delete(f"/api/v1/workers/{created['worker_id']}")
+    config = await agent_config(agent)
+    assert config["config_version"] == 4
+    assert [w["worker_id"] for w in config["workers"]] == [default["worker_id"]]
 
 
 # --- DELETE /api/v1/workers/{worker_id} ----------------------------------------------------
