@@ -24,7 +24,7 @@ from gpugo.context import ServerContext
 from gpugo.errors import Conflict, FieldError, NotFound, ValidationFailed
 from gpugo.events import Event, EventKind
 from gpugo.inputs.workers import CreateWorkerInput, UpdateWorkerInput, WorkerFilterInput
-from gpugo.models import Agent, Gpu, Share, User, Worker, WorkerConnection
+from gpugo.models import Agent, Gpu, Share, Worker, WorkerConnection
 from gpugo.services import plans
 from gpugo.services.shares import vendor_of
 
@@ -166,8 +166,7 @@ async def create(
     """
     now = clock.now()
     async with in_transaction():
-        # Serialises the user's worker creations so two cannot both take the last slot.
-        await User.filter(id=principal.user_id).select_for_update().values_list("id", flat=True)
+        await plans.lock_usage(principal.user_id)
         await _bump_config_version(principal=principal, agent_id=data.agent_id)
         await _check_gpu_ids(agent_id=data.agent_id, gpu_ids=data.gpu_ids)
         await plans.check_room(
