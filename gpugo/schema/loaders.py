@@ -19,6 +19,7 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from gpugo.models import Agent, Gpu, Worker, WorkerConnection
+from gpugo.services.agents import gpu_order
 
 Row = dict[str, Any]
 
@@ -65,9 +66,8 @@ MAX_BATCH = 1000
 
 
 def _gpu_order(row: Row) -> tuple[bool, int, str]:
-    # By the agent's GPU index (absent ones last), then by id; the same on both databases.
-    index = row["gpu_index"]
-    return (index is None, index or 0, row["gpu_id"])
+    # The one GPU order of the agents service (REST's agent detail uses it too).
+    return gpu_order(row["gpu_index"], row["gpu_id"])
 
 
 def _grouped(

@@ -32,7 +32,7 @@ from gpugo.schema.types.tokens import (
 )
 from gpugo.schema.types.users import User, user_node
 from gpugo.schema.types.workers import Worker, worker_view_node
-from gpugo.services import install_tokens, pats, shares, users, workers
+from gpugo.services import agents, install_tokens, pats, shares, users, workers
 
 _USER = [IsUser]
 
@@ -108,6 +108,14 @@ class Mutation:
     )
     async def delete_personal_access_token(self, info: GraphQLInfo) -> bool | None:
         return await pats.delete(principal=await user(info))
+
+    @strawberry.mutation(
+        permission_classes=_USER,
+        description="Deletes the agent with its GPUs, workers, connections, shares and metrics.",
+    )
+    async def delete_agent(self, info: GraphQLInfo, id: strawberry.ID) -> bool | None:
+        await agents.delete(ctx=info.context.server, principal=await user(info), agent_id=id)
+        return True
 
     @strawberry.mutation(permission_classes=_USER)
     async def create_worker(self, info: GraphQLInfo, input: CreateWorkerInput) -> Worker | None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import strawberry
 
+from gpugo.errors import NotFound
 from gpugo.inputs.common import parse_input
 from gpugo.inputs.workers import WorkerFilterInput
+from gpugo.schema import metrics
 from gpugo.schema.context import GraphQLInfo
 from gpugo.schema.pagination import (
     DEFAULT_PAGE,
@@ -18,6 +21,8 @@ from gpugo.schema.pagination import (
     position,
 )
 from gpugo.schema.permissions import IsUser, user
+from gpugo.schema.types.agents import Agent, agent_detail_node, agent_summary_node
+from gpugo.schema.types.metrics import AgentMetrics, agent_metrics_node
 from gpugo.schema.types.shares import Share, share_node
 from gpugo.schema.types.tokens import (
     InstallToken,
@@ -27,7 +32,7 @@ from gpugo.schema.types.tokens import (
 )
 from gpugo.schema.types.users import User, user_node
 from gpugo.schema.types.workers import Worker, worker_view_node
-from gpugo.services import install_tokens, pats, shares, users, workers
+from gpugo.services import agents, install_tokens, pats, plans, shares, users, workers
 
 _USER = [IsUser]
 First = Annotated[int, strawberry.argument(description="Page size, 1 to 100.")]
@@ -41,7 +46,11 @@ def _check_page(first: int, after: str | None) -> None:
         decode_cursor(after)
 
 
-def _by_creation(node: Worker | Share) -> tuple[int, str]:
+def _worker_position(node: Worker) -> tuple[int, str]:
+    return position(node.known["created_at"], node.id)
+
+
+def _by_creation(node: Share | Agent) -> tuple[int, str]:
     return position(node.created_at, node.id)
 
 
@@ -61,6 +70,47 @@ class Query:
         state = await install_tokens.status(principal=await user(info), token_id=id)
         return install_token_node(state)
 
+    @strawberry.field(permission_classes=_USER, description="Agents, newest first.")
+    async def agents(
+        self, info: GraphQLInfo, first: First = DEFAULT_PAGE, after: After = None
+    ) -> Connection[Agent]:
+        _check_page(first, after)
+        found = await agents.list_agents(ctx=info.context.server, principal=await user(info))
+        nodes = [agent_summary_node(view) for view in found]
+        return paginate(nodes, first=first, after=after, key=_by_creation, newest_first=True)
+
+    @strawberry.field(permission_classes=_USER)
+    async def agent(self, info: GraphQLInfo, id: strawberry.ID) -> Agent | None:
+        view = await agents.get_agent(
+            ctx=info.context.server, principal=await user(info), agent_id=id
+        )
+        return agent_detail_node(view)
+
+    @strawberry.field(
+        permission_classes=_USER,
+        description="An agent's GPU and host metrics in time buckets (Team and Pro plans).",
+    )
+    async def agent_metrics(
+        self,
+        info: GraphQLInfo,
+        agent_id: strawberry.ID,
+        start: Annotated[datetime, strawberry.argument(name="from")],
+        to: datetime,
+        bucket: Annotated[
+            int, strawberry.argument(description="Bucket width in seconds; at most 1000 buckets.")
+        ] = 60,
+    ) -> AgentMetrics | None:
+        principal = await user(info)
+        plans.require_metrics(info.context.server, principal.plan)
+        w = metrics.window(start=start, end=to, bucket_seconds=bucket)
+        if not await metrics.owns_agent(user_id=principal.user_id, agent_id=agent_id):
+            raise NotFound("No such agent.")
+        gpu_rows = await metrics.gpu_buckets(agent_id=agent_id, w=w)
+        system_rows = await metrics.system_buckets(agent_id=agent_id, w=w)
+        return agent_metrics_node(
+            agent_id=agent_id, w=w, gpu_rows=gpu_rows, system_rows=system_rows
+        )
+
     @strawberry.field(permission_classes=_USER, description="Workers, oldest first.")
     async def workers(
         self,
@@ -77,7 +127,7 @@ class Query:
         )
         found = await workers.list_workers(principal=await user(info), filters=filters)
         nodes = [worker_view_node(view) for view in found]
-        return paginate(nodes, first=first, after=after, key=_by_creation)
+        return paginate(nodes, first=first, after=after, key=_worker_position)
 
     @strawberry.field(permission_classes=_USER)
     async def worker(self, info: GraphQLInfo, id: strawberry.ID) -> Worker | None:

@@ -2,14 +2,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
-from gpugo.context import ServerContext
 from gpugo.schema.context import GraphQLInfo
 from gpugo.schema.loaders import Row
-from gpugo.services.agents import agent_state
+from gpugo.services import agents
 
 if TYPE_CHECKING:
     from gpugo.schema.types.workers import Worker
@@ -52,6 +51,19 @@ def gpu_node(row: Row) -> Gpu:
     )
 
 
+def _gpu_view_node(view: agents.GpuView) -> Gpu:
+    return Gpu(
+        gpu_id=view.gpu_id,
+        gpu_index=view.gpu_index,
+        vendor=view.vendor,
+        model=view.model,
+        vram_mb=view.vram_mb,
+        driver_version=view.driver_version,
+        cuda_version=view.cuda_version,
+        used_by_worker=strawberry.ID(view.used_by_worker) if view.used_by_worker else None,
+    )
+
+
 @strawberry.type(description="A GPU host running the GPU Go agent.")
 class Agent:
     id: strawberry.ID
@@ -60,51 +72,113 @@ class Agent:
     arch: str
     status: AgentStatus
     status_reason: str = strawberry.field(description="Why the status is what it is.")
-    network_ips: list[str]
-    config_version: int = strawberry.field(
-        description="Desired configuration; increments on every worker change."
-    )
-    fetched_config_version: int | None = strawberry.field(
-        description="The configuration version the agent last fetched (null: never)."
-    )
-    config_fetched_at: datetime | None
     last_seen_at: datetime | None
     created_at: datetime
+    # What the source view already holds; anything else comes from the per-request loaders.
+    known: strawberry.Private[dict[str, Any]]
+    known_gpus: strawberry.Private[list[Gpu] | None] = None
+    known_workers: strawberry.Private[list[Worker] | None] = None
+
+    async def _column(self, info: GraphQLInfo, name: str) -> Any:
+        if name in self.known:
+            return self.known[name]
+        row = await info.context.loaders.agent.load(self.id)
+        return row[name] if row else None
 
     @strawberry.field
     async def gpu_count(self, info: GraphQLInfo) -> int:
+        if "gpu_count" in self.known:
+            return self.known["gpu_count"]
         return len(await info.context.loaders.gpus_by_agent.load(self.id))
 
     @strawberry.field
+    async def network_ips(self, info: GraphQLInfo) -> list[str]:
+        return list(await self._column(info, "network_ips") or [])
+
+    @strawberry.field(description="Desired configuration; increments on every worker change.")
+    async def config_version(self, info: GraphQLInfo) -> int:
+        return await self._column(info, "config_version")
+
+    @strawberry.field(description="The configuration version the agent last fetched (null: never).")
+    async def fetched_config_version(self, info: GraphQLInfo) -> int | None:
+        return await self._column(info, "fetched_config_version")
+
+    @strawberry.field
+    async def config_fetched_at(self, info: GraphQLInfo) -> datetime | None:
+        return await self._column(info, "config_fetched_at")
+
+    @strawberry.field(description="By the agent's GPU index, then id.")
     async def gpus(self, info: GraphQLInfo) -> list[Gpu]:
+        if self.known_gpus is not None:
+            return self.known_gpus
         return [gpu_node(row) for row in await info.context.loaders.gpus_by_agent.load(self.id)]
 
     @strawberry.field(description="Every worker of the agent, enabled or not, oldest first.")
     async def workers(
         self, info: GraphQLInfo
     ) -> list[Annotated[Worker, strawberry.lazy(_WORKERS)]]:
+        if self.known_workers is not None:
+            return self.known_workers
         from gpugo.schema.types.workers import worker_node
 
         rows = await info.context.loaders.workers_by_agent.load(self.id)
         return [worker_node(row) for row in rows]
 
 
-def agent_node(server: ServerContext, row: Row, now: datetime | None = None) -> Agent:
-    """An Agent from a row of ``loaders.AGENT_COLUMNS``; status is computed on read."""
-    state = agent_state(
-        ctx=server, last_seen_at=row["last_seen_at"], shut_down_at=row["shut_down_at"], now=now
+def _status(state: agents.AgentState) -> dict[str, Any]:
+    return {"status": AgentStatus(state.status), "status_reason": state.reason}
+
+
+def agent_summary_node(view: agents.AgentSummary) -> Agent:
+    """From the agents service's list item."""
+    return Agent(
+        id=strawberry.ID(view.agent_id),
+        hostname=view.hostname,
+        os=view.os,
+        arch=view.arch,
+        **_status(view.state),
+        last_seen_at=view.last_seen_at,
+        created_at=view.created_at,
+        known={"gpu_count": view.gpu_count},
+    )
+
+
+def agent_detail_node(view: agents.AgentDetail) -> Agent:
+    """From the agents service's detail: nothing left to load."""
+    from gpugo.schema.types.workers import agent_worker_node
+
+    return Agent(
+        id=strawberry.ID(view.agent_id),
+        hostname=view.hostname,
+        os=view.os,
+        arch=view.arch,
+        **_status(view.state),
+        last_seen_at=view.last_seen_at,
+        created_at=view.created_at,
+        known={
+            "gpu_count": len(view.gpus),
+            "network_ips": list(view.network_ips),
+            "config_version": view.config_version,
+            "fetched_config_version": view.fetched_config_version,
+            "config_fetched_at": view.config_fetched_at,
+        },
+        known_gpus=[_gpu_view_node(gpu) for gpu in view.gpus],
+        known_workers=[agent_worker_node(view.agent_id, worker) for worker in view.workers],
+    )
+
+
+def agent_row_node(info: GraphQLInfo, row: Row) -> Agent:
+    """From a loader row (``loaders.AGENT_COLUMNS``): a worker's or share's agent."""
+    state = agents.agent_state(
+        ctx=info.context.server, last_seen_at=row["last_seen_at"], shut_down_at=row["shut_down_at"]
     )
     return Agent(
         id=strawberry.ID(row["id"]),
         hostname=row["hostname"],
         os=row["os"],
         arch=row["arch"],
-        status=AgentStatus(state.status),
-        status_reason=state.reason,
-        network_ips=list(row["network_ips"] or []),
-        config_version=row["config_version"],
-        fetched_config_version=row["fetched_config_version"],
-        config_fetched_at=row["config_fetched_at"],
+        **_status(state),
         last_seen_at=row["last_seen_at"],
         created_at=row["created_at"],
+        known=row,
     )

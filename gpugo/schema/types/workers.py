@@ -2,13 +2,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
 from gpugo.schema.context import GraphQLInfo
 from gpugo.schema.loaders import Row
-from gpugo.services import workers
+from gpugo.services import agents, workers
 
 if TYPE_CHECKING:
     from gpugo.schema.types.agents import Agent
@@ -50,32 +50,49 @@ class Worker:
     listen_port: int
     enabled: bool
     status: WorkerStatus
-    created_at: datetime
-    # Known when built from a full row; the services' views leave it out.
-    known_is_default: strawberry.Private[bool | None] = None
+    # What the source view already holds; anything else comes from the per-request loaders.
+    known: strawberry.Private[dict[str, Any]]
+    known_connections: strawberry.Private[list[ClientConnection] | None] = None
+
+    async def _column(self, info: GraphQLInfo, name: str) -> Any:
+        if name in self.known:
+            return self.known[name]
+        row = await info.context.loaders.worker.load(self.id)
+        return row[name] if row else None
 
     @strawberry.field(description="Created by the agent's registration.")
     async def is_default(self, info: GraphQLInfo) -> bool:
-        if self.known_is_default is not None:
-            return self.known_is_default
-        row = await info.context.loaders.worker.load(self.id)
-        return bool(row and row["is_default"])
+        return bool(await self._column(info, "is_default"))
+
+    @strawberry.field(description="Process id on the agent's host, as last reported.")
+    async def pid(self, info: GraphQLInfo) -> int | None:
+        return await self._column(info, "pid")
+
+    @strawberry.field(description="Restarts, as last reported by the agent.")
+    async def restarts(self, info: GraphQLInfo) -> int | None:
+        return await self._column(info, "restarts")
 
     @strawberry.field
+    async def created_at(self, info: GraphQLInfo) -> datetime:
+        return await self._column(info, "created_at")
+
+    @strawberry.field(description="Oldest first.")
     async def connections(self, info: GraphQLInfo) -> list[ClientConnection]:
+        if self.known_connections is not None:
+            return self.known_connections
         rows = await info.context.loaders.connections_by_worker.load(self.id)
         return [connection_node(row) for row in rows]
 
     @strawberry.field
     async def agent(self, info: GraphQLInfo) -> Annotated[Agent, strawberry.lazy(_AGENTS)] | None:
-        from gpugo.schema.types.agents import agent_node
+        from gpugo.schema.types.agents import agent_row_node
 
         row = await info.context.loaders.agent.load(self.agent_id)
-        return agent_node(info.context.server, row) if row else None
+        return agent_row_node(info, row) if row else None
 
 
 def worker_node(row: Row) -> Worker:
-    """A Worker from a row of ``loaders.WORKER_COLUMNS``."""
+    """From a loader row (``loaders.WORKER_COLUMNS``)."""
     return Worker(
         id=strawberry.ID(row["id"]),
         agent_id=strawberry.ID(row["agent_id"]),
@@ -84,13 +101,12 @@ def worker_node(row: Row) -> Worker:
         listen_port=row["listen_port"],
         enabled=row["enabled"],
         status=WorkerStatus(row["status"]),
-        created_at=row["created_at"],
-        known_is_default=row["is_default"],
+        known=row,
     )
 
 
 def worker_view_node(view: workers.WorkerView) -> Worker:
-    """A Worker from the workers service's view."""
+    """From the workers service's view (it has no is_default, pid or restarts)."""
     return Worker(
         id=strawberry.ID(view.worker_id),
         agent_id=strawberry.ID(view.agent_id),
@@ -99,5 +115,28 @@ def worker_view_node(view: workers.WorkerView) -> Worker:
         listen_port=view.listen_port,
         enabled=view.enabled,
         status=WorkerStatus(view.status),
-        created_at=view.created_at,
+        known={"created_at": view.created_at},
+    )
+
+
+def agent_worker_node(agent_id: str, view: agents.WorkerView) -> Worker:
+    """From a worker of the agents service's detail (it has no creation time)."""
+    return Worker(
+        id=strawberry.ID(view.worker_id),
+        agent_id=strawberry.ID(agent_id),
+        name=view.name,
+        gpu_ids=list(view.gpu_ids),
+        listen_port=view.listen_port,
+        enabled=view.enabled,
+        status=WorkerStatus(view.status),
+        known={"is_default": view.is_default, "pid": view.pid, "restarts": view.restarts},
+        known_connections=[
+            ClientConnection(
+                client_ip=c.client_ip,
+                client_port=c.client_port,
+                client_pid=c.client_pid,
+                connected_at=c.connected_at,
+            )
+            for c in view.connections
+        ],
     )

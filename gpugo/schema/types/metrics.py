@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+import strawberry
+
+from gpugo.schema.metrics import Window
+
+
+@strawberry.type(description="One GPU over one bucket: averages and maxima of its samples.")
+class GpuMetricPoint:
+    at: datetime = strawberry.field(description="Start of the bucket.")
+    samples: int
+    utilization_avg: float
+    utilization_max: float
+    vram_used_mb_avg: float
+    vram_used_mb_max: int
+    vram_total_mb: int
+    temperature_avg: float
+    temperature_max: int
+    power_usage_w_avg: float
+    power_usage_w_max: float
+
+
+@strawberry.type
+class GpuMetricSeries:
+    gpu_id: str
+    points: list[GpuMetricPoint] = strawberry.field(
+        description="Oldest first; buckets without samples are left out."
+    )
+
+
+@strawberry.type(description="The host over one bucket.")
+class SystemMetricPoint:
+    at: datetime = strawberry.field(description="Start of the bucket.")
+    samples: int
+    cpu_usage_avg: float
+    cpu_usage_max: float
+    memory_used_mb_avg: float
+    memory_used_mb_max: int
+    memory_total_mb: int
+
+
+@strawberry.type(description="An agent's metrics in time buckets over [from, to).")
+class AgentMetrics:
+    agent_id: strawberry.ID
+    from_: datetime = strawberry.field(name="from")
+    to: datetime
+    bucket_seconds: int
+    gpus: list[GpuMetricSeries]
+    system: list[SystemMetricPoint] = strawberry.field(
+        description="Oldest first; buckets without samples are left out."
+    )
+
+
+def _gpu_point(w: Window, row: dict[str, Any]) -> GpuMetricPoint:
+    return GpuMetricPoint(
+        at=w.bucket_start(int(row["bucket"])),
+        samples=row["samples"],
+        utilization_avg=float(row["utilization_avg"]),
+        utilization_max=float(row["utilization_max"]),
+        vram_used_mb_avg=float(row["vram_used_mb_avg"]),
+        vram_used_mb_max=int(row["vram_used_mb_max"]),
+        vram_total_mb=int(row["vram_total_mb"]),
+        temperature_avg=float(row["temperature_avg"]),
+        temperature_max=int(row["temperature_max"]),
+        power_usage_w_avg=float(row["power_usage_w_avg"]),
+        power_usage_w_max=float(row["power_usage_w_max"]),
+    )
+
+
+def _system_point(w: Window, row: dict[str, Any]) -> SystemMetricPoint:
+    return SystemMetricPoint(
+        at=w.bucket_start(int(row["bucket"])),
+        samples=row["samples"],
+        cpu_usage_avg=float(row["cpu_usage_avg"]),
+        cpu_usage_max=float(row["cpu_usage_max"]),
+        memory_used_mb_avg=float(row["memory_used_mb_avg"]),
+        memory_used_mb_max=int(row["memory_used_mb_max"]),
+        memory_total_mb=int(row["memory_total_mb"]),
+    )
+
+
+def agent_metrics_node(
+    *, agent_id: str, w: Window, gpu_rows: list[dict[str, Any]], system_rows: list[dict[str, Any]]
+) -> AgentMetrics:
+    series: dict[str, list[GpuMetricPoint]] = defaultdict(list)
+    for row in gpu_rows:
+        series[row["gpu_id"]].append(_gpu_point(w, row))
+    return AgentMetrics(
+        agent_id=strawberry.ID(agent_id),
+        from_=w.start,
+        to=w.end,
+        bucket_seconds=w.bucket_seconds,
+        gpus=[GpuMetricSeries(gpu_id=gpu_id, points=points) for gpu_id, points in series.items()],
+        system=[_system_point(w, row) for row in system_rows],
+    )
