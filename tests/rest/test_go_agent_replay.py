@@ -1,0 +1,390 @@
+"""A replay of the real Go agent (tensor-fusion ``ggo``): its bodies as it marshals them,
+and every response checked against the typed structs it decodes them into.
+
+Go's encoding/json ignores unknown fields and leaves a field alone on ``null``, but a
+JSON value of the wrong type (a float for an ``int``, a number for a ``string``, a
+string for a ``bool``) fails the whole decode, so that is what is checked here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from gpugo.models import GpuMetricSample, SystemMetricSample
+from tests.support import assert_error
+
+GPU_IDS = [
+    "GPU-8f2c1a3e-5b7d-4c1e-9a0b-1234567890ab",
+    "GPU-0d9e8f7a-6b5c-4d3e-2f1a-0b9c8d7e6f5a",
+]
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+# --- the agent's structs (internal/api/types.go): field -> (Go type, always sent) ---------
+
+LICENSE = {"plain": ("string", True), "encrypted": ("string", True)}
+REGISTER_RESPONSE = {
+    "agent_id": ("string", True),
+    "agent_secret": ("string", True),
+    "license": (("struct", LICENSE), True),
+}
+WORKER_CONFIG = {
+    "worker_id": ("string", True),
+    "gpu_ids": (("slice", "string"), True),
+    "gpu_indices": (("slice", "int"), False),
+    "vram_mb": ("int", False),
+    "compute_percent": ("int", False),
+    "isolation_mode": ("string", False),
+    "listen_port": ("int", True),
+    "enabled": ("bool", True),
+    "share_codes": (("slice", "string"), False),
+}
+CONFIG_RESPONSE = {
+    "config_version": ("int", True),
+    "workers": (("slice", ("struct", WORKER_CONFIG)), True),
+    "license": (("struct", LICENSE), True),
+}
+STATUS_RESPONSE = {
+    "success": ("bool", True),
+    "config_version": ("int", True),
+    "license": (("struct", LICENSE), False),
+    "worker_share_codes": (("map", ("slice", "string")), False),
+}
+SUCCESS_RESPONSE = {"success": ("bool", True)}
+GPU_INFO = {
+    "gpu_id": ("string", True),
+    "gpu_index": ("int", False),
+    "vendor": ("string", True),
+    "model": ("string", True),
+    "vram_mb": ("int", True),
+    "driver_version": ("string", False),
+    "cuda_version": ("string", False),
+}
+CONNECTION_INFO = {"client_ip": ("string", True), "connected_at": ("time", True)}
+WORKER_INFO = {
+    "worker_id": ("string", True),
+    "agent_id": ("string", False),
+    "agent_hostname": ("string", False),
+    "name": ("string", True),
+    "gpu_ids": (("slice", "string"), True),
+    "gpu_indices": (("slice", "int"), False),
+    "gpus": (("slice", ("struct", GPU_INFO)), False),
+    "listen_port": ("int", True),
+    "enabled": ("bool", False),
+    "is_default": ("bool", False),
+    "status": ("string", True),
+    "pid": ("int", False),
+    "restarts": ("int", False),
+    "connections": (("slice", ("struct", CONNECTION_INFO)), False),
+    "started_at": ("time", False),
+    "created_at": ("time", False),
+}
+AGENT_INFO = {
+    "agent_id": ("string", True),
+    "hostname": ("string", True),
+    "status": ("string", True),
+    "os": ("string", True),
+    "arch": ("string", True),
+    "network_ips": (("slice", "string"), False),
+    "gpus": (("slice", ("struct", GPU_INFO)), False),
+    "workers": (("slice", ("struct", WORKER_INFO)), False),
+    "gpu_count": ("int", False),
+    "gpu_summary": ("string", False),
+    "last_seen_at": ("time", True),
+    "created_at": ("time", True),
+}
+AGENT_LIST_RESPONSE = {"agents": (("slice", ("struct", AGENT_INFO)), True)}
+
+
+def go_decode(value: Any, go_type: Any, path: str = "$") -> None:
+    """Fail the way Go's json.Unmarshal would for this value and type."""
+    if value is None:
+        return  # Go keeps the zero value
+    kind = go_type if isinstance(go_type, str) else go_type[0]
+    if kind == "string":
+        assert isinstance(value, str), f"{path}: {value!r} is not a string"
+    elif kind == "int":
+        assert type(value) is int, f"{path}: {value!r} is not an integer"
+    elif kind == "bool":
+        assert type(value) is bool, f"{path}: {value!r} is not a bool"
+    elif kind == "time":
+        assert isinstance(value, str) and RFC3339.match(value), f"{path}: {value!r} not RFC 3339"
+    elif kind == "slice":
+        assert isinstance(value, list), f"{path}: {value!r} is not an array"
+        for i, item in enumerate(value):
+            go_decode(item, go_type[1], f"{path}[{i}]")
+    elif kind == "map":
+        assert isinstance(value, dict), f"{path}: {value!r} is not an object"
+        for key, item in value.items():
+            go_decode(item, go_type[1], f"{path}.{key}")
+    elif kind == "struct":
+        assert isinstance(value, dict), f"{path}: {value!r} is not an object"
+        for name, (field_type, always) in go_type[1].items():
+            if always:
+                assert name in value, f"{path}.{name} is missing"
+            if name in value:
+                go_decode(value[name], field_type, f"{path}.{name}")
+    else:  # pragma: no cover
+        raise AssertionError(f"unknown Go type {go_type!r}")
+
+
+def decode(response, struct: dict[str, Any], *, ok: tuple[int, ...] = (200,)) -> dict[str, Any]:
+    assert response.status_code in ok, response.text
+    body = response.json()
+    go_decode(body, ("struct", struct))
+    return body
+
+
+# --- what the agent sends -----------------------------------------------------------------
+
+
+def register_body(token: str) -> dict[str, Any]:
+    # AgentRegisterRequest: the token also in the body; gpu_index always; versions omitempty;
+    # a nil network_ips slice marshals as null.
+    return {
+        "token": token,
+        "hostname": "gpu-box-01",
+        "os": "linux",
+        "arch": "amd64",
+        "gpus": [
+            {
+                "gpu_id": GPU_IDS[0],
+                "gpu_index": 0,
+                "vendor": "nvidia",
+                "model": "NVIDIA GeForce RTX 4090",
+                "vram_mb": 24564,
+                "driver_version": "550.54.14",
+                "cuda_version": "12.4",
+            },
+            {
+                "gpu_id": GPU_IDS[1],
+                "gpu_index": 1,
+                "vendor": "nvidia",
+                "model": "NVIDIA GeForce RTX 4090",
+                "vram_mb": 24564,
+            },
+        ],
+        "network_ips": None,
+    }
+
+
+def gpu_statuses(used_by: str | None) -> list[dict[str, Any]]:
+    return [
+        {
+            "gpu_id": gpu_id,
+            "gpu_index": index,
+            "used_by_worker": used_by,
+            "vendor": "nvidia",
+            "model": "NVIDIA GeForce RTX 4090",
+            "vram_mb": 24564,
+            "driver_version": "550.54.14",
+            "cuda_version": "12.4",
+            "gpu_changed": True,
+        }
+        for index, gpu_id in enumerate(GPU_IDS)
+    ]
+
+
+def worker_status(worker_id: str, *, connections: bool, changed: bool) -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "worker_id": worker_id,
+        "status": "running",
+        "pid": 48213,
+        "restarts": 1,
+        "gpu_ids": GPU_IDS,
+        "gpu_indices": [0, 1],
+        "worker_changed": changed,
+        "connection_changed": changed,
+        "gpu_changed": False,
+    }
+    if connections:
+        # The agent stamps connected_at with its own clock at each report.
+        status["connections"] = [
+            {
+                "client_ip": "192.168.1.50",
+                "connected_at": "2026-11-25T17:37:33.123456789+08:00",
+                "client_port": 51234,
+                "client_pid": 7781,
+            }
+        ]
+    return status
+
+
+def line_protocol(agent_id: str) -> str:
+    return (
+        f"gpu_metrics,agent_id={agent_id},gpu_id={GPU_IDS[0]},model=NVIDIA\\ GeForce\\ RTX\\ 4090,"
+        "vendor=nvidia utilization=87.50,vram_used_mb=20000i,vram_total_mb=24564i,"
+        "temperature=61.7,power_usage_w=312.4,pcie_rx_kb=1234.5,pcie_tx_kb=99.9 1795599453123\n"
+        f"system_metrics,agent_id={agent_id},hostname=gpu-box-01 cpu_usage=12.50,"
+        "memory_used_mb=8192i,memory_total_mb=65536i 1795599453123"
+    )
+
+
+def status_report(agent_id: str, license: dict[str, str], **fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "timestamp": "2026-11-25T17:37:33.123456789+08:00",
+        "gpus": None,
+        "workers": None,
+        "license_expiration": int(license["plain"].split("|")[2]),
+        "metrics": line_protocol(agent_id),
+    }
+    body.update(fields)
+    return body
+
+
+def metrics_report() -> dict[str, Any]:
+    return {
+        "timestamp": "2026-11-25T17:37:33.987654321+08:00",
+        "system": {"cpu_usage": 12.5, "memory_used_mb": 8192, "memory_total_mb": 65536},
+        "gpus": [
+            {
+                "gpu_id": gpu_id,
+                "utilization": 87.5,
+                "vram_used_mb": 20000,
+                "vram_total_mb": 24564,
+                "temperature": 61.7,
+                "power_usage_w": 312.4,
+                "pcie_rx_kb": 1234.5,
+                "pcie_tx_kb": 99.9,
+            }
+            for gpu_id in GPU_IDS
+        ],
+    }
+
+
+async def test_the_real_agent_lifecycle(api, client):
+    user = await api.user(plan="team")
+    token = await user.install_token()
+    pat = {"Authorization": f"Bearer {await user.create_pat()}"}
+
+    # ggo agent register: Bearer token, body with the token again; 200 or 201 accepted.
+    response = await client.post(
+        "/api/v1/agents/register",
+        json=register_body(token),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    registered = decode(response, REGISTER_RESPONSE, ok=(200, 201))
+    agent_id = registered["agent_id"]
+    secret = {"Authorization": f"Bearer {registered['agent_secret']}"}
+    license = registered["license"]
+    assert license["plain"].split("|")[0] == ",".join(GPU_IDS)
+    base = f"/api/v1/agents/{agent_id}"
+
+    # Start(): the initial config pull (200 only).
+    config = decode(await client.get(f"{base}/config", headers=secret), CONFIG_RESPONSE)
+    [default] = config["workers"]
+    assert default["gpu_ids"] == GPU_IDS and default["enabled"] is True
+    version = config["config_version"]
+
+    # The first report: everything flagged changed, no GPU in use yet (used_by_worker null).
+    first = status_report(
+        agent_id,
+        license,
+        gpus=gpu_statuses(None),
+        workers=[worker_status(default["worker_id"], connections=True, changed=True)],
+    )
+    reply = decode(await client.post(f"{base}/status", json=first, headers=secret), STATUS_RESPONSE)
+    assert reply["success"] is True and reply["config_version"] == version
+    license = reply["license"]
+
+    # The next minute: nothing changed. Connections re-stamped, flagged unchanged.
+    steady = status_report(
+        agent_id,
+        license,
+        gpus=gpu_statuses(default["worker_id"]),
+        workers=[worker_status(default["worker_id"], connections=True, changed=False)],
+    )
+    steady["timestamp"] = "2026-11-25T17:38:33.000000001+08:00"
+    steady["workers"][0]["connections"][0]["connected_at"] = steady["timestamp"]
+    reply = decode(
+        await client.post(f"{base}/status", json=steady, headers=secret), STATUS_RESPONSE
+    )
+    assert reply["config_version"] == version
+
+    # The agent as the dashboard and ggo CLI read it.
+    agent = decode(await client.get(base, headers=pat), AGENT_INFO)
+    assert agent["status"] == "online"
+    assert agent["network_ips"] == []
+    [worker] = agent["workers"]
+    assert (worker["status"], worker["pid"], worker["restarts"]) == ("running", 48213, 1)
+    assert [(c["client_ip"], c["connected_at"]) for c in worker["connections"]] == [
+        ("192.168.1.50", "2026-11-25T09:37:33.123Z")
+    ]
+    assert [g["used_by_worker"] for g in agent["gpus"]] == [default["worker_id"]] * 2
+    listed = decode(await client.get("/api/v1/agents", headers=pat), AGENT_LIST_RESPONSE)
+    assert [a["agent_id"] for a in listed["agents"]] == [agent_id]
+
+    # Metrics (Team plan): floats where the spec has ints are stored rounded.
+    response = await client.post(f"{base}/metrics", json=metrics_report(), headers=secret)
+    decode(response, SUCCESS_RESPONSE)
+    samples = await GpuMetricSample.filter(agent_id=agent_id).order_by("gpu_id").values()
+    assert [(s["temperature"], s["pcie_rx_kb"], s["pcie_tx_kb"]) for s in samples] == [
+        (62, 1234, 100),
+        (62, 1234, 100),
+    ]
+    assert await SystemMetricSample.filter(agent_id=agent_id).count() == 1
+
+    # A report from an agent whose hypervisor lists nothing: null slices everywhere.
+    empty = status_report(agent_id, license)
+    empty_worker = {"worker_id": default["worker_id"], "status": "stopped", "gpu_ids": None}
+    empty["workers"] = [empty_worker]
+    reply = decode(await client.post(f"{base}/status", json=empty, headers=secret), STATUS_RESPONSE)
+    assert reply["success"] is True
+
+    # The user adds a worker (ggo worker create with a PAT): the next report says so, the
+    # agent pulls the new config and finds the worker.
+    response = await client.post(
+        "/api/v1/workers",
+        json={
+            "agent_id": agent_id,
+            "name": "second",
+            "gpu_ids": [GPU_IDS[1]],
+            "listen_port": 9002,
+            "enabled": True,
+        },
+        headers=pat,
+    )
+    created = decode(response, WORKER_INFO, ok=(200, 201))
+    again = status_report(
+        agent_id,
+        license,
+        gpus=gpu_statuses(default["worker_id"]),
+        workers=[worker_status(default["worker_id"], connections=False, changed=True)],
+    )
+    reply = decode(await client.post(f"{base}/status", json=again, headers=secret), STATUS_RESPONSE)
+    assert reply["config_version"] > version
+    config = decode(await client.get(f"{base}/config", headers=secret), CONFIG_RESPONSE)
+    assert config["config_version"] == reply["config_version"]
+    assert [w["worker_id"] for w in config["workers"]] == [
+        default["worker_id"],
+        created["worker_id"],
+    ]
+    assert config["workers"][1] == {
+        "worker_id": created["worker_id"],
+        "gpu_ids": [GPU_IDS[1]],
+        "listen_port": 9002,
+        "enabled": True,
+    }
+    # connection_changed true with the (empty, so omitted) list: the client is gone.
+    agent = decode(await client.get(base, headers=pat), AGENT_INFO)
+    assert agent["workers"][0]["connections"] == []
+
+    # Stop(): the shutdown event makes the agent offline at once.
+    shutdown = status_report(
+        agent_id,
+        license,
+        event="shutdown",
+        gpus=gpu_statuses(None),
+        workers=[worker_status(default["worker_id"], connections=False, changed=False)],
+    )
+    decode(await client.post(f"{base}/status", json=shutdown, headers=secret), STATUS_RESPONSE)
+    assert decode(await client.get(base, headers=pat), AGENT_INFO)["status"] == "offline"
+
+    # Uninstall: the agent deletes itself with its own secret (200 or 204 accepted).
+    response = await client.delete(base, headers=secret)
+    assert response.status_code in (200, 204)
+    decode(response, SUCCESS_RESPONSE)
+    assert_error(
+        await client.post(f"{base}/status", json=shutdown, headers=secret), 401, "unauthorized"
+    )
+    assert_error(await client.get(base, headers=pat), 404, "not_found")
