@@ -18,7 +18,7 @@ from gpugo.context import ServerContext
 from gpugo.errors import FieldError, Unauthorized, ValidationFailed
 from gpugo.events import Event, EventKind
 from gpugo.inputs.metrics import MetricsReportInput
-from gpugo.models import Gpu, GpuMetricSample, SystemMetricSample
+from gpugo.models import Agent, GpuMetricSample, SystemMetricSample
 from gpugo.services import plans
 
 PRUNE_INTERVAL = timedelta(minutes=5)
@@ -74,7 +74,11 @@ async def record(*, ctx: ServerContext, principal: Principal, data: MetricsRepor
 
 
 async def _check_gpu_ids(*, agent_id: str, data: MetricsReportInput) -> None:
-    known = set(await Gpu.filter(agent_id=agent_id).values_list("gpu_id", flat=True))
+    # From the agent row, so an agent deleted meanwhile is told 401, not "unknown GPU".
+    rows = await Agent.filter(id=agent_id).values_list("gpus__gpu_id", flat=True)
+    if not rows:
+        raise Unauthorized("Unknown agent secret.")
+    known = set(rows)
     details = [
         FieldError(f"gpus[{i}].gpu_id", f"{gpu.gpu_id} is not a GPU of this agent.")
         for i, gpu in enumerate(data.gpus)

@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 
+from gpugo.auth import resolve
 from gpugo.models import Agent, Worker
 from tests.sql_counter import count_sql
 from tests.support import assert_error, assert_iso, register_agent
@@ -151,3 +152,17 @@ async def test_config_statements(api):
     assert len(body["workers"]) == 4
     # The secret, the fetch mark, the agent with its GPUs, the workers.
     assert len(sql) == 4, sql
+
+
+async def test_an_agent_deleted_while_its_pull_is_on_the_way_gets_401(api, monkeypatch):
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    authenticate = resolve.authenticate_agent
+
+    async def authenticate_then_delete(**kwargs: Any):
+        principal = await authenticate(**kwargs)
+        await Agent.filter(id=principal.agent_id).delete()
+        return principal
+
+    monkeypatch.setattr(resolve, "authenticate_agent", authenticate_then_delete)
+    assert_error(await agent.config(), 401, "unauthorized")

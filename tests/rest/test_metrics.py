@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from gpugo import clock
+from gpugo.auth import resolve
 from gpugo.models import Agent, GpuMetricSample, SystemMetricSample
 from gpugo.services import metrics
 from tests.sql_counter import count_sql
@@ -219,8 +220,17 @@ async def test_retention_only_touches_the_reporting_agent(api, settings):
     assert len((await samples(quiet.agent_id))[0]) == 1
 
 
-async def test_metrics_of_a_deleted_agent_are_refused(api):
+@pytest.mark.parametrize("gpus", [[], ["GPU-0"]])
+async def test_an_agent_deleted_while_its_metrics_are_on_the_way_gets_401(api, monkeypatch, gpus):
     user = await api.user(plan="team")
     agent = await register_agent(user, gpus=1)
-    await Agent.filter(id=agent.agent_id).delete()
-    assert_error(await post_metrics(agent, metrics_body()), 401, "unauthorized")
+    authenticate = resolve.authenticate_agent
+
+    async def authenticate_then_delete(**kwargs: Any):
+        principal = await authenticate(**kwargs)
+        await Agent.filter(id=principal.agent_id).delete()
+        return principal
+
+    monkeypatch.setattr(resolve, "authenticate_agent", authenticate_then_delete)
+    assert_error(await post_metrics(agent, metrics_body(gpus)), 401, "unauthorized")
+    assert await samples(agent.agent_id) == ([], [])

@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 
 from gpugo import clock
+from gpugo.auth import resolve
 from gpugo.events import EventKind
 from gpugo.models import Agent, Gpu, Worker, WorkerConnection
+from gpugo.services import status_reports
 from tests.sql_counter import count_sql
 from tests.support import assert_error, register_agent
 
@@ -426,3 +428,43 @@ async def test_concurrent_reports_of_one_agent_leave_a_consistent_state(api):
     [worker] = (await detail(user, agent))["workers"]
     # Whichever report was last, its worker and its connections belong together.
     assert [c["client_ip"] for c in worker["connections"]] == [f"10.0.0.{worker['pid']}"]
+
+
+async def test_an_agent_deleted_while_its_report_is_on_the_way_gets_401(api, monkeypatch):
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    authenticate = resolve.authenticate_agent
+
+    async def authenticate_then_delete(**kwargs: Any):
+        principal = await authenticate(**kwargs)
+        await Agent.filter(id=principal.agent_id).delete()
+        return principal
+
+    monkeypatch.setattr(resolve, "authenticate_agent", authenticate_then_delete)
+    assert_error(await agent.report(report_body()), 401, "unauthorized")
+    assert not await Agent.exists(id=agent.agent_id)
+
+
+async def test_a_worker_deleted_between_read_and_write_is_retried_not_a_500(api, monkeypatch):
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    [worker_id] = await worker_ids(agent)
+    read = status_reports._current_workers
+    calls = 0
+
+    async def read_then_lose_the_worker(agent_id: str, *, with_connections: bool):
+        nonlocal calls
+        calls += 1
+        current = await read(agent_id, with_connections=with_connections)
+        if calls == 1:
+            # As if the user's DELETE committed right after the read: the connection
+            # INSERT then breaks the foreign key and the attempt rolls back.
+            await Worker.filter(id=worker_id).delete()
+        return current
+
+    monkeypatch.setattr(status_reports, "_current_workers", read_then_lose_the_worker)
+    conns = [{"client_ip": "10.0.0.5", "connected_at": NOW}]
+    worker = {"worker_id": worker_id, "status": "running", "gpu_ids": [], "connections": conns}
+    response = await agent.report(report_body(workers=[worker]))
+    assert response.status_code == 200, response.text
+    assert calls == 2
