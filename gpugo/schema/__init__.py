@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import strawberry
 from graphql import GraphQLError
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -44,17 +46,31 @@ class GpugoSchema(strawberry.Schema):
         log_unexpected(errors, execution_context)
 
 
+Extension = type[SchemaExtension] | Callable[[], SchemaExtension]
+
+
+def _fixed_rules(limiter: AddValidationRules) -> Callable[[], SchemaExtension]:
+    """A fresh extension per request that adds the limiter's rule classes, built once.
+
+    The depth and alias limiters create a new rule class in ``__init__``; as
+    ValidationCache keys on the rules, fresh classes per request would never hit it.
+    """
+    rules = list(limiter.validation_rules)
+    return lambda: AddValidationRules(rules)
+
+
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     """The schema; ``settings.graphql_explorer_enabled`` allows introspection and suggestions."""
     explorer = settings.graphql_explorer_enabled if settings is not None else True
-    extensions: list[type[SchemaExtension] | object] = [
-        # Order matters: the token limit runs before parsing, the caches around
-        # parsing and validation, the depth and alias limits inside validation.
+    # Extensions are factories: one instance per request, none shared between requests.
+    extensions: list[Extension] = [
+        # The token limit is applied while parsing, so an oversized document is never parsed
+        # into a tree; the depth, alias and introspection rules run during validation.
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: ParserCache(maxsize=CACHE_SIZE),
         lambda: ValidationCache(maxsize=CACHE_SIZE),
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        _fixed_rules(QueryDepthLimiter(max_depth=MAX_DEPTH)),
+        _fixed_rules(MaxAliasesLimiter(max_alias_count=MAX_ALIASES)),
         ErrorCodes,
     ]
     if not explorer:
@@ -62,7 +78,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     return GpugoSchema(
         query=Query,
         mutation=Mutation,
-        extensions=extensions,  # type: ignore[arg-type]
+        extensions=extensions,
         config=StrawberryConfig(
             disable_field_suggestions=not explorer,
             scalar_map=SCALAR_MAP,

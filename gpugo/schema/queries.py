@@ -1,4 +1,4 @@
-"""Query root: every read calls the same service function as REST, then builds plain objects."""
+"""Query root: reads go through the services REST uses (metrics: read helpers in metrics.py)."""
 
 from __future__ import annotations
 

@@ -151,3 +151,24 @@ async def test_there_is_no_ide_page(client):
     response = await client.get("/graphql", headers={"Accept": "text/html"})
     assert response.status_code == 405
     assert "unpkg" not in response.text
+
+
+async def test_parsing_and_validation_are_cached_and_limits_still_apply(api):
+    from strawberry.extensions.parser_cache import _get_parse_cache
+    from strawberry.extensions.validation_cache import _get_validate_cache
+
+    from gpugo.schema import CACHE_SIZE
+
+    gql, worker_id = await _pat_user(api)
+    query = f'{{ worker(id: "{worker_id}") {{ id name }} }}'
+    validate = _get_validate_cache(CACHE_SIZE)
+    parse = _get_parse_cache(CACHE_SIZE)
+    data(await gql(query))
+    validated, parsed = validate.cache_info().hits, parse.cache_info().hits
+    data(await gql(query))
+    assert validate.cache_info().hits == validated + 1
+    assert parse.cache_info().hits == parsed + 1
+    # A refused document stays refused when it comes from the cache.
+    deep = f'{{ worker(id: "{worker_id}") {{ {nested(MAX_DEPTH + 1)} }} }}'
+    for _ in range(2):
+        error(await gql(deep), "validation_error")
