@@ -92,6 +92,8 @@ async def _apply(*, ctx: ServerContext, agent_id: str, data: StatusReportInput) 
         if (conns := _connections_to_store(w)) is not None
     }
     async with in_transaction():
+        # Read before the UPDATE: the previous last_seen_at says whether this report brings
+        # the agent online. (A worker change committing in between shows in the next reply.)
         agent_rows = await Agent.filter(id=agent_id).values(
             "config_version",
             "last_seen_at",
@@ -127,7 +129,7 @@ async def _apply(*, ctx: ServerContext, agent_id: str, data: StatusReportInput) 
         )
         status_changed = await _update_workers(agent_id, reported, current)
         await _update_gpus(agent_id, data, gpus, owned=current.keys())
-        connections_changed = await _replace_connections(replacing, current, now=now)
+        connections_changed = await _replace_connections(replacing, current)
     return _Outcome(
         config_version=agent_rows[0]["config_version"],
         gpu_ids=license_gpu_ids((g["gpus__gpu_index"], g["gpus__gpu_id"]) for g in gpus),
@@ -222,10 +224,7 @@ async def _update_gpus(
 
 
 async def _replace_connections(
-    replacing: dict[str, list[ConnectionInput]],
-    current: dict[str, _CurrentWorker],
-    *,
-    now: datetime,
+    replacing: dict[str, list[ConnectionInput]], current: dict[str, _CurrentWorker]
 ) -> list[str]:
     """Replace the connection lists that differ: one DELETE and one INSERT for all of them."""
     changed: dict[str, list[ConnectionInput]] = {}
