@@ -202,3 +202,27 @@ async def test_an_install_token_cannot_act_as_its_user(api):
         headers={"Authorization": f"Bearer {token}"},
     )
     error(response, "unauthorized")
+
+
+async def test_the_principal_is_resolved_once_per_request(api):
+    from tests.sql_counter import count_sql
+
+    user = await api.user()
+    gql = await as_cookie(user)
+    query = "{ a: me { id } b: me { id } personalAccessToken { exists } c: workers { totalCount } }"
+    with count_sql() as sql:
+        await gql.data(query)
+    assert sum('FROM "sessions"' in s for s in sql) == 1, sql
+
+
+async def test_a_refused_credential_is_not_checked_again_per_field(client):
+    from gpugo.auth.tokens import TokenKind, new_token
+    from tests.sql_counter import count_sql
+
+    # Well formed, so it is looked up; unknown, so it is refused.
+    headers = {"Authorization": f"Bearer {new_token(TokenKind.PAT)}"}
+    with count_sql() as sql:
+        query = '{ a: agent(id: "agt_x") { id } b: worker(id: "wkr_x") { id } }'
+        response = await post(client, query, headers=headers)
+    assert [e["extensions"]["code"] for e in response.json()["errors"]] == ["unauthorized"] * 2
+    assert len(sql) == 1, sql
