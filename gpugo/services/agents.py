@@ -17,7 +17,7 @@ from gpugo.context import ServerContext
 from gpugo.errors import NotFound, TokenExpired, TokenUsed, Unauthorized
 from gpugo.events import Event, EventKind
 from gpugo.inputs.agents import RegisterAgentInput
-from gpugo.models import Agent, Gpu, InstallToken, User, Worker, WorkerConnection
+from gpugo.models import Agent, Gpu, InstallToken, Worker, WorkerConnection
 from gpugo.services import licenses, plans
 
 DEFAULT_WORKER_PORT = 9001
@@ -152,9 +152,7 @@ async def register(
         if now >= token["expires_at"]:
             raise TokenExpired()
         user_id, plan = token["user_id"], token["user__plan"]
-        # Serialises registrations of one user so two cannot both fit the last slot. (A model
-        # query: Tortoise drops FOR UPDATE from values()/values_list() queries.)
-        await User.filter(id=user_id).select_for_update().only("id")
+        await plans.lock_usage(user_id)
         # The single-use mark: one conditional UPDATE, so of racing registrations exactly
         # one sees a row to claim.
         claimed = await InstallToken.filter(id=token["id"], used_at=None).update(used_at=now)
