@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -10,10 +11,13 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     TypeAdapter,
     ValidationError,
 )
-from pydantic_core import PydanticCustomError
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 from gpugo.errors import FieldError, ValidationFailed
 
@@ -52,8 +56,32 @@ def _null_as_empty(value: Any) -> Any:
     return [] if value is None else value
 
 
+@dataclass(frozen=True, slots=True)
+class _NullAsEmptyList:
+    """Reads null as []; the published JSON schema says null is accepted, as it is."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_before_validator_function(_null_as_empty, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"anyOf": [handler(schema), {"type": "null"}]}
+
+
+def not_nullable_in_schema(schema: dict[str, Any]) -> None:
+    """``json_schema_extra`` for inputs whose optional fields may be absent but never null."""
+    for prop in schema.get("properties", {}).values():
+        alternatives = prop.pop("anyOf", None)
+        if alternatives is not None:
+            prop.update(next(a for a in alternatives if a.get("type") != "null"))
+        prop.pop("default", None)
+
+
 Timestamp = Annotated[datetime, BeforeValidator(_parse_text), AfterValidator(_as_utc)]
-NullableList = BeforeValidator(_null_as_empty)
+NullableList = _NullAsEmptyList()
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, ConfigDict, Field, field_validator
 
 from gpugo.inputs.agents import GpuId
-from gpugo.inputs.common import Input
+from gpugo.inputs.common import Input, not_nullable_in_schema
 
 
 def _unique(values: list[str]) -> list[str]:
@@ -30,6 +30,7 @@ class CreateWorkerInput(Input):
 
 class UpdateWorkerInput(Input):
     # Absent means "leave as is"; an explicit null is refused, none of these can be null.
+    model_config = ConfigDict(json_schema_extra=not_nullable_in_schema)
     name: Name | None = None
     gpu_ids: GpuIds | None = None
     listen_port: Port | None = None

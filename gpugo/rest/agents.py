@@ -3,24 +3,34 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gpugo.auth.resolve import install_token_hash
 from gpugo.inputs.agents import RegisterAgentInput, StatusReportInput
 from gpugo.inputs.metrics import MetricsReportInput
 from gpugo.rest import requests
+from gpugo.rest.outputs.agents import (
+    AgentConfigResponse,
+    AgentConnection,
+    AgentDetail,
+    AgentList,
+    AgentListItem,
+    AgentRegisterResponse,
+    StatusReportResponse,
+    WorkerConfig,
+)
+from gpugo.rest.outputs.common import License, Success
 from gpugo.rest.paths import API
-from gpugo.rest.responses import SUCCESS, ok
+from gpugo.rest.responses import SUCCESS, Created, Ok
 from gpugo.services import agent_config, agents, licenses, metrics, status_reports
 from gpugo.timefmt import iso
 
 
-def license_json(license: licenses.License) -> dict[str, str]:
+def license_json(license: licenses.License) -> License:
     return {"plain": license.plain, "encrypted": license.encrypted}
 
 
-def agent_list_item_json(agent: agents.AgentSummary) -> dict[str, object]:
+def agent_list_item_json(agent: agents.AgentSummary) -> AgentListItem:
     """An AgentListItem (``gpuCount`` is camelCase in the spec)."""
     return {
         "agent_id": agent.agent_id,
@@ -34,7 +44,7 @@ def agent_list_item_json(agent: agents.AgentSummary) -> dict[str, object]:
     }
 
 
-def _connection_json(connection: agents.ConnectionView) -> dict[str, object]:
+def _connection_json(connection: agents.ConnectionView) -> AgentConnection:
     return {
         "client_ip": connection.client_ip,
         "connected_at": iso(connection.connected_at),
@@ -43,7 +53,7 @@ def _connection_json(connection: agents.ConnectionView) -> dict[str, object]:
     }
 
 
-def agent_detail_json(agent: agents.AgentDetail) -> dict[str, object]:
+def agent_detail_json(agent: agents.AgentDetail) -> AgentDetail:
     """The spec's agent detail, plus the config sync state and the status's reason."""
     return {
         "agent_id": agent.agent_id,
@@ -89,66 +99,68 @@ def agent_detail_json(agent: agents.AgentDetail) -> dict[str, object]:
     }
 
 
-def worker_config_json(worker: agent_config.WorkerConfig) -> dict[str, object]:
+def worker_config_json(worker: agent_config.WorkerConfig) -> WorkerConfig:
     """A WorkerConfig; the optional fields are left out when unset (the agent's omitempty)."""
-    body: dict[str, object] = {"worker_id": worker.worker_id, "gpu_ids": list(worker.gpu_ids)}
+    body: WorkerConfig = {
+        "worker_id": worker.worker_id,
+        "gpu_ids": list(worker.gpu_ids),
+        "listen_port": worker.listen_port,
+        "enabled": worker.enabled,
+    }
     if worker.vram_mb is not None:
         body["vram_mb"] = worker.vram_mb
     if worker.compute_percent is not None:
         body["compute_percent"] = worker.compute_percent
     if worker.isolation_mode is not None:
         body["isolation_mode"] = worker.isolation_mode
-    body["listen_port"] = worker.listen_port
-    body["enabled"] = worker.enabled
     return body
 
 
-async def register(request: Request) -> Response:
+async def register(request: Request) -> Created[AgentRegisterResponse]:
     ctx = requests.server(request)
     await ctx.rate_limiter.hit("register", requests.client_address(request))
     token_hash = install_token_hash(request.headers.get("authorization"))
     data = await requests.read_json(request, RegisterAgentInput)
     registered = await agents.register(ctx=ctx, install_token_hash=token_hash, data=data)
-    return ok(
+    return Created(
         {
             "agent_id": registered.agent_id,
             "agent_secret": registered.agent_secret,
             "license": license_json(registered.license),
-        },
-        status=201,
+        }
     )
 
 
-async def list_agents(request: Request) -> Response:
+async def list_agents(request: Request) -> Ok[AgentList]:
     ctx = requests.server(request)
     principal = await requests.user(request)
     found = await agents.list_agents(ctx=ctx, principal=principal)
-    return ok({"agents": [agent_list_item_json(a) for a in found]})
+    return Ok({"agents": [agent_list_item_json(a) for a in found]})
 
 
-async def get_agent(request: Request) -> Response:
+async def get_agent(request: Request) -> Ok[AgentDetail]:
     ctx = requests.server(request)
     principal = await requests.user(request)
     agent = await agents.get_agent(
         ctx=ctx, principal=principal, agent_id=request.path_params["agent_id"]
     )
-    return ok(agent_detail_json(agent))
+    return Ok(agent_detail_json(agent))
 
 
-async def delete_agent(request: Request) -> Response:
+async def delete_agent(request: Request) -> Ok[Success]:
     ctx = requests.server(request)
     agent_id = request.path_params["agent_id"]
     principal = await requests.user_or_agent(request, agent_id)
     await agents.delete(ctx=ctx, principal=principal, agent_id=agent_id)
-    return ok(SUCCESS)
+    return Ok(SUCCESS)
 
 
-async def status_report(request: Request) -> Response:
+async def status_report(request: Request) -> Ok[StatusReportResponse]:
     ctx = requests.server(request)
     principal = await requests.agent(request, request.path_params["agent_id"])
     data = await requests.read_json(request, StatusReportInput)
     reply = await status_reports.report(ctx=ctx, principal=principal, data=data)
-    return ok(
+    return Ok(
         {
             "success": True,
             "config_version": reply.config_version,
@@ -157,11 +169,11 @@ async def status_report(request: Request) -> Response:
     )
 
 
-async def get_config(request: Request) -> Response:
+async def get_config(request: Request) -> Ok[AgentConfigResponse]:
     ctx = requests.server(request)
     principal = await requests.agent(request, request.path_params["agent_id"])
     config = await agent_config.pull(ctx=ctx, principal=principal)
-    return ok(
+    return Ok(
         {
             "config_version": config.config_version,
             "workers": [worker_config_json(w) for w in config.workers],
@@ -170,12 +182,12 @@ async def get_config(request: Request) -> Response:
     )
 
 
-async def report_metrics(request: Request) -> Response:
+async def report_metrics(request: Request) -> Ok[Success]:
     ctx = requests.server(request)
     principal = await requests.agent(request, request.path_params["agent_id"])
     data = await requests.read_json(request, MetricsReportInput)
     await metrics.record(ctx=ctx, principal=principal, data=data)
-    return ok(SUCCESS)
+    return Ok(SUCCESS)
 
 
 routes: list[BaseRoute] = [

@@ -10,13 +10,15 @@ from gpugo.errors import GpugoError, NotFound
 from gpugo.inputs.shares import CreateShareInput
 from gpugo.rest import requests
 from gpugo.rest.errors import error_response
+from gpugo.rest.outputs.common import Success
+from gpugo.rest.outputs.shares import PublicShareInfo, ShareList, ShareListItem
 from gpugo.rest.paths import API
-from gpugo.rest.responses import SUCCESS, ok
+from gpugo.rest.responses import SUCCESS, Created, Ok
 from gpugo.services import shares
 from gpugo.timefmt import iso
 
 
-def share_json(share: shares.ShareView) -> dict[str, object]:
+def share_json(share: shares.ShareView) -> ShareListItem:
     """A ShareListItem."""
     return {
         "share_id": share.share_id,
@@ -32,28 +34,28 @@ def share_json(share: shares.ShareView) -> dict[str, object]:
     }
 
 
-async def list_shares(request: Request) -> Response:
+async def list_shares(request: Request) -> Ok[ShareList]:
     ctx = requests.server(request)
     principal = await requests.user(request)
     found = await shares.list_shares(ctx=ctx, principal=principal)
-    return ok({"shares": [share_json(s) for s in found]})
+    return Ok({"shares": [share_json(s) for s in found]})
 
 
-async def create(request: Request) -> Response:
+async def create(request: Request) -> Created[ShareListItem]:
     ctx = requests.server(request)
     principal = await requests.user(request)
     data = await requests.read_json(request, CreateShareInput)
     share = await shares.create(ctx=ctx, principal=principal, data=data)
-    return ok(share_json(share), status=201)
+    return Created(share_json(share))
 
 
-async def delete(request: Request) -> Response:
+async def delete(request: Request) -> Ok[Success]:
     principal = await requests.user(request)
     await shares.delete(principal=principal, share_id=request.path_params["share_id"])
-    return ok(SUCCESS)
+    return Ok(SUCCESS)
 
 
-async def _public_share(request: Request, *, use: bool) -> Response:
+async def _public_share(request: Request, *, use: bool) -> Ok[PublicShareInfo]:
     ctx = requests.server(request)
     address = requests.client_address(request)
     # Codes are capabilities: misses (guesses) are limited per client address.
@@ -67,7 +69,7 @@ async def _public_share(request: Request, *, use: bool) -> Response:
     except NotFound:
         await ctx.rate_limiter.hit("share_miss", address)
         raise
-    return ok(
+    return Ok(
         {
             "worker_id": share.worker_id,
             "hardware_vendor": share.hardware_vendor,
@@ -81,7 +83,7 @@ def _headers_only(response: Response) -> Response:
     return Response(status_code=response.status_code, headers=dict(response.headers))
 
 
-async def public_share(request: Request) -> Response:
+async def public_share(request: Request) -> Ok[PublicShareInfo] | Response:
     """GET uses the share once; HEAD answers the same status and headers and never does."""
     if request.method != "HEAD":
         return await _public_share(request, use=True)

@@ -3,40 +3,45 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gpugo.inputs.tokens import CreatePatInput, GenerateTokenInput
 from gpugo.rest import requests
+from gpugo.rest.outputs.common import Success
+from gpugo.rest.outputs.tokens import (
+    GenerateTokenResponse,
+    PatInfo,
+    PatResponse,
+    TokenStatusResponse,
+)
 from gpugo.rest.paths import API
-from gpugo.rest.responses import ok
+from gpugo.rest.responses import Created, Ok
 from gpugo.services import install_tokens, pats
 from gpugo.timefmt import iso
 
 
-async def generate(request: Request) -> Response:
+async def generate(request: Request) -> Created[GenerateTokenResponse]:
     ctx = requests.server(request)
     principal = await requests.user(request)
     await requests.read_json(request, GenerateTokenInput)
     await ctx.rate_limiter.hit("token_generate", principal.user_id)
     new = await install_tokens.generate(ctx=ctx, principal=principal)
-    return ok(
+    return Created(
         {
             "token_id": new.token_id,
             "token": new.token,
             "expires_at": iso(new.expires_at),
             "install_command": new.install_command,
-        },
-        status=201,
+        }
     )
 
 
-async def status(request: Request) -> Response:
+async def status(request: Request) -> Ok[TokenStatusResponse]:
     principal = await requests.user(request)
     state = await install_tokens.status(
         principal=principal, token_id=request.path_params["token_id"]
     )
-    body: dict[str, object] = {
+    body: TokenStatusResponse = {
         "token_id": state.token_id,
         "status": state.status,
         "expires_at": iso(state.expires_at),
@@ -45,13 +50,13 @@ async def status(request: Request) -> Response:
     }
     if state.agent is not None:
         body["agent"] = {"agent_id": state.agent.agent_id, "hostname": state.agent.hostname}
-    return ok(body)
+    return Ok(body)
 
 
-async def get_pat(request: Request) -> Response:
+async def get_pat(request: Request) -> Ok[PatInfo]:
     principal = await requests.user(request)
     info = await pats.get_info(principal=principal)
-    return ok(
+    return Ok(
         {
             "exists": info.exists,
             "expires_at": iso(info.expires_at),
@@ -61,20 +66,23 @@ async def get_pat(request: Request) -> Response:
     )
 
 
-async def create_pat(request: Request) -> Response:
+async def create_pat(request: Request) -> Created[PatResponse]:
     principal = await requests.user(request)
     data = await requests.read_json(request, CreatePatInput)
     new = await pats.create(principal=principal, data=data)
-    return ok(
-        {"token": new.token, "expires_at": iso(new.expires_at), "created_at": iso(new.created_at)},
-        status=201,
+    return Created(
+        {
+            "token": new.token,
+            "expires_at": iso(new.expires_at),
+            "created_at": iso(new.created_at),
+        }
     )
 
 
-async def delete_pat(request: Request) -> Response:
+async def delete_pat(request: Request) -> Ok[Success]:
     principal = await requests.user(request)
     deleted = await pats.delete(principal=principal)
-    return ok({"success": deleted})
+    return Ok({"success": deleted})
 
 
 routes: list[BaseRoute] = [

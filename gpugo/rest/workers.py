@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gpugo.inputs.common import parse_input
 from gpugo.inputs.workers import CreateWorkerInput, UpdateWorkerInput, WorkerFilterInput
 from gpugo.rest import requests
+from gpugo.rest.outputs.common import Success
+from gpugo.rest.outputs.workers import (
+    WorkerDetail,
+    WorkerList,
+    WorkerListItem,
+    WorkerUpdateResponse,
+)
 from gpugo.rest.paths import API
-from gpugo.rest.responses import SUCCESS, ok
+from gpugo.rest.responses import SUCCESS, Created, Ok
 from gpugo.services import workers
 from gpugo.timefmt import iso
 
-# PATCH answers a subset of the worker (spec: UpdateWorker's response).
-_PATCH_KEYS = ("worker_id", "name", "gpu_ids", "listen_port", "enabled", "status")
 
-
-def worker_json(worker: workers.WorkerView) -> dict[str, object]:
+def worker_json(worker: workers.WorkerView) -> WorkerListItem:
     """A WorkerListItem."""
     return {
         "worker_id": worker.worker_id,
@@ -32,49 +35,57 @@ def worker_json(worker: workers.WorkerView) -> dict[str, object]:
     }
 
 
-async def list_workers(request: Request) -> Response:
+async def list_workers(request: Request) -> Ok[WorkerList]:
     principal = await requests.user(request)
     # An empty parameter (?agent_id=) filters nothing, like an absent one.
     params = {k: v for k, v in request.query_params.items() if k in ("agent_id", "hostname") and v}
     filters = parse_input(WorkerFilterInput, params)
     found = await workers.list_workers(principal=principal, filters=filters)
-    return ok({"workers": [worker_json(w) for w in found]})
+    return Ok({"workers": [worker_json(w) for w in found]})
 
 
-async def create(request: Request) -> Response:
+async def create(request: Request) -> Created[WorkerListItem]:
     ctx = requests.server(request)
     principal = await requests.user(request)
     data = await requests.read_json(request, CreateWorkerInput)
     worker = await workers.create(ctx=ctx, principal=principal, data=data)
-    return ok(worker_json(worker), status=201)
+    return Created(worker_json(worker))
 
 
-async def get(request: Request) -> Response:
+async def get(request: Request) -> Ok[WorkerDetail]:
     principal = await requests.user(request)
     worker = await workers.get(principal=principal, worker_id=request.path_params["worker_id"])
-    body = worker_json(worker)
-    body["connections"] = [
+    connections = [
         {"client_ip": c.client_ip, "connected_at": iso(c.connected_at)} for c in worker.connections
     ]
-    return ok(body)
+    return Ok({**worker_json(worker), "connections": connections})
 
 
-async def update(request: Request) -> Response:
+async def update(request: Request) -> Ok[WorkerUpdateResponse]:
     ctx = requests.server(request)
     principal = await requests.user(request)
     data = await requests.read_json(request, UpdateWorkerInput)
     worker = await workers.update(
         ctx=ctx, principal=principal, worker_id=request.path_params["worker_id"], data=data
     )
-    body = worker_json(worker)
-    return ok({key: body[key] for key in _PATCH_KEYS})
+    # PATCH answers a subset of the worker (spec: UpdateWorker's response).
+    return Ok(
+        {
+            "worker_id": worker.worker_id,
+            "name": worker.name,
+            "gpu_ids": list(worker.gpu_ids),
+            "listen_port": worker.listen_port,
+            "enabled": worker.enabled,
+            "status": worker.status,
+        }
+    )
 
 
-async def delete(request: Request) -> Response:
+async def delete(request: Request) -> Ok[Success]:
     ctx = requests.server(request)
     principal = await requests.user(request)
     await workers.delete(ctx=ctx, principal=principal, worker_id=request.path_params["worker_id"])
-    return ok(SUCCESS)
+    return Ok(SUCCESS)
 
 
 routes: list[BaseRoute] = [

@@ -1,0 +1,107 @@
+"""/api/v1/agents bodies."""
+
+from __future__ import annotations
+
+from typing import Literal, NotRequired
+
+from typing_extensions import TypedDict
+
+from gpugo.rest.outputs.common import License, NullableTimestamp, Timestamp, WorkerStatus
+
+AgentStatus = Literal["pending", "online", "offline"]
+
+
+class AgentRegisterResponse(TypedDict):
+    agent_id: str
+    agent_secret: str
+    license: License
+
+
+class AgentListItem(TypedDict):
+    agent_id: str
+    hostname: str
+    status: AgentStatus
+    os: str
+    arch: str
+    # camelCase in the spec.
+    gpuCount: int
+    last_seen_at: NullableTimestamp
+    created_at: Timestamp
+
+
+class AgentList(TypedDict):
+    agents: list[AgentListItem]
+
+
+class AgentGpu(TypedDict):
+    gpu_id: str
+    gpu_index: int | None
+    vendor: Literal["nvidia", "amd"]
+    model: str
+    vram_mb: int
+    driver_version: str | None
+    cuda_version: str | None
+    used_by_worker: str | None
+
+
+class AgentConnection(TypedDict):
+    client_ip: str
+    connected_at: Timestamp
+    client_port: int | None
+    client_pid: int | None
+
+
+class AgentWorker(TypedDict):
+    worker_id: str
+    name: str
+    is_default: bool
+    enabled: bool
+    status: WorkerStatus
+    gpu_ids: list[str]
+    listen_port: int
+    pid: int | None
+    restarts: int | None
+    connections: list[AgentConnection]
+
+
+class AgentDetail(TypedDict):
+    """The spec's agent detail, plus the config sync state and the status's reason."""
+
+    agent_id: str
+    hostname: str
+    status: AgentStatus
+    status_reason: str
+    os: str
+    arch: str
+    network_ips: list[str]
+    gpus: list[AgentGpu]
+    workers: list[AgentWorker]
+    config_version: int
+    fetched_config_version: int | None
+    config_fetched_at: NullableTimestamp
+    last_seen_at: NullableTimestamp
+    created_at: Timestamp
+
+
+class StatusReportResponse(TypedDict):
+    success: bool
+    config_version: int
+    license: License
+
+
+class WorkerConfig(TypedDict):
+    """Optional limits are left out when unset (the agent's ``omitempty``)."""
+
+    worker_id: str
+    gpu_ids: list[str]
+    vram_mb: NotRequired[int]
+    compute_percent: NotRequired[int]
+    isolation_mode: NotRequired[Literal["soft", "hard"]]
+    listen_port: int
+    enabled: bool
+
+
+class AgentConfigResponse(TypedDict):
+    config_version: int
+    workers: list[WorkerConfig]
+    license: License
