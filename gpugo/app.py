@@ -14,10 +14,15 @@ from gpugo import db
 from gpugo.context import ServerContext
 from gpugo.errors import GpugoError
 from gpugo.rest.errors import handle_gpugo_error, handle_http_exception, handle_unexpected
-from gpugo.rest.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from gpugo.rest.middleware import (
+    BodyLimitMiddleware,
+    SecurityHeadersMiddleware,
+    UnexpectedErrorMiddleware,
+)
 from gpugo.rest.routes import routes
 from gpugo.schema import routes as graphql_routes
 from gpugo.settings import Settings
+from gpugo.sweeper import OfflineSweeper
 
 
 def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -> Starlette:
@@ -32,15 +37,19 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
         db.ensure_sqlite_directory(url)
         async with RegisterTortoise(app, config=db.tortoise_config(url)):
             await ctx.events.start()
+            sweeper = OfflineSweeper(ctx)
+            await sweeper.start()
             try:
                 yield
             finally:
+                await sweeper.stop()
                 await ctx.events.stop()
 
     app = Starlette(
         routes=[*routes, *graphql_routes(ctx)],
         middleware=[
             Middleware(SecurityHeadersMiddleware, https=settings.secure_cookies),
+            Middleware(UnexpectedErrorMiddleware),
             Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
         ],
         exception_handlers={

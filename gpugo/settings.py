@@ -46,6 +46,10 @@ class Settings:
     install_token_ttl_seconds: int = 30 * 60
     license_ttl_seconds: int = 120 * 60
     agent_offline_seconds: int = 180
+    # How often each instance looks for agents that fell silent (agent.offline events).
+    offline_sweep_seconds: float = 5.0
+    # Comment lines on an idle agent event stream, so proxies keep it open.
+    agent_events_keepalive_seconds: float = 15.0
     metrics_retention_days: int = 7
     rate_limits_enabled: bool = True
     rate_limit_login: str = "10/minute"
@@ -104,6 +108,9 @@ class Settings:
                 raise SettingsError("GPUGO_DATABASE_URL must start with sqlite:// or postgres://")
         if self.log_format not in ("text", "json"):
             raise SettingsError("GPUGO_LOG_FORMAT must be 'text' or 'json'")
+        for name in ("offline_sweep_seconds", "agent_events_keepalive_seconds"):
+            if not getattr(self, name) > 0:
+                raise SettingsError(f"GPUGO_{name.upper()} must be a positive number of seconds")
         if self.metrics_retention_days < 1:
             raise SettingsError("GPUGO_METRICS_RETENTION_DAYS must be at least 1")
 
@@ -157,6 +164,8 @@ def _parse(name: str, type_name: object, raw: str) -> object:
             raise ValueError("expected true or false")
         if kind == "int":
             return int(raw)
+        if kind == "float":
+            return float(raw)
         return raw
     except ValueError as exc:
         raise SettingsError(f"{var}: {exc}") from None

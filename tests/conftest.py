@@ -74,6 +74,8 @@ def settings(database_url: str, data_dir: Path) -> Settings:
         data_dir=data_dir,
         public_url=PUBLIC_URL,
         rate_limits_enabled=False,
+        # No background sweeps in the middle of statement counts; tests/live sweep on purpose.
+        offline_sweep_seconds=3600.0,
     )
 
 

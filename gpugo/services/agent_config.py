@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tortoise.expressions import F
+from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from gpugo import clock
 from gpugo.auth.principal import Principal
 from gpugo.context import ServerContext
 from gpugo.errors import Unauthorized
+from gpugo.events import Event, EventKind
 from gpugo.models import Agent, Worker
 from gpugo.services import licenses
 from gpugo.services.agents import license_gpu_ids
@@ -42,13 +43,19 @@ async def pull(*, ctx: ServerContext, principal: Principal) -> AgentConfig:
     agent_id = principal.agent_id
     if agent_id is None:
         raise Unauthorized("An agent secret is required.")
+    now = clock.now()
     async with in_transaction():
         # First, so the row lock (PostgreSQL) holds config_version still while we read.
-        fetched = await Agent.filter(id=agent_id).update(
-            fetched_config_version=F("config_version"), config_fetched_at=clock.now()
-        )
-        if not fetched:
-            raise Unauthorized("Unknown agent secret.")  # deleted meanwhile
+        # Conditional, so that only a pull of a version not fetched before is published.
+        advanced = await Agent.filter(
+            Q(fetched_config_version__isnull=True)
+            | Q(fetched_config_version__lt=F("config_version")),
+            id=agent_id,
+        ).update(fetched_config_version=F("config_version"), config_fetched_at=now)
+        if not advanced:
+            fetched = await Agent.filter(id=agent_id).update(config_fetched_at=now)
+            if not fetched:
+                raise Unauthorized("Unknown agent secret.")  # deleted meanwhile
         rows = await Agent.filter(id=agent_id).values(
             "config_version", "gpus__gpu_id", "gpus__gpu_index"
         )
@@ -65,13 +72,24 @@ async def pull(*, ctx: ServerContext, principal: Principal) -> AgentConfig:
                 "enabled",
             )
         )
+    version = rows[0]["config_version"]
+    if advanced:
+        # Desired and fetched versions converge: live views show it.
+        await ctx.events.publish(
+            Event(
+                EventKind.AGENT_UPDATED,
+                principal.user_id,
+                agent_id,
+                data={"changed": ["config_fetched"], "fetched_config_version": version},
+            )
+        )
     gpu_ids = license_gpu_ids(
         (row["gpus__gpu_index"], row["gpus__gpu_id"])
         for row in rows
         if row["gpus__gpu_id"] is not None
     )
     return AgentConfig(
-        config_version=rows[0]["config_version"],
+        config_version=version,
         workers=tuple(
             WorkerConfig(
                 worker_id=w["id"],

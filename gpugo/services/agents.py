@@ -199,8 +199,18 @@ async def register(
         await InstallToken.filter(id=token["id"]).update(
             agent_id=agent.id, agent_hostname=data.hostname
         )
+    # After the commit; the token's event names the new agent (live onboarding).
     await ctx.events.publish(
         Event(kind=EventKind.AGENT_REGISTERED, user_id=user_id, agent_id=agent.id)
+    )
+    await ctx.events.publish(
+        Event(
+            kind=EventKind.INSTALL_TOKEN_USED,
+            user_id=user_id,
+            agent_id=agent.id,
+            resource_id=token["id"],
+            data={"hostname": data.hostname},
+        )
     )
     gpu_ids = license_gpu_ids((gpu.gpu_index, gpu.gpu_id) for gpu in data.gpus)
     return Registered(

@@ -68,8 +68,14 @@ async def record(*, ctx: ServerContext, principal: Principal, data: MetricsRepor
         # The agent was deleted since its secret was checked.
         raise Unauthorized("Unknown agent secret.") from None
     await prune_if_due(ctx=ctx, agent_id=agent_id)
+    # The report's own time (full precision) lets a live view read this report back.
     await ctx.events.publish(
-        Event(kind=EventKind.METRICS_REPORTED, user_id=principal.user_id, agent_id=agent_id)
+        Event(
+            kind=EventKind.METRICS_REPORTED,
+            user_id=principal.user_id,
+            agent_id=agent_id,
+            data={"recorded_at": data.timestamp.isoformat()},
+        )
     )
 
 

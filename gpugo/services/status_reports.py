@@ -55,6 +55,8 @@ class _Outcome:
     came_online: bool
     status_changed: list[str] = field(default_factory=list)
     connections_changed: list[str] = field(default_factory=list)
+    # What else changed ("gpus": GPU use, "workers": a pid or restart count): agent.updated.
+    updated: list[str] = field(default_factory=list)
 
 
 async def report(
@@ -116,7 +118,8 @@ async def _apply(*, ctx: ServerContext, agent_id: str, data: StatusReportInput) 
         seen = await Agent.filter(id=agent_id).update(
             last_seen_at=now,
             shut_down_at=now if shutting_down else None,
-            offline_notified=False,
+            # A shutdown report publishes its own agent.offline; the sweeper must not repeat it.
+            offline_notified=shutting_down,
         )
         if not seen:
             raise Unauthorized("Unknown agent secret.")
@@ -127,8 +130,8 @@ async def _apply(*, ctx: ServerContext, agent_id: str, data: StatusReportInput) 
             if needs_workers
             else {}
         )
-        status_changed = await _update_workers(agent_id, reported, current)
-        await _update_gpus(agent_id, data, gpus, owned=current.keys())
+        status_changed, process_changed = await _update_workers(agent_id, reported, current)
+        gpus_changed = await _update_gpus(agent_id, data, gpus, owned=current.keys())
         connections_changed = await _replace_connections(replacing, current)
     return _Outcome(
         config_version=agent_rows[0]["config_version"],
@@ -136,6 +139,9 @@ async def _apply(*, ctx: ServerContext, agent_id: str, data: StatusReportInput) 
         came_online=before.status != "online" and not shutting_down,
         status_changed=status_changed,
         connections_changed=connections_changed,
+        updated=[
+            name for name, yes in (("gpus", gpus_changed), ("workers", process_changed)) if yes
+        ],
     )
 
 
@@ -182,10 +188,15 @@ async def _current_workers(agent_id: str, *, with_connections: bool) -> dict[str
 
 async def _update_workers(
     agent_id: str, reported: dict[str, WorkerStatusInput], current: dict[str, _CurrentWorker]
-) -> list[str]:
-    """One bulk UPDATE for the workers whose status, pid or restarts changed."""
+) -> tuple[list[str], bool]:
+    """One bulk UPDATE for the workers whose status, pid or restarts changed.
+
+    Returns the workers whose status changed, and whether another worker only got a new
+    pid or restart count.
+    """
     changed: list[Worker] = []
     status_changed: list[str] = []
+    process_changed = False
     for worker_id, report in reported.items():
         stored = current.get(worker_id)
         if stored is None:
@@ -196,6 +207,8 @@ async def _update_workers(
             continue
         if report.status != stored.status:
             status_changed.append(worker_id)
+        else:
+            process_changed = True
         changed.append(
             Worker(id=worker_id, status=report.status, pid=report.pid, restarts=restarts)
         )
@@ -203,12 +216,12 @@ async def _update_workers(
         await Worker.filter(agent_id=agent_id).bulk_update(
             changed, fields=["status", "pid", "restarts"]
         )
-    return status_changed
+    return status_changed, process_changed
 
 
 async def _update_gpus(
     agent_id: str, data: StatusReportInput, gpus: list[dict[str, Any]], *, owned: AbstractSet[str]
-) -> None:
+) -> bool:
     """One bulk UPDATE for the GPUs whose worker changed; unknown GPU ids are ignored."""
     wanted = {
         g.gpu_id: (g.used_by_worker if g.used_by_worker in owned else None) for g in data.gpus
@@ -221,6 +234,7 @@ async def _update_gpus(
     ]
     if changed:
         await Gpu.filter(agent_id=agent_id).bulk_update(changed, fields=["used_by_worker_id"])
+    return bool(changed)
 
 
 async def _replace_connections(
@@ -277,4 +291,8 @@ async def _publish(
     for worker_id in outcome.connections_changed:
         await ctx.events.publish(
             Event(EventKind.CONNECTIONS_CHANGED, user_id, agent_id, resource_id=worker_id)
+        )
+    if outcome.updated:
+        await ctx.events.publish(
+            Event(EventKind.AGENT_UPDATED, user_id, agent_id, data={"changed": outcome.updated})
         )

@@ -369,8 +369,9 @@ async def test_registration_and_deletion_are_published(api, app):
     async with app.state.ctx.events.subscribe(user_id=user.user_id) as events:
         agent = await register_agent(user, gpus=1)
         await user.delete(f"/api/v1/agents/{agent.agent_id}")
-        received = [await asyncio.wait_for(events.get(), timeout=5) for _ in range(2)]
+        received = [await asyncio.wait_for(events.get(), timeout=5) for _ in range(3)]
     assert [(e.kind, e.agent_id) for e in received] == [
         (EventKind.AGENT_REGISTERED, agent.agent_id),
+        (EventKind.INSTALL_TOKEN_USED, agent.agent_id),
         (EventKind.AGENT_DELETED, agent.agent_id),
     ]
