@@ -8,7 +8,7 @@ from starlette.routing import BaseRoute, Route
 from gpugo.auth.resolve import install_token_hash
 from gpugo.inputs.agents import RegisterAgentInput, StatusReportInput
 from gpugo.inputs.metrics import MetricsReportInput
-from gpugo.rest import requests
+from gpugo.rest import agent_events, requests
 from gpugo.rest.outputs.agents import (
     AgentConfigResponse,
     AgentConnection,
@@ -94,6 +94,7 @@ def agent_detail_json(agent: agents.AgentDetail) -> AgentDetail:
         "config_version": agent.config_version,
         "fetched_config_version": agent.fetched_config_version,
         "config_fetched_at": iso(agent.config_fetched_at),
+        "config_in_sync": agent.config_in_sync,
         "last_seen_at": iso(agent.last_seen_at),
         "created_at": iso(agent.created_at),
     }
@@ -199,4 +200,6 @@ routes: list[BaseRoute] = [
     Route(f"{API}/agents/{{agent_id}}/status", status_report, methods=["POST"]),
     Route(f"{API}/agents/{{agent_id}}/config", get_config, methods=["GET"]),
     Route(f"{API}/agents/{{agent_id}}/metrics", report_metrics, methods=["POST"]),
+    # Agent push (Server-Sent Events): config_version changes as they happen.
+    Route(f"{API}/agents/{{agent_id}}/events", agent_events.stream, methods=["GET"]),
 ]

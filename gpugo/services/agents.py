@@ -99,6 +99,11 @@ class AgentDetail:
     last_seen_at: datetime | None
     created_at: datetime
 
+    @property
+    def config_in_sync(self) -> bool:
+        """Whether the agent has fetched the configuration it should run (desired = fetched)."""
+        return self.fetched_config_version == self.config_version
+
 
 def agent_state(
     *,

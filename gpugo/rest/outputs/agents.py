@@ -79,6 +79,7 @@ class AgentDetail(TypedDict):
     config_version: int
     fetched_config_version: int | None
     config_fetched_at: NullableTimestamp
+    config_in_sync: bool
     last_seen_at: NullableTimestamp
     created_at: Timestamp
 
