@@ -19,6 +19,7 @@ from gpugo.rest.routes import routes
 from gpugo.schema import routes as graphql_routes
 from gpugo.settings import Settings
 from gpugo.sweeper import OfflineSweeper
+from gpugo.web import routes as web_routes
 
 
 def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -> Starlette:
@@ -42,7 +43,7 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
                 await ctx.events.stop()
 
     app = Starlette(
-        routes=[*routes, *graphql_routes(ctx)],
+        routes=[*routes, *graphql_routes(ctx), *web_routes(settings)],
         middleware=[
             Middleware(SecurityHeadersMiddleware, https=settings.secure_cookies),
             Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),

@@ -5,7 +5,8 @@ from tests.support import assert_error
 
 async def test_unknown_route_is_a_json_404(client):
     assert_error(await client.get("/api/v1/nothing-here"), 404, "not_found")
-    assert_error(await client.get("/"), 404, "not_found")
+    # "/" is the dashboard (gpugo/web); any other unknown path is a JSON 404.
+    assert_error(await client.get("/nothing-here"), 404, "not_found")
 
 
 async def test_wrong_method_is_a_json_405(client):

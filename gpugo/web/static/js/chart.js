@@ -1,0 +1,133 @@
+// Time-series line charts drawn as SVG at the container's real pixel width (text stays
+// legible on a phone). One line per series, a circle per point with a <title>, a gap
+// where buckets are missing. Colours come from CSS classes c0..c7.
+
+import { s } from './dom.js';
+import { clock } from './format.js';
+
+const HEIGHT = 200;
+const PAD = { top: 12, right: 12, bottom: 24, left: 46 };
+
+function niceStep(span, count) {
+  const raw = span / Math.max(1, count);
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const norm = raw / mag;
+  const nice = norm <= 1 ? 1 : norm <= 2 ? 2 : norm <= 2.5 ? 2.5 : norm <= 5 ? 5 : 10;
+  return nice * mag;
+}
+
+/** y range [lo, hi] and ticks; `fixed` ([0, 100]) wins when given. */
+function yScale(values, { fixed, floor } = {}) {
+  let lo;
+  let hi;
+  if (fixed) [lo, hi] = fixed;
+  else {
+    lo = values.length ? Math.min(...values) : 0;
+    hi = values.length ? Math.max(...values) : 1;
+    if (floor != null) lo = Math.min(lo, floor);
+    if (hi === lo) hi = lo + 1;
+    const step = niceStep(hi - lo, 4);
+    lo = Math.floor(lo / step) * step;
+    hi = Math.ceil(hi / step) * step;
+  }
+  const step = niceStep(hi - lo, 4);
+  const ticks = [];
+  for (let v = lo; v <= hi + step / 1000; v += step) ticks.push(Number(v.toFixed(6)));
+  return { lo, hi, ticks };
+}
+
+function timeLabel(ms, spanMs) {
+  const d = new Date(ms);
+  if (spanMs > 36 * 3600 * 1000) return d.toLocaleDateString(undefined, { month: 'short', day: 'numeric' });
+  return clock(d);
+}
+
+/**
+ * Draw into `container`: series [{name, cls, points: [{t (ms), v}]}], from/to (ms),
+ * gapMs (a longer gap breaks the line), format(v) for labels, y options.
+ */
+export function drawChart(container, { id, label, series, from, to, gapMs, format, y = {} }) {
+  const width = Math.max(260, Math.floor(container.clientWidth || 600));
+  const plotW = width - PAD.left - PAD.right;
+  const plotH = HEIGHT - PAD.top - PAD.bottom;
+  const values = series.flatMap((ser) => ser.points.map((p) => p.v));
+  const { lo, hi, ticks } = yScale(values, y);
+  const x = (t) => PAD.left + ((t - from) / Math.max(1, to - from)) * plotW;
+  const yy = (v) => PAD.top + plotH - ((v - lo) / (hi - lo || 1)) * plotH;
+
+  const grid = ticks.map((v) =>
+    s(
+      'g',
+      { class: 'tick' },
+      s('line', { x1: PAD.left, x2: width - PAD.right, y1: yy(v), y2: yy(v), class: 'grid' }),
+      s('text', { x: PAD.left - 6, y: yy(v) + 4, 'text-anchor': 'end', class: 'axis' }, format(v, true)),
+    ),
+  );
+  const xTicks = [];
+  const count = width < 420 ? 3 : 5;
+  for (let i = 0; i < count; i += 1) {
+    const t = from + ((to - from) * i) / (count - 1);
+    const anchor = i === 0 ? 'start' : i === count - 1 ? 'end' : 'middle';
+    xTicks.push(s('text', { x: x(t), y: HEIGHT - 6, 'text-anchor': anchor, class: 'axis' }, timeLabel(t, to - from)));
+  }
+
+  const lines = series.map((ser) => {
+    const segments = [];
+    let current = [];
+    let last = null;
+    for (const p of ser.points) {
+      if (last != null && p.t - last > gapMs) {
+        segments.push(current);
+        current = [];
+      }
+      current.push(p);
+      last = p.t;
+    }
+    if (current.length) segments.push(current);
+    return s(
+      'g',
+      { class: `series ${ser.cls}`, 'data-series': ser.name },
+      segments.map((seg) =>
+        s('polyline', { points: seg.map((p) => `${x(p.t).toFixed(1)},${yy(p.v).toFixed(1)}`).join(' '), class: 'line' }),
+      ),
+      ser.points.map((p) =>
+        s(
+          'circle',
+          {
+            class: 'pt',
+            cx: x(p.t).toFixed(1),
+            cy: yy(p.v).toFixed(1),
+            r: ser.points.length > 90 ? 1.5 : 2.5,
+            'data-gpu': ser.name,
+            'data-t': new Date(p.t).toISOString(),
+            'data-value': String(p.v),
+          },
+          s('title', {}, `${ser.name} · ${clock(new Date(p.t))} · ${format(p.v)}`),
+        ),
+      ),
+    );
+  });
+
+  const latest = series
+    .filter((ser) => ser.points.length)
+    .map((ser) => `${ser.name} ${format(ser.points[ser.points.length - 1].v)}`)
+    .join(', ');
+  const svg = s(
+    'svg',
+    {
+      id,
+      class: 'chart-svg',
+      width,
+      height: HEIGHT,
+      viewBox: `0 0 ${width} ${HEIGHT}`,
+      role: 'img',
+      'aria-label': `${label}. ${latest ? `Latest: ${latest}.` : 'No data in this range.'}`,
+    },
+    s('g', { class: 'grid-lines' }, grid),
+    s('g', { class: 'x-axis' }, xTicks),
+    s('line', { x1: PAD.left, x2: PAD.left, y1: PAD.top, y2: PAD.top + plotH, class: 'axis-line' }),
+    lines,
+  );
+  container.textContent = '';
+  container.appendChild(svg);
+}

@@ -1,0 +1,545 @@
+// Agent detail: status, config sync, GPUs, workers (create, edit, enable/disable,
+// delete), and deleting the machine.
+
+import { h, render } from '../dom.js';
+import { ago, dateTime, plural, vram } from '../format.js';
+import { gql } from '../gql.js';
+import { watch } from '../live.js';
+import { AGENT_EVENTS, aboutAgent } from '../subs.js';
+import {
+  badge,
+  confirmDialog,
+  emptyState,
+  errorBox,
+  field,
+  fieldset,
+  link,
+  navigate,
+  pageHeader,
+  skeleton,
+  toast,
+} from '../ui.js';
+import { USER_FIELDS } from './auth.js';
+import { configState } from './overview.js';
+
+const WORKER_FIELDS = `id name gpuIds listenPort enabled status isDefault pid restarts createdAt
+  connections { clientIp clientPort clientPid connectedAt }`;
+const QUERY = `query Agent($id: ID!) {
+  me { ${USER_FIELDS} }
+  agent(id: $id) {
+    id hostname os arch status statusReason lastSeenAt createdAt gpuCount networkIps
+    configVersion fetchedConfigVersion configFetchedAt
+    gpus { gpuId gpuIndex vendor model vramMb driverVersion cudaVersion usedByWorker }
+    workers { ${WORKER_FIELDS} }
+  }
+}`;
+const CREATE_WORKER = `mutation CreateWorker($input: CreateWorkerInput!) { createWorker(input: $input) { id name } }`;
+const UPDATE_WORKER = `mutation UpdateWorker($id: ID!, $input: UpdateWorkerInput!) { updateWorker(id: $id, input: $input) { id name enabled } }`;
+const DELETE_WORKER = 'mutation DeleteWorker($id: ID!) { deleteWorker(id: $id) }';
+const DELETE_AGENT = 'mutation DeleteAgent($id: ID!) { deleteAgent(id: $id) }';
+
+/** Tabs of an agent's pages. */
+export function agentTabs(agentId, current) {
+  const tabs = [
+    [`/agents/${agentId}`, 'Machine', 'machine'],
+    [`/agents/${agentId}/metrics`, 'Metrics', 'metrics'],
+  ];
+  return h(
+    'nav',
+    { class: 'tabs', 'aria-label': 'Machine sections' },
+    tabs.map(([path, text, key]) => link(path, { 'aria-current': key === current ? 'page' : null }, text)),
+  );
+}
+
+function mapWorkerError(error) {
+  const fields = { ...error.fields };
+  let message = null;
+  if (error.code === 'conflict') fields.listenPort = error.message;
+  else if (error.code === 'plan_limit_exceeded') message = `${error.message} Remove a worker or change plans to add more.`;
+  else if (error.code !== 'validation_error' || Object.keys(fields).length === 0) message = error.message;
+  if (fields.agentId && !message) message = fields.agentId;
+  return { fields, message };
+}
+
+export function mount({ root, params, query, app }) {
+  const agentId = params[0];
+  const state = {
+    loading: true,
+    agent: null,
+    missing: false,
+    error: null,
+    form: null, // {mode: 'create'} | {mode: 'edit', id}
+    formErrors: { fields: {}, message: null },
+    busy: false,
+    justRegistered: query.get('new') === '1',
+  };
+
+  async function refresh() {
+    try {
+      const data = await gql(QUERY, { id: agentId });
+      app.me = data.me;
+      state.agent = data.agent;
+      state.missing = !data.agent;
+      state.error = null;
+    } catch (error) {
+      if (error.code === 'unauthorized') return;
+      state.error = error.message;
+    }
+    state.loading = false;
+    draw();
+  }
+
+  function workerName(id) {
+    const worker = state.agent && state.agent.workers.find((w) => w.id === id);
+    return worker ? worker.name : null;
+  }
+
+  function openForm(form) {
+    state.form = form;
+    state.formErrors = { fields: {}, message: null };
+    draw();
+    const first = root.querySelector('#worker-name');
+    if (first) first.focus();
+  }
+
+  async function submitWorker(event) {
+    event.preventDefault();
+    const form = event.currentTarget;
+    const gpuIds = Array.from(form.querySelectorAll('input[name="gpu"]:checked')).map((i) => i.value);
+    const port = form.port.value.trim();
+    const input = {
+      name: form.name.value.trim(),
+      gpuIds,
+      listenPort: port === '' ? null : Number(port),
+    };
+    const fields = {};
+    if (port === '' || !Number.isInteger(input.listenPort)) fields.listenPort = 'Enter a port number.';
+    if (Object.keys(fields).length) {
+      state.formErrors = { fields, message: null };
+      draw();
+      form.querySelector('[aria-invalid="true"]').focus();
+      return;
+    }
+    state.busy = true;
+    draw();
+    try {
+      if (state.form.mode === 'create') {
+        input.agentId = agentId;
+        input.enabled = form.enabled.checked;
+        const data = await gql(CREATE_WORKER, { input });
+        toast(`Worker ${data.createWorker.name} created.`);
+      } else {
+        const data = await gql(UPDATE_WORKER, { id: state.form.id, input });
+        toast(`Worker ${data.updateWorker.name} saved.`);
+      }
+      state.form = null;
+      state.formErrors = { fields: {}, message: null };
+      await refresh();
+    } catch (error) {
+      state.formErrors = mapWorkerError(error);
+    }
+    state.busy = false;
+    draw();
+    const bad = root.querySelector('.worker-form [aria-invalid="true"]');
+    if (bad) bad.focus();
+  }
+
+  async function setEnabled(worker, enabled) {
+    try {
+      await gql(UPDATE_WORKER, { id: worker.id, input: { enabled } });
+      toast(`Worker ${worker.name} ${enabled ? 'enabled' : 'disabled'}.`);
+      await refresh();
+    } catch (error) {
+      toast(error.message, 'error');
+    }
+  }
+
+  async function deleteWorker(worker) {
+    const ok = await confirmDialog({
+      title: `Delete worker ${worker.name}?`,
+      body: h('p', {}, 'Its share links stop working and connected clients are cut off when the host applies the change.'),
+      confirmLabel: 'Delete worker',
+    });
+    if (!ok) return;
+    try {
+      await gql(DELETE_WORKER, { id: worker.id });
+      toast(`Worker ${worker.name} deleted.`);
+      await refresh();
+    } catch (error) {
+      toast(error.message, 'error');
+    }
+  }
+
+  async function deleteAgent() {
+    const agent = state.agent;
+    const ok = await confirmDialog({
+      title: `Delete ${agent.hostname}?`,
+      body: [
+        h(
+          'p',
+          {},
+          `This removes the machine with its ${plural(agent.gpus.length, 'GPU')}, ${plural(agent.workers.length, 'worker')}, their share links and all its metrics.`,
+        ),
+        h('p', {}, 'The agent on the host stops getting licenses; to add the machine again, run a new install command.'),
+      ],
+      confirmLabel: 'Delete machine',
+    });
+    if (!ok) return;
+    try {
+      await gql(DELETE_AGENT, { id: agent.id });
+      toast(`${agent.hostname} deleted.`);
+      navigate('/');
+    } catch (error) {
+      toast(error.message, 'error');
+    }
+  }
+
+  function workerForm() {
+    const agent = state.agent;
+    const editing = state.form.mode === 'edit' ? agent.workers.find((w) => w.id === state.form.id) : null;
+    const errors = state.formErrors;
+    const chosen = new Set(editing ? editing.gpuIds : []);
+    const title = editing ? `Edit worker ${editing.name}` : 'New worker';
+    return h(
+      'form',
+      {
+        class: 'worker-form panel inset',
+        key: editing ? `edit-${editing.id}` : 'create',
+        novalidate: true,
+        onsubmit: submitWorker,
+        'aria-labelledby': 'worker-form-title',
+      },
+      h('h3', { id: 'worker-form-title' }, title),
+      h(
+        'div',
+        { class: 'form-row' },
+        field({
+          id: 'worker-name',
+          label: 'Name',
+          control: h('input', { name: 'name', type: 'text', maxlength: 100, required: true, value: editing ? editing.name : '' }),
+          error: errors.fields.name,
+        }),
+        field({
+          id: 'worker-port',
+          label: 'Port',
+          className: 'narrow',
+          control: h('input', {
+            name: 'port',
+            type: 'number',
+            inputmode: 'numeric',
+            min: 1024,
+            max: 65535,
+            required: true,
+            value: editing ? editing.listenPort : '',
+          }),
+          hint: 'TCP port on the machine, 1024–65535.',
+          error: errors.fields.listenPort,
+        }),
+      ),
+      fieldset({
+        id: 'worker-gpus',
+        legend: 'GPUs',
+        error: errors.fields.gpuIds,
+        children: agent.gpus.map((gpu) =>
+          h(
+            'label',
+            { class: 'check' },
+            h('input', { type: 'checkbox', name: 'gpu', value: gpu.gpuId, checked: chosen.has(gpu.gpuId) }),
+            h('span', {}, `${gpu.gpuId} · ${gpu.model} · ${vram(gpu.vramMb)}`),
+          ),
+        ),
+      }),
+      editing
+        ? null
+        : h(
+            'label',
+            { class: 'check' },
+            h('input', { type: 'checkbox', name: 'enabled', checked: true }),
+            h('span', {}, 'Start it right away (enabled)'),
+          ),
+      errorBox(errors.message),
+      h(
+        'div',
+        { class: 'actions' },
+        h('button', { type: 'submit', class: 'btn btn-primary', disabled: state.busy }, editing ? 'Save worker' : 'Create worker'),
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'btn',
+            onclick() {
+              state.form = null;
+              draw();
+            },
+          },
+          'Cancel',
+        ),
+      ),
+    );
+  }
+
+  function connectionsCell(worker) {
+    const list = worker.connections;
+    if (!list.length) return h('span', { class: 'muted' }, 'None');
+    return h(
+      'div',
+      {},
+      h('span', { class: 'num strong' }, plural(list.length, 'client')),
+      h(
+        'ul',
+        { class: 'connections' },
+        list.slice(0, 5).map((c) =>
+          h(
+            'li',
+            { key: `${c.clientIp}:${c.clientPort}:${c.connectedAt}` },
+            h('code', {}, c.clientPort ? `${c.clientIp}:${c.clientPort}` : c.clientIp),
+            h('span', { class: 'muted small' }, ` since ${ago(c.connectedAt)}`),
+          ),
+        ),
+        list.length > 5 ? h('li', { class: 'muted small' }, `and ${list.length - 5} more`) : null,
+      ),
+    );
+  }
+
+  function workersSection() {
+    const agent = state.agent;
+    const rows = agent.workers.map((w) =>
+      h(
+        'tr',
+        { key: w.id, 'data-worker': w.id },
+        h(
+          'td',
+          { 'data-label': 'Worker' },
+          h('span', { class: 'strong' }, w.name),
+          w.isDefault ? h('span', { class: 'tag' }, 'default') : null,
+          w.enabled ? null : h('span', { class: 'tag tag-muted' }, 'disabled'),
+        ),
+        h('td', { 'data-label': 'Status' }, badge(w.status)),
+        h('td', { 'data-label': 'Port', class: 'num' }, String(w.listenPort)),
+        h('td', { 'data-label': 'GPUs' }, w.gpuIds.join(', ')),
+        h('td', { 'data-label': 'Connections' }, connectionsCell(w)),
+        h(
+          'td',
+          { class: 'row-actions' },
+          h(
+            'button',
+            { type: 'button', class: 'btn btn-small', onclick: () => openForm({ mode: 'edit', id: w.id }), 'aria-label': `Edit ${w.name}` },
+            'Edit',
+          ),
+          h(
+            'button',
+            { type: 'button', class: 'btn btn-small', onclick: () => setEnabled(w, !w.enabled), 'aria-label': `${w.enabled ? 'Disable' : 'Enable'} ${w.name}` },
+            w.enabled ? 'Disable' : 'Enable',
+          ),
+          h(
+            'button',
+            { type: 'button', class: 'btn btn-small', onclick: () => navigate(`/shares?worker=${encodeURIComponent(w.id)}`), 'aria-label': `Share ${w.name}` },
+            'Share',
+          ),
+          h(
+            'button',
+            { type: 'button', class: 'btn btn-small btn-danger-ghost', onclick: () => deleteWorker(w), 'aria-label': `Delete ${w.name}` },
+            'Delete',
+          ),
+        ),
+      ),
+    );
+    return h(
+      'section',
+      { class: 'panel', 'aria-labelledby': 'workers-title' },
+      h(
+        'div',
+        { class: 'panel-head' },
+        h('h2', { id: 'workers-title' }, 'Workers', h('span', { class: 'count' }, String(agent.workers.length))),
+        state.form && state.form.mode === 'create'
+          ? null
+          : h('button', { type: 'button', class: 'btn btn-primary', onclick: () => openForm({ mode: 'create' }) }, 'Add worker'),
+      ),
+      state.form ? workerForm() : null,
+      agent.workers.length
+        ? h(
+            'div',
+            { class: 'table-wrap' },
+            h(
+              'table',
+              { class: 'table responsive', id: 'workers-table' },
+              h(
+                'thead',
+                {},
+                h(
+                  'tr',
+                  {},
+                  ['Worker', 'Status', 'Port', 'GPUs', 'Connections'].map((t) => h('th', { scope: 'col' }, t)),
+                  h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Actions')),
+                ),
+              ),
+              h('tbody', {}, rows),
+            ),
+          )
+        : emptyState('No workers', 'A worker exposes some of this machine’s GPUs on a TCP port.'),
+    );
+  }
+
+  function gpusSection() {
+    const agent = state.agent;
+    const configured = (gpuId) => agent.workers.filter((w) => w.gpuIds.includes(gpuId)).map((w) => w.name);
+    return h(
+      'section',
+      { class: 'panel', 'aria-labelledby': 'gpus-title' },
+      h('div', { class: 'panel-head' }, h('h2', { id: 'gpus-title' }, 'GPUs', h('span', { class: 'count' }, String(agent.gpus.length)))),
+      agent.gpus.length
+        ? h(
+            'div',
+            { class: 'table-wrap' },
+            h(
+              'table',
+              { class: 'table responsive', id: 'gpus-table' },
+              h('thead', {}, h('tr', {}, ['GPU', 'Model', 'VRAM', 'Driver', 'Used by'].map((t) => h('th', { scope: 'col' }, t)))),
+              h(
+                'tbody',
+                {},
+                agent.gpus.map((gpu) => {
+                  const user = gpu.usedByWorker ? workerName(gpu.usedByWorker) || 'another worker' : null;
+                  const assigned = configured(gpu.gpuId);
+                  return h(
+                    'tr',
+                    { key: gpu.gpuId },
+                    h('td', { 'data-label': 'GPU' }, h('code', {}, gpu.gpuId)),
+                    h('td', { 'data-label': 'Model' }, gpu.model, h('div', { class: 'muted small' }, gpu.vendor)),
+                    h('td', { 'data-label': 'VRAM', class: 'num' }, vram(gpu.vramMb)),
+                    h(
+                      'td',
+                      { 'data-label': 'Driver' },
+                      gpu.driverVersion || '—',
+                      gpu.cudaVersion ? h('div', { class: 'muted small' }, `CUDA ${gpu.cudaVersion}`) : null,
+                    ),
+                    h(
+                      'td',
+                      { 'data-label': 'Used by' },
+                      user ? h('span', { class: 'strong' }, user) : h('span', { class: 'muted' }, 'Idle'),
+                      assigned.length ? h('div', { class: 'muted small' }, `Assigned: ${assigned.join(', ')}`) : null,
+                    ),
+                  );
+                }),
+              ),
+            ),
+          )
+        : emptyState('No GPUs reported', null),
+    );
+  }
+
+  function facts() {
+    const agent = state.agent;
+    const config = configState(agent);
+    const now = Date.now();
+    const configText =
+      config.key === 'synced'
+        ? `Up to date: the host runs configuration v${agent.configVersion} (fetched ${ago(agent.configFetchedAt, now)}).`
+        : config.key === 'never'
+          ? `The host has not fetched its configuration yet (v${agent.configVersion} is waiting).`
+          : `Configuration v${agent.configVersion} is waiting: the host last fetched v${agent.fetchedConfigVersion} ${ago(agent.configFetchedAt, now)}.`;
+    return h(
+      'section',
+      { class: 'panel facts', 'aria-label': 'Machine status' },
+      h(
+        'dl',
+        { class: 'facts-grid' },
+        h('div', {}, h('dt', {}, 'Status'), h('dd', {}, badge(agent.status), h('span', { class: 'muted small reason' }, agent.statusReason))),
+        h(
+          'div',
+          {},
+          h('dt', {}, 'Last seen'),
+          h('dd', { class: 'num' }, h('time', { datetime: agent.lastSeenAt || '', title: dateTime(agent.lastSeenAt) }, ago(agent.lastSeenAt, now))),
+        ),
+        h('div', {}, h('dt', {}, 'System'), h('dd', {}, `${agent.os}/${agent.arch}`)),
+        h('div', {}, h('dt', {}, 'Addresses'), h('dd', {}, agent.networkIps.length ? agent.networkIps.join(', ') : '—')),
+        h('div', {}, h('dt', {}, 'Registered'), h('dd', {}, dateTime(agent.createdAt))),
+        h(
+          'div',
+          { class: 'wide' },
+          h('dt', {}, 'Configuration'),
+          h('dd', {}, h('span', { class: `sync sync-${config.key}`, id: 'config-sync', 'data-sync': config.key }, configText)),
+        ),
+      ),
+    );
+  }
+
+  function draw() {
+    if (state.loading) {
+      render(root, h('div', {}, pageHeader('Machine', { crumbs: [['/', 'Overview']] }), skeleton(6)));
+      return;
+    }
+    if (state.missing || !state.agent) {
+      render(
+        root,
+        h(
+          'div',
+          {},
+          pageHeader('Machine not found', { crumbs: [['/', 'Overview']] }),
+          errorBox(state.error),
+          emptyState(
+            state.error ? 'Could not load this machine' : 'This machine does not exist (any more)',
+            'It may have been deleted.',
+            link('/', { class: 'btn' }, 'Back to the overview'),
+          ),
+        ),
+      );
+      return;
+    }
+    const agent = state.agent;
+    render(
+      root,
+      h(
+        'div',
+        { class: 'agent', 'data-agent': agent.id },
+        pageHeader(agent.hostname, {
+          crumbs: [['/', 'Overview']],
+          sub: agentTabs(agent.id, 'machine'),
+        }),
+        state.justRegistered
+          ? h(
+              'div',
+              { class: 'notice notice-success', role: 'status' },
+              h('strong', {}, `${agent.hostname} is registered.`),
+              ' Its default worker starts once the agent has fetched its configuration.',
+              h(
+                'button',
+                {
+                  type: 'button',
+                  class: 'btn btn-small btn-ghost',
+                  'aria-label': 'Dismiss',
+                  onclick() {
+                    state.justRegistered = false;
+                    draw();
+                  },
+                },
+                '×',
+              ),
+            )
+          : null,
+        errorBox(state.error),
+        facts(),
+        gpusSection(),
+        workersSection(),
+        h(
+          'section',
+          { class: 'panel danger-zone', 'aria-labelledby': 'danger-title' },
+          h('h2', { id: 'danger-title' }, 'Delete this machine'),
+          h('p', { class: 'muted' }, 'Removes its GPUs, workers, share links and metrics from GPU Go.'),
+          h('button', { type: 'button', class: 'btn btn-danger', onclick: deleteAgent }, 'Delete machine…'),
+        ),
+      ),
+    );
+  }
+
+  draw();
+  refresh();
+  const stop = watch([{ query: AGENT_EVENTS, onData: aboutAgent(agentId) }], refresh);
+  const ticker = setInterval(() => {
+    if (state.agent) draw();
+  }, 5000);
+  return () => {
+    stop();
+    clearInterval(ticker);
+  };
+}

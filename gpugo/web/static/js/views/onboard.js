@@ -1,0 +1,183 @@
+// Onboarding: an install token, its command and countdown; when a machine registers
+// with it, the page moves on to that machine by itself.
+
+import { h, render } from '../dom.js';
+import { countdown } from '../format.js';
+import { gql } from '../gql.js';
+import { coalesce } from '../live.js';
+import { INSTALL_TOKEN } from '../subs.js';
+import { copyButton, errorBox, navigate, pageHeader, toast } from '../ui.js';
+import { client } from '../ws.js';
+
+const GENERATE = `mutation Generate { generateInstallToken(type: AGENT_INSTALL) { id expiresAt installCommand } }`;
+const TOKEN = `query Token($id: ID!) { installToken(id: $id) { id status expiresAt agent { agentId hostname } } }`;
+const POLL_MS = 3000;
+
+export function mount({ root }) {
+  const state = { token: null, error: null, busy: false, status: 'ACTIVE' };
+  let stopSub = null;
+  let poll = null;
+  let ticker = null;
+  let done = false;
+
+  function used(tokenInfo) {
+    if (done || !tokenInfo) return;
+    state.status = tokenInfo.status;
+    if (tokenInfo.status === 'USED' && tokenInfo.agent && tokenInfo.agent.agentId) {
+      done = true;
+      toast(`${tokenInfo.agent.hostname || 'The machine'} registered.`);
+      navigate(`/agents/${tokenInfo.agent.agentId}?new=1`);
+      return;
+    }
+    draw();
+  }
+
+  const check = coalesce(async () => {
+    if (!state.token || done) return;
+    const data = await gql(TOKEN, { id: state.token.id });
+    used(data.installToken);
+  });
+
+  function follow(id) {
+    if (stopSub) stopSub();
+    clearInterval(poll);
+    poll = null;
+    const startPolling = () => {
+      if (!poll) poll = setInterval(check, POLL_MS);
+    };
+    stopSub = client().subscribe(INSTALL_TOKEN, { id }, {
+      next(result) {
+        if (result.data && result.data.installToken) used(result.data.installToken);
+        else check();
+      },
+      error: startPolling,
+      unavailable: startPolling,
+      available() {
+        clearInterval(poll);
+        poll = null;
+        check();
+      },
+      resync: check, // it may have been used while the socket was down
+    });
+  }
+
+  async function generate() {
+    state.busy = true;
+    state.error = null;
+    draw();
+    try {
+      const data = await gql(GENERATE);
+      state.token = data.generateInstallToken;
+      state.status = 'ACTIVE';
+      follow(state.token.id);
+    } catch (error) {
+      state.error =
+        error.code === 'rate_limited'
+          ? `Too many install commands at once. Try again in ${error.retryAfter || 60} s.`
+          : error.message;
+    }
+    state.busy = false;
+    draw();
+  }
+
+  function commandBlock() {
+    const token = state.token;
+    if (!token) {
+      return h(
+        'div',
+        { class: 'command-box placeholder' },
+        h('p', { class: 'muted' }, state.busy ? 'Creating an install command…' : 'No install command yet.'),
+        state.busy
+          ? null
+          : h('button', { type: 'button', class: 'btn btn-primary', onclick: generate }, 'Generate install command'),
+      );
+    }
+    const left = new Date(token.expiresAt).getTime() - Date.now();
+    const expired = left <= 0 || state.status === 'EXPIRED';
+    return h(
+      'div',
+      { class: `command-box ${expired ? 'expired' : ''}`.trim() },
+      h(
+        'div',
+        { class: 'command-head' },
+        h('span', { class: 'small muted', id: 'install-label' }, 'Run as root on the GPU machine (Linux):'),
+        copyButton(token.installCommand, 'Copy', { id: 'copy-install', 'aria-label': 'Copy install command', disabled: expired }),
+      ),
+      h('pre', { class: 'command', 'aria-labelledby': 'install-label' }, h('code', { id: 'install-command' }, token.installCommand)),
+      h(
+        'div',
+        { class: 'command-foot' },
+        expired
+          ? h('span', { class: 'countdown expired', role: 'status' }, 'This command has expired.')
+          : h(
+              'span',
+              { class: 'countdown', id: 'countdown', 'aria-live': 'off' },
+              'Valid for ',
+              h('strong', { class: 'num' }, countdown(left)),
+              ' · single use',
+            ),
+        expired
+          ? h('button', { type: 'button', class: 'btn btn-primary', onclick: generate }, 'Generate a new command')
+          : h('button', { type: 'button', class: 'btn btn-ghost btn-small', onclick: generate }, 'New command'),
+      ),
+    );
+  }
+
+  function draw() {
+    const waiting = state.token && state.status === 'ACTIVE' && new Date(state.token.expiresAt) > new Date();
+    render(
+      root,
+      h(
+        'div',
+        { class: 'onboard' },
+        pageHeader('Add a GPU machine', { crumbs: [['/', 'Overview']] }),
+        h(
+          'section',
+          { class: 'panel' },
+          h(
+            'ol',
+            { class: 'steps' },
+            h(
+              'li',
+              {},
+              h('h2', {}, 'Run the install command'),
+              h(
+                'p',
+                { class: 'muted' },
+                'It installs the GPU Go agent and registers the machine with this server. The command works once and only for 30 minutes.',
+              ),
+              errorBox(state.error),
+              commandBlock(),
+            ),
+            h(
+              'li',
+              {},
+              h('h2', {}, 'Wait for the machine'),
+              h(
+                'p',
+                { class: 'waiting', role: 'status' },
+                waiting ? h('span', { class: 'spinner', 'aria-hidden': 'true' }) : null,
+                waiting
+                  ? 'Waiting for the machine to register… this page opens it as soon as it does.'
+                  : 'Once the command runs, the machine appears here by itself.',
+              ),
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+
+  draw();
+  generate();
+  ticker = setInterval(() => {
+    if (state.token) draw();
+  }, 1000);
+  return () => {
+    done = true;
+    if (stopSub) stopSub();
+    clearInterval(poll);
+    clearInterval(ticker);
+    check.cancel();
+  };
+}

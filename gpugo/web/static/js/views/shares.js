@@ -1,0 +1,360 @@
+// Shares: short links through which others reach a worker. Create (IP, optional expiry
+// and max uses), copy, watch the use count rise, delete.
+
+import { h, render } from '../dom.js';
+import { ago, dateTime } from '../format.js';
+import { gql } from '../gql.js';
+import { watch } from '../live.js';
+import { AGENT_EVENTS } from '../subs.js';
+import { confirmDialog, copyButton, emptyState, errorBox, field, link, pageHeader, skeleton, toast } from '../ui.js';
+
+const SHARE_FIELDS = `id shortCode shortLink workerId hardwareVendor connectionUrl expiresAt maxUses usedCount createdAt
+  worker { id name listenPort agent { id hostname } }`;
+const QUERY = `query Shares {
+  shares(first: 100) { totalCount edges { node { ${SHARE_FIELDS} } } }
+  workers(first: 100) { edges { node { id name listenPort agentId agent { id hostname networkIps } } } }
+}`;
+const CREATE = `mutation CreateShare($input: CreateShareInput!) { createShare(input: $input) { ${SHARE_FIELDS} } }`;
+const DELETE = 'mutation DeleteShare($id: ID!) { deleteShare(id: $id) }';
+
+function mapShareError(error) {
+  const fields = { ...error.fields };
+  let message = null;
+  if (error.code === 'not_found') fields.workerId = 'This worker no longer exists.';
+  else if (error.code !== 'validation_error' || Object.keys(fields).length === 0) message = error.message;
+  return { fields, message };
+}
+
+export function mount({ root, query }) {
+  const state = {
+    loading: true,
+    error: null,
+    shares: [],
+    total: 0,
+    workers: [],
+    formOpen: query.has('worker'),
+    workerId: query.get('worker') || '',
+    ipTouched: false,
+    formErrors: { fields: {}, message: null },
+    busy: false,
+    created: null,
+  };
+
+  async function refresh() {
+    try {
+      const data = await gql(QUERY);
+      state.shares = data.shares.edges.map((e) => e.node);
+      state.total = data.shares.totalCount;
+      state.workers = data.workers.edges.map((e) => e.node);
+      if (!state.workerId && state.workers.length) state.workerId = state.workers[0].id;
+      state.error = null;
+    } catch (error) {
+      if (error.code === 'unauthorized') return;
+      state.error = error.message;
+    }
+    state.loading = false;
+    draw();
+  }
+
+  function suggestedIp(workerId) {
+    const worker = state.workers.find((w) => w.id === workerId);
+    const ips = (worker && worker.agent && worker.agent.networkIps) || [];
+    return ips[0] || '';
+  }
+
+  async function submit(event) {
+    event.preventDefault();
+    const form = event.currentTarget;
+    const maxUses = form.maxUses.value.trim();
+    const expires = form.expires.value;
+    const input = {
+      workerId: form.worker.value,
+      connectionIp: form.ip.value.trim(),
+      expiresAt: expires ? new Date(expires).toISOString() : null,
+      maxUses: maxUses === '' ? null : Number(maxUses),
+    };
+    if (maxUses !== '' && !Number.isInteger(input.maxUses)) {
+      state.formErrors = { fields: { maxUses: 'Enter a whole number, or leave it empty for no limit.' }, message: null };
+      draw();
+      root.querySelector('#share-max-uses').focus();
+      return;
+    }
+    state.busy = true;
+    draw();
+    try {
+      const data = await gql(CREATE, { input });
+      state.created = data.createShare;
+      state.formOpen = false;
+      state.formErrors = { fields: {}, message: null };
+      toast('Share link created.');
+      await refresh();
+      const copy = root.querySelector('#copy-new-share');
+      if (copy) copy.focus();
+    } catch (error) {
+      state.formErrors = mapShareError(error);
+    }
+    state.busy = false;
+    draw();
+    const bad = root.querySelector('.share-form [aria-invalid="true"]');
+    if (bad) bad.focus();
+  }
+
+  async function remove(share) {
+    const ok = await confirmDialog({
+      title: 'Delete this share link?',
+      body: h('p', {}, 'Whoever holds ', h('code', {}, share.shortLink), ' can no longer use it.'),
+      confirmLabel: 'Delete link',
+    });
+    if (!ok) return;
+    try {
+      await gql(DELETE, { id: share.id });
+      if (state.created && state.created.id === share.id) state.created = null;
+      toast('Share link deleted.');
+      await refresh();
+    } catch (error) {
+      toast(error.message, 'error');
+    }
+  }
+
+  function form() {
+    const errors = state.formErrors;
+    const ip = state.ipTouched ? undefined : suggestedIp(state.workerId);
+    return h(
+      'form',
+      { class: 'share-form panel inset', novalidate: true, onsubmit: submit, 'aria-labelledby': 'share-form-title' },
+      h('h2', { id: 'share-form-title' }, 'New share link'),
+      h(
+        'div',
+        { class: 'form-row' },
+        field({
+          id: 'share-worker',
+          label: 'Worker',
+          control: h(
+            'select',
+            {
+              name: 'worker',
+              required: true,
+              onchange(event) {
+                state.workerId = event.currentTarget.value;
+                const ipInput = root.querySelector('#share-ip');
+                if (!state.ipTouched && ipInput) ipInput.value = suggestedIp(state.workerId);
+              },
+            },
+            state.workers.map((w) =>
+              h(
+                'option',
+                { value: w.id, selected: w.id === state.workerId },
+                `${w.name} on ${w.agent ? w.agent.hostname : '?'} (port ${w.listenPort})`,
+              ),
+            ),
+          ),
+          error: errors.fields.workerId,
+        }),
+        field({
+          id: 'share-ip',
+          label: 'Connection address',
+          control: h('input', {
+            name: 'ip',
+            type: 'text',
+            required: true,
+            autocomplete: 'off',
+            spellcheck: 'false',
+            value: ip,
+            oninput() {
+              state.ipTouched = true;
+            },
+          }),
+          hint: 'IP address or host name that clients dial to reach the machine.',
+          error: errors.fields.connectionIp,
+        }),
+      ),
+      h(
+        'div',
+        { class: 'form-row' },
+        field({
+          id: 'share-expires',
+          label: 'Expires (optional)',
+          control: h('input', { name: 'expires', type: 'datetime-local' }),
+          hint: 'Leave empty for a link that does not expire.',
+          error: errors.fields.expiresAt,
+        }),
+        field({
+          id: 'share-max-uses',
+          label: 'Maximum uses (optional)',
+          className: 'narrow',
+          control: h('input', { name: 'maxUses', type: 'number', min: 1, inputmode: 'numeric' }),
+          hint: 'Empty: unlimited.',
+          error: errors.fields.maxUses,
+        }),
+      ),
+      errorBox(errors.message),
+      h(
+        'div',
+        { class: 'actions' },
+        h('button', { type: 'submit', class: 'btn btn-primary', disabled: state.busy }, 'Create link'),
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'btn',
+            onclick() {
+              state.formOpen = false;
+              draw();
+            },
+          },
+          'Cancel',
+        ),
+      ),
+    );
+  }
+
+  function createdPanel() {
+    const share = state.created;
+    return h(
+      'div',
+      { class: 'notice notice-success created-share', role: 'status' },
+      h('p', {}, h('strong', {}, 'Share link ready. '), 'Send it to whoever should reach this worker.'),
+      h(
+        'div',
+        { class: 'copy-row' },
+        h('code', { class: 'short-link', id: 'new-share-link' }, share.shortLink),
+        copyButton(share.shortLink, 'Copy link', { id: 'copy-new-share' }),
+      ),
+    );
+  }
+
+  function usesCell(share) {
+    const usedUp = share.maxUses != null && share.usedCount >= share.maxUses;
+    return h(
+      'td',
+      { 'data-label': 'Uses', class: 'num' },
+      h('span', { class: 'used-count', 'data-used': String(share.usedCount) }, String(share.usedCount)),
+      h('span', { class: 'muted' }, share.maxUses != null ? ` / ${share.maxUses}` : ' / ∞'),
+      usedUp ? h('span', { class: 'tag tag-muted' }, 'used up') : null,
+    );
+  }
+
+  function table() {
+    const now = Date.now();
+    return h(
+      'div',
+      { class: 'table-wrap' },
+      h(
+        'table',
+        { class: 'table responsive', id: 'shares-table' },
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            ['Link', 'Worker', 'Connects to', 'Uses', 'Expires'].map((t) => h('th', { scope: 'col' }, t)),
+            h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Actions')),
+          ),
+        ),
+        h(
+          'tbody',
+          {},
+          state.shares.map((share) => {
+            const expired = share.expiresAt && new Date(share.expiresAt).getTime() <= now;
+            return h(
+              'tr',
+              { key: share.id, 'data-share': share.id },
+              h(
+                'td',
+                { 'data-label': 'Link' },
+                h('code', { class: 'short-link' }, share.shortLink),
+                h('div', { class: 'muted small' }, `created ${ago(share.createdAt, now)}`),
+              ),
+              h(
+                'td',
+                { 'data-label': 'Worker' },
+                share.worker
+                  ? [
+                      h('span', { class: 'strong' }, share.worker.name),
+                      share.worker.agent
+                        ? h('div', { class: 'small' }, link(`/agents/${share.worker.agent.id}`, {}, share.worker.agent.hostname))
+                        : null,
+                    ]
+                  : '—',
+              ),
+              h('td', { 'data-label': 'Connects to' }, h('code', {}, share.connectionUrl)),
+              usesCell(share),
+              h(
+                'td',
+                { 'data-label': 'Expires' },
+                share.expiresAt ? h('time', { datetime: share.expiresAt, title: dateTime(share.expiresAt) }, ago(share.expiresAt, now)) : 'Never',
+                expired ? h('span', { class: 'tag tag-muted' }, 'expired') : null,
+              ),
+              h(
+                'td',
+                { class: 'row-actions' },
+                copyButton(share.shortLink, 'Copy', { 'aria-label': `Copy ${share.shortLink}` }),
+                h(
+                  'button',
+                  { type: 'button', class: 'btn btn-small btn-danger-ghost', onclick: () => remove(share), 'aria-label': `Delete ${share.shortLink}` },
+                  'Delete',
+                ),
+              ),
+            );
+          }),
+        ),
+      ),
+    );
+  }
+
+  function draw() {
+    let body;
+    if (state.loading) body = skeleton(3);
+    else if (!state.shares.length)
+      body = emptyState(
+        'No share links yet',
+        state.workers.length
+          ? 'A share link lets someone else connect to one of your workers, with an optional expiry and use limit.'
+          : 'Add a GPU machine first: shares point at its workers.',
+        state.workers.length ? null : link('/add', { class: 'btn btn-primary' }, 'Add a GPU machine'),
+      );
+    else body = table();
+    render(
+      root,
+      h(
+        'div',
+        { class: 'shares' },
+        pageHeader('Shares', {
+          actions:
+            state.formOpen || !state.workers.length
+              ? []
+              : [
+                  h(
+                    'button',
+                    {
+                      type: 'button',
+                      class: 'btn btn-primary',
+                      onclick() {
+                        state.formOpen = true;
+                        state.created = null;
+                        draw();
+                        root.querySelector('#share-worker').focus();
+                      },
+                    },
+                    'New share link',
+                  ),
+                ],
+        }),
+        errorBox(state.error),
+        state.created ? createdPanel() : null,
+        state.formOpen && state.workers.length ? form() : null,
+        h('section', { class: 'panel', 'aria-label': 'Share links' }, body),
+      ),
+    );
+  }
+
+  draw();
+  refresh();
+  const stop = watch([{ query: AGENT_EVENTS }], refresh);
+  const ticker = setInterval(draw, 15000);
+  return () => {
+    stop();
+    clearInterval(ticker);
+  };
+}
