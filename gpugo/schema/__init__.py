@@ -26,6 +26,7 @@ from gpugo.schema.errors import ErrorCodes, log_unexpected
 from gpugo.schema.mutations import Mutation
 from gpugo.schema.queries import Query
 from gpugo.schema.scalars import SCALAR_MAP
+from gpugo.schema.subscriptions import Subscription
 from gpugo.schema.view import GraphQLView
 from gpugo.settings import Settings
 
@@ -78,6 +79,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     return GpugoSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(
             disable_field_suggestions=not explorer,

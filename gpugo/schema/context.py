@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,6 +20,10 @@ from gpugo.errors import GpugoError
 from gpugo.schema.loaders import Loaders
 from gpugo.settings import Settings
 
+# A WebSocket lives long: its principal is resolved again when older than this, so a
+# revoked session or PAT stops its subscriptions.
+WEBSOCKET_PRINCIPAL_SECONDS = 60.0
+
 
 @dataclass(eq=False)
 class GraphQLContext:
@@ -26,7 +32,11 @@ class GraphQLContext:
     # The sub-response whose headers (Set-Cookie) the answer carries; None on WebSockets.
     response: Response | None
     loaders: Loaders
+    # graphql-transport-ws: the connection_init payload, set by Strawberry; a client may
+    # send its PAT there as {"authorization": "Bearer ..."}.
+    connection_params: dict[str, Any] | None = None
     _principal: Principal | None = None
+    _resolved_at: float = 0.0
     _auth_error: GpugoError | None = None
     # Root fields of a query resolve concurrently: the lock makes authentication run once.
     _auth_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -43,14 +53,14 @@ class GraphQLContext:
     async def principal(self) -> Principal:
         """The user behind the request, resolved on first use and kept for the request."""
         async with self._auth_lock:
-            if self._principal is not None:
+            if self._principal is not None and not self._stale():
                 return self._principal
             if self._auth_error is not None:
                 raise self._auth_error
             headers = self.request.headers
             try:
                 self._principal = await authenticate_user(
-                    authorization=headers.get("authorization"),
+                    authorization=self._authorization(),
                     session_cookie=self.request.cookies.get(COOKIE_NAME),
                     # Every GraphQL operation may change state (and a WebSocket may carry
                     # mutations), so the cookie always gets the unsafe-method Origin check.
@@ -60,9 +70,24 @@ class GraphQLContext:
                     settings=self.settings,
                 )
             except GpugoError as error:
+                self._principal = None
                 self._auth_error = error
                 raise
+            self._resolved_at = time.monotonic()
             return self._principal
+
+    def _authorization(self) -> str | None:
+        params = self.connection_params
+        if params and "authorization" in params:
+            value = params["authorization"]
+            # Not a string: refused like a malformed header.
+            return value if isinstance(value, str) else ""
+        return self.request.headers.get("authorization")
+
+    def _stale(self) -> bool:
+        if not isinstance(self.request, WebSocket):
+            return False
+        return time.monotonic() - self._resolved_at > WEBSOCKET_PRINCIPAL_SECONDS
 
 
 GraphQLInfo = Info[GraphQLContext, None]

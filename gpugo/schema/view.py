@@ -21,6 +21,7 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema import BaseSchema
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET, UnsetType
 
 from gpugo.auth.csrf import check_same_origin
 from gpugo.auth.sessions import COOKIE_NAME
@@ -29,6 +30,7 @@ from gpugo.errors import GpugoError, MethodNotAllowed, UnsupportedMediaType
 from gpugo.schema.context import GraphQLContext
 from gpugo.schema.errors import extensions_for, has_code, to_client
 from gpugo.schema.loaders import Loaders
+from gpugo.schema.subscriptions import on_connect
 
 # Strawberry's own HTTP refusals (bad JSON, batching, missing query) by status.
 _HTTP_CODES = {400: "validation_error", 404: "not_found", 405: "method_not_allowed"}
@@ -56,6 +58,9 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
             allow_queries_via_get=False,
             multipart_uploads_enabled=False,
             max_subscriptions_per_connection=MAX_SUBSCRIPTIONS,
+            # Browsers attach cookies to cross-site WebSocket handshakes: only pages of
+            # this server (its public URL, or the Host it was reached by) may open one.
+            allowed_origins=[server.settings.public_origin],
         )
         self.server = server
 
@@ -104,6 +109,11 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
             response=response if isinstance(response, Response) else None,
             loaders=Loaders(),
         )
+
+    async def on_ws_connect(self, context: GraphQLContext) -> UnsetType | dict[str, object] | None:
+        # connection_init: a session cookie of the handshake or a PAT in the payload.
+        await on_connect(context)
+        return UNSET
 
     async def get_root_value(self, request: Request | WebSocket) -> None:
         return None
