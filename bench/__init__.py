@@ -1,0 +1,1 @@
+"""Benchmarks of gpugo's hot paths against a raw baseline and a peer (never imported by gpugo)."""

@@ -1,0 +1,225 @@
+"""The raw baseline: a minimal Starlette app over asyncpg doing the hot paths' SQL work.
+
+Never imported by gpugo. Same tables, same uvicorn settings as ``gpugo serve``, same
+response bodies (a status report answers with a freshly signed Ed25519 license),
+but no input validation, no middleware and no ORM:
+
+- ``POST /api/v1/agents/{id}/status``: ONE statement (a CTE): the agent by its secret's
+  hash (and the path's id), last_seen_at, every reported worker's status/pid/restarts,
+  every reported GPU's used_by_worker (null unless it is one of the agent's workers),
+  the reported connection lists replaced (DELETE + INSERT), and the agent's
+  config_version, plan and GPU ids for the license. It writes everything every time.
+- ``GET /s/{code}``: ONE conditional ``UPDATE ... RETURNING`` joined to the worker
+  (a second SELECT only on a miss, to tell 404 from 410).
+
+Run: ``python -m bench.baseline_raw --port 18081 --dsn postgres://...``. The pool is
+idiomatic asyncpg (``create_pool(min_size=max_size=BASELINE_POOL)``, default 10,
+asyncpg's reset on release left as it is).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import os
+import re
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+import orjson
+import uvicorn
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+LICENSE_TTL_MS = 120 * 60 * 1000
+CODE_SHAPE = re.compile(r"^[0-9A-Za-z]{10,32}$")
+
+STATUS_SQL = """
+WITH a AS (
+    SELECT a.id, a.config_version, u.plan
+    FROM agents a JOIN users u ON u.id = a.user_id
+    WHERE a.secret_hash = $1 AND a.id = $2
+), seen AS (
+    UPDATE agents SET last_seen_at = now(), shut_down_at = NULL, offline_notified = false
+    WHERE id = (SELECT id FROM a)
+), w_up AS (
+    UPDATE workers w
+    SET status = x.status, pid = x.pid, restarts = COALESCE(x.restarts, w.restarts)
+    FROM jsonb_to_recordset($3::jsonb) AS x(worker_id text, status text, pid int, restarts int)
+    WHERE w.id = x.worker_id AND w.agent_id = (SELECT id FROM a)
+), g_up AS (
+    UPDATE gpus g
+    SET used_by_worker_id = (
+        SELECT w.id FROM workers w WHERE w.id = x.used_by_worker AND w.agent_id = g.agent_id
+    )
+    FROM jsonb_to_recordset($4::jsonb) AS x(gpu_id text, used_by_worker text)
+    WHERE g.agent_id = (SELECT id FROM a) AND g.gpu_id = x.gpu_id
+), c_del AS (
+    DELETE FROM worker_connections c USING workers w
+    WHERE c.worker_id = w.id AND w.agent_id = (SELECT id FROM a) AND w.id = ANY($6::text[])
+), c_ins AS (
+    INSERT INTO worker_connections (worker_id, client_ip, client_port, client_pid, connected_at)
+    SELECT x.worker_id, x.client_ip, x.client_port, x.client_pid, x.connected_at
+    FROM jsonb_to_recordset($5::jsonb)
+        AS x(worker_id text, client_ip text, client_port int, client_pid int,
+             connected_at timestamptz)
+    JOIN workers w ON w.id = x.worker_id AND w.agent_id = (SELECT id FROM a)
+)
+SELECT a.config_version, a.plan,
+    ARRAY(SELECT gpu_id FROM gpus WHERE agent_id = a.id
+          ORDER BY gpu_index NULLS LAST, gpu_id) AS gpu_ids
+FROM a
+"""
+
+REDEEM_SQL = """
+UPDATE shares s SET used_count = s.used_count + 1
+FROM workers w
+WHERE s.short_code = $1 AND w.id = s.worker_id
+  AND (s.max_uses IS NULL OR s.used_count < s.max_uses)
+  AND (s.expires_at IS NULL OR s.expires_at > now())
+RETURNING s.worker_id, s.hardware_vendor, s.connection_ip, w.listen_port
+"""
+
+KEY = Ed25519PrivateKey.generate()
+POOL: dict[str, asyncpg.Pool] = {}
+
+
+def json_response(content: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(content), status_code=status, media_type="application/json")
+
+
+def error(status: int, code: str) -> Response:
+    return json_response({"error": {"code": code, "message": code}}, status)
+
+
+def license_for(gpu_ids: list[str], plan: str) -> dict[str, str]:
+    expiry = int(time.time() * 1000) + LICENSE_TTL_MS
+    plain = f"{','.join(gpu_ids)}|{plan}|{expiry}"
+    return {"plain": plain, "encrypted": base64.b64encode(KEY.sign(plain.encode())).decode()}
+
+
+async def status_report(request: Request) -> Response:
+    authorization = request.headers.get("authorization", "")
+    if not authorization.startswith("Bearer "):
+        return error(401, "unauthorized")
+    secret_hash = hashlib.sha256(authorization[7:].strip().encode()).hexdigest()
+    body = orjson.loads(await request.body())
+    workers, connections, replacing = [], [], []
+    for w in body.get("workers") or []:
+        workers.append(
+            {
+                "worker_id": w["worker_id"],
+                "status": w["status"],
+                "pid": w.get("pid"),
+                "restarts": w.get("restarts"),
+            }
+        )
+        conns = w.get("connections")
+        if conns is None and w.get("connection_changed"):
+            conns = []
+        if conns is not None:
+            replacing.append(w["worker_id"])
+            connections.extend(
+                {
+                    "worker_id": w["worker_id"],
+                    "client_ip": c["client_ip"],
+                    "client_port": c.get("client_port"),
+                    "client_pid": c.get("client_pid"),
+                    "connected_at": c["connected_at"],
+                }
+                for c in conns
+            )
+    gpus = [
+        {"gpu_id": g["gpu_id"], "used_by_worker": g.get("used_by_worker")}
+        for g in body.get("gpus") or []
+    ]
+    row = await POOL["pool"].fetchrow(
+        STATUS_SQL,
+        secret_hash,
+        request.path_params["agent_id"],
+        orjson.dumps(workers).decode(),
+        orjson.dumps(gpus).decode(),
+        orjson.dumps(connections).decode(),
+        replacing,
+    )
+    if row is None:
+        return error(401, "unauthorized")
+    return json_response(
+        {
+            "success": True,
+            "config_version": row["config_version"],
+            "license": license_for(row["gpu_ids"], row["plan"]),
+        }
+    )
+
+
+async def public_share(request: Request) -> Response:
+    code = request.path_params["short_code"]
+    if not CODE_SHAPE.match(code):
+        return error(404, "not_found")
+    row = await POOL["pool"].fetchrow(REDEEM_SQL, code)
+    if row is None:
+        found = await POOL["pool"].fetchval("SELECT 1 FROM shares WHERE short_code = $1", code)
+        return error(410, "gone") if found else error(404, "not_found")
+    ip = row["connection_ip"]
+    host = f"[{ip}]" if ":" in ip else ip
+    return json_response(
+        {
+            "worker_id": row["worker_id"],
+            "hardware_vendor": row["hardware_vendor"],
+            "connection_url": f"tcp://{host}:{row['listen_port']}",
+        }
+    )
+
+
+async def healthz(_request: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+def create_app(dsn: str, pool_size: int) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        POOL["pool"] = await asyncpg.create_pool(dsn, min_size=pool_size, max_size=pool_size)
+        try:
+            yield
+        finally:
+            await POOL.pop("pool").close()
+
+    return Starlette(
+        routes=[
+            Route("/api/v1/agents/{agent_id}/status", status_report, methods=["POST"]),
+            Route("/s/{short_code}", public_share, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=18081)
+    parser.add_argument("--dsn", required=True)
+    parser.add_argument("--pool", type=int, default=int(os.environ.get("BASELINE_POOL", "10")))
+    args = parser.parse_args()
+    dsn = args.dsn.replace("postgres://", "postgresql://", 1).split("?")[0]
+    # The same server settings as `gpugo serve` (without its logging).
+    uvicorn.run(
+        create_app(dsn, args.pool),
+        host="127.0.0.1",
+        port=args.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    main()

