@@ -43,6 +43,8 @@ CHROMIUM_ARGS = [
 ]
 # Every wait in the browser is bounded by this (milliseconds).
 TIMEOUT_MS = 10_000
+# What a live update (subscription, or the polling fallback) may take to show.
+LIVE_MS = 15_000
 PASSWORD = "correct horse battery"
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 375, "height": 812}
@@ -135,7 +137,16 @@ class Browser:
 
     async def shot(self, name: str, *, full_page: bool = True) -> Path:
         path = self.shots / f"{name}.png"
-        await self.page.screenshot(path=str(path), full_page=full_page, animations="disabled")
+        # Toasts are fixed to the viewport: in a full-page picture they would float over
+        # whatever sits there. (Through the CSSOM: the page's CSP refuses injected styles.)
+        hide = "document.getElementById('toasts').style.display = %s"
+        await self.page.evaluate(hide % "'none'")
+        try:
+            await self.page.screenshot(
+                path=str(path), full_page=full_page, animations="disabled", caret="hide"
+            )
+        finally:
+            await self.page.evaluate(hide % "''")
         return path
 
     async def clipboard(self) -> str:
@@ -294,3 +305,15 @@ async def signup(http: httpx.AsyncClient, email: str, plan: str = "free") -> Acc
 
         await User.filter(email=email).update(plan=plan)
     return Account(http, email)
+
+
+async def login(browser: Browser, email: str, password: str = PASSWORD) -> None:
+    """Through the login form, as a person would; ends on the overview."""
+    from playwright.async_api import expect
+
+    page = browser.page
+    await browser.open("/#/login")
+    await page.get_by_label("E-mail").fill(email)
+    await page.get_by_label("Password").fill(password)
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page.get_by_role("heading", name="Overview")).to_be_visible()

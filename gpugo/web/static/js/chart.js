@@ -36,6 +36,20 @@ function yScale(values, { fixed, floor } = {}) {
   return { lo, hi, ticks };
 }
 
+const MINUTE = 60 * 1000;
+const STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880].map((m) => m * MINUTE);
+
+/** Round local times (every 15 min, every 6 h, midnight...) inside [from, to], at most `max`. */
+function timeTicks(from, to, max) {
+  const step = STEPS.find((st) => (to - from) / st <= max) || STEPS[STEPS.length - 1];
+  const offset = new Date(from).getTimezoneOffset() * MINUTE;
+  const ticks = [];
+  for (let t = Math.ceil((from - offset) / step) * step + offset; t <= to; t += step) {
+    if (t - from > (to - from) * 0.04 && to - t > (to - from) * 0.04) ticks.push(t);
+  }
+  return ticks;
+}
+
 function timeLabel(ms, spanMs) {
   const d = new Date(ms);
   if (spanMs > 36 * 3600 * 1000) return d.toLocaleDateString(undefined, { month: 'short', day: 'numeric' });
@@ -63,20 +77,24 @@ export function drawChart(container, { id, label, series, from, to, gapMs, forma
       s('text', { x: PAD.left - 6, y: yy(v) + 4, 'text-anchor': 'end', class: 'axis' }, format(v, true)),
     ),
   );
-  const xTicks = [];
-  const count = width < 420 ? 3 : 5;
-  for (let i = 0; i < count; i += 1) {
-    const t = from + ((to - from) * i) / (count - 1);
-    const anchor = i === 0 ? 'start' : i === count - 1 ? 'end' : 'middle';
-    xTicks.push(s('text', { x: x(t), y: HEIGHT - 6, 'text-anchor': anchor, class: 'axis' }, timeLabel(t, to - from)));
-  }
+  const xTicks = timeTicks(from, to, width < 420 ? 3 : 6).map((t) =>
+    s('g', { class: 'tick' },
+      s('line', { x1: x(t), x2: x(t), y1: PAD.top + plotH, y2: PAD.top + plotH + 4, class: 'axis-line' }),
+      s('text', { x: x(t), y: HEIGHT - 6, 'text-anchor': 'middle', class: 'axis' }, timeLabel(t, to - from)),
+    ),
+  );
 
   const lines = series.map((ser) => {
+    // A gap breaks the line when it is much longer than the series' usual spacing (an
+    // agent that reports every 5 minutes leaves empty 1-minute buckets between reports).
+    const deltas = ser.points.slice(1).map((p, i) => p.t - ser.points[i].t).sort((a, b) => a - b);
+    const usual = deltas.length ? deltas[Math.floor(deltas.length / 2)] : 0;
+    const gap = Math.max(gapMs, usual * 3);
     const segments = [];
     let current = [];
     let last = null;
     for (const p of ser.points) {
-      if (last != null && p.t - last > gapMs) {
+      if (last != null && p.t - last > gap) {
         segments.push(current);
         current = [];
       }

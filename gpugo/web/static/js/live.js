@@ -90,6 +90,8 @@ export function watch(subscriptions, refresh, { pollMs = 10000 } = {}) {
           console.warn('subscription refused', errors);
           startPolling();
         },
+        // The stream ended (e.g. its agent was deleted): show what is there now.
+        complete: trigger,
         resync: trigger,
         unavailable: startPolling,
         available: () => {

@@ -5,7 +5,7 @@ import { h, render } from '../dom.js';
 import { ago, dateTime, plural, vram } from '../format.js';
 import { gql } from '../gql.js';
 import { watch } from '../live.js';
-import { AGENT_EVENTS, aboutAgent } from '../subs.js';
+import { AGENT_EVENTS } from '../subs.js';
 import {
   badge,
   confirmDialog,
@@ -534,7 +534,7 @@ export function mount({ root, params, query, app }) {
 
   draw();
   refresh();
-  const stop = watch([{ query: AGENT_EVENTS, onData: aboutAgent(agentId) }], refresh);
+  const stop = watch([{ query: AGENT_EVENTS, variables: { agentId } }], refresh);
   const ticker = setInterval(() => {
     if (state.agent) draw();
   }, 5000);

@@ -42,9 +42,13 @@ const CHARTS = [
   {
     key: 'vram',
     title: 'VRAM used',
-    value: (p) => p.vramUsedMbAvg,
-    format: (v) => vram(Math.round(v)),
-    y: { floor: 0 },
+    // In GB (1024 MB), against the largest card's total.
+    value: (p) => p.vramUsedMbAvg / 1024,
+    format: (v, axis) => (axis ? `${Math.round(v)} GB` : vram(Math.round(v * 1024))),
+    y: (gpus) => {
+      const totals = gpus.flatMap((g) => g.points.map((p) => p.vramTotalMb));
+      return totals.length ? { fixed: [0, Math.max(...totals) / 1024] } : { floor: 0 };
+    },
   },
   {
     key: 'temperature',
@@ -173,7 +177,7 @@ export function mount({ root, params, query, app }) {
         ),
         h(
           'p',
-          { class: 'muted small', role: 'status' },
+          { class: 'muted small', role: 'status', id: 'metrics-status' },
           m ? `${hasPoints ? '' : 'No samples in this range. '}Buckets of ${m.bucketSeconds} s.` : 'Loading…',
         ),
       ),
@@ -210,7 +214,7 @@ export function mount({ root, params, query, app }) {
         to,
         gapMs: state.metrics.bucketSeconds * 1000 * 2.5,
         format: c.format,
-        y: c.y,
+        y: typeof c.y === 'function' ? c.y(state.metrics.gpus) : c.y,
       });
     }
   }

@@ -20,13 +20,14 @@ export function mount({ root }) {
   let ticker = null;
   let done = false;
 
-  function used(tokenInfo) {
-    if (done || !tokenInfo) return;
-    state.status = tokenInfo.status;
-    if (tokenInfo.status === 'USED' && tokenInfo.agent && tokenInfo.agent.agentId) {
+  // {status, agentId, hostname} from the query or the subscription.
+  function outcome({ status, agentId, hostname }) {
+    if (done) return;
+    state.status = status;
+    if (status === 'USED' && agentId) {
       done = true;
-      toast(`${tokenInfo.agent.hostname || 'The machine'} registered.`);
-      navigate(`/agents/${tokenInfo.agent.agentId}?new=1`);
+      toast(`${hostname || 'The machine'} registered.`);
+      navigate(`/agents/${agentId}?new=1`);
       return;
     }
     draw();
@@ -35,7 +36,13 @@ export function mount({ root }) {
   const check = coalesce(async () => {
     if (!state.token || done) return;
     const data = await gql(TOKEN, { id: state.token.id });
-    used(data.installToken);
+    const info = data.installToken;
+    if (!info) return;
+    outcome({
+      status: info.status,
+      agentId: info.agent && info.agent.agentId,
+      hostname: info.agent && info.agent.hostname,
+    });
   });
 
   function follow(id) {
@@ -47,8 +54,16 @@ export function mount({ root }) {
     };
     stopSub = client().subscribe(INSTALL_TOKEN, { id }, {
       next(result) {
-        if (result.data && result.data.installToken) used(result.data.installToken);
-        else check();
+        const info = result.data && result.data.installToken;
+        if (!info) {
+          check();
+          return;
+        }
+        outcome({
+          status: info.token.status,
+          agentId: info.agentId,
+          hostname: info.agent && info.agent.hostname,
+        });
       },
       error: startPolling,
       unavailable: startPolling,

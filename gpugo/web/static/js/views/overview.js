@@ -95,7 +95,7 @@ export function mount({ root, app }) {
       h(
         'td',
         { 'data-label': 'Machine' },
-        link(`/agents/${agent.id}`, { class: 'strong' }, agent.hostname),
+        link(`/agents/${agent.id}`, { class: 'strong', title: agent.hostname }, agent.hostname),
         h('div', { class: 'muted small' }, `${agent.os}/${agent.arch}`),
       ),
       h(
@@ -105,13 +105,13 @@ export function mount({ root, app }) {
         h('div', { class: 'muted small reason', title: agent.statusReason }, agent.statusReason),
       ),
       h('td', { 'data-label': 'GPUs', class: 'num' }, String(agent.gpuCount)),
-      h('td', { 'data-label': 'Workers', class: 'num' }, `${running} running / ${agent.workers.length}`),
+      h('td', { 'data-label': 'Workers', class: 'num' }, `${running}/${agent.workers.length} running`),
       h(
         'td',
         { 'data-label': 'Last seen', class: 'num' },
         h('time', { datetime: agent.lastSeenAt || '', title: dateTime(agent.lastSeenAt) }, ago(agent.lastSeenAt, now)),
       ),
-      h('td', { 'data-label': 'Config' }, h('span', { class: `sync sync-${config.key}` }, config.text)),
+      h('td', { 'data-label': 'Config' }, h('span', { class: `sync sync-${config.key}`, title: config.text }, config.text)),
     );
   }
 

@@ -87,7 +87,7 @@ export function mount({ root, app }) {
       h(
         'div',
         { class: 'copy-row' },
-        h('label', { for: 'pat-value', class: 'visually-hidden' }, 'Personal access token'),
+        h('label', { for: 'pat-value', class: 'visually-hidden' }, 'Your new token'),
         h('input', { id: 'pat-value', class: 'mono', type: 'text', readonly: true, value: token, spellcheck: 'false' }),
         copyButton(token, 'Copy', { id: 'copy-pat', 'aria-label': 'Copy token' }),
       ),

@@ -16,6 +16,7 @@ const QUERY = `query Shares {
 }`;
 const CREATE = `mutation CreateShare($input: CreateShareInput!) { createShare(input: $input) { ${SHARE_FIELDS} } }`;
 const DELETE = 'mutation DeleteShare($id: ID!) { deleteShare(id: $id) }';
+const SHARE_POLL_MS = 2000;
 
 function mapShareError(error) {
   const fields = { ...error.fields };
@@ -228,9 +229,13 @@ export function mount({ root, query }) {
     return h(
       'td',
       { 'data-label': 'Uses', class: 'num' },
-      h('span', { class: 'used-count', 'data-used': String(share.usedCount) }, String(share.usedCount)),
-      h('span', { class: 'muted' }, share.maxUses != null ? ` / ${share.maxUses}` : ' / ∞'),
-      usedUp ? h('span', { class: 'tag tag-muted' }, 'used up') : null,
+      h(
+        'span',
+        {},
+        h('span', { class: 'used-count', 'data-used': String(share.usedCount) }, String(share.usedCount)),
+        h('span', { class: 'muted' }, share.maxUses != null ? ` / ${share.maxUses}` : ' / ∞'),
+        usedUp ? h('span', { class: 'tag tag-muted' }, 'used up') : null,
+      ),
     );
   }
 
@@ -351,8 +356,13 @@ export function mount({ root, query }) {
 
   draw();
   refresh();
+  // Workers renamed or deleted arrive as agent events. No subscription streams share
+  // uses (share.used is not among agentEvents' kinds), so use counts are re-read every
+  // few seconds while the page is visible.
   const stop = watch([{ query: AGENT_EVENTS }], refresh);
-  const ticker = setInterval(draw, 15000);
+  const ticker = setInterval(() => {
+    if (document.visibilityState === 'visible') refresh();
+  }, SHARE_POLL_MS);
   return () => {
     stop();
     clearInterval(ticker);
