@@ -14,7 +14,11 @@ from gpugo import db
 from gpugo.context import ServerContext
 from gpugo.errors import GpugoError
 from gpugo.rest.errors import handle_gpugo_error, handle_http_exception, handle_unexpected
-from gpugo.rest.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from gpugo.rest.middleware import (
+    BodyLimitMiddleware,
+    SecurityHeadersMiddleware,
+    UnexpectedErrorMiddleware,
+)
 from gpugo.rest.routes import routes
 from gpugo.schema import routes as graphql_routes
 from gpugo.settings import Settings
@@ -46,6 +50,7 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
         routes=[*routes, *graphql_routes(ctx), *web_routes(settings)],
         middleware=[
             Middleware(SecurityHeadersMiddleware, https=settings.secure_cookies),
+            Middleware(UnexpectedErrorMiddleware),
             Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
         ],
         exception_handlers={

@@ -11,6 +11,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
     TypeAdapter,
@@ -48,7 +49,11 @@ def _as_utc(value: datetime) -> datetime:
     # A timestamp without an offset is read as UTC.
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00+01:00 is before the first representable UTC instant.
+        raise PydanticCustomError("datetime_range", "The timestamp is out of range.") from None
 
 
 def _null_as_empty(value: Any) -> Any:
@@ -82,6 +87,9 @@ def not_nullable_in_schema(schema: dict[str, Any]) -> None:
 
 Timestamp = Annotated[datetime, BeforeValidator(_parse_text), AfterValidator(_as_utc)]
 NullableList = _NullAsEmptyList()
+# A public id (``agt_`` and 22 base62 characters): anything else can name no row, and is
+# refused before it reaches the database (whose columns hold at most 32 characters).
+Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,32}$")]
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:

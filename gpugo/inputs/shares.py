@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from gpugo.inputs.common import Input, Timestamp
+from gpugo.inputs.common import Id, Input, Timestamp
 
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
@@ -27,7 +27,7 @@ def _ip_or_host(value: str) -> str:
 
 
 class CreateShareInput(Input):
-    worker_id: Annotated[str, Field(min_length=1, max_length=64)]
+    worker_id: Id
     connection_ip: Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_ip_or_host)]
     expires_at: Timestamp | None = None
     max_uses: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None

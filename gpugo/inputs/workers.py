@@ -5,7 +5,7 @@ from typing import Annotated
 from pydantic import AfterValidator, ConfigDict, Field, field_validator
 
 from gpugo.inputs.agents import GpuId
-from gpugo.inputs.common import Input, not_nullable_in_schema
+from gpugo.inputs.common import Id, Input, not_nullable_in_schema
 
 
 def _unique(values: list[str]) -> list[str]:
@@ -17,7 +17,7 @@ def _unique(values: list[str]) -> list[str]:
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 GpuIds = Annotated[list[GpuId], Field(min_length=1, max_length=256), AfterValidator(_unique)]
 Port = Annotated[int, Field(ge=1024, le=65535)]
-AgentId = Annotated[str, Field(min_length=1, max_length=64)]
+AgentId = Id
 
 
 class CreateWorkerInput(Input):

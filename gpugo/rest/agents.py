@@ -195,11 +195,11 @@ routes: list[BaseRoute] = [
     # Before the {agent_id} paths, so "register" is never taken for an id.
     Route(f"{API}/agents/register", register, methods=["POST"]),
     Route(f"{API}/agents", list_agents, methods=["GET"]),
-    Route(f"{API}/agents/{{agent_id}}", get_agent, methods=["GET"]),
-    Route(f"{API}/agents/{{agent_id}}", delete_agent, methods=["DELETE"]),
-    Route(f"{API}/agents/{{agent_id}}/status", status_report, methods=["POST"]),
-    Route(f"{API}/agents/{{agent_id}}/config", get_config, methods=["GET"]),
-    Route(f"{API}/agents/{{agent_id}}/metrics", report_metrics, methods=["POST"]),
+    Route(f"{API}/agents/{{agent_id:id}}", get_agent, methods=["GET"]),
+    Route(f"{API}/agents/{{agent_id:id}}", delete_agent, methods=["DELETE"]),
+    Route(f"{API}/agents/{{agent_id:id}}/status", status_report, methods=["POST"]),
+    Route(f"{API}/agents/{{agent_id:id}}/config", get_config, methods=["GET"]),
+    Route(f"{API}/agents/{{agent_id:id}}/metrics", report_metrics, methods=["POST"]),
     # Agent push (Server-Sent Events): config_version changes as they happen.
     Route(f"{API}/agents/{{agent_id}}/events", agent_events.stream, methods=["GET"]),
 ]

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import logging
 
+import asyncpg
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
+from tortoise.exceptions import DBConnectionError
 
 from gpugo.errors import (
     GpugoError,
     MethodNotAllowed,
     NotFound,
     RateLimited,
+    ServiceUnavailable,
     Unauthorized,
 )
 from gpugo.rest.responses import JSONResponse
@@ -65,10 +69,57 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     response = error_response(error)
     if exc.headers:
         response.headers.update(exc.headers)
+    if exc.status_code == 405:
+        response.headers["Allow"] = _allowed_methods(request)
     return response
 
 
+def _allowed_methods(request: Request) -> str:
+    """The methods of the resource: every route sharing the path of the first route that
+    matches (a module may declare one route per method; Starlette names only one)."""
+    path = request.scope["path"]
+    routes = [r for r in request.app.routes if isinstance(r, Route) and r.methods]
+    first = next((r for r in routes if r.path_regex.match(path)), None)
+    if first is None:
+        return ""
+    methods = set().union(*(r.methods or () for r in routes if r.path == first.path))
+    return ", ".join(sorted(methods))
+
+
+# Errors that say "the database cannot be reached now", not "this request is wrong".
+_UNREACHABLE = (
+    OSError,  # refused, reset, timed out
+    DBConnectionError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) is a lost or refused database connection."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # the chain of causes is short; bound it anyway
+        if seen is None:
+            return False
+        if isinstance(seen, _UNREACHABLE):
+            return True
+        if isinstance(seen, asyncpg.InterfaceError) and "closed" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    if database_unreachable(exc):
+        # An outage, not a bug: one line, no trace; the client may retry.
+        log.warning(
+            "database unreachable on %s %s: %s",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+        )
+        return error_response(ServiceUnavailable())
     # Logged with its trace for operators; the client sees no detail.
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(GpugoError())

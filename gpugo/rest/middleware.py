@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gpugo.errors import PayloadTooLarge
 from gpugo.logs import new_request_id
+from gpugo.rest.errors import handle_unexpected
 
 
 class BodyLimitMiddleware:
@@ -84,3 +86,35 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class UnexpectedErrorMiddleware:
+    """Answers an exception no handler took (a bug: 500; a lost database: 503) inside the
+    other middleware, so that answer too carries the request id and security headers.
+
+    Starlette runs its own ``Exception`` handler outside every middleware, and then
+    re-raises for the server to log a second time; here the one handler answers once.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise  # too late for another answer; the server closes the connection
+            response = await handle_unexpected(Request(scope), exc)
+            await response(scope, receive, send)

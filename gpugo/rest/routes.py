@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from gpugo.rest import agents, auth, health, shares, tokens, workers
+from gpugo.rest import agents, auth, health, openapi, shares, tokens, workers
 
 routes: list[BaseRoute] = [
     *health.routes,
@@ -16,4 +16,5 @@ routes: list[BaseRoute] = [
     *agents.routes,
     *workers.routes,
     *shares.routes,
+    *openapi.routes,
 ]

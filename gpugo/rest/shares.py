@@ -97,6 +97,6 @@ async def public_share(request: Request) -> Ok[PublicShareInfo] | Response:
 routes: list[BaseRoute] = [
     Route(f"{API}/shares", list_shares, methods=["GET"]),
     Route(f"{API}/shares", create, methods=["POST"]),
-    Route(f"{API}/shares/{{share_id}}", delete, methods=["DELETE"]),
-    Route("/s/{short_code}", public_share, methods=["GET", "HEAD"]),
+    Route(f"{API}/shares/{{share_id:id}}", delete, methods=["DELETE"]),
+    Route("/s/{short_code:id}", public_share, methods=["GET", "HEAD"]),
 ]

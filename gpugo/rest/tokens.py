@@ -90,5 +90,5 @@ routes: list[BaseRoute] = [
     Route(f"{API}/tokens/pat", get_pat, methods=["GET"]),
     Route(f"{API}/tokens/pat", create_pat, methods=["POST"]),
     Route(f"{API}/tokens/pat", delete_pat, methods=["DELETE"]),
-    Route(f"{API}/tokens/{{token_id}}/status", status, methods=["GET"]),
+    Route(f"{API}/tokens/{{token_id:id}}/status", status, methods=["GET"]),
 ]

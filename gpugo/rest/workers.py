@@ -91,7 +91,7 @@ async def delete(request: Request) -> Ok[Success]:
 routes: list[BaseRoute] = [
     Route(f"{API}/workers", list_workers, methods=["GET"]),
     Route(f"{API}/workers", create, methods=["POST"]),
-    Route(f"{API}/workers/{{worker_id}}", get, methods=["GET"]),
-    Route(f"{API}/workers/{{worker_id}}", update, methods=["PATCH"]),
-    Route(f"{API}/workers/{{worker_id}}", delete, methods=["DELETE"]),
+    Route(f"{API}/workers/{{worker_id:id}}", get, methods=["GET"]),
+    Route(f"{API}/workers/{{worker_id:id}}", update, methods=["PATCH"]),
+    Route(f"{API}/workers/{{worker_id:id}}", delete, methods=["DELETE"]),
 ]

@@ -128,7 +128,11 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
         return await super().process_result(request, result)
 
     def parse_json(self, data: str | bytes) -> Any:
-        parsed = super().parse_json(data)
+        try:
+            parsed = super().parse_json(data)
+        except UnicodeDecodeError:
+            # Strawberry maps only JSONDecodeError to 400; bytes that are not UTF-8 crashed.
+            raise HTTPException(400, "The request body must be UTF-8 JSON.") from None
         # Strawberry assumes an object (or a list, refused as a batch) and would crash.
         if not isinstance(parsed, dict | list):
             raise HTTPException(400, "The request body must be a JSON object.")
