@@ -37,3 +37,5 @@ class Gpu(Model):
     class Meta:
         table = "gpus"
         unique_together = (("agent_id", "gpu_id"),)
+        # Deleting a worker nulls used_by_worker_id (ON DELETE SET NULL) without a scan.
+        indexes = (("used_by_worker_id",),)

@@ -36,4 +36,5 @@ class Share(Model):
 
     class Meta:
         table = "shares"
-        indexes = (("user_id", "created_at"),)
+        # worker_id: deleting a worker deletes its shares (cascade) without a scan.
+        indexes = (("user_id", "created_at"), ("worker_id",))

@@ -23,3 +23,5 @@ class WorkerConnection(Model):
 
     class Meta:
         table = "worker_connections"
+        # Status reports replace a worker's connections; the cascade from workers too.
+        indexes = (("worker_id",),)
