@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api import migrate as tortoise_migrate
 
 from gpugo.settings import Settings
@@ -15,9 +16,35 @@ MODEL_MODULES = ["gpugo.models"]
 MIGRATIONS_PACKAGE = "gpugo.migrations"
 
 
+# PostgreSQL pool bounds unless the URL sets ?minsize=&maxsize= (Tortoise's own default is
+# 1..5, which queues requests behind five connections under load).
+DEFAULT_POOL_MINSIZE = 2
+DEFAULT_POOL_MAXSIZE = 20
+
+
+async def _keep_session_on_release(connection: object) -> None:
+    """asyncpg's pool reset, minus its round trip.
+
+    By default every release sends ``SELECT pg_advisory_unlock_all(); CLOSE ALL;
+    UNLISTEN *; RESET ALL``: one more round trip per query outside a transaction.
+    gpugo never takes advisory locks, opens cursors, LISTENs or SETs on pooled
+    connections (the event bus LISTENs on its own connection), so there is nothing to
+    reset; asyncpg still rolls back a transaction left open before calling this.
+    """
+    return None
+
+
 def tortoise_config(database_url: str) -> dict[str, Any]:
+    url = _normalise_url(database_url)
+    connection: str | dict[str, Any] = url
+    if url.startswith("postgres://"):
+        connection = expand_db_url(url)
+        credentials = connection["credentials"]
+        credentials.setdefault("minsize", DEFAULT_POOL_MINSIZE)
+        credentials.setdefault("maxsize", DEFAULT_POOL_MAXSIZE)
+        credentials["reset"] = _keep_session_on_release
     return {
-        "connections": {"default": _normalise_url(database_url)},
+        "connections": {"default": connection},
         "apps": {
             "models": {
                 "models": MODEL_MODULES,
