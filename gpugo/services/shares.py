@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
 
@@ -219,23 +220,61 @@ async def peek(*, short_code: str) -> PublicShare:
 async def redeem(*, ctx: ServerContext, short_code: str) -> PublicShare:
     """Use the share once: 404 unknown, 410 expired or used up.
 
-    Two statements on success (read, then one conditional UPDATE that only counts
-    a use while one is left), so exactly ``max_uses`` of any number of racing
-    callers succeed; one statement for an unknown or spent code. A use is
-    published as ``share.used`` for the owner's live views.
+    The use is one conditional UPDATE that only counts a use while one is left, so
+    exactly ``max_uses`` of any number of racing callers succeed. On PostgreSQL the
+    look-up rides in the same statement (one round trip whatever the answer); on SQLite
+    it is a read, then the UPDATE. A use is published as ``share.used`` for the owner's
+    live views.
     """
     now = clock.now()
-    row = await _public_row(short_code)
-    _check_usable(row, now)
-    claimed = await Share.filter(
-        Q(expires_at__isnull=True) | Q(expires_at__gt=now),
-        Q(max_uses__isnull=True) | Q(used_count__lt=F("max_uses")),
-        id=row["id"],
-    ).update(used_count=F("used_count") + 1)
-    if not claimed:
+    if _CODE_SHAPE.match(short_code) and _dialect() == "postgres":
+        row = await _redeem_postgres(short_code, now)
+    else:
+        row = await _public_row(short_code)
+        _check_usable(row, now)
+        row["claimed"] = await Share.filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now),
+            Q(max_uses__isnull=True) | Q(used_count__lt=F("max_uses")),
+            id=row["id"],
+        ).update(used_count=F("used_count") + 1)
+    if not row["claimed"]:
         # Another caller took the last use (or the share was deleted) since the read.
         raise Gone("This share link has been used up.")
     await ctx.events.publish(
         Event(kind=EventKind.SHARE_USED, user_id=row["user_id"], resource_id=row["id"])
     )
     return _public(row)
+
+
+def _dialect() -> str:
+    return connections.get("default").capabilities.dialect
+
+
+# The share (as it was before this use) and whether this use was counted. The UPDATE's
+# conditions are checked again on the row's latest version once its lock is granted, so
+# racing uses cannot overshoot max_uses.
+_REDEEM_POSTGRES = """
+WITH share AS (
+    SELECT s.id, s.user_id, s.worker_id, s.hardware_vendor, s.connection_ip,
+           w.listen_port AS "worker__listen_port", s.expires_at, s.max_uses, s.used_count
+    FROM shares s JOIN workers w ON w.id = s.worker_id
+    WHERE s.short_code = $1
+), used AS (
+    UPDATE shares SET used_count = shares.used_count + 1
+    WHERE shares.id = (SELECT id FROM share)
+      AND (shares.max_uses IS NULL OR shares.used_count < shares.max_uses)
+      AND (shares.expires_at IS NULL OR shares.expires_at > $2)
+    RETURNING shares.id
+)
+SELECT share.*, EXISTS (SELECT 1 FROM used) AS claimed FROM share
+"""
+
+
+async def _redeem_postgres(short_code: str, now: datetime) -> dict[str, Any]:
+    rows = await connections.get("default").execute_query_dict(_REDEEM_POSTGRES, [short_code, now])
+    if not rows:
+        raise NotFound("No such share.")
+    row = rows[0]
+    if not row["claimed"]:
+        _check_usable(row, now)  # expired, or used up by the snapshot: say which
+    return row
