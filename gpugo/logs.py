@@ -11,6 +11,9 @@ import orjson
 
 from gpugo.settings import Settings
 
+# Database drivers and the ORM log statements and bound values at DEBUG.
+QUIET_LOGGERS = ("tortoise", "tortoise.db_client", "aiosqlite", "asyncpg")
+
 # The id of the request being served, on every log line written while serving it.
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -55,5 +58,7 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(settings.log_level.upper())
     # uvicorn's access log would print full URLs, and /s/{code} is a capability.
     logging.getLogger("uvicorn.access").disabled = True
-    # Query logging prints bound values (hashes, e-mails): never above WARNING here.
-    logging.getLogger("tortoise").setLevel(logging.WARNING)
+    # Query logging prints statements with their bound values (hashes, e-mails): these
+    # loggers stay at WARNING whatever GPUGO_LOG_LEVEL says.
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gpugo.errors import PayloadTooLarge
 from gpugo.logs import new_request_id
 from gpugo.rest.errors import handle_unexpected
+
+access_log = logging.getLogger("gpugo.access")
 
 
 class BodyLimitMiddleware:
@@ -73,9 +78,13 @@ class SecurityHeadersMiddleware:
             return
         is_share = scope["path"].startswith("/s/")
         request_id = new_request_id()
+        started = time.perf_counter()
+        status = 500
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.extend(self.common)
                 headers.append((b"x-request-id", request_id.encode()))
@@ -85,7 +94,13 @@ class SecurityHeadersMiddleware:
                 message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            # The access log (uvicorn's is off): a share code is a capability, never logged.
+            path = "/s/…" if is_share else scope["path"]
+            elapsed = (time.perf_counter() - started) * 1000
+            access_log.info("%s %s %d %.1fms", scope["method"], path, status, elapsed)
 
 
 class UnexpectedErrorMiddleware:
