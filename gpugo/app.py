@@ -40,9 +40,12 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
             await ctx.events.start()
             sweeper = OfflineSweeper(ctx)
             await sweeper.start()
+            await ctx.last_seen.start()
             try:
                 yield
             finally:
+                # Before the database closes: the last interval's heartbeats are written.
+                await ctx.last_seen.stop()
                 await sweeper.stop()
                 await ctx.events.stop()
 

@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gpugo.events import EventBus, bus_for
 from gpugo.keys import load_or_create_license_key
 from gpugo.ratelimit import RateLimiter
+from gpugo.services.last_seen import LastSeenWriter
 from gpugo.settings import Settings
 
 
@@ -18,6 +19,8 @@ class ServerContext:
     license_key: Ed25519PrivateKey
     rate_limiter: RateLimiter
     events: EventBus
+    # Steady heartbeats' last_seen_at, written once per interval for all agents.
+    last_seen: LastSeenWriter
 
     @classmethod
     def load(cls, settings: Settings) -> ServerContext:
@@ -26,4 +29,5 @@ class ServerContext:
             license_key=load_or_create_license_key(settings.data_dir),
             rate_limiter=RateLimiter(settings),
             events=bus_for(settings.effective_database_url),
+            last_seen=LastSeenWriter(settings.last_seen_flush_seconds),
         )

@@ -46,6 +46,9 @@ class Settings:
     install_token_ttl_seconds: int = 30 * 60
     license_ttl_seconds: int = 120 * 60
     agent_offline_seconds: int = 180
+    # A steady heartbeat's last_seen_at is written within this many seconds, together with
+    # every other agent's (one statement); 0 writes it with each report.
+    last_seen_flush_seconds: float = 1.0
     # How often each instance looks for agents that fell silent (agent.offline events).
     offline_sweep_seconds: float = 5.0
     # Comment lines on an idle agent event stream, so proxies keep it open.
@@ -111,6 +114,8 @@ class Settings:
         for name in ("offline_sweep_seconds", "agent_events_keepalive_seconds"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"GPUGO_{name.upper()} must be a positive number of seconds")
+        if not 0 <= self.last_seen_flush_seconds <= 60:
+            raise SettingsError("GPUGO_LAST_SEEN_FLUSH_SECONDS must be between 0 and 60")
         if self.metrics_retention_days < 1:
             raise SettingsError("GPUGO_METRICS_RETENTION_DAYS must be at least 1")
 

@@ -96,6 +96,18 @@ async def authenticate_agent(*, authorization: str | None, agent_id: str) -> Pri
     )
 
 
+def agent_secret_hash(authorization: str | None) -> str:
+    """The stored hash of a well-formed agent secret (401 otherwise, without a query).
+
+    The status report checks it against the database in the statement that reads the
+    agent, so a deleted agent's secret stops working at once.
+    """
+    token = bearer_token(authorization)
+    if token is None or token_kind(token) is not TokenKind.AGENT:
+        raise Unauthorized("An agent secret is required.")
+    return hash_token(token)
+
+
 def install_token_hash(authorization: str | None) -> str:
     """The stored hash of a well-formed install token; the register service claims it."""
     token = bearer_token(authorization)

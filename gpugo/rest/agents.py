@@ -5,7 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 
-from gpugo.auth.resolve import install_token_hash
+from gpugo.auth.resolve import agent_secret_hash, install_token_hash
+from gpugo.errors import GpugoError
 from gpugo.inputs.agents import RegisterAgentInput, StatusReportInput
 from gpugo.inputs.metrics import MetricsReportInput
 from gpugo.rest import agent_events, requests
@@ -158,9 +159,18 @@ async def delete_agent(request: Request) -> Ok[Success]:
 
 async def status_report(request: Request) -> Ok[StatusReportResponse]:
     ctx = requests.server(request)
-    principal = await requests.agent(request, request.path_params["agent_id"])
-    data = await requests.read_json(request, StatusReportInput)
-    reply = await status_reports.report(ctx=ctx, principal=principal, data=data)
+    agent_id = request.path_params["agent_id"]
+    # The secret is checked in the statement that reads the agent (one round trip).
+    secret_hash = agent_secret_hash(request.headers.get("authorization"))
+    try:
+        data = await requests.read_json(request, StatusReportInput)
+    except GpugoError:
+        # A bad credential is refused before a bad body, as on every agent endpoint.
+        await requests.agent(request, agent_id)
+        raise
+    reply = await status_reports.report(
+        ctx=ctx, secret_hash=secret_hash, agent_id=agent_id, data=data
+    )
     return Ok(
         {
             "success": True,

@@ -1,10 +1,17 @@
 """Agent status reports: the heartbeat that keeps an agent online and its workers current.
 
-The hot path of the server (every agent, every minute), so it is written for few
-statements: one SELECT each for the agent with its GPUs and for its workers (with
-their connections when the report replaces some), then one bulk statement per kind
-of change, and nothing at all for what did not change. A steady heartbeat is the
-credential look-up plus three statements.
+The hot path of the server (every agent, every 30 s or so). One statement reads the
+agent by its secret's hash together with its plan, GPUs, workers and connections:
+that is the credential check (a deleted agent's secret finds nothing, on every
+instance, at once) and everything needed to tell what the report changes.
+
+- A steady heartbeat (nothing changed, the agent online) writes nothing itself: its
+  ``last_seen_at`` goes to the LastSeenWriter, which writes every agent seen in the
+  last interval with one UPDATE (``GPUGO_LAST_SEEN_FLUSH_SECONDS``). One statement.
+- Anything else runs in one transaction: the agent row's UPDATE first (the lock that
+  serialises reports of one agent, in the same order as worker changes), the workers
+  (and connections) read again under that lock, then one bulk statement per kind of
+  change, and nothing for what did not change.
 """
 
 from __future__ import annotations
@@ -12,16 +19,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from gpugo import clock
-from gpugo.auth.principal import Principal
 from gpugo.context import ServerContext
-from gpugo.errors import Unauthorized
+from gpugo.errors import Forbidden, Unauthorized
 from gpugo.events import Event, EventKind
 from gpugo.inputs.agents import ConnectionInput, StatusReportInput, WorkerStatusInput
 from gpugo.models import Agent, Gpu, Worker, WorkerConnection
@@ -59,60 +67,178 @@ class _Outcome:
     updated: list[str] = field(default_factory=list)
 
 
-async def report(
-    *, ctx: ServerContext, principal: Principal, data: StatusReportInput
-) -> StatusReply:
-    """Record a report of the principal's own agent; return its config_version and a license.
+@dataclass(slots=True)
+class _State:
+    """The agent as the report found it (read before any lock)."""
 
-    Only this agent's workers and GPUs are touched: other ids are ignored, and a
-    ``used_by_worker`` naming no worker of this agent is stored as null.
-    """
-    agent_id = principal.agent_id
-    if agent_id is None:
-        raise Unauthorized("An agent secret is required.")
-    try:
-        outcome = await _apply(ctx=ctx, agent_id=agent_id, data=data)
-    except IntegrityError:
-        # A worker of this agent was deleted between our read and our write (PostgreSQL's
-        # foreign key noticed); the retry reads the current workers.
-        outcome = await _apply(ctx=ctx, agent_id=agent_id, data=data)
-    await _publish(ctx=ctx, principal=principal, agent_id=agent_id, data=data, outcome=outcome)
-    return StatusReply(
-        config_version=outcome.config_version,
-        license=licenses.issue(ctx=ctx, gpu_ids=outcome.gpu_ids, plan=principal.plan),
+    agent_id: str
+    user_id: str
+    plan: str
+    config_version: int
+    last_seen_at: datetime | None
+    shut_down_at: datetime | None
+    offline_notified: bool
+    # (pk, gpu_id, gpu_index, used_by_worker_id)
+    gpus: list[tuple[str, str, int | None, str | None]]
+    workers: dict[str, _CurrentWorker]
+
+
+# The agent by its secret's hash, with everything a report compares against, in one
+# statement. Child rows come as JSON arrays (no row multiplication).
+_STATE_POSTGRES = """
+SELECT a.id, a.user_id, u.plan, a.config_version, a.last_seen_at, a.shut_down_at,
+    a.offline_notified,
+    (SELECT json_agg(json_build_array(g.id, g.gpu_id, g.gpu_index, g.used_by_worker_id))
+        FROM gpus g WHERE g.agent_id = a.id) AS gpus,
+    (SELECT json_agg(json_build_array(w.id, w.status, w.pid, w.restarts))
+        FROM workers w WHERE w.agent_id = a.id) AS workers,
+    (SELECT json_agg(json_build_array(
+            c.worker_id, c.client_ip, c.client_port, c.client_pid, c.connected_at))
+        FROM worker_connections c JOIN workers w ON w.id = c.worker_id
+        WHERE w.agent_id = a.id) AS connections
+FROM agents a JOIN users u ON u.id = a.user_id
+WHERE a.secret_hash = $1
+"""
+_STATE_SQLITE = """
+SELECT a.id, a.user_id, u.plan, a.config_version, a.last_seen_at, a.shut_down_at,
+    a.offline_notified,
+    (SELECT json_group_array(json_array(g.id, g.gpu_id, g.gpu_index, g.used_by_worker_id))
+        FROM gpus g WHERE g.agent_id = a.id) AS gpus,
+    (SELECT json_group_array(json_array(w.id, w.status, w.pid, w.restarts))
+        FROM workers w WHERE w.agent_id = a.id) AS workers,
+    (SELECT json_group_array(json_array(
+            c.worker_id, c.client_ip, c.client_port, c.client_pid, c.connected_at))
+        FROM worker_connections c JOIN workers w ON w.id = c.worker_id
+        WHERE w.agent_id = a.id) AS connections
+FROM agents a JOIN users u ON u.id = a.user_id
+WHERE a.secret_hash = ?
+"""
+_STATE_SQL = {"postgres": _STATE_POSTGRES, "sqlite": _STATE_SQLITE}
+
+
+def _timestamp(value: datetime | str | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    moment = datetime.fromisoformat(value)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+async def _read_state(secret_hash: str) -> _State | None:
+    client = connections.get("default")
+    rows = await client.execute_query_dict(_STATE_SQL[client.capabilities.dialect], [secret_hash])
+    if not rows:
+        return None
+    row = rows[0]
+    workers = {
+        worker_id: _CurrentWorker(status, pid, restarts)
+        for worker_id, status, pid, restarts in orjson.loads(row["workers"] or "[]")
+    }
+    for worker_id, ip, port, pid, connected_at in orjson.loads(row["connections"] or "[]"):
+        workers[worker_id].connections[(ip, port, pid, _timestamp(connected_at))] += 1
+    return _State(
+        agent_id=row["id"],
+        user_id=row["user_id"],
+        plan=row["plan"],
+        config_version=row["config_version"],
+        last_seen_at=_timestamp(row["last_seen_at"]),
+        shut_down_at=_timestamp(row["shut_down_at"]),
+        offline_notified=bool(row["offline_notified"]),
+        gpus=[tuple(g) for g in orjson.loads(row["gpus"] or "[]")],  # type: ignore[misc]
+        workers=workers,
     )
 
 
-async def _apply(*, ctx: ServerContext, agent_id: str, data: StatusReportInput) -> _Outcome:
+async def report(
+    *, ctx: ServerContext, secret_hash: str, agent_id: str, data: StatusReportInput
+) -> StatusReply:
+    """Record a report of the agent whose secret hashes to ``secret_hash``.
+
+    401 for an unknown (or deleted) agent, 403 for another agent's path. Returns its
+    config_version and a license for its current plan. Only this agent's workers and
+    GPUs are touched: other ids are ignored, and a ``used_by_worker`` naming no worker
+    of this agent is stored as null.
+    """
     now = clock.now()
+    state = await _read_state(secret_hash)
+    if state is None:
+        raise Unauthorized("Unknown agent secret.")
+    if state.agent_id != agent_id:
+        raise Forbidden("This agent secret belongs to another agent.")
+    if _is_heartbeat(ctx, state, data, now):
+        if _may_defer(ctx, state, now):
+            ctx.last_seen.touch(agent_id, now)
+        elif not await Agent.filter(id=agent_id).update(last_seen_at=now):
+            raise Unauthorized("Unknown agent secret.")  # deleted meanwhile
+        outcome = _Outcome(
+            config_version=state.config_version,
+            gpu_ids=_license_gpu_ids(state),
+            came_online=False,
+        )
+    else:
+        try:
+            outcome = await _apply(ctx=ctx, state=state, data=data, now=now)
+        except IntegrityError:
+            # A worker of this agent was deleted between our read and our write (PostgreSQL's
+            # foreign key noticed); the retry reads the current workers.
+            outcome = await _apply(ctx=ctx, state=state, data=data, now=now)
+    await _publish(ctx=ctx, user_id=state.user_id, agent_id=agent_id, data=data, outcome=outcome)
+    return StatusReply(
+        config_version=outcome.config_version,
+        license=licenses.issue(ctx=ctx, gpu_ids=outcome.gpu_ids, plan=state.plan),
+    )
+
+
+def _license_gpu_ids(state: _State) -> list[str]:
+    return license_gpu_ids((index, gpu_id) for _, gpu_id, index, _ in state.gpus)
+
+
+def _is_heartbeat(
+    ctx: ServerContext, state: _State, data: StatusReportInput, now: datetime
+) -> bool:
+    """True when the report changes nothing but last_seen_at (by what was read)."""
+    if data.event == SHUTDOWN_EVENT or state.shut_down_at is not None or state.offline_notified:
+        return False
+    before = agent_state(
+        ctx=ctx, last_seen_at=state.last_seen_at, shut_down_at=state.shut_down_at, now=now
+    )
+    if before.status != "online":
+        return False
+    reported = {w.worker_id: w for w in data.workers}
+    changes, _, _ = _worker_changes(reported, state.workers)
+    if changes:
+        return False
+    if _gpu_changes(data, state.gpus, owned=state.workers.keys()):
+        return False
+    return not _connection_changes(_replacing(reported), state.workers)
+
+
+def _may_defer(ctx: ServerContext, state: _State, now: datetime) -> bool:
+    """Whether last_seen_at may wait for the next flush.
+
+    Only while the stored value is fresh (within half the offline threshold) and not
+    ahead of this report: then a flush a second late cannot let the agent look offline.
+    """
+    if ctx.settings.last_seen_flush_seconds <= 0 or state.last_seen_at is None:
+        return False
+    age = now - state.last_seen_at
+    return timedelta(0) <= age <= timedelta(seconds=ctx.settings.agent_offline_seconds / 2)
+
+
+async def _apply(
+    *, ctx: ServerContext, state: _State, data: StatusReportInput, now: datetime
+) -> _Outcome:
+    agent_id = state.agent_id
     shutting_down = data.event == SHUTDOWN_EVENT
     # A worker reported twice counts as its last entry.
     reported = {w.worker_id: w for w in data.workers}
-    replacing = {
-        worker_id: conns
-        for worker_id, w in reported.items()
-        if (conns := _connections_to_store(w)) is not None
-    }
+    replacing = _replacing(reported)
+    # The state was read before the UPDATE: its last_seen_at says whether this report
+    # brings the agent online. (A worker change committing in between shows in the next
+    # reply.)
+    before = agent_state(
+        ctx=ctx, last_seen_at=state.last_seen_at, shut_down_at=state.shut_down_at, now=now
+    )
     async with in_transaction():
-        # Read before the UPDATE: the previous last_seen_at says whether this report brings
-        # the agent online. (A worker change committing in between shows in the next reply.)
-        agent_rows = await Agent.filter(id=agent_id).values(
-            "config_version",
-            "last_seen_at",
-            "shut_down_at",
-            "gpus__id",
-            "gpus__gpu_id",
-            "gpus__gpu_index",
-            "gpus__used_by_worker_id",
-        )
-        if not agent_rows:
-            raise Unauthorized("Unknown agent secret.")  # deleted meanwhile
-        before = agent_state(
-            ctx=ctx,
-            last_seen_at=agent_rows[0]["last_seen_at"],
-            shut_down_at=agent_rows[0]["shut_down_at"],
-            now=now,
-        )
         # The parent row first: the same lock order as worker changes (no deadlocks), and
         # it serialises reports of one agent on PostgreSQL.
         seen = await Agent.filter(id=agent_id).update(
@@ -122,8 +248,7 @@ async def _apply(*, ctx: ServerContext, agent_id: str, data: StatusReportInput) 
             offline_notified=shutting_down,
         )
         if not seen:
-            raise Unauthorized("Unknown agent secret.")
-        gpus = [row for row in agent_rows if row["gpus__id"] is not None]
+            raise Unauthorized("Unknown agent secret.")  # deleted meanwhile
         needs_workers = bool(reported) or any(g.used_by_worker for g in data.gpus)
         current = (
             await _current_workers(agent_id, with_connections=bool(replacing))
@@ -131,11 +256,12 @@ async def _apply(*, ctx: ServerContext, agent_id: str, data: StatusReportInput) 
             else {}
         )
         status_changed, process_changed = await _update_workers(agent_id, reported, current)
-        gpus_changed = await _update_gpus(agent_id, data, gpus, owned=current.keys())
+        gpus_changed = await _update_gpus(agent_id, data, state.gpus, owned=current.keys())
         connections_changed = await _replace_connections(replacing, current)
+    ctx.last_seen.forget(agent_id, now)
     return _Outcome(
-        config_version=agent_rows[0]["config_version"],
-        gpu_ids=license_gpu_ids((g["gpus__gpu_index"], g["gpus__gpu_id"]) for g in gpus),
+        config_version=state.config_version,
+        gpu_ids=_license_gpu_ids(state),
         came_online=before.status != "online" and not shutting_down,
         status_changed=status_changed,
         connections_changed=connections_changed,
@@ -143,6 +269,14 @@ async def _apply(*, ctx: ServerContext, agent_id: str, data: StatusReportInput) 
             name for name, yes in (("gpus", gpus_changed), ("workers", process_changed)) if yes
         ],
     )
+
+
+def _replacing(reported: dict[str, WorkerStatusInput]) -> dict[str, list[ConnectionInput]]:
+    return {
+        worker_id: conns
+        for worker_id, w in reported.items()
+        if (conns := _connections_to_store(w)) is not None
+    }
 
 
 def _connections_to_store(worker: WorkerStatusInput) -> list[ConnectionInput] | None:
@@ -186,14 +320,11 @@ async def _current_workers(agent_id: str, *, with_connections: bool) -> dict[str
     return current
 
 
-async def _update_workers(
-    agent_id: str, reported: dict[str, WorkerStatusInput], current: dict[str, _CurrentWorker]
-) -> tuple[list[str], bool]:
-    """One bulk UPDATE for the workers whose status, pid or restarts changed.
-
-    Returns the workers whose status changed, and whether another worker only got a new
-    pid or restart count.
-    """
+def _worker_changes(
+    reported: dict[str, WorkerStatusInput], current: dict[str, _CurrentWorker]
+) -> tuple[list[Worker], list[str], bool]:
+    """The workers to write, those whose status changed, and whether another worker only
+    got a new pid or restart count."""
     changed: list[Worker] = []
     status_changed: list[str] = []
     process_changed = False
@@ -212,6 +343,18 @@ async def _update_workers(
         changed.append(
             Worker(id=worker_id, status=report.status, pid=report.pid, restarts=restarts)
         )
+    return changed, status_changed, process_changed
+
+
+async def _update_workers(
+    agent_id: str, reported: dict[str, WorkerStatusInput], current: dict[str, _CurrentWorker]
+) -> tuple[list[str], bool]:
+    """One bulk UPDATE for the workers whose status, pid or restarts changed.
+
+    Returns the workers whose status changed, and whether another worker only got a new
+    pid or restart count.
+    """
+    changed, status_changed, process_changed = _worker_changes(reported, current)
     if changed:
         await Worker.filter(agent_id=agent_id).bulk_update(
             changed, fields=["status", "pid", "restarts"]
@@ -219,38 +362,57 @@ async def _update_workers(
     return status_changed, process_changed
 
 
-async def _update_gpus(
-    agent_id: str, data: StatusReportInput, gpus: list[dict[str, Any]], *, owned: AbstractSet[str]
-) -> bool:
-    """One bulk UPDATE for the GPUs whose worker changed; unknown GPU ids are ignored."""
+def _gpu_changes(
+    data: StatusReportInput,
+    gpus: list[tuple[str, str, int | None, str | None]],
+    *,
+    owned: AbstractSet[str],
+) -> list[Gpu]:
+    """The GPUs whose worker changed; unknown GPU ids are ignored."""
     wanted = {
         g.gpu_id: (g.used_by_worker if g.used_by_worker in owned else None) for g in data.gpus
     }
-    changed = [
-        Gpu(id=row["gpus__id"], used_by_worker_id=wanted[row["gpus__gpu_id"]])
-        for row in gpus
-        if row["gpus__gpu_id"] in wanted
-        and wanted[row["gpus__gpu_id"]] != row["gpus__used_by_worker_id"]
+    return [
+        Gpu(id=pk, used_by_worker_id=wanted[gpu_id])
+        for pk, gpu_id, _, used_by in gpus
+        if gpu_id in wanted and wanted[gpu_id] != used_by
     ]
+
+
+async def _update_gpus(
+    agent_id: str,
+    data: StatusReportInput,
+    gpus: list[tuple[str, str, int | None, str | None]],
+    *,
+    owned: AbstractSet[str],
+) -> bool:
+    """One bulk UPDATE for the GPUs whose worker changed."""
+    changed = _gpu_changes(data, gpus, owned=owned)
     if changed:
         await Gpu.filter(agent_id=agent_id).bulk_update(changed, fields=["used_by_worker_id"])
     return bool(changed)
+
+
+def _connection_changes(
+    replacing: dict[str, list[ConnectionInput]], current: dict[str, _CurrentWorker]
+) -> dict[str, list[ConnectionInput]]:
+    """The connection lists that differ from the stored ones (as multisets)."""
+    changed: dict[str, list[ConnectionInput]] = {}
+    for worker_id, conns in replacing.items():
+        worker = current.get(worker_id)
+        if worker is None:
+            continue  # not this agent's worker
+        wanted = Counter((c.client_ip, c.client_port, c.client_pid, c.connected_at) for c in conns)
+        if wanted != worker.connections:
+            changed[worker_id] = conns
+    return changed
 
 
 async def _replace_connections(
     replacing: dict[str, list[ConnectionInput]], current: dict[str, _CurrentWorker]
 ) -> list[str]:
     """Replace the connection lists that differ: one DELETE and one INSERT for all of them."""
-    changed: dict[str, list[ConnectionInput]] = {}
-    for worker_id, connections in replacing.items():
-        worker = current.get(worker_id)
-        if worker is None:
-            continue  # not this agent's worker
-        wanted = Counter(
-            (c.client_ip, c.client_port, c.client_pid, c.connected_at) for c in connections
-        )
-        if wanted != worker.connections:
-            changed[worker_id] = connections
+    changed = _connection_changes(replacing, current)
     if not changed:
         return []
     await WorkerConnection.filter(worker_id__in=list(changed)).delete()
@@ -262,8 +424,8 @@ async def _replace_connections(
             client_pid=c.client_pid,
             connected_at=c.connected_at,
         )
-        for worker_id, connections in changed.items()
-        for c in connections
+        for worker_id, conns in changed.items()
+        for c in conns
     ]
     if rows:
         await WorkerConnection.bulk_create(rows)
@@ -273,13 +435,12 @@ async def _replace_connections(
 async def _publish(
     *,
     ctx: ServerContext,
-    principal: Principal,
+    user_id: str,
     agent_id: str,
     data: StatusReportInput,
     outcome: _Outcome,
 ) -> None:
     """After the commit, only what changed: a steady heartbeat publishes nothing."""
-    user_id = principal.user_id
     if data.event == SHUTDOWN_EVENT:
         await ctx.events.publish(Event(EventKind.AGENT_OFFLINE, user_id, agent_id))
     elif outcome.came_online:

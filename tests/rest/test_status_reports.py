@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from gpugo import clock
-from gpugo.auth import resolve
 from gpugo.events import EventKind
 from gpugo.models import Agent, Gpu, Worker, WorkerConnection
 from gpugo.services import status_reports
@@ -85,6 +84,48 @@ async def test_a_report_updates_last_seen_and_makes_the_agent_online(api):
     after = await detail(user, agent)
     assert after["status"] == "online"
     assert after["last_seen_at"] is not None
+
+
+async def test_a_steady_heartbeat_is_written_by_the_next_flush(api, app):
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    assert (await agent.report(report_body())).status_code == 200
+    first = await Agent.get(id=agent.agent_id).values_list("last_seen_at", flat=True)
+    clock.advance(timedelta(seconds=30))
+    with count_sql() as steady:
+        assert (await agent.report(report_body())).status_code == 200
+    assert len(steady) == 1, steady  # the read; last_seen_at waits for the flush
+    assert await Agent.get(id=agent.agent_id).values_list("last_seen_at", flat=True) == first
+    assert await app.state.ctx.last_seen.flush() == 1
+    written = await Agent.get(id=agent.agent_id).values_list("last_seen_at", flat=True)
+    assert timedelta(seconds=30) <= written - first < timedelta(seconds=40)
+    # A flush never moves last_seen_at back, e.g. behind a report written at once since.
+    app.state.ctx.last_seen.touch(agent.agent_id, first)
+    await app.state.ctx.last_seen.flush()
+    assert await Agent.get(id=agent.agent_id).values_list("last_seen_at", flat=True) == written
+
+
+async def test_a_stale_agent_is_written_at_once(api):
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    assert (await agent.report(report_body())).status_code == 200
+    # Past half the offline threshold a deferred write could let the agent look offline.
+    clock.advance(timedelta(seconds=100))
+    first = await Agent.get(id=agent.agent_id).values_list("last_seen_at", flat=True)
+    with count_sql() as sql:
+        assert (await agent.report(report_body())).status_code == 200
+    assert len(sql) == 2, sql
+    seen = await Agent.get(id=agent.agent_id).values_list("last_seen_at", flat=True)
+    assert seen - first >= timedelta(seconds=100)
+
+
+async def test_a_deleted_agents_secret_is_refused_at_once(api):
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    assert (await agent.report(report_body())).status_code == 200
+    response = await user.delete(f"/api/v1/agents/{agent.agent_id}")
+    assert response.status_code == 200, response.text
+    assert_error(await agent.report(report_body()), 401, "unauthorized")
 
 
 async def test_worker_status_pid_and_restarts_are_stored(api):
@@ -400,12 +441,14 @@ async def test_statements_of_a_report_with_two_workers_and_four_gpus(api):
         assert (await agent.report(body("running", "10.0.0.5"))).status_code == 200
     with count_sql() as worker_change:
         assert (await agent.report(body("stopped", "10.0.0.5"))).status_code == 200
-    # The secret; the agent with its GPUs; the agent's UPDATE; the workers with their
-    # connections; then one bulk statement each for workers, GPUs, old and new connections.
-    assert len(changing) == 8, changing
-    # A heartbeat that changes nothing writes only last_seen_at.
-    assert len(steady) == 4, steady
-    assert len(worker_change) == 5, worker_change
+    # The agent by its secret with its GPUs, workers and connections; the agent's UPDATE;
+    # the workers with their connections again, under that lock; then one bulk statement
+    # each for workers, GPUs, old and new connections.
+    assert len(changing) == 7, changing
+    # A heartbeat that changes nothing only reads: its last_seen_at is written by the next
+    # coalesced flush (one statement for every agent seen meanwhile).
+    assert len(steady) == 1, steady
+    assert len(worker_change) == 4, worker_change
     assert not any("SAVEPOINT" in s.upper() for s in changing + steady + worker_change)
     shown = await detail(user, agent)
     assert [w["status"] for w in shown["workers"]] == ["stopped", "stopped"]
@@ -433,14 +476,14 @@ async def test_concurrent_reports_of_one_agent_leave_a_consistent_state(api):
 async def test_an_agent_deleted_while_its_report_is_on_the_way_gets_401(api, monkeypatch):
     user = await api.user()
     agent = await register_agent(user, gpus=1)
-    authenticate = resolve.authenticate_agent
+    read = status_reports._read_state
 
-    async def authenticate_then_delete(**kwargs: Any):
-        principal = await authenticate(**kwargs)
-        await Agent.filter(id=principal.agent_id).delete()
-        return principal
+    async def read_then_delete(secret_hash: str):
+        state = await read(secret_hash)
+        await Agent.filter(id=agent.agent_id).delete()
+        return state
 
-    monkeypatch.setattr(resolve, "authenticate_agent", authenticate_then_delete)
+    monkeypatch.setattr(status_reports, "_read_state", read_then_delete)
     assert_error(await agent.report(report_body()), 401, "unauthorized")
     assert not await Agent.exists(id=agent.agent_id)
 

@@ -1,0 +1,110 @@
+"""Coalesced ``last_seen_at`` writes for steady heartbeats.
+
+A heartbeat that changes nothing else would otherwise cost a write and a commit per
+report. Instead the report is remembered here, and every
+``GPUGO_LAST_SEEN_FLUSH_SECONDS`` (default 1 s) one statement writes the newest time of
+every agent seen since: on PostgreSQL a single ``UPDATE ... FROM unnest(...)``.
+
+Only reports of agents that are online with a fresh ``last_seen_at`` come here (see
+``status_reports``); anything that changes an agent's state is written at once. What a
+crash (or a lost database connection) can lose is therefore the last interval's
+``last_seen_at`` of steady agents: their stored value stays at most one interval plus
+one report period old, far inside the offline threshold. A clean shutdown flushes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+
+from tortoise import connections
+from tortoise.transactions import in_transaction
+
+from gpugo.models import Agent
+
+log = logging.getLogger("gpugo.last_seen")
+
+_FLUSH_POSTGRES = """
+UPDATE agents SET last_seen_at = seen.at
+FROM unnest($1::text[], $2::timestamptz[]) AS seen(id, at)
+WHERE agents.id = seen.id AND agents.last_seen_at < seen.at
+"""
+
+
+class LastSeenWriter:
+    def __init__(self, interval_seconds: float) -> None:
+        self.interval = interval_seconds
+        self._pending: dict[str, datetime] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def touch(self, agent_id: str, at: datetime) -> None:
+        """Remember that the agent reported at ``at`` (written by the next flush)."""
+        previous = self._pending.get(agent_id)
+        if previous is None or at > previous:
+            self._pending[agent_id] = at
+        if self._task is None:
+            # Started by the app's lifespan; this covers a writer used without one.
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def forget(self, agent_id: str, written: datetime) -> None:
+        """A report wrote ``written`` itself: a pending older time has nothing to add."""
+        pending = self._pending.get(agent_id)
+        if pending is not None and pending <= written:
+            del self._pending[agent_id]
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def start(self) -> None:
+        if self._task is None and self.interval > 0:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.flush()
+
+    async def flush(self) -> int:
+        """Write what is pending; on a database error keep it for the next flush."""
+        if not self._pending:
+            return 0
+        batch, self._pending = self._pending, {}
+        try:
+            await _write(batch)
+        except Exception:
+            log.warning("could not write last_seen_at of %d agents", len(batch), exc_info=True)
+            for agent_id, at in batch.items():
+                self.touch_if_newer(agent_id, at)
+            return 0
+        return len(batch)
+
+    def touch_if_newer(self, agent_id: str, at: datetime) -> None:
+        previous = self._pending.get(agent_id)
+        if previous is None or at > previous:
+            self._pending[agent_id] = at
+
+
+async def _write(batch: dict[str, datetime]) -> None:
+    client = connections.get("default")
+    # Sorted ids: concurrent flushes of several instances lock rows in one order.
+    ids = sorted(batch)
+    if client.capabilities.dialect == "postgres":
+        await client.execute_query(_FLUSH_POSTGRES, [ids, [batch[i] for i in ids]])
+        return
+    # SQLite: one process, one connection; one transaction for the whole batch.
+    async with in_transaction():
+        for agent_id in ids:
+            await Agent.filter(id=agent_id, last_seen_at__lt=batch[agent_id]).update(
+                last_seen_at=batch[agent_id]
+            )
