@@ -21,6 +21,7 @@ from gpugo.schema.pagination import (
     position,
 )
 from gpugo.schema.permissions import IsUser, user
+from gpugo.schema.preload import preload_agents
 from gpugo.schema.types.agents import Agent, agent_detail_node, agent_summary_node
 from gpugo.schema.types.metrics import AgentMetrics, agent_metrics_node
 from gpugo.schema.types.shares import Share, share_node
@@ -77,7 +78,9 @@ class Query:
         _check_page(first, after)
         found = await agents.list_agents(ctx=info.context.server, principal=await user(info))
         nodes = [agent_summary_node(view) for view in found]
-        return paginate(nodes, first=first, after=after, key=_by_creation, newest_first=True)
+        page = paginate(nodes, first=first, after=after, key=_by_creation, newest_first=True)
+        await preload_agents(info, [edge.node for edge in page.edges])
+        return page
 
     @strawberry.field(permission_classes=_USER)
     async def agent(self, info: GraphQLInfo, id: strawberry.ID) -> Agent | None:

@@ -8,6 +8,7 @@ import strawberry
 
 from gpugo.schema.context import GraphQLInfo
 from gpugo.schema.loaders import Row
+from gpugo.schema.resolving import then
 from gpugo.services import agents
 
 if TYPE_CHECKING:
@@ -79,50 +80,60 @@ class Agent:
     known_gpus: strawberry.Private[list[Gpu] | None] = None
     known_workers: strawberry.Private[list[Worker] | None] = None
 
-    async def _column(self, info: GraphQLInfo, name: str) -> Any:
+    # Resolvers are plain functions: what the node already holds is returned as is (no
+    # coroutine, no task per field); anything else is a coroutine the executor awaits.
+    def _column(self, info: GraphQLInfo, name: str) -> Any:
         if name in self.known:
             return self.known[name]
+        return self._load_column(info, name)
+
+    async def _load_column(self, info: GraphQLInfo, name: str) -> Any:
         row = await info.context.loaders.agent.load(self.id)
         return row[name] if row else None
 
     @strawberry.field
-    async def gpu_count(self, info: GraphQLInfo) -> int:
+    def gpu_count(self, info: GraphQLInfo) -> int:
         if "gpu_count" in self.known:
             return self.known["gpu_count"]
-        return len(await info.context.loaders.gpus_by_agent.load(self.id))
+        if self.known_gpus is not None:
+            return len(self.known_gpus)
+        return then(info.context.loaders.gpus_by_agent.load(self.id), len)
 
     @strawberry.field
-    async def network_ips(self, info: GraphQLInfo) -> list[str]:
-        return list(await self._column(info, "network_ips") or [])
+    def network_ips(self, info: GraphQLInfo) -> list[str]:
+        return then(self._column(info, "network_ips"), lambda ips: list(ips or []))
 
     @strawberry.field(description="Desired configuration; increments on every worker change.")
-    async def config_version(self, info: GraphQLInfo) -> int:
-        return await self._column(info, "config_version")
+    def config_version(self, info: GraphQLInfo) -> int:
+        return self._column(info, "config_version")
 
     @strawberry.field(description="The configuration version the agent last fetched (null: never).")
-    async def fetched_config_version(self, info: GraphQLInfo) -> int | None:
-        return await self._column(info, "fetched_config_version")
+    def fetched_config_version(self, info: GraphQLInfo) -> int | None:
+        return self._column(info, "fetched_config_version")
 
     @strawberry.field
-    async def config_fetched_at(self, info: GraphQLInfo) -> datetime | None:
-        return await self._column(info, "config_fetched_at")
+    def config_fetched_at(self, info: GraphQLInfo) -> datetime | None:
+        return self._column(info, "config_fetched_at")
 
     @strawberry.field(description="By the agent's GPU index, then id.")
-    async def gpus(self, info: GraphQLInfo) -> list[Gpu]:
+    def gpus(self, info: GraphQLInfo) -> list[Gpu]:
         if self.known_gpus is not None:
             return self.known_gpus
-        return [gpu_node(row) for row in await info.context.loaders.gpus_by_agent.load(self.id)]
+        return then(
+            info.context.loaders.gpus_by_agent.load(self.id),
+            lambda rows: [gpu_node(row) for row in rows],
+        )
 
     @strawberry.field(description="Every worker of the agent, enabled or not, oldest first.")
-    async def workers(
-        self, info: GraphQLInfo
-    ) -> list[Annotated[Worker, strawberry.lazy(_WORKERS)]]:
+    def workers(self, info: GraphQLInfo) -> list[Annotated[Worker, strawberry.lazy(_WORKERS)]]:
         if self.known_workers is not None:
             return self.known_workers
         from gpugo.schema.types.workers import worker_node
 
-        rows = await info.context.loaders.workers_by_agent.load(self.id)
-        return [worker_node(row) for row in rows]
+        return then(
+            info.context.loaders.workers_by_agent.load(self.id),
+            lambda rows: [worker_node(row) for row in rows],
+        )
 
 
 def _status(state: agents.AgentState) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import strawberry
 
 from gpugo.schema.context import GraphQLInfo
 from gpugo.schema.loaders import Row
+from gpugo.schema.resolving import then
 from gpugo.services import agents, workers
 
 if TYPE_CHECKING:
@@ -54,32 +55,42 @@ class Worker:
     known: strawberry.Private[dict[str, Any]]
     known_connections: strawberry.Private[list[ClientConnection] | None] = None
 
-    async def _column(self, info: GraphQLInfo, name: str) -> Any:
+    # Resolvers are plain functions: what the node already holds is returned as is (no
+    # coroutine, no task per field); anything else is a coroutine the executor awaits.
+    def _column(self, info: GraphQLInfo, name: str) -> Any:
         if name in self.known:
             return self.known[name]
+        return self._load_column(info, name)
+
+    async def _load_column(self, info: GraphQLInfo, name: str) -> Any:
         row = await info.context.loaders.worker.load(self.id)
         return row[name] if row else None
 
     @strawberry.field(description="Created by the agent's registration.")
-    async def is_default(self, info: GraphQLInfo) -> bool:
-        return bool(await self._column(info, "is_default"))
+    def is_default(self, info: GraphQLInfo) -> bool:
+        if "is_default" in self.known:
+            return bool(self.known["is_default"])
+        return then(self._load_column(info, "is_default"), bool)
 
     @strawberry.field(description="Process id on the agent's host, as last reported.")
-    async def pid(self, info: GraphQLInfo) -> int | None:
-        return await self._column(info, "pid")
+    def pid(self, info: GraphQLInfo) -> int | None:
+        return self._column(info, "pid")
 
     @strawberry.field(description="Restarts, as last reported by the agent.")
-    async def restarts(self, info: GraphQLInfo) -> int | None:
-        return await self._column(info, "restarts")
+    def restarts(self, info: GraphQLInfo) -> int | None:
+        return self._column(info, "restarts")
 
     @strawberry.field
-    async def created_at(self, info: GraphQLInfo) -> datetime:
-        return await self._column(info, "created_at")
+    def created_at(self, info: GraphQLInfo) -> datetime:
+        return self._column(info, "created_at")
 
     @strawberry.field(description="Oldest first.")
-    async def connections(self, info: GraphQLInfo) -> list[ClientConnection]:
+    def connections(self, info: GraphQLInfo) -> list[ClientConnection]:
         if self.known_connections is not None:
             return self.known_connections
+        return self._load_connections(info)  # type: ignore[return-value]
+
+    async def _load_connections(self, info: GraphQLInfo) -> list[ClientConnection]:
         rows = await info.context.loaders.connections_by_worker.load(self.id)
         return [connection_node(row) for row in rows]
 
@@ -91,8 +102,8 @@ class Worker:
         return agent_row_node(info, row) if row else None
 
 
-def worker_node(row: Row) -> Worker:
-    """From a loader row (``loaders.WORKER_COLUMNS``)."""
+def worker_node(row: Row, connections: list[Row] | None = None) -> Worker:
+    """From a loader row (``loaders.WORKER_COLUMNS``), with its connections if loaded."""
     return Worker(
         id=strawberry.ID(row["id"]),
         agent_id=strawberry.ID(row["agent_id"]),
@@ -102,6 +113,9 @@ def worker_node(row: Row) -> Worker:
         enabled=row["enabled"],
         status=WorkerStatus(row["status"]),
         known=row,
+        known_connections=(
+            None if connections is None else [connection_node(c) for c in connections]
+        ),
     )
 
 
