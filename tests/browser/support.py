@@ -135,15 +135,24 @@ class Browser:
     async def open(self, path: str = "/") -> None:
         await self.page.goto(f"{self.base_url}{path}")
 
-    async def shot(self, name: str, *, full_page: bool = True) -> Path:
+    async def shot(self, name: str, *, full_page: bool = True, fit: bool = False) -> Path:
+        """A PNG of the page; ``fit``: the viewport's width, down to the end of <main>."""
         path = self.shots / f"{name}.png"
+        clip = None
+        if fit:
+            bottom = await self.page.evaluate(
+                "Math.ceil(document.querySelector('main').getBoundingClientRect().bottom)"
+            )
+            viewport = self.page.viewport_size or DESKTOP
+            clip = {"x": 0, "y": 0, "width": viewport["width"], "height": bottom}
+            full_page = False
         # Toasts are fixed to the viewport: in a full-page picture they would float over
         # whatever sits there. (Through the CSSOM: the page's CSP refuses injected styles.)
         hide = "document.getElementById('toasts').style.display = %s"
         await self.page.evaluate(hide % "'none'")
         try:
             await self.page.screenshot(
-                path=str(path), full_page=full_page, animations="disabled", caret="hide"
+                path=str(path), full_page=full_page, clip=clip, animations="disabled", caret="hide"
             )
         finally:
             await self.page.evaluate(hide % "''")

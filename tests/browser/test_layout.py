@@ -80,7 +80,8 @@ async def test_live_updates_keep_the_layout_and_pages_fit_a_phone(
     await expect(row).to_contain_text("just now")
     assert await rows.evaluate_all(BOXES) == before
     assert await page.locator("#agents-table thead").evaluate_all(BOXES) == heading
-    await browser.shot("overview-agents")
+    # The README shows this one (docs/overview.png).
+    await browser.shot("overview-agents", fit=True)
 
     # Every main page at phone width: nothing wider than the screen.
     pages = [

@@ -7,7 +7,7 @@ import { h, render } from '../dom.js';
 import { ago, titleCase, vram } from '../format.js';
 import { gql } from '../gql.js';
 import { watch } from '../live.js';
-import { AGENT_METRICS } from '../subs.js';
+import { AGENT_EVENTS, AGENT_METRICS } from '../subs.js';
 import { badge, emptyState, errorBox, link, pageHeader, skeleton } from '../ui.js';
 import { USER_FIELDS } from './auth.js';
 import { agentTabs } from './agent.js';
@@ -98,8 +98,11 @@ export function mount({ root, params, query, app }) {
   }
 
   function startLive() {
-    if (stop || !state.agent || !app.me.usage.metricsIncluded) return;
-    stop = watch([{ query: AGENT_METRICS, variables: { agentId } }], refresh, { pollMs: 15000 });
+    if (stop || !state.agent) return;
+    // The machine's status line follows its events; the charts follow its reports.
+    const subs = [{ query: AGENT_EVENTS, variables: { agentId } }];
+    if (app.me.usage.metricsIncluded) subs.push({ query: AGENT_METRICS, variables: { agentId } });
+    stop = watch(subs, refresh, { pollMs: 15000 });
   }
 
   function chooseRange(event) {
