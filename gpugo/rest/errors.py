@@ -106,6 +106,10 @@ def database_unreachable(exc: BaseException) -> bool:
             return True
         if isinstance(seen, asyncpg.InterfaceError) and "closed" in str(seen):
             return True
+        # A connection the server terminated (restart, failover) while a statement was
+        # being sent: its protocol state machine refuses the statement.
+        if isinstance(seen, asyncpg.InternalClientError) and "cannot switch to state" in str(seen):
+            return True
         seen = seen.__cause__ or seen.__context__
     return False
 
