@@ -211,5 +211,5 @@ routes: list[BaseRoute] = [
     Route(f"{API}/agents/{{agent_id:id}}/config", get_config, methods=["GET"]),
     Route(f"{API}/agents/{{agent_id:id}}/metrics", report_metrics, methods=["POST"]),
     # Agent push (Server-Sent Events): config_version changes as they happen.
-    Route(f"{API}/agents/{{agent_id}}/events", agent_events.stream, methods=["GET"]),
+    Route(f"{API}/agents/{{agent_id:id}}/events", agent_events.stream, methods=["GET"]),
 ]
