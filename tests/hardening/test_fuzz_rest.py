@@ -15,14 +15,13 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, seed, settings
 from schemathesis.core.parameters import ParameterLocation
 
-from tests.hardening.live import POSTGRES_URL, Database, LiveServer
+from tests.hardening.live import POSTGRES_URL, LiveServer
 from tests.hardening.world import World
 
 SEED = 20261125
@@ -54,24 +53,9 @@ calls: Counter[str] = Counter()
 pytestmark = pytest.mark.usefixtures("schemathesis_node_id")
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    directory: Path = tmp_path_factory.mktemp("fuzz-rest")
-    database = Database(directory)
-    server = LiveServer(directory, database_url=database.url)
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-        database.drop()
-
-
-@pytest.fixture(scope="module")
-def world(live: LiveServer) -> Iterator[World]:
-    world = World(live).create()
-    world.started = time.monotonic()  # type: ignore[attr-defined]
-    yield world
-    world.close()
+@pytest.fixture(scope="module", autouse=True)
+def report(live: LiveServer) -> Iterator[None]:
+    yield
     _report(live)
 
 
@@ -132,7 +116,7 @@ def _use_real_ids(world: World, case: schemathesis.Case) -> None:
     suppress_health_check=list(HealthCheck),
 )
 def test_rest_operation(case: schemathesis.Case, world: World) -> None:
-    elapsed = time.monotonic() - world.started  # type: ignore[attr-defined]
+    elapsed = time.monotonic() - world.started
     assert elapsed < BUDGET_SECONDS, "REST fuzzing ran past its time budget"
     _use_real_ids(world, case)
     calls[case.operation.label] += 1

@@ -30,6 +30,8 @@ class World:
         self.short_code = ""
         self.token_id = ""
         self.install_token = ""
+        # When fuzzing against this world began (for the time budget).
+        self.started = 0.0
 
     def create(self) -> World:
         self.server.cli(
