@@ -96,11 +96,14 @@ def test_graphql_field(case: schemathesis.Case, world: World) -> None:
         _after(world, case.operation.label, response)
 
 
+_DESTRUCTIVE = ("deletePersonalAccessToken", "deleteAgent", "deleteWorker", "deleteShare")
+
+
 def _after(world: World, label: str, response: object) -> None:
     """Keep the fuzzer's own credential and resources alive."""
     data = (response.json() or {}).get("data") or {}  # type: ignore[attr-defined]
     new_pat = data.get("createPersonalAccessToken")
     if new_pat and new_pat.get("token"):
         world.pat = new_pat["token"]
-    elif label.endswith(("Token", "deleteAgent", "deleteWorker", "deleteShare")):
+    elif any(data.get(name) for name in _DESTRUCTIVE):
         world.repair()
