@@ -8,7 +8,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.browser.support import Browser, Live, chromium, live_server, screenshot_dir
+from tests.browser.support import (
+    Browser,
+    Live,
+    _skip_reason,
+    chromium,
+    launch_chromium,
+    live_server,
+    screenshot_dir,
+)
 
 
 @pytest.fixture
@@ -22,9 +30,19 @@ def shots(database_url: str) -> Path:
     return screenshot_dir(database_url)
 
 
+@pytest.fixture(scope="session")
+async def chromium_process() -> AsyncIterator[object]:
+    """One Chromium for the whole run (launching one per test costs a second each)."""
+    reason = _skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    async with launch_chromium() as process:
+        yield process
+
+
 @pytest.fixture
-async def browser(live: Live, shots: Path) -> AsyncIterator[Browser]:
-    async with chromium(live.url, shots) as b:
+async def browser(chromium_process, live: Live, shots: Path) -> AsyncIterator[Browser]:
+    async with chromium(chromium_process, live.url, shots) as b:
         yield b
         # Nothing from elsewhere (CDN, fonts), no script errors, no CSP violations.
         assert b.foreign_requests == []

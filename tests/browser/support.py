@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 import socket
 import tempfile
 from collections.abc import AsyncIterator
@@ -26,6 +25,7 @@ from gpugo.app import create_app
 from gpugo.settings import Settings
 
 try:
+    from playwright.async_api import Browser as PlaywrightBrowser
     from playwright.async_api import BrowserContext, Page, async_playwright
 except ImportError:  # pragma: no cover - the dev extra installs it
     async_playwright = None
@@ -163,27 +163,44 @@ class Browser:
 
 
 @asynccontextmanager
-async def chromium(base_url: str, shots: Path) -> AsyncIterator[Browser]:
-    """Debian's Chromium (never a downloaded one), with a fresh profile; closed in finally."""
+async def launch_chromium() -> AsyncIterator[PlaywrightBrowser]:
+    """Debian's Chromium (never a downloaded one), headless; closed in finally.
+
+    One per test session: Playwright gives it a fresh temporary profile, and every test
+    gets its own isolated context (cookies, storage, permissions) from ``chromium``.
+    """
     assert async_playwright is not None
-    profile = tempfile.mkdtemp(prefix="gpugo-chromium-")
     playwright = await async_playwright().start()
-    context = None
+    browser = None
     try:
-        context = await playwright.chromium.launch_persistent_context(
-            profile,
+        browser = await playwright.chromium.launch(
             executable_path=str(CHROMIUM),
             args=CHROMIUM_ARGS,
             headless=True,
-            viewport=DESKTOP,
             timeout=30_000,
-            locale="en-GB",
-            timezone_id="UTC",
         )
-        await context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
+        yield browser
+    finally:
+        if browser is not None:
+            await browser.close()
+        await playwright.stop()
+
+
+@asynccontextmanager
+async def chromium(
+    process: PlaywrightBrowser, base_url: str, shots: Path
+) -> AsyncIterator[Browser]:
+    """A new, empty browser context with one page; closed in finally."""
+    context = await process.new_context(
+        viewport=DESKTOP,
+        locale="en-GB",
+        timezone_id="UTC",
+        permissions=["clipboard-read", "clipboard-write"],
+    )
+    try:
         context.set_default_timeout(TIMEOUT_MS)
         context.set_default_navigation_timeout(TIMEOUT_MS)
-        page = context.pages[0] if context.pages else await context.new_page()
+        page = await context.new_page()
         browser = Browser(context, page, base_url, shots)
 
         def on_console(message: Any) -> None:
@@ -202,10 +219,7 @@ async def chromium(base_url: str, shots: Path) -> AsyncIterator[Browser]:
         page.on("request", on_request)
         yield browser
     finally:
-        if context is not None:
-            await context.close()
-        await playwright.stop()
-        shutil.rmtree(profile, ignore_errors=True)
+        await context.close()
 
 
 def gpu_infos(count: int) -> list[dict[str, Any]]:

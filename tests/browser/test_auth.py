@@ -56,7 +56,9 @@ async def test_signup_logout_wrong_password_and_login_by_keyboard(browser: Brows
     await expect(page.locator(".email")).to_have_text("ada@example.com")
 
 
-async def test_rate_limited_login_says_so(database_url: str, data_dir: Path, shots: Path):
+async def test_rate_limited_login_says_so(
+    chromium_process, database_url: str, data_dir: Path, shots: Path
+):
     async with (
         live_server(
             database_url=database_url,
@@ -64,7 +66,7 @@ async def test_rate_limited_login_says_so(database_url: str, data_dir: Path, sho
             rate_limits_enabled=True,
             rate_limit_login="2/minute",
         ) as live,
-        chromium(live.url, shots) as browser,
+        chromium(chromium_process, live.url, shots) as browser,
     ):
         page = browser.page
         await browser.open("/#/login")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 
+import httpx
 from playwright.async_api import expect
 
 from tests.browser.support import (
     LIVE_MS,
     Browser,
+    chromium,
+    live_server,
     login,
     now_iso,
     register,
@@ -44,6 +47,8 @@ async def test_add_a_machine_and_watch_it_register_and_come_online(browser: Brow
     assert await browser.clipboard() == text
     await expect(page.get_by_role("button", name="Copy install command")).to_have_text("Copied")
     await browser.shot("onboarding")
+    # Waiting on the installToken subscription, not on polling.
+    await expect(page.locator("[data-live]")).to_have_attribute("data-live", "live")
 
     # The agent on the GPU machine registers with the token from that command.
     agent = await register(http, token_from_command(text), hostname="gpu-box-7", gpus=2)
@@ -96,3 +101,29 @@ async def test_add_a_machine_and_watch_it_register_and_come_online(browser: Brow
     await expect(row.locator(".badge")).to_have_text("Online")
     await expect(page.locator(".meter").first).to_contain_text("2 / 2")
     await browser.shot("overview")
+
+
+async def test_an_expired_command_says_so_and_a_new_one_can_be_made(
+    chromium_process, database_url, data_dir, shots
+):
+    async with (
+        live_server(
+            database_url=database_url, data_dir=data_dir, install_token_ttl_seconds=3
+        ) as live,
+        chromium(chromium_process, live.url, shots) as browser,
+    ):
+        async with httpx.AsyncClient(base_url=live.url, timeout=10) as http:
+            await signup(http, "ada.expired@example.com")
+        page = browser.page
+        await login(browser, "ada.expired@example.com")
+        await page.get_by_role("link", name="Add machine").click()
+        command = page.locator("#install-command")
+        await expect(command).to_contain_text("GPU_GO_TOKEN=")
+        first = await command.inner_text()
+        await expect(page.get_by_text("This command has expired.")).to_be_visible(timeout=LIVE_MS)
+        await expect(page.get_by_role("button", name="Copy install command")).to_be_disabled()
+        await browser.shot("onboarding-expired")
+        await page.get_by_role("button", name="Generate a new command").click()
+        await expect(command).not_to_have_text(first)
+        await expect(page.locator("#countdown")).to_be_visible()
+        assert browser.problems == []

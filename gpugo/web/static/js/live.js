@@ -18,11 +18,15 @@ export function onFallback(fn) {
   return () => modeListeners.delete(fn);
 }
 
-/** Run `fn` soon, once for any number of calls in between, never twice at a time. */
-export function coalesce(fn, delay = 60) {
+/**
+ * Run `fn` soon, once for any number of calls in between, never twice at a time and
+ * at most once per `minGap` ms (a burst of events is one refetch, not a storm).
+ */
+export function coalesce(fn, delay = 60, minGap = 750) {
   let timer = null;
   let running = false;
   let again = false;
+  let lastRun = 0;
   const run = async () => {
     timer = null;
     if (running) {
@@ -30,6 +34,7 @@ export function coalesce(fn, delay = 60) {
       return;
     }
     running = true;
+    lastRun = Date.now();
     try {
       await fn();
     } catch (error) {
@@ -43,7 +48,7 @@ export function coalesce(fn, delay = 60) {
     }
   };
   const trigger = () => {
-    if (!timer) timer = setTimeout(run, delay);
+    if (!timer) timer = setTimeout(run, Math.max(delay, minGap - (Date.now() - lastRun)));
   };
   trigger.cancel = () => {
     clearTimeout(timer);
@@ -54,11 +59,15 @@ export function coalesce(fn, delay = 60) {
 
 /**
  * Watch subscriptions [{query, variables, onData?(data) -> bool}] and call `refresh`
- * (coalesced) whenever one of them delivers an event that onData does not reject.
- * Returns stop().
+ * (coalesced) whenever one of them delivers an event that onData does not reject, and
+ * at least every `everyMs`. Returns stop().
  */
-export function watch(subscriptions, refresh, { pollMs = 10000 } = {}) {
+export function watch(subscriptions, refresh, { pollMs = 10000, everyMs = 60000 } = {}) {
   const trigger = coalesce(refresh);
+  // Steady heartbeats are not events: re-read now and then so "last seen" stays true.
+  const floor = setInterval(() => {
+    if (document.visibilityState === 'visible') trigger();
+  }, everyMs);
   const stops = [];
   let timer = null;
   const token = {};
@@ -103,6 +112,7 @@ export function watch(subscriptions, refresh, { pollMs = 10000 } = {}) {
   }
   return () => {
     stopped = true;
+    clearInterval(floor);
     trigger.cancel();
     stopPolling();
     stops.forEach((stop) => stop());

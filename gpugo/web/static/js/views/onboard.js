@@ -83,6 +83,7 @@ export function mount({ root }) {
     try {
       const data = await gql(GENERATE);
       state.token = data.generateInstallToken;
+      state.issuedAt = Date.now();
       state.status = 'ACTIVE';
       follow(state.token.id);
     } catch (error) {
@@ -93,6 +94,25 @@ export function mount({ root }) {
     }
     state.busy = false;
     draw();
+  }
+
+  // The token's lifetime as the server set it (30 minutes unless configured otherwise),
+  // in whole minutes: the countdown runs on this browser's clock from the moment the
+  // command arrived, so a clock a few seconds off the server's does not show 29:47.
+  function lifetimeMs() {
+    const raw = new Date(state.token.expiresAt).getTime() - state.issuedAt;
+    const minutes = Math.round(raw / 60000);
+    return minutes >= 1 ? minutes * 60000 : raw;
+  }
+
+  function expiresAt() {
+    return state.issuedAt + lifetimeMs();
+  }
+
+  function lifetime() {
+    if (!state.token) return '';
+    const minutes = Math.round(lifetimeMs() / 60000);
+    return minutes >= 1 ? ` and only for ${minutes === 1 ? '1 minute' : `${minutes} minutes`}` : ', for a short time';
   }
 
   function commandBlock() {
@@ -107,7 +127,7 @@ export function mount({ root }) {
           : h('button', { type: 'button', class: 'btn btn-primary', onclick: generate }, 'Generate install command'),
       );
     }
-    const left = new Date(token.expiresAt).getTime() - Date.now();
+    const left = expiresAt() - Date.now();
     const expired = left <= 0 || state.status === 'EXPIRED';
     return h(
       'div',
@@ -139,7 +159,7 @@ export function mount({ root }) {
   }
 
   function draw() {
-    const waiting = state.token && state.status === 'ACTIVE' && new Date(state.token.expiresAt) > new Date();
+    const waiting = state.token && state.status === 'ACTIVE' && expiresAt() > Date.now();
     render(
       root,
       h(
@@ -159,7 +179,7 @@ export function mount({ root }) {
               h(
                 'p',
                 { class: 'muted' },
-                'It installs the GPU Go agent and registers the machine with this server. The command works once and only for 30 minutes.',
+                `It installs the GPU Go agent and registers the machine with this server. The command works once${lifetime()}.`,
               ),
               errorBox(state.error),
               commandBlock(),
