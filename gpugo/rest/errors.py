@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import logging
 
-import asyncpg
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from tortoise.exceptions import DBConnectionError
 
 from gpugo.errors import (
     GpugoError,
@@ -19,6 +17,7 @@ from gpugo.errors import (
     ServiceUnavailable,
     Unauthorized,
 )
+from gpugo.outage import database_unreachable
 from gpugo.rest.responses import JSONResponse
 
 log = logging.getLogger("gpugo.rest")
@@ -84,34 +83,6 @@ def _allowed_methods(request: Request) -> str:
         return ""
     methods = set().union(*(r.methods or () for r in routes if r.path == first.path))
     return ", ".join(sorted(methods))
-
-
-# Errors that say "the database cannot be reached now", not "this request is wrong".
-_UNREACHABLE = (
-    OSError,  # refused, reset, timed out
-    DBConnectionError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up
-    asyncpg.exceptions.TooManyConnectionsError,
-)
-
-
-def database_unreachable(exc: BaseException) -> bool:
-    """Whether ``exc`` (or what it wraps) is a lost or refused database connection."""
-    seen: BaseException | None = exc
-    for _ in range(8):  # the chain of causes is short; bound it anyway
-        if seen is None:
-            return False
-        if isinstance(seen, _UNREACHABLE):
-            return True
-        if isinstance(seen, asyncpg.InterfaceError) and "closed" in str(seen):
-            return True
-        # A connection the server terminated (restart, failover) while a statement was
-        # being sent: its protocol state machine refuses the statement.
-        if isinstance(seen, asyncpg.InternalClientError) and "cannot switch to state" in str(seen):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:

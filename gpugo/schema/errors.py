@@ -19,7 +19,8 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionContext
 
-from gpugo.errors import GpugoError, RateLimited
+from gpugo.errors import GpugoError, RateLimited, ServiceUnavailable
+from gpugo.outage import database_unreachable
 
 log = logging.getLogger("gpugo.graphql")
 
@@ -35,6 +36,8 @@ def camel_field(path: str) -> str:
 
 def gpugo_error(error: GraphQLError) -> GpugoError | None:
     original = error.original_error
+    if original is not None and database_unreachable(original):
+        return ServiceUnavailable()  # an outage, not a bug: the client may retry
     return original if isinstance(original, GpugoError) else None
 
 

@@ -220,3 +220,25 @@ def test_a_live_server_logs_json_with_request_ids_and_no_secret(live):
             assert secret[-20:] not in log and secret[-20:] not in tables, name
     # Share codes are capabilities: stored (they are looked up), never logged.
     assert share["short_code"] not in log
+
+
+async def test_graphql_answers_a_lost_database_as_service_unavailable(api, monkeypatch, caplog):
+    user = await api.user()
+    pat = await user.create_pat()
+
+    async def lost(**kwargs: object) -> None:
+        raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
+
+    monkeypatch.setattr("gpugo.services.users.get_current", lost)
+    http = api.client()
+    with caplog.at_level(logging.ERROR):
+        response = await http.post(
+            "/graphql",
+            json={"query": "{ me { id } }"},
+            headers={"Authorization": f"Bearer {pat}"},
+        )
+    assert response.status_code == 200
+    errors = response.json()["errors"]
+    assert [e["extensions"]["code"] for e in errors] == ["service_unavailable"]
+    assert "5432" not in response.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
