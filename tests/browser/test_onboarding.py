@@ -102,6 +102,10 @@ async def test_add_a_machine_and_watch_it_register_and_come_online(browser: Brow
     await expect(page.locator(".meter").first).to_contain_text("2 / 2")
     await browser.shot("overview")
 
+    # The free plan's two GPUs are in use: adding another machine warns before it fails.
+    await page.get_by_role("link", name="Add machine").click()
+    await expect(page.locator("#plan-full")).to_contain_text("GPUs are all in use (2 of 2)")
+
 
 async def test_an_expired_command_says_so_and_a_new_one_can_be_made(
     chromium_process, database_url, data_dir, shots

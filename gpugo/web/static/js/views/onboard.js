@@ -13,7 +13,7 @@ const GENERATE = `mutation Generate { generateInstallToken(type: AGENT_INSTALL) 
 const TOKEN = `query Token($id: ID!) { installToken(id: $id) { id status expiresAt agent { agentId hostname } } }`;
 const POLL_MS = 3000;
 
-export function mount({ root }) {
+export function mount({ root, app }) {
   const state = { token: null, error: null, busy: false, status: 'ACTIVE' };
   let stopSub = null;
   let poll = null;
@@ -158,6 +158,22 @@ export function mount({ root }) {
     );
   }
 
+  // The server refuses a registration that would go over the plan's GPUs; say so first.
+  function planNotice() {
+    const usage = app.me && app.me.usage;
+    if (!usage || usage.gpusUsed < usage.gpusAllowed) return null;
+    return h(
+      'div',
+      { class: 'notice notice-warning', role: 'status', id: 'plan-full' },
+      h(
+        'p',
+        {},
+        h('strong', {}, `Your plan's GPUs are all in use (${usage.gpusUsed} of ${usage.gpusAllowed}). `),
+        'A new machine will be refused when it registers. Delete a machine or change plans first.',
+      ),
+    );
+  }
+
   function draw() {
     const waiting = state.token && state.status === 'ACTIVE' && expiresAt() > Date.now();
     render(
@@ -166,6 +182,7 @@ export function mount({ root }) {
         'div',
         { class: 'onboard' },
         pageHeader('Add a GPU machine', { crumbs: [['/', 'Overview']] }),
+        planNotice(),
         h(
           'section',
           { class: 'panel' },
@@ -205,6 +222,7 @@ export function mount({ root }) {
 
   draw();
   generate();
+  app.refreshMe().then(draw, () => {});
   ticker = setInterval(() => {
     if (state.token) draw();
   }, 1000);
