@@ -23,6 +23,7 @@ from strawberry.types import ExecutionContext
 
 from gpugo.context import ServerContext
 from gpugo.schema.errors import ErrorCodes, log_unexpected
+from gpugo.schema.execution import GpugoExecutionContext
 from gpugo.schema.mutations import Mutation
 from gpugo.schema.queries import Query
 from gpugo.schema.scalars import SCALAR_MAP
@@ -77,6 +78,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     if not explorer:
         extensions.append(DisableIntrospection)
     return GpugoSchema(
+        execution_context_class=GpugoExecutionContext,
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
