@@ -20,7 +20,7 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -238,7 +238,7 @@ def check_same_answers(name: str, servers: dict[str, Server], workdir: Path) -> 
         )
 
 
-def fleet_online(args: argparse.Namespace) -> None:
+def fleet_online(args: argparse.Namespace, spread_seconds: int = 20) -> None:
     """Every agent reported within the last 20 s: the steady state of a fleet reporting
     every 30 s (otherwise the first report of each agent brings it online, a write)."""
     import asyncio
@@ -249,8 +249,9 @@ def fleet_online(args: argparse.Namespace) -> None:
         conn = await asyncpg.connect(seed.db_url(args.server, args.db))
         try:
             await conn.execute(
-                "UPDATE agents SET last_seen_at = now() - random() * interval '20 seconds',"
-                " shut_down_at = NULL, offline_notified = false"
+                "UPDATE agents SET last_seen_at = now() - random() * $1::interval,"
+                " shut_down_at = NULL, offline_notified = false",
+                timedelta(seconds=spread_seconds),
             )
         finally:
             await conn.close()

@@ -232,6 +232,11 @@ def main(args: argparse.Namespace) -> int:
     url = seed.db_url(args.server, args.db)
     if args.gpugo_db_query:
         url += f"?{args.gpugo_db_query}"
+    from bench.__main__ import fleet_online
+
+    # The steady state of a fleet reporting every 30 s: every agent seen recently (else
+    # each first report is a "came online" write and the sweeper announces silences).
+    fleet_online(args, spread_seconds=30)
     server = gpugo_server(database_url=url, port=18080, workdir=args.workdir)
     server.start()
     try:
