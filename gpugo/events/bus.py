@@ -4,6 +4,9 @@ Backends decide how an event reaches every process (directly, or through
 PostgreSQL NOTIFY); each process then fans it out to its local subscribers
 here. A subscriber gets a bounded queue: a consumer that falls this far behind
 loses the oldest events rather than growing memory without bound.
+
+Subscriptions are kept by (user, agent), so an event reaches the few that may want
+it without visiting every open stream of the process (one per connected agent).
 """
 
 from __future__ import annotations
@@ -47,11 +50,15 @@ class Subscription:
             yield await self.queue.get()
 
 
+Key = tuple[str | None, str | None]
+
+
 class EventBus:
     """The in-process bus (SQLite, one process). Subclasses carry events across processes."""
 
     def __init__(self) -> None:
-        self._subscriptions: set[Subscription] = set()
+        self._subscriptions: dict[Key, set[Subscription]] = {}
+        self._count = 0
 
     async def start(self) -> None:
         return None
@@ -64,9 +71,13 @@ class EventBus:
         self.dispatch(event)
 
     def dispatch(self, event: Event) -> None:
-        for subscription in list(self._subscriptions):
-            if subscription.wants(event):
-                subscription.offer(event)
+        keys: tuple[Key, ...] = ((event.user_id, None), (None, None))
+        if event.agent_id is not None:
+            keys = ((event.user_id, event.agent_id), (None, event.agent_id), *keys)
+        for key in keys:
+            for subscription in list(self._subscriptions.get(key, ())):
+                if subscription.wants(event):
+                    subscription.offer(event)
 
     @asynccontextmanager
     async def subscribe(
@@ -74,12 +85,18 @@ class EventBus:
     ) -> AsyncIterator[Subscription]:
         """Events of one user (and optionally one agent) until the block exits."""
         subscription = Subscription(user_id=user_id, agent_id=agent_id)
-        self._subscriptions.add(subscription)
+        key = (user_id, agent_id)
+        self._subscriptions.setdefault(key, set()).add(subscription)
+        self._count += 1
         try:
             yield subscription
         finally:
-            self._subscriptions.discard(subscription)
+            subscribers = self._subscriptions[key]
+            subscribers.discard(subscription)
+            if not subscribers:
+                del self._subscriptions[key]
+            self._count -= 1
 
     @property
     def subscriber_count(self) -> int:
-        return len(self._subscriptions)
+        return self._count

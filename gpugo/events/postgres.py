@@ -3,12 +3,21 @@
 Publishing is a NOTIFY on the shared channel; every instance (this one included)
 LISTENs on a dedicated connection and dispatches what arrives to its local
 subscribers, so all instances see every event exactly once each.
+
+A publish joins an outbox that one task sends, as many events as are waiting in one
+statement (one round trip, in order), and returns once its batch went out (or after
+``PUBLISH_WAIT_SECONDS``, the database being away): concurrent requests share a
+NOTIFY round trip instead of queueing for a connection one by one. Each payload
+starts with this process's tag and a sequence number, because PostgreSQL folds
+identical payloads sent in one transaction into one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import secrets
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -18,6 +27,16 @@ from gpugo.events.event import Event
 
 CHANNEL = "gpugo_events"
 RECONNECT_DELAY_SECONDS = 1.0
+# Events waiting to be sent; past this (the database unreachable for long) new ones are
+# dropped: live events are at most once, the changes themselves are committed.
+OUTBOX_SIZE = 10_000
+# Events per NOTIFY statement.
+BATCH = 500
+# How long stop() waits for the outbox to drain.
+STOP_FLUSH_SECONDS = 2.0
+# How long a publish waits for its NOTIFY to be sent (never fails: at most once).
+PUBLISH_WAIT_SECONDS = 1.0
+_NOTIFY_ALL = "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload"
 
 
 def asyncpg_dsn(database_url: str) -> str:
@@ -32,38 +51,81 @@ class PostgresEventBus(EventBus):
         self._dsn = asyncpg_dsn(database_url)
         self._listener: asyncpg.Connection | None = None
         self._publisher: asyncpg.Connection | None = None
-        self._publish_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._sender: asyncio.Task[None] | None = None
+        self._outbox: asyncio.Queue[tuple[str, asyncio.Future[None]]] = asyncio.Queue(OUTBOX_SIZE)
+        self._tag = secrets.token_hex(4)
+        self._sequence = itertools.count()
+        self._dropped = 0
         self._connected = asyncio.Event()
         self._lost = asyncio.Event()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen_forever(), name="gpugo-event-listener")
+        self._start_sender()
         # Wait briefly so events published right after start are not missed.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._connected.wait(), timeout=5)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        # What was published before the stop still goes out, if the database answers.
+        if self._sender is not None and not self._sender.done():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STOP_FLUSH_SECONDS):
+                    await self._outbox.join()
+        for task in (self._sender, self._task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._sender = self._task = None
         for connection in (self._listener, self._publisher):
             if connection is not None and not connection.is_closed():
                 await connection.close()
 
     async def publish(self, event: Event) -> None:
-        payload = event.encode()
-        async with self._publish_lock:
+        payload = f"{self._tag}.{next(self._sequence)} {event.encode()}"
+        sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        try:
+            self._outbox.put_nowait((payload, sent))
+        except asyncio.QueueFull:
+            self._dropped += 1
+            if self._dropped % 1000 == 1:
+                log.warning("event outbox full: %d events dropped so far", self._dropped)
+            return
+        self._start_sender()
+        # Once sent, this process's own subscribers hear it a moment later, like the others.
+        await asyncio.wait({sent}, timeout=PUBLISH_WAIT_SECONDS)
+
+    def _start_sender(self) -> None:
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send_forever(), name="gpugo-event-sender")
+
+    async def _send_forever(self) -> None:
+        while True:
+            batch = [await self._outbox.get()]
+            while len(batch) < BATCH and not self._outbox.empty():
+                batch.append(self._outbox.get_nowait())
             try:
-                if self._publisher is None or self._publisher.is_closed():
-                    self._publisher = await asyncpg.connect(self._dsn)
-                await self._publisher.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                # The change itself is committed; a lost notification only delays
-                # live views until their next poll or reconnect.
-                log.warning("could not publish %s event", event.kind, exc_info=True)
-                self._publisher = None
+                await self._send([payload for payload, _ in batch])
+            finally:
+                for _, sent in batch:
+                    if not sent.done():
+                        sent.set_result(None)
+                    self._outbox.task_done()
+
+    async def _send(self, batch: list[str]) -> None:
+        try:
+            if self._publisher is None or self._publisher.is_closed():
+                self._publisher = await asyncpg.connect(self._dsn)
+            # unnest yields in array order; one transaction delivers in that order.
+            await self._publisher.execute(_NOTIFY_ALL, CHANNEL, batch)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            # The changes are committed; lost notifications only delay live views until
+            # their next read or reconnect. Pause so an outage is not a busy loop.
+            log.warning("could not publish %d events", len(batch), exc_info=True)
+            self._publisher = None
+            await asyncio.sleep(RECONNECT_DELAY_SECONDS)
 
     async def _listen_forever(self) -> None:
         while True:
@@ -82,8 +144,10 @@ class PostgresEventBus(EventBus):
             await asyncio.sleep(RECONNECT_DELAY_SECONDS)
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        # "<tag>.<sequence> <event>"; a bare event (an older instance) is read as well.
+        body = payload if payload.startswith("{") else payload.partition(" ")[2]
         try:
-            event = Event.decode(payload)
+            event = Event.decode(body)
         except (ValueError, KeyError):
             log.warning("ignoring a malformed event on %s", CHANNEL)
             return

@@ -31,6 +31,26 @@ async def test_agent_filter_narrows_a_users_events():
         assert one_agent.queue.empty()
 
 
+async def test_each_event_reaches_every_matching_subscription_once():
+    bus = EventBus()
+    event = Event(EventKind.WORKER_CREATED, user_id="u1", agent_id="a1", resource_id="w1")
+    async with (
+        bus.subscribe() as everything,
+        bus.subscribe(user_id="u1") as user,
+        bus.subscribe(user_id="u1", agent_id="a1") as agent,
+        bus.subscribe(agent_id="a1") as any_users_agent,
+        bus.subscribe(user_id="u1", agent_id="a2") as other_agent,
+        bus.subscribe(user_id="u2") as other_user,
+    ):
+        assert bus.subscriber_count == 6
+        await bus.publish(event)
+        for subscription in (everything, user, agent, any_users_agent):
+            assert await _next(subscription) == event
+            assert subscription.queue.empty()
+        assert other_agent.queue.empty() and other_user.queue.empty()
+    assert bus.subscriber_count == 0
+
+
 async def test_a_slow_subscriber_keeps_the_newest_events_within_its_bound():
     bus = EventBus()
     async with bus.subscribe(user_id="u1") as slow:
@@ -63,3 +83,40 @@ async def test_postgres_bus_delivers_every_event_to_every_instance(database_url)
     finally:
         await first.stop()
         await second.stop()
+
+
+async def test_postgres_bus_sends_bursts_in_order_and_keeps_identical_events(database_url):
+    if not database_url.startswith("postgres"):
+        pytest.skip("LISTEN/NOTIFY needs PostgreSQL")
+    first, second = PostgresEventBus(database_url), PostgresEventBus(database_url)
+    await first.start()
+    await second.start()
+    try:
+        async with second.subscribe(user_id="u1") as on_second:
+            events = [
+                Event(EventKind.CONFIG_CHANGED, user_id="u1", agent_id="a1", data={"n": i % 3})
+                for i in range(200)  # fewer than a subscription holds
+            ]
+            # Published at once (as by concurrent requests): they share NOTIFY statements,
+            # where PostgreSQL would fold identical payloads if nothing told them apart.
+            await asyncio.gather(*(first.publish(event) for event in events))
+            assert [await _next(on_second) for _ in events] == events
+    finally:
+        await first.stop()
+        await second.stop()
+
+
+async def test_postgres_bus_flushes_what_was_published_before_it_stops(database_url):
+    if not database_url.startswith("postgres"):
+        pytest.skip("LISTEN/NOTIFY needs PostgreSQL")
+    publisher, listener = PostgresEventBus(database_url), PostgresEventBus(database_url)
+    await listener.start()
+    await publisher.start()
+    try:
+        async with listener.subscribe(user_id="u1") as received:
+            event = Event(EventKind.AGENT_OFFLINE, user_id="u1", agent_id="a1")
+            await publisher.publish(event)
+            await publisher.stop()
+            assert await _next(received) == event
+    finally:
+        await listener.stop()
