@@ -16,23 +16,28 @@ function niceStep(span, count) {
   return nice * mag;
 }
 
-/** y range [lo, hi] and ticks; `fixed` ([0, 100]) wins when given. */
-function yScale(values, { fixed, floor } = {}) {
+/**
+ * y range [lo, hi] and ticks. `fixed` ([0, 100]) wins when given; `empty` is the range
+ * when there is no value yet; `minStep` keeps ticks apart (whole degrees).
+ */
+function yScale(values, { fixed, floor, empty, minStep = 0 } = {}) {
   let lo;
   let hi;
   if (fixed) [lo, hi] = fixed;
+  else if (!values.length && empty) [lo, hi] = empty;
   else {
     lo = values.length ? Math.min(...values) : 0;
     hi = values.length ? Math.max(...values) : 1;
     if (floor != null) lo = Math.min(lo, floor);
+    if (hi - lo < minStep * 4) hi = lo + minStep * 4;
     if (hi === lo) hi = lo + 1;
-    const step = niceStep(hi - lo, 4);
+    const step = Math.max(minStep, niceStep(hi - lo, 4));
     lo = Math.floor(lo / step) * step;
     hi = Math.ceil(hi / step) * step;
   }
-  const step = niceStep(hi - lo, 4);
+  const step = Math.max(minStep, niceStep(hi - lo, 4));
   const ticks = [];
-  for (let v = lo; v <= hi + step / 1000; v += step) ticks.push(Number(v.toFixed(6)));
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step / 1000; v += step) ticks.push(Number(v.toFixed(6)));
   return { lo, hi, ticks };
 }
 
@@ -145,6 +150,9 @@ export function drawChart(container, { id, label, series, from, to, gapMs, forma
     s('g', { class: 'x-axis' }, xTicks),
     s('line', { x1: PAD.left, x2: PAD.left, y1: PAD.top, y2: PAD.top + plotH, class: 'axis-line' }),
     lines,
+    values.length
+      ? null
+      : s('text', { x: PAD.left + plotW / 2, y: PAD.top + plotH * 0.375 + 4, 'text-anchor': 'middle', class: 'empty-note' }, 'No samples in this range'),
   );
   container.textContent = '';
   container.appendChild(svg);

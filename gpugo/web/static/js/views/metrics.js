@@ -31,23 +31,25 @@ const METRICS = `query Metrics($agentId: ID!, $from: DateTime!, $to: DateTime!, 
   }
 }`;
 
+// y: options for the axis, or a function of (series from the server, the agent's GPUs).
 const CHARTS = [
   {
     key: 'utilization',
     title: 'GPU utilisation',
     value: (p) => p.utilizationAvg,
     format: (v, axis) => `${axis ? Math.round(v) : Math.round(v * 10) / 10} %`,
-    y: { fixed: [0, 100] },
+    y: () => ({ fixed: [0, 100] }),
   },
   {
     key: 'vram',
     title: 'VRAM used',
     // In GB (1024 MB), against the largest card's total.
     value: (p) => p.vramUsedMbAvg / 1024,
-    format: (v, axis) => (axis ? `${Math.round(v)} GB` : vram(Math.round(v * 1024))),
-    y: (gpus) => {
-      const totals = gpus.flatMap((g) => g.points.map((p) => p.vramTotalMb));
-      return totals.length ? { fixed: [0, Math.max(...totals) / 1024] } : { floor: 0 };
+    format: (v, axis) => (axis ? `${Number(v.toFixed(1))} GB` : vram(Math.round(v * 1024))),
+    y: (series, gpus) => {
+      const totals = series.flatMap((g) => g.points.map((p) => p.vramTotalMb));
+      const known = totals.length ? totals : gpus.map((g) => g.vramMb);
+      return known.length ? { fixed: [0, Math.max(...known) / 1024] } : { floor: 0 };
     },
   },
   {
@@ -55,7 +57,7 @@ const CHARTS = [
     title: 'Temperature',
     value: (p) => p.temperatureAvg,
     format: (v) => `${Math.round(v)} °C`,
-    y: {},
+    y: () => ({ minStep: 1, empty: [20, 100] }),
   },
 ];
 
@@ -217,7 +219,7 @@ export function mount({ root, params, query, app }) {
         to,
         gapMs: state.metrics.bucketSeconds * 1000 * 2.5,
         format: c.format,
-        y: typeof c.y === 'function' ? c.y(state.metrics.gpus) : c.y,
+        y: c.y(state.metrics.gpus, state.agent ? state.agent.gpus : []),
       });
     }
   }
