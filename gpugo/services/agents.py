@@ -101,8 +101,14 @@ class AgentDetail:
 
     @property
     def config_in_sync(self) -> bool:
-        """Whether the agent has fetched the configuration it should run (desired = fetched)."""
-        return self.fetched_config_version == self.config_version
+        return config_in_sync(
+            config_version=self.config_version, fetched_config_version=self.fetched_config_version
+        )
+
+
+def config_in_sync(*, config_version: int, fetched_config_version: int | None) -> bool:
+    """Whether the agent has fetched the configuration it should run (desired = fetched)."""
+    return fetched_config_version == config_version
 
 
 def agent_state(

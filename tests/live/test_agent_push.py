@@ -110,10 +110,35 @@ async def test_the_agent_detail_shows_desired_and_fetched_config(api):
             body["config_fetched_at"] is not None,
         )
 
+    pat = await user.create_pat()
+
+    async def graphql_state() -> tuple[int, int | None, bool, list[bool]]:
+        query = """query ($id: ID!) {
+          agent(id: $id) { configVersion fetchedConfigVersion configInSync }
+          agents { edges { node { configInSync } } }
+        }"""
+        response = await user.http.post(
+            "/graphql",
+            json={"query": query, "variables": {"id": agent.agent_id}},
+            headers={"Authorization": f"Bearer {pat}"},
+        )
+        data = response.json()["data"]
+        detail = data["agent"]
+        listed = [edge["node"]["configInSync"] for edge in data["agents"]["edges"]]
+        return (
+            detail["configVersion"],
+            detail["fetchedConfigVersion"],
+            detail["configInSync"],
+            listed,
+        )
+
     assert await sync_state() == (1, None, False, False)
+    assert await graphql_state() == (1, None, False, [False])
     await agent.config()
     assert await sync_state() == (1, 1, True, True)
+    assert await graphql_state() == (1, 1, True, [True])
     await add_worker(user, agent, 9100)
     assert await sync_state() == (2, 1, False, True)
+    assert await graphql_state() == (2, 1, False, [False])
     await agent.config()
     assert await sync_state() == (2, 2, True, True)

@@ -115,6 +115,13 @@ class Agent:
     def config_fetched_at(self, info: GraphQLInfo) -> datetime | None:
         return self._column(info, "config_fetched_at")
 
+    @strawberry.field(description="Whether the agent has fetched the configuration it should run.")
+    def config_in_sync(self, info: GraphQLInfo) -> bool:
+        names = ("config_version", "fetched_config_version")
+        if all(name in self.known for name in names):
+            return _in_sync(self.known)
+        return then(info.context.loaders.agent.load(self.id), _in_sync)
+
     @strawberry.field(description="By the agent's GPU index, then id.")
     def gpus(self, info: GraphQLInfo) -> list[Gpu]:
         if self.known_gpus is not None:
@@ -134,6 +141,13 @@ class Agent:
             info.context.loaders.workers_by_agent.load(self.id),
             lambda rows: [worker_node(row) for row in rows],
         )
+
+
+def _in_sync(row: Row | None) -> bool:
+    return row is not None and agents.config_in_sync(
+        config_version=row["config_version"],
+        fetched_config_version=row["fetched_config_version"],
+    )
 
 
 def _status(state: agents.AgentState) -> dict[str, Any]:
