@@ -138,5 +138,7 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
             raise HTTPException(400, "The request body must be a JSON object.")
         return parsed
 
-    def encode_json(self, data: Any) -> bytes:
-        return orjson.dumps(data)
+    def encode_json(self, data: Any) -> str:
+        # Text, not bytes: Strawberry sends bytes as binary WebSocket frames, which
+        # graphql-transport-ws clients (graphql-ws and others) do not parse.
+        return orjson.dumps(data).decode()

@@ -78,7 +78,10 @@ class GraphQLSocket:
     async def receive(self, within: float = 5.0) -> dict[str, Any]:
         async with asyncio.timeout(within):
             while True:
-                message = json.loads(await self.ws.recv())
+                frame = await self.ws.recv()
+                # graphql-transport-ws is a text protocol; clients do not parse binary frames.
+                assert isinstance(frame, str), "the server sent a binary frame"
+                message = json.loads(frame)
                 if message["type"] == "ping":
                     await self.send({"type": "pong"})
                     continue
