@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
@@ -168,8 +170,16 @@ def _serve(settings: Settings) -> int:
             raise CliError(f"database error: {exc}", EXIT_DATABASE) from None
         raise
     app = create_app(settings, auto_migrate=False)
-    print(f"gpugo serving on {settings.effective_public_url}", file=sys.stderr, flush=True)
-    uvicorn.run(
+    events = app.state.ctx.events
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # Live streams (agent event streams, subscriptions) end first, so the drain
+            # waits for requests only, not for its timeout; clients reconnect elsewhere.
+            events.close_streams()
+            await super().shutdown(sockets)
+
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -178,7 +188,12 @@ def _serve(settings: Settings) -> int:
         proxy_headers=True,
         timeout_graceful_shutdown=10,
     )
-    return EXIT_OK
+    server = Server(config)
+    print(f"gpugo serving on {settings.effective_public_url}", file=sys.stderr, flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    # As uvicorn.run: a server that could not start (port taken) exits with 3.
+    return EXIT_OK if server.started else 3
 
 
 if __name__ == "__main__":

@@ -27,27 +27,38 @@ class Subscription:
     def __init__(self, *, user_id: str | None, agent_id: str | None) -> None:
         self.user_id = user_id
         self.agent_id = agent_id
-        self.queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_SIZE)
+        # None, after the events, says the bus is closing: the consumer should end.
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE_SIZE)
+        self.closed = False
 
     def wants(self, event: Event) -> bool:
         if self.user_id is not None and event.user_id != self.user_id:
             return False
         return self.agent_id is None or event.agent_id == self.agent_id
 
-    def offer(self, event: Event) -> None:
+    def offer(self, event: Event | None) -> None:
+        if self.closed:
+            return
         if self.queue.full():
             self.queue.get_nowait()
         self.queue.put_nowait(event)
 
-    async def get(self) -> Event:
+    def close(self) -> None:
+        self.offer(None)
+        self.closed = True
+
+    async def get(self) -> Event | None:
+        """The next event; None once the bus is closing (then always None)."""
+        if self.closed and self.queue.empty():
+            return None
         return await self.queue.get()
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[Event]:
-        while True:
-            yield await self.queue.get()
+        while (event := await self.get()) is not None:
+            yield event
 
 
 Key = tuple[str | None, str | None]
@@ -59,6 +70,7 @@ class EventBus:
     def __init__(self) -> None:
         self._subscriptions: dict[Key, set[Subscription]] = {}
         self._count = 0
+        self._closing = False
 
     async def start(self) -> None:
         return None
@@ -69,6 +81,17 @@ class EventBus:
     async def publish(self, event: Event) -> None:
         """Call after the change is committed, so no subscriber sees a rolled-back event."""
         self.dispatch(event)
+
+    def close_streams(self) -> None:
+        """End every subscription, now and opened from now on (the server is draining).
+
+        Live streams never finish by themselves; a graceful shutdown would otherwise wait
+        for them until its timeout. Their clients reconnect to another instance.
+        """
+        self._closing = True
+        for subscribers in list(self._subscriptions.values()):
+            for subscription in list(subscribers):
+                subscription.close()
 
     def dispatch(self, event: Event) -> None:
         keys: tuple[Key, ...] = ((event.user_id, None), (None, None))
@@ -85,6 +108,8 @@ class EventBus:
     ) -> AsyncIterator[Subscription]:
         """Events of one user (and optionally one agent) until the block exits."""
         subscription = Subscription(user_id=user_id, agent_id=agent_id)
+        if self._closing:
+            subscription.close()
         key = (user_id, agent_id)
         self._subscriptions.setdefault(key, set()).add(subscription)
         self._count += 1

@@ -51,8 +51,8 @@ async def config_versions(
             except TimeoutError:
                 yield None
                 continue
-            if event.kind is EventKind.AGENT_DELETED:
-                return
+            if event is None or event.kind is EventKind.AGENT_DELETED:
+                return  # the server is draining, or the agent is gone
             if event.kind is not EventKind.CONFIG_CHANGED:
                 continue
             version = await current_version(agent_id)

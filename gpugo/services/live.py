@@ -63,8 +63,7 @@ async def _agent_events(
     *, ctx: ServerContext, principal: Principal, agent_id: str | None
 ) -> AsyncGenerator[Event, None]:
     async with ctx.events.subscribe(user_id=principal.user_id, agent_id=agent_id) as events:
-        while True:
-            event = await events.get()
+        while (event := await events.get()) is not None:
             if event.kind in AGENT_EVENT_KINDS and event.agent_id is not None:
                 yield event
             if agent_id is not None and event.kind is EventKind.AGENT_DELETED:
@@ -95,6 +94,8 @@ async def _install_token_outcome(
                 async with asyncio.timeout(max(remaining, 0)):
                     while True:
                         event = await events.get()
+                        if event is None:
+                            return  # the server is draining
                         if (
                             event.kind is EventKind.INSTALL_TOKEN_USED
                             and event.resource_id == token_id
@@ -141,8 +142,7 @@ async def _metrics_reports(
     *, ctx: ServerContext, principal: Principal, agent_id: str
 ) -> AsyncGenerator[MetricsReport, None]:
     async with ctx.events.subscribe(user_id=principal.user_id, agent_id=agent_id) as events:
-        while True:
-            event = await events.get()
+        while (event := await events.get()) is not None:
             if event.kind is EventKind.AGENT_DELETED:
                 return
             if event.kind is not EventKind.METRICS_REPORTED or "recorded_at" not in event.data:

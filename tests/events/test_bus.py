@@ -120,3 +120,19 @@ async def test_postgres_bus_flushes_what_was_published_before_it_stops(database_
             assert await _next(received) == event
     finally:
         await listener.stop()
+
+
+async def test_closing_the_streams_ends_every_subscription_now_and_later():
+    bus = EventBus()
+    async with bus.subscribe(user_id="u1") as open_before:
+        await bus.publish(Event(EventKind.AGENT_ONLINE, user_id="u1", agent_id="a1"))
+        bus.close_streams()
+        # What was queued first is still delivered, then the end.
+        assert (await _next(open_before)).kind is EventKind.AGENT_ONLINE
+        assert await _next(open_before) is None
+        assert await _next(open_before) is None
+        await bus.publish(Event(EventKind.AGENT_OFFLINE, user_id="u1", agent_id="a1"))
+        assert open_before.queue.empty()
+        async with bus.subscribe(user_id="u1") as opened_after:
+            assert [event async for event in opened_after] == []
+    assert bus.subscriber_count == 0
