@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 
 from gpugo import clock
 from gpugo.context import ServerContext
@@ -25,9 +29,15 @@ class License:
 
 def issue(*, ctx: ServerContext, gpu_ids: Iterable[str], plan: str) -> License:
     expiry = clock.now() + timedelta(seconds=ctx.settings.license_ttl_seconds)
-    plain = f"{','.join(gpu_ids)}|{plan}|{int(expiry.timestamp() * 1000)}"
-    signature = ctx.license_key.sign(plain.encode())
-    return License(plain=plain, encrypted=base64.b64encode(signature).decode())
+    # Whole seconds: within a second, every agent with the same GPU ids and plan gets the
+    # same text, signed once (Ed25519 signatures are deterministic).
+    plain = f"{','.join(gpu_ids)}|{plan}|{int(expiry.timestamp()) * 1000}"
+    return License(plain=plain, encrypted=_signature(ctx.license_key, plain))
+
+
+@functools.lru_cache(maxsize=1024)
+def _signature(key: Ed25519PrivateKey, plain: str) -> str:
+    return base64.b64encode(key.sign(plain.encode())).decode()
 
 
 def verify(*, public_key: Ed25519PublicKey, license: License) -> bool:
