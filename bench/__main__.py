@@ -253,6 +253,8 @@ def fleet_online(args: argparse.Namespace, spread_seconds: int = 20) -> None:
                 " shut_down_at = NULL, offline_notified = false",
                 timedelta(seconds=spread_seconds),
             )
+            # The dead row versions of that UPDATE would otherwise be autovacuumed mid-run.
+            await conn.execute("VACUUM (ANALYZE) agents")
         finally:
             await conn.close()
 
@@ -444,6 +446,8 @@ def main(argv: list[str] | None = None) -> int:
     sus.add_argument("--rate", type=float, default=3333)
     sus.add_argument("--duration", type=float, default=300)
     sus.add_argument("--connections", type=int, default=64)
+    sus.add_argument("--period", type=float, default=30, help="seconds between an agent's reports")
+    sus.add_argument("--agents", type=int, default=0, help="default: rate x period (all seeded)")
     sus.add_argument("--gpugo-db-query", default="")
     args = parser.parse_args(argv)
     handler = {"seed": command_seed, "run": command_run, "sustained": command_sustained}

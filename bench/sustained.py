@@ -164,6 +164,9 @@ async def sample_rss(
 
 async def drive(args: argparse.Namespace, server: Server) -> dict:
     requests = load_requests(args.workdir / "agents.tsv", "127.0.0.1", server.port)
+    # Each simulated agent reports once per period (30 s by default): rate x period agents.
+    agents = args.agents or int(args.rate * args.period)
+    requests = requests[: max(1, min(agents, len(requests)))]
     generator = Generator(requests, args.rate, args.duration)
     rss: list[tuple[float, float]] = []
     stop = asyncio.Event()
