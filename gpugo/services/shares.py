@@ -6,8 +6,9 @@ holds it may connect, so it is never derived from anything guessable.
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -240,10 +241,23 @@ async def redeem(*, ctx: ServerContext, short_code: str) -> PublicShare:
     if not row["claimed"]:
         # Another caller took the last use (or the share was deleted) since the read.
         raise Gone("This share link has been used up.")
-    await ctx.events.publish(
-        Event(kind=EventKind.SHARE_USED, user_id=row["user_id"], resource_id=row["id"])
+    # The answer does not wait for the event's NOTIFY round trip: live views hear it a
+    # moment later either way, and live events are at most once.
+    _in_background(
+        ctx.events.publish(
+            Event(kind=EventKind.SHARE_USED, user_id=row["user_id"], resource_id=row["id"])
+        )
     )
     return _public(row)
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def _in_background(work: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.get_running_loop().create_task(work)
+    _background.add(task)  # a reference until it is done
+    task.add_done_callback(_background.discard)
 
 
 def _dialect() -> str:
