@@ -19,6 +19,8 @@ from graphql.execution.executor import gather_with_cancel
 from graphql.pyutils import Path, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from gpugo.schema.compiled import operation_compilable, plan_for
+
 _BACKREF = "strawberry-definition"
 _NO_PLAN = object()
 # id(field definition) -> (that definition, how to read it). The definition is kept and
@@ -58,6 +60,35 @@ class GpugoExecutionContext(StrawberryGraphQLCoreExecutionContext):
         # None)]); the executor memoises grouped field sets, so list items share one
         # entry. The set is kept (and compared) so that its id cannot be reused meanwhile.
         self._field_plans: dict[int, tuple[Any, Any, list[tuple[str, Any, Any]]]] = {}
+        self._abandoned: set[Any] = set()
+        self._compiling = self._shortcuts and operation_compilable(
+            self.operation, self.fragment_definitions
+        )
+
+    def complete_value(
+        self,
+        return_type: Any,
+        field_details_list: Any,
+        info: Any,
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        """A compiled plan of this subtree when it has one (see compiled.py), else
+        graphql-core's completion (which tries again one level down)."""
+        if self._compiling and result is not None and not isinstance(result, Exception):
+            plan = plan_for(self, return_type, field_details_list)
+            if plan is not None and plan not in self._abandoned:
+                try:
+                    return plan(result, path)
+                except Exception:
+                    # Abandon (e.g. a resolver had to load), or a resolver's exception:
+                    # graphql-core completes the value again and reports any error with
+                    # its path. The list's other items need not try the plan again.
+                    self._abandoned.add(plan)
+        return super().complete_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
 
     def _plans(self, parent_type: GraphQLObjectType, grouped_field_set: Any) -> list[Any]:
         plans = []
