@@ -1,4 +1,4 @@
-"""Timestamps on the wire: RFC 3339, UTC, milliseconds, ``Z``."""
+"""Timestamps on the wire (RFC 3339, UTC, milliseconds, ``Z``) and from raw SQL."""
 
 from __future__ import annotations
 
@@ -17,3 +17,12 @@ def iso(value: datetime | None) -> str | None:
         return None
     value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def parse_stored(value: datetime | str | None) -> datetime | None:
+    """A timestamp column read by raw SQL: asyncpg gives datetimes, SQLite (and JSON built
+    by either database) gives text; always an aware UTC datetime."""
+    if value is None or isinstance(value, datetime):
+        return value
+    moment = datetime.fromisoformat(value)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

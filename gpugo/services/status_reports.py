@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -35,6 +35,7 @@ from gpugo.inputs.agents import ConnectionInput, StatusReportInput, WorkerStatus
 from gpugo.models import Agent, Gpu, Worker, WorkerConnection
 from gpugo.services import licenses
 from gpugo.services.agents import agent_state, license_gpu_ids
+from gpugo.timefmt import parse_stored
 
 SHUTDOWN_EVENT = "shutdown"
 
@@ -116,13 +117,6 @@ WHERE a.secret_hash = ?
 _STATE_SQL = {"postgres": _STATE_POSTGRES, "sqlite": _STATE_SQLITE}
 
 
-def _timestamp(value: datetime | str | None) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    moment = datetime.fromisoformat(value)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 async def _read_state(secret_hash: str) -> _State | None:
     client = connections.get("default")
     rows = await client.execute_query_dict(_STATE_SQL[client.capabilities.dialect], [secret_hash])
@@ -134,14 +128,14 @@ async def _read_state(secret_hash: str) -> _State | None:
         for worker_id, status, pid, restarts in orjson.loads(row["workers"] or "[]")
     }
     for worker_id, ip, port, pid, connected_at in orjson.loads(row["connections"] or "[]"):
-        workers[worker_id].connections[(ip, port, pid, _timestamp(connected_at))] += 1
+        workers[worker_id].connections[(ip, port, pid, parse_stored(connected_at))] += 1
     return _State(
         agent_id=row["id"],
         user_id=row["user_id"],
         plan=row["plan"],
         config_version=row["config_version"],
-        last_seen_at=_timestamp(row["last_seen_at"]),
-        shut_down_at=_timestamp(row["shut_down_at"]),
+        last_seen_at=parse_stored(row["last_seen_at"]),
+        shut_down_at=parse_stored(row["shut_down_at"]),
         offline_notified=bool(row["offline_notified"]),
         gpus=[tuple(g) for g in orjson.loads(row["gpus"] or "[]")],  # type: ignore[misc]
         workers=workers,
