@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from gpugo import clock
+from gpugo import clock, sql
 from gpugo.auth.csrf import check_same_origin
 from gpugo.auth.principal import CredentialKind, Principal
 from gpugo.auth.sessions import resolve_session
@@ -12,6 +12,7 @@ from gpugo.auth.tokens import TokenKind, hash_token, token_kind
 from gpugo.errors import Forbidden, Unauthorized
 from gpugo.models import Agent, PersonalAccessToken
 from gpugo.settings import Settings
+from gpugo.timefmt import parse_stored
 
 # last_used_at of a PAT is written at most this often.
 PAT_TOUCH_INTERVAL = timedelta(seconds=60)
@@ -60,21 +61,29 @@ async def authenticate_user(
     raise Unauthorized()
 
 
+# Every dashboard and integration request resolves its PAT: one hand-written statement.
+_PAT = sql.per_dialect(
+    "SELECT p.id, p.user_id, p.expires_at, p.last_used_at, u.plan"
+    " FROM personal_access_tokens p JOIN users u ON u.id = p.user_id"
+    " WHERE p.token_hash = $1"
+)
+
+
 async def resolve_pat(token: str) -> Principal | None:
     if token_kind(token) is not TokenKind.PAT:
         return None
-    rows = await PersonalAccessToken.filter(token_hash=hash_token(token)).values(
-        "id", "user_id", "expires_at", "last_used_at", "user__plan"
-    )
+    rows = await sql.fetch(_PAT, [hash_token(token)])
     if not rows:
         return None
     pat = rows[0]
     now = clock.now()
-    if pat["expires_at"] is not None and now >= pat["expires_at"]:
+    expires_at = parse_stored(pat["expires_at"])
+    if expires_at is not None and now >= expires_at:
         return None
-    if pat["last_used_at"] is None or now - pat["last_used_at"] >= PAT_TOUCH_INTERVAL:
+    last_used_at = parse_stored(pat["last_used_at"])
+    if last_used_at is None or now - last_used_at >= PAT_TOUCH_INTERVAL:
         await PersonalAccessToken.filter(id=pat["id"]).update(last_used_at=now)
-    return Principal(kind=CredentialKind.PAT, user_id=pat["user_id"], plan=pat["user__plan"])
+    return Principal(kind=CredentialKind.PAT, user_id=pat["user_id"], plan=pat["plan"])
 
 
 async def authenticate_agent(*, authorization: str | None, agent_id: str) -> Principal:

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
-from gpugo import clock
+from gpugo import clock, sql
 from gpugo.auth.principal import Principal
 from gpugo.auth.tokens import TokenKind, hash_token, new_token
 from gpugo.context import ServerContext
@@ -19,6 +18,7 @@ from gpugo.events import Event, EventKind
 from gpugo.inputs.agents import RegisterAgentInput
 from gpugo.models import Agent, Gpu, InstallToken, Worker, WorkerConnection
 from gpugo.services import licenses, plans
+from gpugo.timefmt import parse_stored
 
 DEFAULT_WORKER_PORT = 9001
 DEFAULT_WORKER_NAME = "default"
@@ -231,23 +231,20 @@ async def register(
     )
 
 
+# The dashboard's list: one hand-written statement (no query built per request).
+_LIST = sql.per_dialect(
+    "SELECT a.id, a.hostname, a.os, a.arch, a.last_seen_at, a.shut_down_at, a.created_at,"
+    " (SELECT COUNT(*) FROM gpus g WHERE g.agent_id = a.id) AS gpu_count"
+    " FROM agents a WHERE a.user_id = $1 ORDER BY a.created_at DESC, a.id"
+)
+
+
 async def list_agents(*, ctx: ServerContext, principal: Principal) -> list[AgentSummary]:
     """The caller's agents, newest first, with their GPU counts: one statement."""
-    rows = (
-        await Agent.filter(user_id=principal.user_id)
-        .annotate(gpu_count=Count("gpus"))
-        .order_by("-created_at", "id")
-        .values(
-            "id",
-            "hostname",
-            "os",
-            "arch",
-            "gpu_count",
-            "last_seen_at",
-            "shut_down_at",
-            "created_at",
-        )
-    )
+    rows = await sql.fetch(_LIST, [principal.user_id])
+    for row in rows:
+        for column in ("last_seen_at", "shut_down_at", "created_at"):
+            row[column] = parse_stored(row[column])
     now = clock.now()
     return [
         AgentSummary(
