@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
 from tortoise import connections
 
 Statements = Mapping[str, str]
@@ -25,3 +26,8 @@ def dialect() -> str:
 async def fetch(statements: Statements, params: Sequence[Any]) -> list[dict[str, Any]]:
     client = connections.get("default")
     return await client.execute_query_dict(statements[client.capabilities.dialect], list(params))
+
+
+def json_value(value: Any) -> Any:
+    """A JSON column read by raw SQL: text from both drivers (no codec is registered)."""
+    return orjson.loads(value) if isinstance(value, str | bytes) else value

@@ -22,6 +22,7 @@ from __future__ import annotations
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
+from keyword import iskeyword
 from typing import Any
 
 from graphql import (
@@ -134,75 +135,111 @@ def operation_compilable(
     return ok
 
 
-def _leaf(named: Any) -> Completer:
-    """Coerce a non-null leaf; the built-in scalars' own types pass as they are."""
+def _leaf(named: Any) -> Callable[[Any], Any]:
+    """Coerce a non-null leaf value, or abandon."""
     coerce = named.coerce_output_value
-    exact: type | None = None
-    if named is GraphQLString or named is GraphQLID:
-        exact = str
-    elif named is GraphQLBoolean:
-        exact = bool
 
-    def complete(value: Any, path: Any) -> Any:
-        if value.__class__ is exact:
-            return value
+    def complete(value: Any) -> Any:
         coerced = coerce(value)
         if coerced is Undefined or coerced is None:
             raise _ABANDON
         return coerced
 
-    def complete_int(value: Any, path: Any) -> Any:
-        if value.__class__ is int and _INT_MIN <= value <= _INT_MAX:
-            return value
-        return complete(value, path)
+    return complete
 
-    return complete_int if named is GraphQLInt else complete
+
+def _passes(named: Any, var: str) -> str:
+    """A test that the value is already its own output (no coercion needed)."""
+    if named is GraphQLString or named is GraphQLID:
+        return f"{var}.__class__ is str"
+    if named is GraphQLBoolean:
+        return f"{var}.__class__ is bool"
+    if named is GraphQLInt:
+        return f"({var}.__class__ is int and {_INT_MIN} <= {var} <= {_INT_MAX})"
+    return "False"
+
+
+def _unwrap(type_: Any) -> tuple[bool, Any]:
+    if isinstance(type_, GraphQLNonNull):
+        return True, type_.of_type
+    return False, type_
 
 
 class Compiler:
-    """Compiles subtrees for one schema, with the executor's field collection."""
+    """Compiles subtrees for one schema, with the executor's field collection.
+
+    Each object selection becomes one generated function (attribute reads, resolver
+    calls, inline checks for the built-in scalars, one dict display), like the
+    ``__init__`` that dataclasses generate; lists are closures around their item's.
+    """
 
     def __init__(self, executor: Any) -> None:
         self.executor = executor
         self.schema = executor.schema
 
     def value(self, type_: Any, field_details_list: Any) -> Completer:
-        if isinstance(type_, GraphQLNonNull):
-            inner = self.value(type_.of_type, field_details_list)
+        non_null, named = _unwrap(type_)
+        complete = self._nullable(named, field_details_list)
+        if not non_null:
+            return complete
 
-            def complete_non_null(value: Any, path: Any) -> Any:
-                if value is None:
-                    raise _ABANDON
-                completed = inner(value, path)
-                if completed is None:
-                    raise _ABANDON
-                return completed
+        def complete_non_null(value: Any, path: Any) -> Any:
+            if value is None:
+                raise _ABANDON
+            return complete(value, path)
 
-            return complete_non_null
+        return complete_non_null
+
+    def _nullable(self, type_: Any, field_details_list: Any) -> Completer:
         if isinstance(type_, GraphQLList):
-            item = self.value(type_.of_type, field_details_list)
-
-            def complete_list(value: Any, path: Any) -> Any:
-                if value is None:
-                    return None
-                if value.__class__ is not list and value.__class__ is not tuple:
-                    raise _ABANDON
-                return [
-                    None if entry is None else item(entry, (path, index, None))
-                    for index, entry in enumerate(value)
-                ]
-
-            return complete_list
+            return self._list(type_.of_type, field_details_list)
         if is_leaf_type(type_):
             leaf = _leaf(type_)
-
-            def complete_leaf(value: Any, path: Any) -> Any:
-                return None if value is None else leaf(value, path)
-
-            return complete_leaf
+            return lambda value, path: None if value is None else leaf(value)
         if isinstance(type_, GraphQLObjectType) and type_.is_type_of is None:
             return self.object(type_, field_details_list)
         raise NotCompilable
+
+    def _list(self, item_type: Any, field_details_list: Any) -> Completer:
+        non_null, named = _unwrap(item_type)
+        if is_leaf_type(named):
+            leaf = _leaf(named)
+            namespace = {"ABANDON": _ABANDON, "leaf": leaf}
+            test = _passes(named, "x")
+            missing = "raise ABANDON" if non_null else "out.append(None)"
+            source = f"""
+def complete_list(value, path):
+    if value is None:
+        return None
+    if value.__class__ is not list and value.__class__ is not tuple:
+        raise ABANDON
+    out = []
+    for x in value:
+        if x is None:
+            {missing}
+        else:
+            out.append(x if {test} else leaf(x))
+    return out
+"""
+            return _generated(source, namespace, "complete_list")
+        item = self._nullable(named, field_details_list)
+
+        def complete_list(value: Any, path: Any) -> Any:
+            if value is None:
+                return None
+            if value.__class__ is not list and value.__class__ is not tuple:
+                raise _ABANDON
+            out = []
+            for index, entry in enumerate(value):
+                if entry is None:
+                    if non_null:
+                        raise _ABANDON
+                    out.append(None)
+                else:
+                    out.append(item(entry, (path, index, None)))
+            return out
+
+        return complete_list
 
     def object(self, type_: GraphQLObjectType, field_details_list: Any) -> Completer:
         grouped, defer_usages, forbidden = self.executor.collect_subfields(
@@ -211,73 +248,91 @@ class Compiler:
         if defer_usages or forbidden:
             raise NotCompilable
         type_name = type_.name
-        steps: list[tuple[str, Completer]] = []
-        for response_name, details in grouped.items():
+        namespace: dict[str, Any] = {
+            "ABANDON": _ABANDON,
+            "settled": _settled,
+            "LazyInfo": LazyInfo,
+            "executor": self.executor,
+            "parent": type_,
+        }
+        body: list[str] = []
+        entries: list[str] = []
+        for index, (response_name, details) in enumerate(grouped.items()):
             node = details[0].node
             if node.arguments:
                 raise NotCompilable
-            field_name = node.name.value
-            if field_name == "__typename":
-                steps.append((response_name, lambda source, path: type_name))
+            if node.name.value == "__typename":
+                entries.append(f"{response_name!r}: {type_name!r}")
                 continue
-            field_def = self.schema.get_field(type_, field_name)
+            field_def = self.schema.get_field(type_, node.name.value)
             if field_def is None:
                 continue
-            steps.append((response_name, self.field(type_, field_def, details, response_name)))
+            var = f"v{index}"
+            path = f"(path, {response_name!r}, {type_name!r})"
+            body.append(self._read(var, field_def, details, path, namespace))
+            body.extend(self._complete(var, field_def.type, details, path, namespace))
+            entries.append(f"{response_name!r}: {var}")
+        lines = "\n".join(f"    {line}" for line in body)
+        source = f"""
+def complete_object(source, path):
+    if source is None:
+        return None
+{lines}
+    return {{{", ".join(entries)}}}
+"""
+        return _generated(source, namespace, "complete_object")
 
-        def complete_object(source: Any, path: Any) -> Any:
-            if source is None:
-                return None
-            return {name: step(source, path) for name, step in steps}
-
-        return complete_object
-
-    def field(
-        self,
-        parent: GraphQLObjectType,
-        field_def: GraphQLField,
-        details: Any,
-        response_name: str,
-    ) -> Completer:
+    def _read(
+        self, var: str, field_def: GraphQLField, details: Any, path: str, namespace: dict[str, Any]
+    ) -> str:
+        """The line that reads the field's raw value into ``var``."""
         field = (field_def.extensions or {}).get(_BACKREF)
         if not isinstance(field, StrawberryField) or field.extensions:
             raise NotCompilable
-        complete = self.value(field_def.type, details)
         resolver = field.base_resolver
-        parent_name = parent.name
         if resolver is None:
-            resolve = field_def.resolve
-            if getattr(resolve, "__name__", "") != "_get_basic_result":
+            if getattr(field_def.resolve, "__name__", "") != "_get_basic_result":
                 raise NotCompilable
             name = field.python_name
-            read = field.default_resolver
-
-            def basic(source: Any, path: Any) -> Any:
-                return complete(read(source, name), (path, response_name, parent_name))
-
-            return basic
+            if field.default_resolver is getattr and name.isidentifier() and not iskeyword(name):
+                return f"{var} = source.{name}"
+            namespace[f"read_{var}"] = field.default_resolver
+            return f"{var} = read_{var}(source, {name!r})"
         if resolver.is_async or field.arguments or resolver.parent_parameter:
             raise NotCompilable
         if resolver.root_parameter or not resolver.self_parameter:
             raise NotCompilable
-        call = resolver.wrapped_func
+        namespace[f"call_{var}"] = resolver.wrapped_func
         info_parameter = resolver.info_parameter
         if info_parameter is None:
+            return f"{var} = settled(call_{var}(source))"
+        namespace[f"field_{var}"] = field
+        namespace[f"def_{var}"] = field_def
+        namespace[f"nodes_{var}"] = [detail.node for detail in details]
+        info = f"LazyInfo(executor, field_{var}, def_{var}, nodes_{var}, parent, {path})"
+        return f"{var} = settled(call_{var}(source, {info_parameter.name}={info}))"
 
-            def resolved(source: Any, path: Any) -> Any:
-                return complete(_settled(call(source)), (path, response_name, parent_name))
+    def _complete(
+        self, var: str, type_: Any, details: Any, path: str, namespace: dict[str, Any]
+    ) -> list[str]:
+        """The lines that turn ``var`` into its output value."""
+        non_null, named = _unwrap(type_)
+        lines = [f"if {var} is None: raise ABANDON"] if non_null else []
+        if is_leaf_type(named):
+            namespace[f"leaf_{var}"] = _leaf(named)
+            convert = f"if not {_passes(named, var)}: {var} = leaf_{var}({var})"
+            lines.append(convert if non_null else f"if {var} is not None:\n        {convert}")
+            return lines
+        namespace[f"sub_{var}"] = self._nullable(named, details)
+        lines.append(f"{var} = sub_{var}({var}, {path})")
+        return lines
 
-            return resolved
-        info_name = info_parameter.name
-        executor = self.executor
-        nodes = [detail.node for detail in details]
 
-        def resolved_with_info(source: Any, path: Any) -> Any:
-            field_path = (path, response_name, parent_name)
-            info = LazyInfo(executor, field, field_def, nodes, parent, field_path)
-            return complete(_settled(call(source, **{info_name: info})), field_path)
-
-        return resolved_with_info
+def _generated(source: str, namespace: dict[str, Any], name: str) -> Completer:
+    # The source is built from this module's templates; names and response keys enter
+    # it only through repr() or as identifiers checked above.
+    exec(compile(source, f"<gpugo.schema.compiled {name}>", "exec"), namespace)  # noqa: S102
+    return namespace[name]
 
 
 def _settled(value: Any) -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from tortoise import connections
 
+from gpugo import sql
 from gpugo.services.agents import gpu_order
 from gpugo.timefmt import parse_stored
 
@@ -108,9 +109,7 @@ _STATEMENTS = {
 
 
 def _decode(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return orjson.loads(value) if isinstance(value, str | bytes) else value
+    return sql.json_value(value) or []
 
 
 def _gpus(values: Any) -> list[Row]:

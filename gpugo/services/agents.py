@@ -47,6 +47,10 @@ class AgentSummary:
     gpu_count: int
     last_seen_at: datetime | None
     created_at: datetime
+    network_ips: list[str]
+    config_version: int
+    fetched_config_version: int | None
+    config_fetched_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +238,7 @@ async def register(
 # The dashboard's list: one hand-written statement (no query built per request).
 _LIST = sql.per_dialect(
     "SELECT a.id, a.hostname, a.os, a.arch, a.last_seen_at, a.shut_down_at, a.created_at,"
+    " a.network_ips, a.config_version, a.fetched_config_version, a.config_fetched_at,"
     " (SELECT COUNT(*) FROM gpus g WHERE g.agent_id = a.id) AS gpu_count"
     " FROM agents a WHERE a.user_id = $1 ORDER BY a.created_at DESC, a.id"
 )
@@ -243,7 +248,7 @@ async def list_agents(*, ctx: ServerContext, principal: Principal) -> list[Agent
     """The caller's agents, newest first, with their GPU counts: one statement."""
     rows = await sql.fetch(_LIST, [principal.user_id])
     for row in rows:
-        for column in ("last_seen_at", "shut_down_at", "created_at"):
+        for column in ("last_seen_at", "shut_down_at", "created_at", "config_fetched_at"):
             row[column] = parse_stored(row[column])
     now = clock.now()
     return [
@@ -258,6 +263,10 @@ async def list_agents(*, ctx: ServerContext, principal: Principal) -> list[Agent
             gpu_count=row["gpu_count"],
             last_seen_at=row["last_seen_at"],
             created_at=row["created_at"],
+            network_ips=sql.json_value(row["network_ips"]) or [],
+            config_version=row["config_version"],
+            fetched_config_version=row["fetched_config_version"],
+            config_fetched_at=row["config_fetched_at"],
         )
         for row in rows
     ]

@@ -164,7 +164,13 @@ def agent_summary_node(view: agents.AgentSummary) -> Agent:
         **_status(view.state),
         last_seen_at=view.last_seen_at,
         created_at=view.created_at,
-        known={"gpu_count": view.gpu_count},
+        known={
+            "gpu_count": view.gpu_count,
+            "network_ips": view.network_ips,
+            "config_version": view.config_version,
+            "fetched_config_version": view.fetched_config_version,
+            "config_fetched_at": view.config_fetched_at,
+        },
     )
 
 
