@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 from tortoise.contrib.starlette import RegisterTortoise
 
 from gpugo import db
 from gpugo.context import ServerContext
 from gpugo.errors import GpugoError
+from gpugo.logs import is_share_path
+from gpugo.rest import shares
 from gpugo.rest.errors import handle_gpugo_error, handle_http_exception, handle_unexpected
 from gpugo.rest.middleware import (
     BodyLimitMiddleware,
@@ -24,6 +29,29 @@ from gpugo.schema import routes as graphql_routes
 from gpugo.settings import Settings
 from gpugo.sweeper import OfflineSweeper
 from gpugo.web import routes as web_routes
+
+
+class App(Starlette):
+    """Starlette, except that share links skip the route list and the generic middleware.
+
+    ``GET``/``HEAD /s/{code}`` is the busiest public path: the share route answers it
+    directly, behind the same security-headers and error middleware as every response.
+    Any other request, including every other ``/s/`` path, goes the general way.
+    """
+
+    def __init__(self, *, share_links: ASGIApp, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.share_links = share_links
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and is_share_path(scope["path"]):
+            match, child_scope = shares.public_share_route.matches(scope)
+            if match is Match.FULL:
+                scope["app"] = self
+                scope.update(child_scope)
+                await self.share_links(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -> Starlette:
@@ -49,7 +77,10 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
                 await sweeper.stop()
                 await ctx.events.stop()
 
-    app = Starlette(
+    app = App(
+        share_links=SecurityHeadersMiddleware(
+            UnexpectedErrorMiddleware(shares.public_share), https=settings.secure_cookies
+        ),
         routes=[*routes, *graphql_routes(ctx), *web_routes(settings)],
         middleware=[
             Middleware(SecurityHeadersMiddleware, https=settings.secure_cookies),

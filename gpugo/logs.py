@@ -18,6 +18,15 @@ QUIET_LOGGERS = ("tortoise", "tortoise.db_client", "aiosqlite", "asyncpg")
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 
+def is_share_path(path: str) -> bool:
+    return path.startswith("/s/")
+
+
+def loggable_path(path: str) -> str:
+    """The path as log lines may show it: a share code is a capability, never logged."""
+    return "/s/…" if is_share_path(path) else path
+
+
 def new_request_id() -> str:
     value = secrets.token_hex(8)
     request_id.set(value)

@@ -17,6 +17,7 @@ from gpugo.errors import (
     ServiceUnavailable,
     Unauthorized,
 )
+from gpugo.logs import loggable_path
 from gpugo.outage import database_unreachable
 from gpugo.rest.responses import JSONResponse
 
@@ -91,10 +92,10 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
         log.warning(
             "database unreachable on %s %s: %s",
             request.method,
-            request.url.path,
+            loggable_path(request.url.path),
             type(exc).__name__,
         )
         return error_response(ServiceUnavailable())
     # Logged with its trace for operators; the client sees no detail.
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    log.exception("unhandled error on %s %s", request.method, loggable_path(request.url.path))
     return error_response(GpugoError())

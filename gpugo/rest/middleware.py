@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gpugo.errors import PayloadTooLarge
-from gpugo.logs import new_request_id
+from gpugo.logs import is_share_path, loggable_path, new_request_id
 from gpugo.rest.errors import handle_unexpected
 
 access_log = logging.getLogger("gpugo.access")
@@ -65,18 +65,21 @@ class SecurityHeadersMiddleware:
 
     def __init__(self, app: ASGIApp, *, https: bool) -> None:
         self.app = app
-        self.common = [
+        # Built once: appended to every response's own headers, in this order.
+        self.common: list[tuple[bytes, bytes]] = [
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
         ]
         if https:
             self.common.append((b"strict-transport-security", b"max-age=31536000"))
+        self.share = [(b"referrer-policy", b"no-referrer"), (b"cache-control", b"no-store")]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        is_share = scope["path"].startswith("/s/")
+        path = scope["path"]
+        is_share = is_share_path(path)
         request_id = new_request_id()
         started = time.perf_counter()
         status = 500
@@ -85,22 +88,22 @@ class SecurityHeadersMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.extend(self.common)
+                headers = [*message.get("headers", ()), *self.common]
                 headers.append((b"x-request-id", request_id.encode()))
                 if is_share:
-                    headers.append((b"referrer-policy", b"no-referrer"))
-                    headers.append((b"cache-control", b"no-store"))
+                    headers += self.share
                 message["headers"] = headers
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
-            # The access log (uvicorn's is off): a share code is a capability, never logged.
-            path = "/s/…" if is_share else scope["path"]
-            elapsed = (time.perf_counter() - started) * 1000
-            access_log.info("%s %s %d %.1fms", scope["method"], path, status, elapsed)
+            # The access log (uvicorn's is off).
+            if access_log.isEnabledFor(logging.INFO):
+                elapsed = (time.perf_counter() - started) * 1000
+                access_log.info(
+                    "%s %s %d %.1fms", scope["method"], loggable_path(path), status, elapsed
+                )
 
 
 class UnexpectedErrorMiddleware:

@@ -34,6 +34,7 @@ from gpugo.inputs.tokens import CreatePatInput, GenerateTokenInput
 from gpugo.inputs.workers import CreateWorkerInput, UpdateWorkerInput, WorkerFilterInput
 from gpugo.rest.outputs.common import ErrorBody
 from gpugo.rest.outputs.graphql import GraphQLRefusal, GraphQLRequest, GraphQLResponse
+from gpugo.rest.outputs.shares import PublicShareInfo
 from gpugo.rest.paths import API, IdConvertor
 from gpugo.rest.responses import Ok
 from gpugo.settings import Settings
@@ -235,9 +236,14 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
         errors=(404, 410),
         rate_limited=True,
         description="Misses are rate limited per client address.",
+        response=(200, PublicShareInfo),
     ),
     ("HEAD", "/s/{short_code}"): Operation(
-        "A share link's state, without using it", "shares", errors=(404, 410), rate_limited=True
+        "A share link's state, without using it",
+        "shares",
+        errors=(404, 410),
+        rate_limited=True,
+        response=(200, PublicShareInfo),
     ),
     ("GET", f"{API}/agents/{{agent_id}}/events"): Operation(
         "Server-Sent Events: the agent's config_version on connect and on each change",

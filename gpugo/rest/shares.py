@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import orjson
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
+from gpugo.context import ServerContext
 from gpugo.errors import GpugoError, NotFound
 from gpugo.inputs.shares import CreateShareInput
 from gpugo.rest import requests
@@ -13,7 +15,7 @@ from gpugo.rest.errors import error_response
 from gpugo.rest.outputs.common import Success
 from gpugo.rest.outputs.shares import PublicShareInfo, ShareList, ShareListItem
 from gpugo.rest.paths import API
-from gpugo.rest.responses import SUCCESS, Created, Ok
+from gpugo.rest.responses import SUCCESS, Created, JSONResponse, Ok
 from gpugo.services import shares
 from gpugo.timefmt import iso
 
@@ -55,12 +57,40 @@ async def delete(request: Request) -> Ok[Success]:
     return Ok(SUCCESS)
 
 
-async def _public_share(request: Request, *, use: bool) -> Ok[PublicShareInfo]:
-    ctx = requests.server(request)
-    address = requests.client_address(request)
+class PublicShareLink:
+    """``GET /s/{short_code}`` uses the share once; ``HEAD`` answers the same status and
+    headers (Content-Length included) without a body, and never uses it.
+
+    A plain ASGI app (no Request or Response objects): the app answers share links with
+    it ahead of its router, behind the same security-headers and error middleware.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ctx: ServerContext = scope["app"].state.ctx
+        method = scope["method"]
+        code = scope["path_params"]["short_code"]
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        try:
+            info = await _public_share(ctx, address, code, use=method != "HEAD")
+        except GpugoError as error:
+            response = error_response(error)
+            status, headers, body = response.status_code, response.raw_headers, response.body
+        else:
+            status, body = 200, orjson.dumps(info)
+            headers = [(b"content-length", b"%d" % len(body)), _JSON]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+
+
+_JSON = (b"content-type", JSONResponse.media_type.encode())
+
+
+async def _public_share(
+    ctx: ServerContext, address: str, code: str, *, use: bool
+) -> PublicShareInfo:
     # Codes are capabilities: misses (guesses) are limited per client address.
     await ctx.rate_limiter.check("share_miss", address)
-    code = request.path_params["short_code"]
     try:
         if use:
             share = await shares.redeem(ctx=ctx, short_code=code)
@@ -69,34 +99,20 @@ async def _public_share(request: Request, *, use: bool) -> Ok[PublicShareInfo]:
     except NotFound:
         await ctx.rate_limiter.hit("share_miss", address)
         raise
-    return Ok(
-        {
-            "worker_id": share.worker_id,
-            "hardware_vendor": share.hardware_vendor,
-            "connection_url": share.connection_url,
-        }
-    )
+    return {
+        "worker_id": share.worker_id,
+        "hardware_vendor": share.hardware_vendor,
+        "connection_url": share.connection_url,
+    }
 
 
-def _headers_only(response: Response) -> Response:
-    # Same status and headers (Content-Length included) as GET would send, no body.
-    return Response(status_code=response.status_code, headers=dict(response.headers))
-
-
-async def public_share(request: Request) -> Ok[PublicShareInfo] | Response:
-    """GET uses the share once; HEAD answers the same status and headers and never does."""
-    if request.method != "HEAD":
-        return await _public_share(request, use=True)
-    try:
-        response = await _public_share(request, use=False)
-    except GpugoError as error:
-        response = error_response(error)
-    return _headers_only(response)
-
+public_share = PublicShareLink()
+# The app matches share links against this route before anything else.
+public_share_route = Route("/s/{short_code:id}", public_share, methods=["GET", "HEAD"])
 
 routes: list[BaseRoute] = [
     Route(f"{API}/shares", list_shares, methods=["GET"]),
     Route(f"{API}/shares", create, methods=["POST"]),
     Route(f"{API}/shares/{{share_id:id}}", delete, methods=["DELETE"]),
-    Route("/s/{short_code:id}", public_share, methods=["GET", "HEAD"]),
+    public_share_route,
 ]

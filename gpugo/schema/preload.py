@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from gpugo.schema.compiled import operation_compilable
 from gpugo.schema.context import GraphQLInfo
 from gpugo.schema.types.agents import Agent, gpu_node
 from gpugo.schema.types.workers import worker_node
@@ -28,10 +29,33 @@ def _names(selections: Iterable[Any]) -> set[str]:
     return names
 
 
+# (operation, response path) -> (operation, names); see _wanted.
+_WANTED: dict[tuple[int, tuple[str | int, ...]], tuple[Any, frozenset[str]]] = {}
+MAX_WANTED = 1024
+
+
+def _wanted(info: GraphQLInfo) -> frozenset[str]:
+    """The names below this field, worked out once per cached document: Strawberry
+    rebuilds ``selected_fields`` from the syntax tree on every request."""
+    operation = info.operation
+    raw = info._raw_info
+    if not operation_compilable(operation, raw.fragments):
+        return frozenset(_names(info.selected_fields))  # directives: depends on variables
+    key = (id(operation), tuple(info.path.as_list()))
+    entry = _WANTED.get(key)
+    if entry is not None and entry[0] is operation:
+        return entry[1]
+    names = frozenset(_names(info.selected_fields))
+    if len(_WANTED) >= MAX_WANTED:
+        _WANTED.clear()
+    _WANTED[key] = (operation, names)
+    return names
+
+
 async def preload_agents(info: GraphQLInfo, nodes: list[Agent]) -> None:
     if not nodes:
         return
-    wanted = _names(info.selected_fields)
+    wanted = _wanted(info)
     with_gpus = "gpus" in wanted
     with_workers = "workers" in wanted
     if not (with_gpus or with_workers):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -12,10 +13,13 @@ import pytest
 import uvicorn
 
 from gpugo import clock
+from gpugo.app import create_app
 from gpugo.events import EventKind
 from gpugo.models import Share, Worker
 from gpugo.ratelimit import RateLimiter
+from gpugo.services import shares
 from gpugo.timefmt import iso
+from tests.conftest import make_client
 from tests.sql_counter import count_sql
 from tests.support import PUBLIC_URL, assert_error, register_agent
 
@@ -147,6 +151,100 @@ async def test_a_use_is_published_to_the_owner(api, app, client):
     assert event.resource_id == share["share_id"]
 
 
+# --- the share route's own door: the same headers and log line as every other answer ---------
+
+# Any other /s/ path (here one no code can have) is answered by the router, through the
+# middleware every other route has: the reference for the share route's answers.
+NOT_A_SHARE_ROUTE = "/s/has-dashes-in"
+
+
+def header_names(response: httpx.Response) -> list[str]:
+    return [name.decode() for name, _ in response.headers.raw]
+
+
+def assert_same_headers(response: httpx.Response, reference: httpx.Response) -> None:
+    """The same headers in the same order, with the same values but the per-answer ones."""
+    assert header_names(response) == header_names(reference)
+    per_answer = {"content-length", "x-request-id"}
+    for name in set(header_names(reference)) - per_answer:
+        assert response.headers[name] == reference.headers[name], name
+
+
+async def test_share_answers_carry_the_headers_of_the_general_path(api, client):
+    share = await make_share(api, max_uses=1)
+    url = f"/s/{share['short_code']}"
+    reference = await client.get(NOT_A_SHARE_ROUTE)
+    assert_error(reference, 404, "not_found")
+    assert header_names(reference) == [
+        "content-length",
+        "content-type",
+        "x-content-type-options",
+        "x-frame-options",
+        "x-request-id",
+        "referrer-policy",
+        "cache-control",
+    ]
+    answers = [
+        await client.head(url),
+        await client.get(url),
+        await client.head(url),
+        await client.get(url),
+        await client.get("/s/AAAAAAAAAAAA"),
+        await client.head("/s/AAAAAAAAAAAA"),
+        await client.get("/s/short"),
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 410, 410, 404, 404, 404]
+    request_ids = {reference.headers["x-request-id"]}
+    for answer in answers:
+        assert_same_headers(answer, reference)
+        assert len(answer.headers["x-request-id"]) == 16
+        request_ids.add(answer.headers["x-request-id"])
+    assert len(request_ids) == len(answers) + 1
+    # Other methods on a share link are the router's 405, naming the two it allows.
+    refused = await client.post(url)
+    assert_error(refused, 405, "method_not_allowed")
+    assert refused.headers["allow"] == "GET, HEAD"
+    assert refused.headers["referrer-policy"] == "no-referrer"
+
+
+async def test_share_answers_carry_hsts_when_the_server_is_https(api, app, settings):
+    share = await make_share(api)
+    https_app = create_app(settings.replace(public_url="https://gpugo.example"), auto_migrate=False)
+    async with make_client(https_app) as http:
+        reference = await http.get(NOT_A_SHARE_ROUTE)
+        answers = [await http.head(f"/s/{share['short_code']}"), await http.get("/s/short")]
+    assert reference.headers["strict-transport-security"] == "max-age=31536000"
+    assert [a.status_code for a in answers] == [200, 404]
+    for answer in answers:
+        assert_same_headers(answer, reference)
+
+
+async def test_share_answers_are_logged_without_their_code(api, client, caplog):
+    share = await make_share(api)
+    with caplog.at_level(logging.INFO, logger="gpugo.access"):
+        await client.get(f"/s/{share['short_code']}")
+        await client.head("/s/AAAAAAAAAAAA")
+    lines = [r.getMessage() for r in caplog.records if r.name == "gpugo.access"]
+    assert [line.rsplit(" ", 1)[0] for line in lines] == ["GET /s/… 200", "HEAD /s/… 404"]
+
+
+async def test_a_lost_database_on_a_share_link_is_a_503_whose_log_hides_the_code(
+    client, monkeypatch, caplog
+):
+    async def lost(**kwargs: object) -> None:
+        raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
+
+    monkeypatch.setattr(shares, "redeem", lost)
+    with caplog.at_level(logging.INFO):
+        response = await client.get("/s/AAAAAAAAAAAA")
+    assert_error(response, 503, "service_unavailable")
+    reference = await client.get(NOT_A_SHARE_ROUTE)
+    assert header_names(response) == header_names(reference)
+    logged = [r.getMessage() for r in caplog.records if r.name.startswith("gpugo.")]
+    assert not [line for line in logged if "AAAAAAAAAAAA" in line]
+    assert "database unreachable on GET /s/…: ConnectionRefusedError" in logged
+
+
 # --- rate limit on misses ------------------------------------------------------------------
 
 
@@ -179,6 +277,9 @@ async def test_misses_are_rate_limited_per_client_address(api, app, settings):
         assert error["message"]
         assert int(limited.headers["retry-after"]) >= 1
         assert_share_headers(limited)
+        reference = await guesser.get(NOT_A_SHARE_ROUTE)  # no share route: never limited
+        assert reference.status_code == 404
+        assert header_names(limited) == ["retry-after", *header_names(reference)]
         # Once exhausted, the address is refused before the database: no use is counted.
         before = await used_count(share)
         assert_error(await guesser.get(f"/s/{share['short_code']}"), 429, "rate_limited")
