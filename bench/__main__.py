@@ -31,7 +31,8 @@ HERE = Path(__file__).resolve().parent
 LUA = HERE / "bench.lua"
 DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
 DEFAULT_WORKDIR = HERE / ".work"
-PORTS = {"gpugo": 18080, "raw": 18081, "postgraphile": 18082}
+# Offsets from --port-base (two runs at once need different bases).
+PORTS = {"gpugo": 0, "raw": 1, "postgraphile": 2}
 
 
 def ensure_wrk() -> None:
@@ -265,23 +266,26 @@ def start_servers(name: str, scenario: Scenario, args: argparse.Namespace) -> di
     url = seed.db_url(args.server, args.db)
     workdir: Path = args.workdir
     gpugo_url = url + (f"?{args.gpugo_db_query}" if args.gpugo_db_query else "")
-    servers = {"gpugo": gpugo_server(database_url=gpugo_url, port=PORTS["gpugo"], workdir=workdir)}
+    base = args.port_base
+    servers = {
+        "gpugo": gpugo_server(database_url=gpugo_url, port=base + PORTS["gpugo"], workdir=workdir)
+    }
     for n, spec in enumerate(args.also):
         label, _, src = spec.partition("=")
         servers[label] = gpugo_server(
             database_url=gpugo_url,
-            port=PORTS["postgraphile"] + 1 + n,
+            port=base + PORTS["postgraphile"] + 1 + n,
             workdir=workdir,
             name=label,
             src=Path(src).resolve(),
         )
     if scenario.baseline == "raw":
-        servers["raw"] = raw_server(database_url=url, port=PORTS["raw"], workdir=workdir)
+        servers["raw"] = raw_server(database_url=url, port=base + PORTS["raw"], workdir=workdir)
     else:
         dashboard = json.loads((workdir / "dashboard.json").read_text())
         servers["postgraphile"] = postgraphile_server(
             database_url=url,
-            port=PORTS["postgraphile"],
+            port=base + PORTS["postgraphile"],
             workdir=workdir,
             probe=graphql.postgraphile_body(dashboard["user_id"]),
         )
@@ -432,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--duration", type=float, default=15)
     run.add_argument("--warmup", type=float, default=3)
     run.add_argument("--connections", type=int, default=32)
+    run.add_argument("--port-base", type=int, default=18080, help="gpugo's port; +1, +2...")
     run.add_argument(
         "--gpugo-db-query", default="", help="query string for gpugo's database URL (pool size)"
     )

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -55,6 +56,10 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60) -> None:
+        # Another process on the port would answer the probes and be measured instead.
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                raise RuntimeError(f"port {self.port} is taken: use another --port-base")
         log = open(self.log_path or os.devnull, "wb")  # noqa: SIM115 (kept for the process)
         self.process = subprocess.Popen(
             self.command,
