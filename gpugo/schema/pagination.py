@@ -10,7 +10,7 @@ import base64
 import binascii
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import strawberry
 
@@ -47,6 +47,11 @@ class Connection(Generic[T]):
 def position(created_at: datetime, item_id: str) -> Position:
     # Whole microseconds since the epoch: exact, unlike float timestamps.
     return ((created_at - _EPOCH) // _MICROSECOND, item_id)
+
+
+def by_creation(node: Any) -> Position:
+    """The position of a node with ``created_at`` and ``id`` (agents, shares)."""
+    return position(node.created_at, node.id)
 
 
 def encode_cursor(pos: Position) -> str:
@@ -86,13 +91,24 @@ def paginate(
             ordered = [item for item in ordered if key(item) < start]
         else:
             ordered = [item for item in ordered if key(item) > start]
-    page = ordered[:first]
+    return connection(ordered[:first], key=key, has_next=len(ordered) > first, total=len(items))
+
+
+def connection(
+    page: Sequence[T], *, key: Callable[[T], Position], has_next: bool, total: int
+) -> Connection[T]:
+    """A page already cut (in memory or in SQL) as a Connection."""
     edges = [Edge(cursor=encode_cursor(key(item)), node=item) for item in page]
     return Connection(
         edges=edges,
         page_info=PageInfo(
-            has_next_page=len(ordered) > first,
+            has_next_page=has_next,
             end_cursor=edges[-1].cursor if edges else None,
         ),
-        total_count=len(items),
+        total_count=total,
     )
+
+
+def position_time(pos: Position) -> tuple[datetime, str]:
+    """A cursor's position as (creation time, id), for a keyset WHERE in SQL."""
+    return (_EPOCH + pos[0] * _MICROSECOND, pos[1])

@@ -1,9 +1,9 @@
-"""Children of a page of agents, loaded before the executor walks them.
+"""The agents list: a page and the children the query asks for, in one statement.
 
-When a query asks for an agent list's GPUs, workers or their connections, the root
-resolver loads them for the whole page in one statement and hands every node its
-children. The nested resolvers then answer synchronously, with no coroutine or task
-per item.
+When a query asks for the agents' GPUs, workers or their connections, they come with
+the page (services/agent_pages.py) and every node is handed its children before the
+executor walks them. The nested resolvers then answer synchronously, with no
+coroutine or task per item.
 """
 
 from __future__ import annotations
@@ -13,7 +13,15 @@ from typing import Any
 
 from gpugo.schema.compiled import operation_compilable
 from gpugo.schema.context import GraphQLInfo
-from gpugo.schema.types.agents import Agent, gpu_node
+from gpugo.schema.pagination import (
+    Connection,
+    by_creation,
+    connection,
+    decode_cursor,
+    position_time,
+)
+from gpugo.schema.permissions import user
+from gpugo.schema.types.agents import Agent, agent_summary_node, gpu_node
 from gpugo.schema.types.workers import worker_node
 from gpugo.services import agent_pages
 
@@ -52,25 +60,28 @@ def _wanted(info: GraphQLInfo) -> frozenset[str]:
     return names
 
 
-async def preload_agents(info: GraphQLInfo, nodes: list[Agent]) -> None:
-    if not nodes:
-        return
+async def agents_page(info: GraphQLInfo, *, first: int, after: str | None) -> Connection[Agent]:
+    """The caller's agents, newest first, with the children the query asks for."""
     wanted = _wanted(info)
     with_gpus = "gpus" in wanted
     with_workers = "workers" in wanted
-    if not (with_gpus or with_workers):
-        return
-    found = await agent_pages.children(
-        [str(node.id) for node in nodes],
+    found = await agent_pages.page(
+        ctx=info.context.server,
+        principal=await user(info),
+        first=first,
+        after=position_time(decode_cursor(after)) if after is not None else None,
         with_gpus=with_gpus,
         with_workers=with_workers,
         with_connections="connections" in wanted,
     )
-    for node in nodes:
-        children = found[str(node.id)]
+    nodes = []
+    for view, children in found.items:
+        node = agent_summary_node(view)
         if with_gpus:
             node.known_gpus = [gpu_node(row) for row in children.gpus]
         if with_workers:
             node.known_workers = [
                 worker_node(row, row.get("connections")) for row in children.workers
             ]
+        nodes.append(node)
+    return connection(nodes, key=by_creation, has_next=found.has_next, total=found.total)

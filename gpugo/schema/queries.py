@@ -15,14 +15,15 @@ from gpugo.schema.context import GraphQLInfo
 from gpugo.schema.pagination import (
     DEFAULT_PAGE,
     Connection,
+    by_creation,
     check_first,
     decode_cursor,
     paginate,
     position,
 )
 from gpugo.schema.permissions import IsUser, user
-from gpugo.schema.preload import preload_agents
-from gpugo.schema.types.agents import Agent, agent_detail_node, agent_summary_node
+from gpugo.schema.preload import agents_page
+from gpugo.schema.types.agents import Agent, agent_detail_node
 from gpugo.schema.types.metrics import AgentMetrics, agent_metrics_node
 from gpugo.schema.types.shares import Share, share_node
 from gpugo.schema.types.tokens import (
@@ -51,10 +52,6 @@ def _worker_position(node: Worker) -> tuple[int, str]:
     return position(node.known["created_at"], node.id)
 
 
-def _by_creation(node: Share | Agent) -> tuple[int, str]:
-    return position(node.created_at, node.id)
-
-
 @strawberry.type
 class Query:
     @strawberry.field(permission_classes=_USER, description="The signed-in user.")
@@ -76,11 +73,7 @@ class Query:
         self, info: GraphQLInfo, first: First = DEFAULT_PAGE, after: After = None
     ) -> Connection[Agent]:
         _check_page(first, after)
-        found = await agents.list_agents(ctx=info.context.server, principal=await user(info))
-        nodes = [agent_summary_node(view) for view in found]
-        page = paginate(nodes, first=first, after=after, key=_by_creation, newest_first=True)
-        await preload_agents(info, [edge.node for edge in page.edges])
-        return page
+        return await agents_page(info, first=first, after=after)
 
     @strawberry.field(permission_classes=_USER)
     async def agent(self, info: GraphQLInfo, id: strawberry.ID) -> Agent | None:
@@ -144,4 +137,4 @@ class Query:
         _check_page(first, after)
         found = await shares.list_shares(ctx=info.context.server, principal=await user(info))
         nodes = [share_node(view) for view in found]
-        return paginate(nodes, first=first, after=after, key=_by_creation, newest_first=True)
+        return paginate(nodes, first=first, after=after, key=by_creation, newest_first=True)

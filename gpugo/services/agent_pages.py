@@ -1,30 +1,30 @@
-"""The GPUs, workers and connections of a page of agents, in one statement.
+"""A page of the caller's agents with their GPUs, workers and connections: one statement.
 
-The dashboard's list shows every agent of a page with its children. Child rows come
-back as JSON arrays per agent (no row multiplication, one round trip), like the
-status report's read. Only ids of agents the caller was already allowed to see may be
-passed here: this read carries no ownership rule of its own.
+The dashboard's list shows a page of agents with their children. The page is cut in
+SQL (newest first, keyset: after a (created_at, id) position, never an offset), and
+each agent's children come back as JSON arrays (no row multiplication), like the
+status report's read. The caller's user id is in the statement's WHERE: ownership
+is part of the query.
 
-Rows are dicts with the columns' names, ordered the way every view orders them: GPUs
-by the agent's index then id, workers and connections oldest first.
+Child rows are dicts with the columns' names, ordered the way every view orders them:
+GPUs by the agent's index then id, workers and connections oldest first.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-import orjson
 from tortoise import connections
 
-from gpugo import sql
-from gpugo.services.agents import gpu_order
+from gpugo import clock, sql
+from gpugo.auth.principal import Principal
+from gpugo.context import ServerContext
+from gpugo.services.agents import SUMMARY_COLUMNS, AgentSummary, gpu_order, summary
 from gpugo.timefmt import parse_stored
 
 Row = dict[str, Any]
-# Agents per statement (a page holds at most 100).
-MAX_BATCH = 500
-
 GPU_COLUMNS = (
     "gpu_id",
     "gpu_index",
@@ -63,10 +63,24 @@ class AgentChildren:
     workers: list[Row] = field(default_factory=list)
 
 
-def _sql(dialect: str, *, gpus: bool, workers: bool, connections: bool) -> str:
-    """The statement for these children; built from this module's constants only."""
+@dataclass(slots=True)
+class AgentPage:
+    items: list[tuple[AgentSummary, AgentChildren]]
+    has_next: bool
+    total: int
+
+
+def _sql(dialect: str, *, gpus: bool, workers: bool, connections: bool, after: bool) -> str:
+    """The page statement; built from this module's constants only.
+
+    Parameters, in order: user id (total), user id (page), [created_at, id of the
+    position to start after], limit.
+    """
     array, aggregate, embed = _DIALECTS[dialect]
-    columns = ["a.id"]
+    columns = [
+        SUMMARY_COLUMNS,
+        "(SELECT COUNT(*) FROM agents t WHERE t.user_id = $1) AS total_count",
+    ]
     if gpus:
         gpu_values = ", ".join(f"g.{name}" for name in GPU_COLUMNS)
         columns.append(
@@ -89,23 +103,29 @@ def _sql(dialect: str, *, gpus: bool, workers: bool, connections: bool) -> str:
             f"(SELECT {aggregate}({array}({', '.join(worker_values)})) FROM workers w"  # noqa: S608
             " WHERE w.agent_id = a.id) AS workers"
         )
-    # The ids as one parameter: an array, or a JSON array for SQLite.
-    if dialect == "postgres":
-        where = "a.id = ANY($1::text[])"
-    else:
-        where = "a.id IN (SELECT value FROM json_each(?))"
-    return f"SELECT {', '.join(columns)} FROM agents a WHERE {where}"  # noqa: S608
+    where = "a.user_id = $2"
+    limit = "$3"
+    if after:
+        where += " AND (a.created_at, a.id) < ($3, $4)"
+        limit = "$5"
+    text = (
+        f"SELECT {', '.join(columns)} FROM agents a WHERE {where}"  # noqa: S608
+        f" ORDER BY a.created_at DESC, a.id DESC LIMIT {limit}"
+    )
+    return sql.per_dialect(text)[dialect]
 
 
 _STATEMENTS = {
-    (dialect, gpus, workers, connections): _sql(
-        dialect, gpus=gpus, workers=workers, connections=connections
+    (dialect, gpus, workers, connections, after): _sql(
+        dialect, gpus=gpus, workers=workers, connections=connections, after=after
     )
     for dialect in _DIALECTS
     for gpus in (False, True)
     for workers in (False, True)
     for connections in (False, True)
+    for after in (False, True)
 }
+_COUNT = sql.per_dialect("SELECT COUNT(*) AS n FROM agents WHERE user_id = $1")
 
 
 def _decode(value: Any) -> list[Any]:
@@ -153,23 +173,32 @@ def _oldest_first(column: str) -> Any:
     return lambda row: (row[column], row["id"])
 
 
-async def children(
-    agent_ids: list[str], *, with_gpus: bool, with_workers: bool, with_connections: bool
-) -> dict[str, AgentChildren]:
-    """What was asked for of these agents, by agent id (every id has an entry)."""
-    found = {agent_id: AgentChildren() for agent_id in agent_ids}
-    if not agent_ids or not (with_gpus or with_workers):
-        return found
+async def page(
+    *,
+    ctx: ServerContext,
+    principal: Principal,
+    first: int,
+    after: tuple[datetime, str] | None,
+    with_gpus: bool,
+    with_workers: bool,
+    with_connections: bool,
+) -> AgentPage:
+    """Up to ``first`` of the caller's agents, newest first, after that position."""
     client = connections.get("default")
     dialect = client.capabilities.dialect
-    for start in range(0, len(agent_ids), MAX_BATCH):
-        batch = agent_ids[start : start + MAX_BATCH]
-        sql = _STATEMENTS[dialect, with_gpus, with_workers, with_connections]
-        param = batch if dialect == "postgres" else orjson.dumps(batch).decode()
-        for row in await client.execute_query_dict(sql, [param]):
-            entry = found[row["id"]]
-            if with_gpus:
-                entry.gpus = _gpus(row["gpus"])
-            if with_workers:
-                entry.workers = _workers(row["id"], row["workers"], with_connections)
-    return found
+    statement = _STATEMENTS[dialect, with_gpus, with_workers, with_connections, after is not None]
+    user_id = principal.user_id
+    params: list[Any] = [user_id, user_id, *(after or ()), first + 1]
+    rows = await client.execute_query_dict(statement, params)
+    # Past the end there is no row to carry the total: the count alone.
+    total = rows[0]["total_count"] if rows else (await sql.fetch(_COUNT, [user_id]))[0]["n"]
+    now = clock.now()
+    items = []
+    for row in rows[:first]:
+        children = AgentChildren()
+        if with_gpus:
+            children.gpus = _gpus(row["gpus"])
+        if with_workers:
+            children.workers = _workers(row["id"], row["workers"], with_connections)
+        items.append((summary(ctx, row, now), children))
+    return AgentPage(items=items, has_next=len(rows) > first, total=total)

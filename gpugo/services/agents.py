@@ -235,41 +235,48 @@ async def register(
     )
 
 
-# The dashboard's list: one hand-written statement (no query built per request).
-_LIST = sql.per_dialect(
-    "SELECT a.id, a.hostname, a.os, a.arch, a.last_seen_at, a.shut_down_at, a.created_at,"
+# What a list shows of an agent (the agent list, a page of agents): table alias "a".
+SUMMARY_COLUMNS = (
+    "a.id, a.hostname, a.os, a.arch, a.last_seen_at, a.shut_down_at, a.created_at,"
     " a.network_ips, a.config_version, a.fetched_config_version, a.config_fetched_at,"
     " (SELECT COUNT(*) FROM gpus g WHERE g.agent_id = a.id) AS gpu_count"
-    " FROM agents a WHERE a.user_id = $1 ORDER BY a.created_at DESC, a.id"
 )
+# The whole list: one hand-written statement (no query built per request).
+_LIST = sql.per_dialect(
+    f"SELECT {SUMMARY_COLUMNS} FROM agents a"  # noqa: S608 (constants only)
+    " WHERE a.user_id = $1 ORDER BY a.created_at DESC, a.id"
+)
+
+
+def summary(ctx: ServerContext, row: dict[str, Any], now: datetime) -> AgentSummary:
+    """An AgentSummary from a row of SUMMARY_COLUMNS."""
+    last_seen_at = parse_stored(row["last_seen_at"])
+    return AgentSummary(
+        agent_id=row["id"],
+        hostname=row["hostname"],
+        state=agent_state(
+            ctx=ctx,
+            last_seen_at=last_seen_at,
+            shut_down_at=parse_stored(row["shut_down_at"]),
+            now=now,
+        ),
+        os=row["os"],
+        arch=row["arch"],
+        gpu_count=row["gpu_count"],
+        last_seen_at=last_seen_at,
+        created_at=parse_stored(row["created_at"]),  # type: ignore[arg-type]
+        network_ips=sql.json_value(row["network_ips"]) or [],
+        config_version=row["config_version"],
+        fetched_config_version=row["fetched_config_version"],
+        config_fetched_at=parse_stored(row["config_fetched_at"]),
+    )
 
 
 async def list_agents(*, ctx: ServerContext, principal: Principal) -> list[AgentSummary]:
     """The caller's agents, newest first, with their GPU counts: one statement."""
     rows = await sql.fetch(_LIST, [principal.user_id])
-    for row in rows:
-        for column in ("last_seen_at", "shut_down_at", "created_at", "config_fetched_at"):
-            row[column] = parse_stored(row[column])
     now = clock.now()
-    return [
-        AgentSummary(
-            agent_id=row["id"],
-            hostname=row["hostname"],
-            state=agent_state(
-                ctx=ctx, last_seen_at=row["last_seen_at"], shut_down_at=row["shut_down_at"], now=now
-            ),
-            os=row["os"],
-            arch=row["arch"],
-            gpu_count=row["gpu_count"],
-            last_seen_at=row["last_seen_at"],
-            created_at=row["created_at"],
-            network_ips=sql.json_value(row["network_ips"]) or [],
-            config_version=row["config_version"],
-            fetched_config_version=row["fetched_config_version"],
-            config_fetched_at=row["config_fetched_at"],
-        )
-        for row in rows
-    ]
+    return [summary(ctx, row, now) for row in rows]
 
 
 async def get_agent(*, ctx: ServerContext, principal: Principal, agent_id: str) -> AgentDetail:

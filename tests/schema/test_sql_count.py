@@ -109,6 +109,5 @@ async def test_dashboard_statements_do_not_grow_with_agents(api):
     assert len(result["agents"]["edges"]) == 100
     assert result["agents"]["pageInfo"]["hasNextPage"] is False
 
-    # session, me, agents (with every column the page shows), and GPUs, workers and
-    # connections in one
-    assert single == first_page == second_page == 4, (single, first_page, second_page)
+    # session, me, and the page of agents with their GPUs, workers and connections
+    assert single == first_page == second_page == 3, (single, first_page, second_page)
