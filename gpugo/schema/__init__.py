@@ -51,13 +51,14 @@ class GpugoSchema(strawberry.Schema):
 Extension = type[SchemaExtension] | Callable[[], SchemaExtension]
 
 
-def _fixed_rules(limiter: AddValidationRules) -> Callable[[], SchemaExtension]:
-    """A fresh extension per request that adds the limiter's rule classes, built once.
+def _fixed_rules(*limiters: AddValidationRules) -> Callable[[], SchemaExtension]:
+    """A fresh extension per request that adds the limiters' rule classes, built once.
 
     The depth and alias limiters create a new rule class in ``__init__``; as
     ValidationCache keys on the rules, fresh classes per request would never hit it.
+    One extension carries them all (each extension costs hooks on every request).
     """
-    rules = list(limiter.validation_rules)
+    rules = [rule for limiter in limiters for rule in limiter.validation_rules]
     return lambda: AddValidationRules(rules)
 
 
@@ -71,8 +72,10 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: ParserCache(maxsize=CACHE_SIZE),
         lambda: ValidationCache(maxsize=CACHE_SIZE),
-        _fixed_rules(QueryDepthLimiter(max_depth=MAX_DEPTH)),
-        _fixed_rules(MaxAliasesLimiter(max_alias_count=MAX_ALIASES)),
+        _fixed_rules(
+            QueryDepthLimiter(max_depth=MAX_DEPTH),
+            MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        ),
         ErrorCodes,
     ]
     if not explorer:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
+from enum import Enum
 from keyword import iskeyword
 from typing import Any
 
@@ -138,8 +139,23 @@ def operation_compilable(
 def _leaf(named: Any) -> Callable[[Any], Any]:
     """Coerce a non-null leaf value, or abandon."""
     coerce = named.coerce_output_value
+    wrapped = getattr(named, "wrapped_cls", None)  # a Strawberry enum's Python class
+    names = (
+        {
+            member: name
+            for name, value in named.values.items()
+            for member in wrapped
+            if member.value == value.value
+        }
+        if isinstance(wrapped, type) and issubclass(wrapped, Enum)
+        else {}
+    )
 
     def complete(value: Any) -> Any:
+        if value.__class__ is wrapped:
+            name = names.get(value)
+            if name is not None:
+                return name
         coerced = coerce(value)
         if coerced is Undefined or coerced is None:
             raise _ABANDON
