@@ -82,6 +82,14 @@ class EventBus:
         """Call after the change is committed, so no subscriber sees a rolled-back event."""
         self.dispatch(event)
 
+    def emit(self, event: Event) -> None:
+        """``publish`` without waiting for the event to go out (after commit as well).
+
+        For hot paths whose answer need not wait: events are at most once either way,
+        and emitted and published events go out in the order they were handed over.
+        """
+        self.dispatch(event)
+
     def close_streams(self) -> None:
         """End every subscription, now and opened from now on (the server is draining).
 

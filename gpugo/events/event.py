@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -37,7 +37,8 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
 
     def encode(self) -> str:
-        return orjson.dumps(asdict(self)).decode()
+        # orjson writes a dataclass (and its enum) field by field, as asdict() would.
+        return orjson.dumps(self).decode()
 
     @classmethod
     def decode(cls, payload: str | bytes) -> Event:

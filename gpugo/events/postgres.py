@@ -7,7 +7,9 @@ subscribers, so all instances see every event exactly once each.
 A publish joins an outbox that one task sends, as many events as are waiting in one
 statement (one round trip, in order), and returns once its batch went out (or after
 ``PUBLISH_WAIT_SECONDS``, the database being away): concurrent requests share a
-NOTIFY round trip instead of queueing for a connection one by one. Each payload
+NOTIFY round trip instead of queueing for a connection one by one. An emit joins the
+same outbox and returns at once; as nobody waits for it, the sender lets it gather
+company for ``EMIT_LINGER_SECONDS`` first. Each payload
 starts with this process's tag and a sequence number, because PostgreSQL folds
 identical payloads sent in one transaction into one.
 """
@@ -36,6 +38,9 @@ BATCH = 500
 STOP_FLUSH_SECONDS = 2.0
 # How long a publish waits for its NOTIFY to be sent (never fails: at most once).
 PUBLISH_WAIT_SECONDS = 1.0
+# How long an emitted event (nobody waits for it) lets others gather behind it: under
+# load one NOTIFY carries many events instead of costing a round trip each.
+EMIT_LINGER_SECONDS = 0.005
 _NOTIFY_ALL = "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload"
 
 
@@ -53,7 +58,10 @@ class PostgresEventBus(EventBus):
         self._publisher: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._sender: asyncio.Task[None] | None = None
-        self._outbox: asyncio.Queue[tuple[str, asyncio.Future[None]]] = asyncio.Queue(OUTBOX_SIZE)
+        # Each payload with the future its publisher waits on (None: emitted, nobody waits).
+        self._outbox: asyncio.Queue[tuple[str, asyncio.Future[None] | None]] = asyncio.Queue(
+            OUTBOX_SIZE
+        )
         self._tag = secrets.token_hex(4)
         self._sequence = itertools.count()
         self._dropped = 0
@@ -84,18 +92,25 @@ class PostgresEventBus(EventBus):
                 await connection.close()
 
     async def publish(self, event: Event) -> None:
-        payload = f"{self._tag}.{next(self._sequence)} {event.encode()}"
         sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._enqueue(event, sent):
+            # Once sent, this process's own subscribers hear it a moment later, like the others.
+            await asyncio.wait({sent}, timeout=PUBLISH_WAIT_SECONDS)
+
+    def emit(self, event: Event) -> None:
+        self._enqueue(event, None)
+
+    def _enqueue(self, event: Event, sent: asyncio.Future[None] | None) -> bool:
+        payload = f"{self._tag}.{next(self._sequence)} {event.encode()}"
         try:
             self._outbox.put_nowait((payload, sent))
         except asyncio.QueueFull:
             self._dropped += 1
             if self._dropped % 1000 == 1:
                 log.warning("event outbox full: %d events dropped so far", self._dropped)
-            return
+            return False
         self._start_sender()
-        # Once sent, this process's own subscribers hear it a moment later, like the others.
-        await asyncio.wait({sent}, timeout=PUBLISH_WAIT_SECONDS)
+        return True
 
     def _start_sender(self) -> None:
         if self._sender is None or self._sender.done():
@@ -104,13 +119,15 @@ class PostgresEventBus(EventBus):
     async def _send_forever(self) -> None:
         while True:
             batch = [await self._outbox.get()]
+            if batch[0][1] is None:
+                await asyncio.sleep(EMIT_LINGER_SECONDS)
             while len(batch) < BATCH and not self._outbox.empty():
                 batch.append(self._outbox.get_nowait())
             try:
                 await self._send([payload for payload, _ in batch])
             finally:
                 for _, sent in batch:
-                    if not sent.done():
+                    if sent is not None and not sent.done():
                         sent.set_result(None)
                     self._outbox.task_done()
 

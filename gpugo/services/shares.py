@@ -6,14 +6,14 @@ holds it may connect, so it is never derived from anything guessable.
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
 
@@ -228,8 +228,9 @@ async def redeem(*, ctx: ServerContext, short_code: str) -> PublicShare:
     live views.
     """
     now = clock.now()
-    if _CODE_SHAPE.match(short_code) and _dialect() == "postgres":
-        row = await _redeem_postgres(short_code, now)
+    db = connections.get("default")
+    if db.capabilities.dialect == "postgres" and _CODE_SHAPE.match(short_code):
+        row = await _redeem_postgres(db, short_code, now)
     else:
         row = await _public_row(short_code)
         _check_usable(row, now)
@@ -243,25 +244,8 @@ async def redeem(*, ctx: ServerContext, short_code: str) -> PublicShare:
         raise Gone("This share link has been used up.")
     # The answer does not wait for the event's NOTIFY round trip: live views hear it a
     # moment later either way, and live events are at most once.
-    _in_background(
-        ctx.events.publish(
-            Event(kind=EventKind.SHARE_USED, user_id=row["user_id"], resource_id=row["id"])
-        )
-    )
+    ctx.events.emit(Event(kind=EventKind.SHARE_USED, user_id=row["user_id"], resource_id=row["id"]))
     return _public(row)
-
-
-_background: set[asyncio.Task[None]] = set()
-
-
-def _in_background(work: Coroutine[Any, Any, None]) -> None:
-    task = asyncio.get_running_loop().create_task(work)
-    _background.add(task)  # a reference until it is done
-    task.add_done_callback(_background.discard)
-
-
-def _dialect() -> str:
-    return connections.get("default").capabilities.dialect
 
 
 # The share (as it was before this use) and whether this use was counted. The UPDATE's
@@ -284,8 +268,8 @@ SELECT share.*, EXISTS (SELECT 1 FROM used) AS claimed FROM share
 """
 
 
-async def _redeem_postgres(short_code: str, now: datetime) -> dict[str, Any]:
-    rows = await connections.get("default").execute_query_dict(_REDEEM_POSTGRES, [short_code, now])
+async def _redeem_postgres(db: BaseDBAsyncClient, short_code: str, now: datetime) -> dict[str, Any]:
+    rows = await db.execute_query_dict(_REDEEM_POSTGRES, [short_code, now])
     if not rows:
         raise NotFound("No such share.")
     row = rows[0]
