@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import getpass
 import socket
 import sys
@@ -173,6 +174,14 @@ def _serve(settings: Settings) -> int:
     events = app.state.ctx.events
 
     class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            # What exists now (modules, schema, routes, pools) lives as long as the process:
+            # frozen, the collector's full passes no longer walk it (under load those passes
+            # paused every request for ~40 ms; frozen, ~5 ms).
+            gc.collect()
+            gc.freeze()
+
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             # Live streams (agent event streams, subscriptions) end first, so the drain
             # waits for requests only, not for its timeout; clients reconnect elsewhere.
@@ -184,6 +193,9 @@ def _serve(settings: Settings) -> int:
         host=settings.host,
         port=settings.port,
         log_config=None,
+        # gpugo.access replaces uvicorn's access log; off, uvicorn no longer formats an
+        # access line per request for a logger that would drop it.
+        access_log=False,
         server_header=False,
         proxy_headers=True,
         timeout_graceful_shutdown=10,
