@@ -71,11 +71,14 @@ async def add_worker(user, agent, port: int) -> str:
 
 async def test_agent_events_carry_the_kind_the_ids_and_the_fresh_agent(api, live_server):
     user = await api.user(plan="personal")
-    agent = await register_agent(user, gpus=1)
     pat = await user.create_pat()
     async with asyncio.timeout(TIMEOUT), graphql_ws(live_server, init=bearer(pat)) as socket:
         op = await socket.subscribe(AGENT_EVENTS)
         await asyncio.sleep(0.2)  # the subscription is registered server-side
+        # Registered after subscribing: its event comes first, however late it arrives.
+        agent = await register_agent(user, gpus=1)
+        registered = (await next_data(socket, op))["agentEvents"]
+        assert (registered["kind"], registered["agentId"]) == ("REGISTERED", agent.agent_id)
         worker_id = await add_worker(user, agent, 9100)
         created = (await next_data(socket, op, within=1))["agentEvents"]
         assert created["kind"] == "WORKER_CREATED"
