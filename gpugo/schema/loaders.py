@@ -19,6 +19,7 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from gpugo.models import Agent, Gpu, Worker, WorkerConnection
+from gpugo.services import agent_pages, agents
 from gpugo.services.agents import gpu_order
 
 Row = dict[str, Any]
@@ -36,30 +37,8 @@ AGENT_COLUMNS = (
     "shut_down_at",
     "created_at",
 )
-GPU_COLUMNS = (
-    "agent_id",
-    "gpu_id",
-    "gpu_index",
-    "vendor",
-    "model",
-    "vram_mb",
-    "driver_version",
-    "cuda_version",
-    "used_by_worker_id",
-)
-WORKER_COLUMNS = (
-    "id",
-    "agent_id",
-    "name",
-    "gpu_ids",
-    "listen_port",
-    "enabled",
-    "status",
-    "is_default",
-    "pid",
-    "restarts",
-    "created_at",
-)
+GPU_COLUMNS = ("agent_id", *agents.GPU_COLUMNS)
+WORKER_COLUMNS = ("agent_id", *agent_pages.WORKER_COLUMNS)
 CONNECTION_COLUMNS = ("worker_id", "client_ip", "client_port", "client_pid", "connected_at")
 # An IN list is split into batches of this many ids (the databases bound bind parameters).
 MAX_BATCH = 1000

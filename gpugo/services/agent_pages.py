@@ -21,20 +21,16 @@ from tortoise import connections
 from gpugo import clock, sql
 from gpugo.auth.principal import Principal
 from gpugo.context import ServerContext
-from gpugo.services.agents import SUMMARY_COLUMNS, AgentSummary, gpu_order, summary
+from gpugo.services.agents import (
+    GPU_COLUMNS,
+    SUMMARY_COLUMNS,
+    AgentSummary,
+    gpu_order,
+    summary,
+)
 from gpugo.timefmt import parse_stored
 
 Row = dict[str, Any]
-GPU_COLUMNS = (
-    "gpu_id",
-    "gpu_index",
-    "vendor",
-    "model",
-    "vram_mb",
-    "driver_version",
-    "cuda_version",
-    "used_by_worker_id",
-)
 WORKER_COLUMNS = (
     "id",
     "name",

@@ -235,6 +235,17 @@ async def register(
     )
 
 
+# What every view shows of a GPU.
+GPU_COLUMNS = (
+    "gpu_id",
+    "gpu_index",
+    "vendor",
+    "model",
+    "vram_mb",
+    "driver_version",
+    "cuda_version",
+    "used_by_worker_id",
+)
 # What a list shows of an agent (the agent list, a page of agents): table alias "a".
 SUMMARY_COLUMNS = (
     "a.id, a.hostname, a.os, a.arch, a.last_seen_at, a.shut_down_at, a.created_at,"
@@ -298,16 +309,7 @@ async def get_agent(*, ctx: ServerContext, principal: Principal, agent_id: str) 
         raise NotFound("No such agent.")
     agent = rows[0]
     # The agent is the caller's (checked above), so its children need no further join.
-    gpus = await Gpu.filter(agent_id=agent_id).values(
-        "gpu_id",
-        "gpu_index",
-        "vendor",
-        "model",
-        "vram_mb",
-        "driver_version",
-        "cuda_version",
-        "used_by_worker_id",
-    )
+    gpus = await Gpu.filter(agent_id=agent_id).values(*GPU_COLUMNS)
     workers = (
         await Worker.filter(agent_id=agent_id)
         .order_by("created_at", "id")
