@@ -4,8 +4,9 @@ graphql-core completes a value field by field: for each of the ~1,400 values of 
 dashboard page it builds an info object, runs the resolver wrappers, checks for
 awaitables, and walks the type (non-null, list, leaf or object) again. The work
 depends only on the document and the schema, so for a selection whose whole subtree
-allows it, this module compiles it once into nested closures that read the
-attributes, call the synchronous resolvers and coerce the leaves directly.
+allows it, this module compiles it once into Python functions (one generated per
+object selection, closures for lists) that read the attributes, call the synchronous
+resolvers and coerce the leaves directly.
 
 A subtree compiles when every field in it is a plain attribute or a synchronous
 resolver without arguments, permissions or field extensions, every type is an object
