@@ -449,6 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sus = commands.add_parser("sustained", help="a constant rate of status reports")
     sus.add_argument("--rate", type=float, default=3333)
+    sus.add_argument("--port-base", type=int, default=18080, help="gpugo's port")
     sus.add_argument("--duration", type=float, default=300)
     sus.add_argument("--connections", type=int, default=64)
     sus.add_argument("--period", type=float, default=30, help="seconds between an agent's reports")

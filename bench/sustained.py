@@ -240,7 +240,7 @@ def main(args: argparse.Namespace) -> int:
     # The steady state of a fleet reporting every 30 s: every agent seen recently (else
     # each first report is a "came online" write and the sweeper announces silences).
     fleet_online(args, spread_seconds=30)
-    server = gpugo_server(database_url=url, port=18080, workdir=args.workdir)
+    server = gpugo_server(database_url=url, port=args.port_base, workdir=args.workdir)
     server.start()
     try:
         print(
