@@ -11,6 +11,7 @@ import orjson
 from tortoise import connections
 
 Statements = Mapping[str, str]
+DIALECTS = ("postgres", "sqlite")
 
 
 def per_dialect(postgres: str) -> dict[str, str]:

@@ -3,8 +3,9 @@
 An agent is offline once its last report is older than ``agent_offline_seconds``
 (``agents.agent_state``); nothing happens at that moment, so a sweeper asks
 the database every few seconds. Each silence is announced once, however many
-instances sweep: the claim is one conditional UPDATE of ``offline_notified``
-that only one instance can win. The next status report clears the mark.
+instances sweep: the claim is a conditional UPDATE of ``offline_notified`` (a
+batch at a time) that only one instance can win per agent. The next status report
+clears the mark.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from gpugo import clock
+from gpugo import clock, sql
 from gpugo.context import ServerContext
 from gpugo.events import Event, EventKind
-from gpugo.models import Agent
 
-# Candidates read per statement, and statements per sweep (the rest waits for the next).
+# Agents claimed per statement, and statements per sweep (the rest waits for the next).
 BATCH = 500
 MAX_BATCHES = 20
 # How far back a sweep looks again before the previous sweep's cutoff: instances whose
@@ -32,6 +32,33 @@ class SweepState:
     floor: datetime | None = None
 
 
+def _claim_sql(dialect: str, *, with_floor: bool) -> str:
+    """Claim a batch of silent agents in one statement; built from constants only.
+
+    The inner SELECT picks the batch (through the ``last_seen_at`` index); the outer
+    UPDATE re-checks each row under its lock, so of all instances (and against a
+    report arriving meanwhile, which moves last_seen_at past the cutoff) exactly one
+    claims it. PostgreSQL skips rows another instance is claiming right now.
+    """
+    floor = " AND last_seen_at >= $2" if with_floor else ""
+    n = 3 if with_floor else 2
+    lock = " FOR UPDATE SKIP LOCKED" if dialect == "postgres" else ""
+    text = (
+        "UPDATE agents SET offline_notified = true WHERE id IN ("  # noqa: S608 (constants)
+        f"SELECT id FROM agents WHERE last_seen_at < $1 AND offline_notified = false{floor}"
+        f" ORDER BY last_seen_at LIMIT ${n}{lock})"
+        f" AND offline_notified = false AND last_seen_at < ${n + 1}"
+        " RETURNING id, user_id"
+    )
+    return sql.per_dialect(text)[dialect]
+
+
+_CLAIM = {
+    with_floor: {dialect: _claim_sql(dialect, with_floor=with_floor) for dialect in sql.DIALECTS}
+    for with_floor in (False, True)
+}
+
+
 async def sweep(*, ctx: ServerContext, state: SweepState) -> int:
     """Announce every agent that fell silent since the last sweep; the number announced.
 
@@ -39,37 +66,23 @@ async def sweep(*, ctx: ServerContext, state: SweepState) -> int:
     crossed since the previous sweep (widened by ``OVERLAP``). The first sweep of a
     process has no lower bound, so silences that began while no instance ran are
     announced too. On a database error the floor stays put and the next sweep
-    covers the window again.
+    covers the window again. A batch is one statement, however many agents fell
+    silent together (a site losing its network).
     """
     now = clock.now()
     cutoff = now - timedelta(seconds=ctx.settings.agent_offline_seconds)
     announced = 0
-    query = Agent.filter(last_seen_at__lt=cutoff, offline_notified=False)
-    if state.floor is not None:
-        query = query.filter(last_seen_at__gte=state.floor)
+    floor = state.floor
+    params = [cutoff, BATCH, cutoff] if floor is None else [cutoff, floor, BATCH, cutoff]
     for _ in range(MAX_BATCHES):
-        # A row read here leaves the query's result once handled (claimed here or by
-        # another instance, or seen again), so the same query reads the next batch.
-        rows = await query.order_by("last_seen_at").limit(BATCH).values("id", "user_id")
+        # Claimed rows leave the SELECT's result, so the same statement reads the next batch.
+        rows = await sql.fetch(_CLAIM[floor is not None], params)
         for row in rows:
-            announced += await _announce(
-                ctx=ctx, agent_id=row["id"], user_id=row["user_id"], cutoff=cutoff
+            ctx.events.emit(
+                Event(EventKind.AGENT_OFFLINE, row["user_id"], row["id"], data={"reason": "silent"})
             )
+        announced += len(rows)
         if len(rows) < BATCH:
             state.floor = cutoff - OVERLAP
             break
     return announced
-
-
-async def _announce(*, ctx: ServerContext, agent_id: str, user_id: str, cutoff: datetime) -> int:
-    # The one-winner rule: of all instances (and against a report arriving meanwhile,
-    # which moves last_seen_at past the cutoff) exactly one UPDATE matches the row.
-    claimed = await Agent.filter(
-        id=agent_id, offline_notified=False, last_seen_at__lt=cutoff
-    ).update(offline_notified=True)
-    if not claimed:
-        return 0
-    await ctx.events.publish(
-        Event(EventKind.AGENT_OFFLINE, user_id, agent_id, data={"reason": "silent"})
-    )
-    return 1

@@ -14,9 +14,11 @@ from datetime import timedelta
 from typing import Any
 
 from gpugo import clock
+from gpugo.auth.tokens import TokenKind, hash_token, new_token
 from gpugo.events import Event, EventBus, EventKind, Subscription
 from gpugo.models import Agent, InstallToken
 from gpugo.services import presence
+from tests.sql_counter import count_sql
 from tests.support import register_agent
 
 NOW = "2026-11-25T17:37:33.123Z"
@@ -250,3 +252,39 @@ async def test_events_carry_no_secret(api, app):
     assert received
     for secret in (agent.secret, pat, "gpgo_inst_", "gpgo_agent_", "gpgo_pat_"):
         assert secret not in encoded
+
+
+async def test_a_mass_silence_is_announced_in_batches_once_each(api, app):
+    # A site losing its network: many agents fall silent together.
+    user = await api.user()
+    ctx = app.state.ctx
+    now = clock.now()
+    count = presence.BATCH * 2 + 7
+    await Agent.bulk_create(
+        [
+            Agent(
+                user_id=user.user_id,
+                secret_hash=hash_token(new_token(TokenKind.AGENT)),
+                hostname=f"rack-{i:04d}",
+                os="linux",
+                arch="amd64",
+                last_seen_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+            for i in range(count)
+        ]
+    )
+    clock.advance(timedelta(seconds=ctx.settings.agent_offline_seconds + 1))
+    async with recording(app, user) as events:
+        with count_sql() as statements:
+            assert await presence.sweep(ctx=ctx, state=presence.SweepState()) == count
+        assert await presence.sweep(ctx=ctx, state=presence.SweepState()) == 0
+        received = await events.until_quiet()
+    # One statement per batch, not one per agent.
+    assert len(statements) == 3, statements
+    # A subscriber that does not keep up loses events beyond its queue (at most once);
+    # what it got is each agent's silence, never one twice.
+    assert received and {e.kind for e in received} == {EventKind.AGENT_OFFLINE}
+    assert len({e.agent_id for e in received}) == len(received)
+    assert await Agent.filter(user_id=user.user_id, offline_notified=False).count() == 0
