@@ -11,17 +11,24 @@ import orjson
 from tortoise import connections
 
 Statements = Mapping[str, str]
-DIALECTS = ("postgres", "sqlite")
+
+
+# PostgreSQL's spelling -> SQLite's, for what the hand-written statements use.
+_TO_SQLITE = (
+    ("json_agg(", "json_group_array("),  # JSON array of rows
+    ("json_build_array(", "json_array("),  # JSON array of values
+    ("to_json(", "json("),  # a JSON column embedded as JSON, not as text
+    (" FOR UPDATE SKIP LOCKED", ""),  # SQLite writes one at a time anyway
+)
 
 
 def per_dialect(postgres: str) -> dict[str, str]:
-    """PostgreSQL's text, and SQLite's with ``?`` for ``$n``: each parameter must appear
-    once, in order (anything else needs its own SQLite text)."""
-    return {"postgres": postgres, "sqlite": re.sub(r"\$\d+", "?", postgres)}
-
-
-def dialect() -> str:
-    return connections.get("default").capabilities.dialect
+    """PostgreSQL's text, and SQLite's: ``?`` for ``$n`` (each parameter must appear
+    once, in order) and the spellings of ``_TO_SQLITE``."""
+    sqlite = re.sub(r"\$\d+", "?", postgres)
+    for theirs, ours in _TO_SQLITE:
+        sqlite = sqlite.replace(theirs, ours)
+    return {"postgres": postgres, "sqlite": sqlite}
 
 
 async def fetch(statements: Statements, params: Sequence[Any]) -> list[dict[str, Any]]:

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tortoise import connections
-
 from gpugo import clock, sql
 from gpugo.auth.principal import Principal
 from gpugo.context import ServerContext
@@ -45,12 +43,6 @@ WORKER_COLUMNS = (
 )
 CONNECTION_COLUMNS = ("id", "client_ip", "client_port", "client_pid", "connected_at")
 
-# Per dialect: the JSON array builder, its aggregate, and how a JSON column is embedded.
-_DIALECTS = {
-    "postgres": ("json_build_array", "json_agg", "{}"),
-    "sqlite": ("json_array", "json_group_array", "json({})"),
-}
-
 
 @dataclass(slots=True)
 class AgentChildren:
@@ -66,13 +58,12 @@ class AgentPage:
     total: int
 
 
-def _sql(dialect: str, *, gpus: bool, workers: bool, connections: bool, after: bool) -> str:
+def _sql(*, gpus: bool, workers: bool, connections: bool, after: bool) -> dict[str, str]:
     """The page statement; built from this module's constants only.
 
     Parameters, in order: user id (total), user id (page), [created_at, id of the
     position to start after], limit.
     """
-    array, aggregate, embed = _DIALECTS[dialect]
     columns = [
         SUMMARY_COLUMNS,
         "(SELECT COUNT(*) FROM agents t WHERE t.user_id = $1) AS total_count",
@@ -80,23 +71,22 @@ def _sql(dialect: str, *, gpus: bool, workers: bool, connections: bool, after: b
     if gpus:
         gpu_values = ", ".join(f"g.{name}" for name in GPU_COLUMNS)
         columns.append(
-            f"(SELECT {aggregate}({array}({gpu_values})) FROM gpus g"  # noqa: S608
+            f"(SELECT json_agg(json_build_array({gpu_values})) FROM gpus g"  # noqa: S608
             " WHERE g.agent_id = a.id) AS gpus"
         )
     if workers:
         worker_values = [
-            embed.format("w.gpu_ids") if name == "gpu_ids" else f"w.{name}"
-            for name in WORKER_COLUMNS
+            "to_json(w.gpu_ids)" if name == "gpu_ids" else f"w.{name}" for name in WORKER_COLUMNS
         ]
         if connections:
             connection_values = ", ".join(f"c.{name}" for name in CONNECTION_COLUMNS)
             worker_values.append(
-                f"(SELECT {aggregate}({array}({connection_values}))"  # noqa: S608
+                f"(SELECT json_agg(json_build_array({connection_values}))"  # noqa: S608
                 " FROM worker_connections c"
                 " WHERE c.worker_id = w.id)"
             )
         columns.append(
-            f"(SELECT {aggregate}({array}({', '.join(worker_values)})) FROM workers w"  # noqa: S608
+            f"(SELECT json_agg(json_build_array({', '.join(worker_values)})) FROM workers w"  # noqa: S608
             " WHERE w.agent_id = a.id) AS workers"
         )
     where = "a.user_id = $2"
@@ -108,14 +98,13 @@ def _sql(dialect: str, *, gpus: bool, workers: bool, connections: bool, after: b
         f"SELECT {', '.join(columns)} FROM agents a WHERE {where}"  # noqa: S608
         f" ORDER BY a.created_at DESC, a.id DESC LIMIT {limit}"
     )
-    return sql.per_dialect(text)[dialect]
+    return sql.per_dialect(text)
 
 
 _STATEMENTS = {
-    (dialect, gpus, workers, connections, after): _sql(
-        dialect, gpus=gpus, workers=workers, connections=connections, after=after
+    (gpus, workers, connections, after): _sql(
+        gpus=gpus, workers=workers, connections=connections, after=after
     )
-    for dialect in _DIALECTS
     for gpus in (False, True)
     for workers in (False, True)
     for connections in (False, True)
@@ -180,12 +169,10 @@ async def page(
     with_connections: bool,
 ) -> AgentPage:
     """Up to ``first`` of the caller's agents, newest first, after that position."""
-    client = connections.get("default")
-    dialect = client.capabilities.dialect
-    statement = _STATEMENTS[dialect, with_gpus, with_workers, with_connections, after is not None]
+    statement = _STATEMENTS[with_gpus, with_workers, with_connections, after is not None]
     user_id = principal.user_id
     params: list[Any] = [user_id, user_id, *(after or ()), first + 1]
-    rows = await client.execute_query_dict(statement, params)
+    rows = await sql.fetch(statement, params)
     # Past the end there is no row to carry the total: the count alone.
     total = rows[0]["total_count"] if rows else (await sql.fetch(_COUNT, [user_id]))[0]["n"]
     now = clock.now()

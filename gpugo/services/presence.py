@@ -32,7 +32,7 @@ class SweepState:
     floor: datetime | None = None
 
 
-def _claim_sql(dialect: str, *, with_floor: bool) -> str:
+def _claim_sql(*, with_floor: bool) -> dict[str, str]:
     """Claim a batch of silent agents in one statement; built from constants only.
 
     The inner SELECT picks the batch (through the ``last_seen_at`` index); the outer
@@ -42,21 +42,16 @@ def _claim_sql(dialect: str, *, with_floor: bool) -> str:
     """
     floor = " AND last_seen_at >= $2" if with_floor else ""
     n = 3 if with_floor else 2
-    lock = " FOR UPDATE SKIP LOCKED" if dialect == "postgres" else ""
-    text = (
+    return sql.per_dialect(
         "UPDATE agents SET offline_notified = true WHERE id IN ("  # noqa: S608 (constants)
         f"SELECT id FROM agents WHERE last_seen_at < $1 AND offline_notified = false{floor}"
-        f" ORDER BY last_seen_at LIMIT ${n}{lock})"
+        f" ORDER BY last_seen_at LIMIT ${n} FOR UPDATE SKIP LOCKED)"
         f" AND offline_notified = false AND last_seen_at < ${n + 1}"
         " RETURNING id, user_id"
     )
-    return sql.per_dialect(text)[dialect]
 
 
-_CLAIM = {
-    with_floor: {dialect: _claim_sql(dialect, with_floor=with_floor) for dialect in sql.DIALECTS}
-    for with_floor in (False, True)
-}
+_CLAIM = {with_floor: _claim_sql(with_floor=with_floor) for with_floor in (False, True)}
 
 
 async def sweep(*, ctx: ServerContext, state: SweepState) -> int:

@@ -23,11 +23,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from gpugo import clock
+from gpugo import clock, sql
 from gpugo.context import ServerContext
 from gpugo.errors import Forbidden, Unauthorized
 from gpugo.events import Event, EventKind
@@ -86,7 +85,7 @@ class _State:
 
 # The agent by its secret's hash, with everything a report compares against, in one
 # statement. Child rows come as JSON arrays (no row multiplication).
-_STATE_POSTGRES = """
+_STATE = sql.per_dialect("""
 SELECT a.id, a.user_id, u.plan, a.config_version, a.last_seen_at, a.shut_down_at,
     a.offline_notified,
     (SELECT json_agg(json_build_array(g.id, g.gpu_id, g.gpu_index, g.used_by_worker_id))
@@ -99,27 +98,11 @@ SELECT a.id, a.user_id, u.plan, a.config_version, a.last_seen_at, a.shut_down_at
         WHERE w.agent_id = a.id) AS connections
 FROM agents a JOIN users u ON u.id = a.user_id
 WHERE a.secret_hash = $1
-"""
-_STATE_SQLITE = """
-SELECT a.id, a.user_id, u.plan, a.config_version, a.last_seen_at, a.shut_down_at,
-    a.offline_notified,
-    (SELECT json_group_array(json_array(g.id, g.gpu_id, g.gpu_index, g.used_by_worker_id))
-        FROM gpus g WHERE g.agent_id = a.id) AS gpus,
-    (SELECT json_group_array(json_array(w.id, w.status, w.pid, w.restarts))
-        FROM workers w WHERE w.agent_id = a.id) AS workers,
-    (SELECT json_group_array(json_array(
-            c.worker_id, c.client_ip, c.client_port, c.client_pid, c.connected_at))
-        FROM worker_connections c JOIN workers w ON w.id = c.worker_id
-        WHERE w.agent_id = a.id) AS connections
-FROM agents a JOIN users u ON u.id = a.user_id
-WHERE a.secret_hash = ?
-"""
-_STATE_SQL = {"postgres": _STATE_POSTGRES, "sqlite": _STATE_SQLITE}
+""")
 
 
 async def _read_state(secret_hash: str) -> _State | None:
-    client = connections.get("default")
-    rows = await client.execute_query_dict(_STATE_SQL[client.capabilities.dialect], [secret_hash])
+    rows = await sql.fetch(_STATE, [secret_hash])
     if not rows:
         return None
     row = rows[0]
