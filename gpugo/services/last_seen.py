@@ -14,8 +14,6 @@ one report period old, far inside the offline threshold. A clean shutdown flushe
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import datetime
 
@@ -23,6 +21,7 @@ from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from gpugo.models import Agent
+from gpugo.periodic import Periodic
 
 log = logging.getLogger("gpugo.last_seen")
 
@@ -37,16 +36,18 @@ class LastSeenWriter:
     def __init__(self, interval_seconds: float) -> None:
         self.interval = interval_seconds
         self._pending: dict[str, datetime] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("last_seen_at flush", interval_seconds, self.flush)
 
     def touch(self, agent_id: str, at: datetime) -> None:
         """Remember that the agent reported at ``at`` (written by the next flush)."""
+        self._remember(agent_id, at)
+        # Started by the app's lifespan; this covers a writer used without one.
+        self._periodic.start()
+
+    def _remember(self, agent_id: str, at: datetime) -> None:
         previous = self._pending.get(agent_id)
         if previous is None or at > previous:
             self._pending[agent_id] = at
-        if self._task is None:
-            # Started by the app's lifespan; this covers a writer used without one.
-            self._task = asyncio.get_running_loop().create_task(self._run())
 
     def forget(self, agent_id: str, written: datetime) -> None:
         """A report wrote ``written`` itself: a pending older time has nothing to add."""
@@ -59,21 +60,12 @@ class LastSeenWriter:
         return len(self._pending)
 
     async def start(self) -> None:
-        if self._task is None and self.interval > 0:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        if self.interval > 0:
+            self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._periodic.stop()
         await self.flush()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            await self.flush()
 
     async def flush(self) -> int:
         """Write what is pending; on a database error keep it for the next flush."""
@@ -85,14 +77,9 @@ class LastSeenWriter:
         except Exception:
             log.warning("could not write last_seen_at of %d agents", len(batch), exc_info=True)
             for agent_id, at in batch.items():
-                self.touch_if_newer(agent_id, at)
+                self._remember(agent_id, at)
             return 0
         return len(batch)
-
-    def touch_if_newer(self, agent_id: str, at: datetime) -> None:
-        previous = self._pending.get(agent_id)
-        if previous is None or at > previous:
-            self._pending[agent_id] = at
 
 
 async def _write(batch: dict[str, datetime]) -> None:
