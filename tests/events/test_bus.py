@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -65,45 +66,42 @@ async def test_a_slow_subscriber_keeps_the_newest_events_within_its_bound():
         assert last is not None and last.data["config_version"] == 999
 
 
-async def test_postgres_bus_delivers_every_event_to_every_instance(database_url):
+@pytest.fixture
+async def two_instances(database_url: str) -> AsyncIterator[tuple[PostgresEventBus, ...]]:
+    """Two instances' buses on one PostgreSQL database, started."""
     if not database_url.startswith("postgres"):
         pytest.skip("LISTEN/NOTIFY needs PostgreSQL")
-    first, second = PostgresEventBus(database_url), PostgresEventBus(database_url)
-    await first.start()
-    await second.start()
-    try:
-        async with (
-            first.subscribe(user_id="u1") as on_first,
-            second.subscribe(user_id="u1") as on_second,
-        ):
-            event = Event(EventKind.WORKER_CREATED, user_id="u1", agent_id="a1", resource_id="w1")
-            await first.publish(event)
-            assert await _next(on_first) == event
-            assert await _next(on_second) == event
-    finally:
-        await first.stop()
-        await second.stop()
+    buses = PostgresEventBus(database_url), PostgresEventBus(database_url)
+    for bus in buses:
+        await bus.start()
+    yield buses
+    for bus in buses:
+        await bus.stop()
 
 
-async def test_postgres_bus_sends_bursts_in_order_and_keeps_identical_events(database_url):
-    if not database_url.startswith("postgres"):
-        pytest.skip("LISTEN/NOTIFY needs PostgreSQL")
-    first, second = PostgresEventBus(database_url), PostgresEventBus(database_url)
-    await first.start()
-    await second.start()
-    try:
-        async with second.subscribe(user_id="u1") as on_second:
-            events = [
-                Event(EventKind.CONFIG_CHANGED, user_id="u1", agent_id="a1", data={"n": i % 3})
-                for i in range(200)  # fewer than a subscription holds
-            ]
-            # Published at once (as by concurrent requests): they share NOTIFY statements,
-            # where PostgreSQL would fold identical payloads if nothing told them apart.
-            await asyncio.gather(*(first.publish(event) for event in events))
-            assert [await _next(on_second) for _ in events] == events
-    finally:
-        await first.stop()
-        await second.stop()
+async def test_postgres_bus_delivers_every_event_to_every_instance(two_instances):
+    first, second = two_instances
+    async with (
+        first.subscribe(user_id="u1") as on_first,
+        second.subscribe(user_id="u1") as on_second,
+    ):
+        event = Event(EventKind.WORKER_CREATED, user_id="u1", agent_id="a1", resource_id="w1")
+        await first.publish(event)
+        assert await _next(on_first) == event
+        assert await _next(on_second) == event
+
+
+async def test_postgres_bus_sends_bursts_in_order_and_keeps_identical_events(two_instances):
+    first, second = two_instances
+    async with second.subscribe(user_id="u1") as on_second:
+        events = [
+            Event(EventKind.CONFIG_CHANGED, user_id="u1", agent_id="a1", data={"n": i % 3})
+            for i in range(200)  # fewer than a subscription holds
+        ]
+        # Published at once (as by concurrent requests): they share NOTIFY statements,
+        # where PostgreSQL would fold identical payloads if nothing told them apart.
+        await asyncio.gather(*(first.publish(event) for event in events))
+        assert [await _next(on_second) for _ in events] == events
 
 
 async def test_postgres_bus_flushes_what_was_published_before_it_stops(database_url):
