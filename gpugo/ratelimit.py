@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage
@@ -52,3 +54,9 @@ class RateLimiter:
         if not await self._limiter.test(rule.item, rule.name, *key):
             stats = await self._limiter.get_window_stats(rule.item, rule.name, *key)
             raise RateLimited(retry_after=int(stats.reset_time - time.time()) + 1)
+
+
+def client_address(scope: Mapping[str, Any]) -> str:
+    """The key per-address limits count under: the peer of the connection (ASGI scope)."""
+    client = scope.get("client")
+    return client[0] if client else "unknown"

@@ -7,6 +7,7 @@ from typing import TypeVar
 from pydantic import BaseModel
 from starlette.requests import Request
 
+from gpugo import ratelimit
 from gpugo.auth import resolve
 from gpugo.auth.principal import Principal
 from gpugo.auth.sessions import COOKIE_NAME
@@ -32,7 +33,7 @@ async def read_json(request: Request, model: type[M]) -> M:
 
 
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    return ratelimit.client_address(request.scope)
 
 
 async def user(request: Request) -> Principal:

@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from gpugo import ratelimit
 from gpugo.context import ServerContext
 from gpugo.errors import GpugoError, NotFound
 from gpugo.inputs.shares import CreateShareInput
@@ -69,10 +70,10 @@ class PublicShareLink:
         ctx: ServerContext = scope["app"].state.ctx
         method = scope["method"]
         code = scope["path_params"]["short_code"]
-        client = scope.get("client")
-        address = client[0] if client else "unknown"
         try:
-            info = await _public_share(ctx, address, code, use=method != "HEAD")
+            info = await _public_share(
+                ctx, ratelimit.client_address(scope), code, use=method != "HEAD"
+            )
         except GpugoError as error:
             response = error_response(error)
             status, headers, body = response.status_code, response.raw_headers, response.body

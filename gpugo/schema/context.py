@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.types import Info
 
+from gpugo import ratelimit
 from gpugo.auth.principal import Principal
 from gpugo.auth.resolve import authenticate_user
 from gpugo.auth.sessions import COOKIE_NAME
@@ -47,8 +48,7 @@ class GraphQLContext:
 
     @property
     def client_address(self) -> str:
-        client = self.request.client
-        return client.host if client else "unknown"
+        return ratelimit.client_address(self.request.scope)
 
     async def principal(self) -> Principal:
         """The user behind the request, resolved on first use and kept for the request."""
