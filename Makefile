@@ -1,4 +1,4 @@
-.PHONY: bootstrap serve test lint format ci
+.PHONY: bootstrap serve test test-clock-ahead lint format ci
 
 bootstrap:
 	scripts/bootstrap
@@ -8,6 +8,9 @@ serve:
 
 test:
 	scripts/test
+
+test-clock-ahead:
+	scripts/test-clock-ahead
 
 lint:
 	scripts/lint

@@ -4,15 +4,47 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
 from starlette.applications import Starlette
 
+from gpugo import clock
+
 PUBLIC_URL = "http://testserver"
 ORIGIN = {"Origin": PUBLIC_URL}
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 PASSWORD = "correct horse battery"
+
+
+def moment(delta: timedelta = timedelta(0)) -> datetime:
+    """The server's now moved by ``delta``, in whole milliseconds (what the server keeps).
+
+    Tests that send a time the server compares with its clock take it from here, never
+    from a literal date: a literal expires with the calendar."""
+    at = clock.now() + delta
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+def go_time(at: datetime, *, offset_hours: int = 0, nanos: int | None = None) -> str:
+    """``at`` as the Go agent writes it (RFC 3339 with an offset; RFC3339Nano with ``nanos``)."""
+    local = at.astimezone(timezone(timedelta(hours=offset_hours)))
+    if nanos is None:
+        fraction = f".{local.microsecond // 1000:03d}"
+    else:
+        fraction = f".{local.microsecond // 1000:03d}{nanos:06d}"
+    if offset_hours == 0:
+        zone = "Z"
+    else:
+        zone = f"{'+' if offset_hours > 0 else '-'}{abs(offset_hours):02d}:00"
+    return local.strftime("%Y-%m-%dT%H:%M:%S") + fraction + zone
+
+
+def out_time(at: datetime) -> str:
+    """``at`` as the server writes timestamps out: UTC, milliseconds, ``Z``."""
+    at = at.astimezone(UTC)
+    return at.strftime("%Y-%m-%dT%H:%M:%S") + f".{at.microsecond // 1000:03d}Z"
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

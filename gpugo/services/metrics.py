@@ -3,10 +3,16 @@
 Retention never scans the tables: each agent's own rows older than the window are
 deleted through the (agent_id, recorded_at) index, at most once per
 ``PRUNE_INTERVAL`` per agent in this process.
+
+A report is stored at its own timestamp unless the agent's clock is visibly wrong
+(docs/decisions.md, "Metrics timestamps"): one further ahead than ``FUTURE_TOLERANCE``
+is stamped with the server's time, one older than the retention window is dropped
+(retention would delete it at once) and counted in a log line.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
@@ -15,6 +21,7 @@ from tortoise.transactions import in_transaction
 from gpugo import clock
 from gpugo.auth.principal import Principal
 from gpugo.context import ServerContext
+from gpugo.counted_log import CountedLog
 from gpugo.errors import FieldError, Unauthorized, ValidationFailed
 from gpugo.events import Event, EventKind
 from gpugo.inputs.metrics import MetricsReportInput
@@ -22,6 +29,11 @@ from gpugo.models import Agent, GpuMetricSample, SystemMetricSample
 from gpugo.services import plans
 
 PRUNE_INTERVAL = timedelta(minutes=5)
+# Clocks of healthy hosts agree within seconds (NTP); past this the agent's clock is wrong.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+log = logging.getLogger("gpugo.metrics")
+dropped_reports = CountedLog(log, "metrics reports older than the retention window dropped")
 # Past this many remembered agents, forget those not pruned within the interval.
 _PRUNE_MEMORY = 10_000
 
@@ -37,6 +49,9 @@ async def record(*, ctx: ServerContext, principal: Principal, data: MetricsRepor
     plans.require_metrics(ctx, principal.plan)
     if data.gpus:
         await _check_gpu_ids(agent_id=agent_id, data=data)
+    recorded_at = sample_time(ctx=ctx, agent_id=agent_id, stamped=data.timestamp)
+    if recorded_at is None:
+        return
     try:
         async with in_transaction():
             if data.gpus:
@@ -45,7 +60,7 @@ async def record(*, ctx: ServerContext, principal: Principal, data: MetricsRepor
                         GpuMetricSample(
                             agent_id=agent_id,
                             gpu_id=gpu.gpu_id,
-                            recorded_at=data.timestamp,
+                            recorded_at=recorded_at,
                             utilization=gpu.utilization,
                             vram_used_mb=gpu.vram_used_mb,
                             vram_total_mb=gpu.vram_total_mb,
@@ -59,7 +74,7 @@ async def record(*, ctx: ServerContext, principal: Principal, data: MetricsRepor
                 )
             await SystemMetricSample.create(
                 agent_id=agent_id,
-                recorded_at=data.timestamp,
+                recorded_at=recorded_at,
                 cpu_usage=data.system.cpu_usage,
                 memory_used_mb=data.system.memory_used_mb,
                 memory_total_mb=data.system.memory_total_mb,
@@ -74,9 +89,21 @@ async def record(*, ctx: ServerContext, principal: Principal, data: MetricsRepor
             kind=EventKind.METRICS_REPORTED,
             user_id=principal.user_id,
             agent_id=agent_id,
-            data={"recorded_at": data.timestamp.isoformat()},
+            data={"recorded_at": recorded_at.isoformat()},
         )
     )
+
+
+def sample_time(*, ctx: ServerContext, agent_id: str, stamped: datetime) -> datetime | None:
+    """When a sample stamped ``stamped`` by the agent is stored; None when it is dropped."""
+    now = clock.now()
+    if stamped > now + FUTURE_TOLERANCE:
+        # The agent measured it just now; its clock runs ahead.
+        return now
+    if stamped < now - timedelta(days=ctx.settings.metrics_retention_days):
+        dropped_reports.add(agent_id, detail=f"stamped {stamped.isoformat()}")
+        return None
+    return stamped
 
 
 async def _check_gpu_ids(*, agent_id: str, data: MetricsReportInput) -> None:

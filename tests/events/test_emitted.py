@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from gpugo import clock
@@ -19,9 +19,10 @@ from gpugo.events import Event, EventBus, EventKind, Subscription
 from gpugo.models import Agent, InstallToken
 from gpugo.services import presence
 from tests.sql_counter import count_sql
-from tests.support import register_agent
+from tests.support import moment, out_time, register_agent
 
-NOW = "2026-11-25T17:37:33.123Z"
+# Reports carry the server's now, as an agent with a correct clock sends them.
+NOW = out_time(moment())
 MARKER = "marker"
 
 
@@ -195,7 +196,7 @@ async def test_metrics_share_uses_and_deletion_are_published(api, app, client):
         EventKind.SHARE_USED,
         EventKind.AGENT_DELETED,
     ]
-    assert received[0].data == {"recorded_at": "2026-11-25T17:37:33.123000+00:00"}
+    assert received[0].data == {"recorded_at": datetime.fromisoformat(NOW).isoformat()}
     assert received[1].resource_id == share.json()["share_id"]
 
 

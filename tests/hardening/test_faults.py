@@ -14,14 +14,13 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.hardening.live import POSTGRES_URL, Database, LiveServer
-from tests.support import gpu_infos
+from tests.support import gpu_infos, moment
 
 ROOT = Path(__file__).resolve().parents[2]
 HAS_POSTGRES_BINARIES = bool(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
@@ -50,7 +49,7 @@ def _register(server: LiveServer, gpus: int = 2) -> tuple[str, str, httpx.Client
 
 def _report(worker_id: str, pid: int) -> dict[str, object]:
     return {
-        "timestamp": datetime.now(UTC).isoformat(),
+        "timestamp": moment().isoformat(),
         "gpus": [],
         "workers": [{"worker_id": worker_id, "status": "running", "pid": pid, "gpu_ids": []}],
     }

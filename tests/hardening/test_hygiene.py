@@ -8,7 +8,6 @@ import json
 import logging
 import sqlite3
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -23,7 +22,7 @@ from gpugo.app import create_app
 from gpugo.auth.sessions import COOKIE_NAME
 from gpugo.logs import QUIET_LOGGERS
 from tests.hardening.live import Database, LiveServer
-from tests.support import PASSWORD, PUBLIC_URL, gpu_infos
+from tests.support import PASSWORD, PUBLIC_URL, gpu_infos, moment
 
 INTERNAL = {"error": {"code": "internal_error", "message": "Internal server error."}}
 
@@ -183,7 +182,7 @@ def test_a_live_server_logs_json_with_request_ids_and_no_secret(live):
         ).json()
         secrets["agent secret"] = agent["agent_secret"]
         agent_auth = {"Authorization": f"Bearer {agent['agent_secret']}"}
-        report = {"timestamp": datetime.now(UTC).isoformat(), "gpus": [], "workers": []}
+        report = {"timestamp": moment().isoformat(), "gpus": [], "workers": []}
         call("POST", f"/api/v1/agents/{agent['agent_id']}/status", json=report, headers=agent_auth)
         call("GET", f"/api/v1/agents/{agent['agent_id']}/config", headers=agent_auth)
         workers = call("GET", "/api/v1/workers", headers=bearer).json()["workers"]

@@ -22,9 +22,10 @@ import httpx
 
 from gpugo.keys import LICENSE_KEY_FILE, load_or_create_license_key
 from tests.live.conftest import free_port
-from tests.support import PASSWORD, gpu_infos
+from tests.support import PASSWORD, gpu_infos, moment, out_time
 
-NOW = "2026-11-25T17:37:33.123Z"
+# Reports carry the server's now, as an agent with a correct clock sends them.
+NOW = out_time(moment())
 
 
 @dataclass

@@ -7,7 +7,7 @@ import asyncio
 import httpx
 
 from tests.live.support import sse
-from tests.support import assert_error, register_agent
+from tests.support import assert_error, moment, out_time, register_agent
 
 TIMEOUT = 20
 
@@ -58,7 +58,7 @@ async def test_other_activity_of_the_agent_is_not_pushed(api, live_server):
         sse(http, live_server, agent.agent_id, agent.secret) as stream,
     ):
         assert await stream.next_config() == 1
-        await agent.report({"timestamp": "2026-11-25T17:37:33Z", "gpus": [], "workers": []})
+        await agent.report({"timestamp": out_time(moment()), "gpus": [], "workers": []})
         await agent.config()
         await add_worker(user, other, 9100)  # another agent's config
         assert await stream.next(within=3) == ("keep-alive", None)

@@ -11,10 +11,11 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from gpugo import clock
 from gpugo.schema import context as graphql_context
 from tests.live.support import graphql_ws
-from tests.support import PUBLIC_URL, register_agent
+from tests.support import PUBLIC_URL, go_time, moment, out_time, register_agent
 
 TIMEOUT = 20
-NOW = "2026-11-25T17:37:33.123Z"
+# Reports carry the server's now, as an agent with a correct clock sends them.
+NOW = out_time(moment())
 
 AGENT_EVENTS = """
 subscription ($agentId: ID) {
@@ -175,11 +176,12 @@ async def test_agent_metrics_streams_reports_on_team_and_pro_only(api, live_serv
             assert await error_code(socket, refused) == "not_found"
             op = await socket.subscribe(METRICS, {"agentId": agent.agent_id})
             await asyncio.sleep(0.2)
+            measured = moment()
             response = await agent.http.post(
                 f"/api/v1/agents/{agent.agent_id}/metrics",
                 headers=agent.auth,
                 json={
-                    "timestamp": "2026-11-25T17:37:33.123456789+08:00",
+                    "timestamp": go_time(measured, offset_hours=8, nanos=456789),
                     "system": {"cpu_usage": 12.5, "memory_used_mb": 1000, "memory_total_mb": 64000},
                     "gpus": [
                         {
@@ -196,7 +198,7 @@ async def test_agent_metrics_streams_reports_on_team_and_pro_only(api, live_serv
             assert response.status_code == 200, response.text
             report = (await next_data(socket, op, within=1))["agentMetrics"]
     assert report["agentId"] == agent.agent_id
-    assert report["recordedAt"] == "2026-11-25T09:37:33.123Z"
+    assert report["recordedAt"] == out_time(measured)
     assert (report["cpuUsage"], report["memoryUsedMb"]) == (12.5, 1000)
     assert report["gpus"] == [{"gpuId": "GPU-0", "utilization": 50.0, "temperature": 62}]
 

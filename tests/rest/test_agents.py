@@ -19,7 +19,7 @@ from gpugo.models import (
     WorkerConnection,
 )
 from tests.sql_counter import count_sql
-from tests.support import assert_error, assert_iso, register_agent
+from tests.support import assert_error, assert_iso, moment, out_time, register_agent
 
 LIST_ITEM_KEYS = {
     "agent_id",
@@ -31,7 +31,8 @@ LIST_ITEM_KEYS = {
     "last_seen_at",
     "created_at",
 }
-NOW = "2026-11-25T17:37:33.123Z"
+# Reports carry the server's now, as an agent with a correct clock sends them.
+NOW = out_time(moment())
 
 
 def assert_list_item(item: dict[str, Any]) -> None:

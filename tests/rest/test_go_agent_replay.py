@@ -9,10 +9,11 @@ string for a ``bool``) fails the whole decode, so that is what is checked here.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
 from gpugo.models import GpuMetricSample, SystemMetricSample
-from tests.support import assert_error
+from tests.support import assert_error, go_time, moment, out_time
 
 GPU_IDS = [
     "GPU-8f2c1a3e-5b7d-4c1e-9a0b-1234567890ab",
@@ -185,6 +186,11 @@ def gpu_statuses(used_by: str | None) -> list[dict[str, Any]]:
     ]
 
 
+def agent_clock(at: datetime | None = None) -> str:
+    """A time as the agent stamps it: its local zone (+08:00 here), nanoseconds."""
+    return go_time(at or moment(), offset_hours=8, nanos=456789)
+
+
 def worker_status(worker_id: str, *, connections: bool, changed: bool) -> dict[str, Any]:
     status: dict[str, Any] = {
         "worker_id": worker_id,
@@ -202,7 +208,7 @@ def worker_status(worker_id: str, *, connections: bool, changed: bool) -> dict[s
         status["connections"] = [
             {
                 "client_ip": "192.168.1.50",
-                "connected_at": "2026-11-25T17:37:33.123456789+08:00",
+                "connected_at": agent_clock(),
                 "client_port": 51234,
                 "client_pid": 7781,
             }
@@ -211,18 +217,19 @@ def worker_status(worker_id: str, *, connections: bool, changed: bool) -> dict[s
 
 
 def line_protocol(agent_id: str) -> str:
+    at_ms = int(moment().timestamp() * 1000)
     return (
         f"gpu_metrics,agent_id={agent_id},gpu_id={GPU_IDS[0]},model=NVIDIA\\ GeForce\\ RTX\\ 4090,"
         "vendor=nvidia utilization=87.50,vram_used_mb=20000i,vram_total_mb=24564i,"
-        "temperature=61.7,power_usage_w=312.4,pcie_rx_kb=1234.5,pcie_tx_kb=99.9 1795599453123\n"
+        f"temperature=61.7,power_usage_w=312.4,pcie_rx_kb=1234.5,pcie_tx_kb=99.9 {at_ms}\n"
         f"system_metrics,agent_id={agent_id},hostname=gpu-box-01 cpu_usage=12.50,"
-        "memory_used_mb=8192i,memory_total_mb=65536i 1795599453123"
+        f"memory_used_mb=8192i,memory_total_mb=65536i {at_ms}"
     )
 
 
 def status_report(agent_id: str, license: dict[str, str], **fields: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "timestamp": "2026-11-25T17:37:33.123456789+08:00",
+        "timestamp": agent_clock(),
         "gpus": None,
         "workers": None,
         "license_expiration": int(license["plain"].split("|")[2]),
@@ -234,7 +241,7 @@ def status_report(agent_id: str, license: dict[str, str], **fields: Any) -> dict
 
 def metrics_report() -> dict[str, Any]:
     return {
-        "timestamp": "2026-11-25T17:37:33.987654321+08:00",
+        "timestamp": agent_clock(),
         "system": {"cpu_usage": 12.5, "memory_used_mb": 8192, "memory_total_mb": 65536},
         "gpus": [
             {
@@ -294,7 +301,8 @@ async def test_the_real_agent_lifecycle(api, client):
         gpus=gpu_statuses(default["worker_id"]),
         workers=[worker_status(default["worker_id"], connections=True, changed=False)],
     )
-    steady["timestamp"] = "2026-11-25T17:38:33.000000001+08:00"
+    first_connected = first["workers"][0]["connections"][0]["connected_at"]
+    steady["timestamp"] = agent_clock(moment(timedelta(minutes=1)))
     steady["workers"][0]["connections"][0]["connected_at"] = steady["timestamp"]
     reply = decode(
         await client.post(f"{base}/status", json=steady, headers=secret), STATUS_RESPONSE
@@ -308,7 +316,7 @@ async def test_the_real_agent_lifecycle(api, client):
     [worker] = agent["workers"]
     assert (worker["status"], worker["pid"], worker["restarts"]) == ("running", 48213, 1)
     assert [(c["client_ip"], c["connected_at"]) for c in worker["connections"]] == [
-        ("192.168.1.50", "2026-11-25T09:37:33.123Z")
+        ("192.168.1.50", out_time(datetime.fromisoformat(first_connected[:23] + "+08:00")))
     ]
     assert [g["used_by_worker"] for g in agent["gpus"]] == [default["worker_id"]] * 2
     listed = decode(await client.get("/api/v1/agents", headers=pat), AGENT_LIST_RESPONSE)

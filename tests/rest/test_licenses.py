@@ -13,10 +13,10 @@ from gpugo import clock
 from gpugo.app import create_app
 from gpugo.models import User
 from tests.conftest import make_client
-from tests.support import register_agent
+from tests.support import moment, out_time, register_agent
 
 TTL = timedelta(minutes=120)
-REPORT = {"timestamp": "2026-11-25T17:37:33Z", "gpus": [], "workers": []}
+REPORT = {"timestamp": out_time(moment()), "gpus": [], "workers": []}
 
 
 async def public_key(client: httpx.AsyncClient) -> Ed25519PublicKey:

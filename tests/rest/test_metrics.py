@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -10,12 +11,13 @@ from gpugo.auth import resolve
 from gpugo.models import Agent, GpuMetricSample, SystemMetricSample
 from gpugo.services import metrics
 from tests.sql_counter import count_sql
-from tests.support import assert_error, register_agent
+from tests.support import assert_error, go_time, moment, register_agent
 
 
 def metrics_body(gpu_ids: list[str] | None = None, **change: Any) -> dict[str, Any]:
     return {
-        "timestamp": "2026-11-25T17:37:33.123+08:00",
+        # The agent's local time (+08:00): stored as the instant it names.
+        "timestamp": go_time(moment(), offset_hours=8),
         "system": {"cpu_usage": 12.5, "memory_used_mb": 8192, "memory_total_mb": 65536},
         "gpus": [
             {
@@ -50,11 +52,12 @@ async def samples(agent_id: str) -> tuple[list[dict], list[dict]]:
 async def test_metrics_are_stored_with_the_reports_timestamp(api, plan):
     user = await api.user(plan=plan)
     agent = await register_agent(user, gpus=2)
-    response = await post_metrics(agent, metrics_body(["GPU-0", "GPU-1"]))
+    recorded = moment(-timedelta(seconds=30))
+    body = metrics_body(["GPU-0", "GPU-1"], timestamp=go_time(recorded, offset_hours=8))
+    response = await post_metrics(agent, body)
     assert response.status_code == 200
     assert response.json() == {"success": True}
     gpus, [system] = await samples(agent.agent_id)
-    recorded = datetime(2026, 11, 25, 9, 37, 33, 123000, tzinfo=UTC)
     assert [(g["gpu_id"], g["recorded_at"]) for g in gpus] == [
         ("GPU-0", recorded),
         ("GPU-1", recorded),
@@ -175,8 +178,8 @@ async def test_retention_deletes_old_samples_at_most_once_per_interval(api, sett
     user = await api.user(plan="team")
     agent = await register_agent(user, gpus=1)
 
-    def at(moment: datetime) -> dict[str, Any]:
-        return metrics_body(timestamp=moment.isoformat())
+    def at(when: datetime) -> dict[str, Any]:
+        return metrics_body(timestamp=when.isoformat())
 
     start = clock.now()
     with count_sql() as first:
@@ -191,18 +194,60 @@ async def test_retention_deletes_old_samples_at_most_once_per_interval(api, sett
     gpus, system = await samples(agent.agent_id)
     assert len(gpus) == len(system) == 1, "the sample from a week ago is gone"
 
-    # A late report of an old sample: kept until the next pruning is due...
-    old = clock.now() - timedelta(days=settings.metrics_retention_days + 1)
+    # A late report of a sample a minute short of the window: stored...
+    old = clock.now() - timedelta(days=settings.metrics_retention_days) + timedelta(minutes=1)
     with count_sql() as throttled:
         assert (await post_metrics(agent, at(old))).status_code == 200
     assert not any(s.startswith("DELETE") for s in throttled)
     assert len(throttled) == 4, throttled
-    assert len((await samples(agent.agent_id))[0]) == 2
+    # ...and once it is out of the window, kept until the next pruning is due...
+    clock.advance(timedelta(minutes=2))
+    assert (await post_metrics(agent, at(clock.now()))).status_code == 200
+    assert len((await samples(agent.agent_id))[0]) == 3
     # ...which is a few minutes later.
     clock.advance(metrics.PRUNE_INTERVAL)
     assert (await post_metrics(agent, at(clock.now()))).status_code == 200
     gpus, _ = await samples(agent.agent_id)
-    assert len(gpus) == 2 and all(g["recorded_at"] > old for g in gpus)
+    assert len(gpus) == 3 and all(g["recorded_at"] > old for g in gpus)
+
+
+async def test_a_report_older_than_the_retention_window_is_dropped_and_counted(
+    api, settings, caplog
+):
+    user = await api.user(plan="team")
+    agent = await register_agent(user, gpus=1)
+    stale = moment(-timedelta(days=settings.metrics_retention_days, hours=1))
+    before = metrics.dropped_reports.total
+    with caplog.at_level(logging.WARNING, logger="gpugo.metrics"):
+        for _ in range(3):
+            response = await post_metrics(agent, metrics_body(timestamp=stale.isoformat()))
+            # Nothing for the agent to correct by retrying: the report is answered.
+            assert response.json() == {"success": True}
+    assert await samples(agent.agent_id) == ([], [])
+    assert metrics.dropped_reports.total == before + 3
+    # Counted, and one line for the agent within a minute.
+    lines = [r.getMessage() for r in caplog.records if r.name == "gpugo.metrics"]
+    assert len(lines) == 1 and agent.agent_id in lines[0], lines
+
+
+async def test_a_report_from_a_clock_far_ahead_is_stamped_with_the_servers_time(api):
+    user = await api.user(plan="team")
+    agent = await register_agent(user, gpus=1)
+    # Within the tolerance: the agent's own time.
+    slightly_ahead = moment(metrics.FUTURE_TOLERANCE - timedelta(minutes=1))
+    assert (
+        await post_metrics(agent, metrics_body(timestamp=slightly_ahead.isoformat()))
+    ).is_success
+    # A day ahead: the server's time of arrival.
+    before = moment()
+    ahead = metrics_body(timestamp=moment(timedelta(days=1)).isoformat())
+    assert (await post_metrics(agent, ahead)).is_success
+    after = clock.now()
+    gpus, system = await samples(agent.agent_id)
+    # In time order: the day-ahead report first.
+    assert before <= gpus[0]["recorded_at"] <= after
+    assert gpus[1]["recorded_at"] == slightly_ahead
+    assert [s["recorded_at"] for s in system] == [g["recorded_at"] for g in gpus]
 
 
 async def test_retention_only_touches_the_reporting_agent(api, settings):

@@ -11,9 +11,10 @@ from gpugo.events import EventKind
 from gpugo.models import Agent, Gpu, Worker, WorkerConnection
 from gpugo.services import status_reports
 from tests.sql_counter import count_sql
-from tests.support import assert_error, register_agent
+from tests.support import assert_error, moment, out_time, register_agent
 
-NOW = "2026-11-25T17:37:33.123Z"
+# Reports carry the server's now, as an agent with a correct clock sends them.
+NOW = out_time(moment())
 
 
 def report_body(

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from gpugo.models import GpuMetricSample, SystemMetricSample
 from tests.schema.support import Gql, error
 from tests.sql_counter import count_sql
-from tests.support import register_agent
+from tests.support import go_time, moment, out_time, register_agent
 
-T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+# Samples within the retention window: an hour ago, on a whole minute (buckets start there).
+T0 = moment(-timedelta(hours=1)).replace(second=0, microsecond=0)
 QUERY = """query($agentId: ID!, $from: DateTime!, $to: DateTime!, $bucket: Int! = 60) {
   agentMetrics(agentId: $agentId, from: $from, to: $to, bucket: $bucket) {
     agentId from to bucketSeconds
@@ -20,10 +21,6 @@ QUERY = """query($agentId: ID!, $from: DateTime!, $to: DateTime!, $bucket: Int! 
     system { at samples cpuUsageAvg cpuUsageMax memoryUsedMbAvg memoryUsedMbMax memoryTotalMb }
   }
 }"""
-
-
-def z(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
 async def _seed(agent_id: str) -> None:
@@ -74,24 +71,28 @@ async def test_samples_are_bucketed(api):
     agent = await register_agent(user)
     await _seed(agent.agent_id)
     gql = Gql(user)
-    variables = {"agentId": agent.agent_id, "from": z(T0), "to": z(T0 + timedelta(minutes=3))}
+    variables = {
+        "agentId": agent.agent_id,
+        "from": out_time(T0),
+        "to": out_time(T0 + timedelta(minutes=3)),
+    }
     with count_sql() as sql:
         result = (await gql.data(QUERY, variables))["agentMetrics"]
     # The session, the agent's ownership, the GPU buckets, the host buckets: never the samples.
     assert len(sql) == 4, sql
     assert result["agentId"] == agent.agent_id
     assert (result["from"], result["to"], result["bucketSeconds"]) == (
-        "2026-11-25T12:00:00.000Z",
-        "2026-11-25T12:03:00.000Z",
+        out_time(T0),
+        out_time(T0 + timedelta(minutes=3)),
         60,
     )
     assert [s["gpuId"] for s in result["gpus"]] == ["GPU-0", "GPU-1"]
     gpu0 = result["gpus"][0]["points"]
     # Samples at 0,20,40 | 60,80,100 | 120,140,160 s: three buckets of three.
     assert [p["at"] for p in gpu0] == [
-        "2026-11-25T12:00:00.000Z",
-        "2026-11-25T12:01:00.000Z",
-        "2026-11-25T12:02:00.000Z",
+        out_time(T0),
+        out_time(T0 + timedelta(minutes=1)),
+        out_time(T0 + timedelta(minutes=2)),
     ]
     assert [p["samples"] for p in gpu0] == [3, 3, 3]
     assert gpu0[0]["utilizationAvg"] == pytest.approx(10.0)
@@ -116,15 +117,19 @@ async def test_empty_buckets_are_left_out_and_bounds_are_half_open(api):
     # [T0+40s, T0+10min) with 5-minute buckets: all seven later samples land in the first.
     variables = {
         "agentId": agent.agent_id,
-        "from": z(T0 + timedelta(seconds=40)),
-        "to": z(T0 + timedelta(minutes=10)),
+        "from": out_time(T0 + timedelta(seconds=40)),
+        "to": out_time(T0 + timedelta(minutes=10)),
         "bucket": 300,
     }
     result = (await gql.data(QUERY, variables))["agentMetrics"]
     points = result["gpus"][0]["points"]
-    assert [(p["at"], p["samples"]) for p in points] == [("2026-11-25T12:00:40.000Z", 7)]
+    assert [(p["at"], p["samples"]) for p in points] == [(out_time(T0 + timedelta(seconds=40)), 7)]
     # The end is exclusive.
-    variables = {"agentId": agent.agent_id, "from": z(T0), "to": z(T0 + timedelta(seconds=20))}
+    variables = {
+        "agentId": agent.agent_id,
+        "from": out_time(T0),
+        "to": out_time(T0 + timedelta(seconds=20)),
+    }
     result = (await gql.data(QUERY, variables))["agentMetrics"]
     assert [p["samples"] for p in result["gpus"][0]["points"]] == [1]
 
@@ -133,7 +138,11 @@ async def test_no_samples_gives_empty_series(api):
     user = await api.user(plan="team")
     agent = await register_agent(user)
     gql = Gql(user)
-    variables = {"agentId": agent.agent_id, "from": z(T0), "to": z(T0 + timedelta(hours=1))}
+    variables = {
+        "agentId": agent.agent_id,
+        "from": out_time(T0),
+        "to": out_time(T0 + timedelta(hours=1)),
+    }
     result = (await gql.data(QUERY, variables))["agentMetrics"]
     assert (result["gpus"], result["system"]) == ([], [])
 
@@ -142,7 +151,11 @@ async def test_no_samples_gives_empty_series(api):
 async def test_metrics_need_team_or_pro(gql_user, plan):
     gql = await gql_user(plan=plan)
     agent = await register_agent(gql.user, gpus=1)
-    variables = {"agentId": agent.agent_id, "from": z(T0), "to": z(T0 + timedelta(hours=1))}
+    variables = {
+        "agentId": agent.agent_id,
+        "from": out_time(T0),
+        "to": out_time(T0 + timedelta(hours=1)),
+    }
     error(await gql(QUERY, variables), "plan_feature_unavailable")
 
 
@@ -162,8 +175,8 @@ async def test_the_range_is_validated(gql_user, span, bucket, fields):
     agent = await register_agent(gql.user, gpus=1)
     variables = {
         "agentId": agent.agent_id,
-        "from": z(T0),
-        "to": z(T0 + span),
+        "from": out_time(T0),
+        "to": out_time(T0 + span),
         "bucket": bucket,
     }
     err = error(await gql(QUERY, variables), "validation_error")
@@ -175,8 +188,8 @@ async def test_exactly_1000_buckets_is_fine(gql_user):
     agent = await register_agent(gql.user, gpus=1)
     variables = {
         "agentId": agent.agent_id,
-        "from": z(T0),
-        "to": z(T0 + timedelta(seconds=1000)),
+        "from": out_time(T0),
+        "to": out_time(T0 + timedelta(seconds=1000)),
         "bucket": 1,
     }
     assert (await gql.data(QUERY, variables))["agentMetrics"]["bucketSeconds"] == 1
@@ -187,7 +200,11 @@ async def test_another_users_agent_is_not_found(gql_user):
     other = await gql_user(plan="team")
     agent = await register_agent(owner.user, gpus=1)
     await _seed(agent.agent_id)
-    variables = {"agentId": agent.agent_id, "from": z(T0), "to": z(T0 + timedelta(hours=1))}
+    variables = {
+        "agentId": agent.agent_id,
+        "from": out_time(T0),
+        "to": out_time(T0 + timedelta(hours=1)),
+    }
     response = await other(QUERY, variables)
     error(response, "not_found")
     assert response.json()["data"] == {"agentMetrics": None}
@@ -199,9 +216,10 @@ async def test_timestamps_with_offsets_are_read_as_instants(gql_user):
     await _seed(agent.agent_id)
     variables = {
         "agentId": agent.agent_id,
-        "from": "2026-11-25T20:00:00.000000000+08:00",
-        "to": "2026-11-25T12:01:00",
+        "from": go_time(T0, offset_hours=8, nanos=0),
+        # Without an offset: UTC.
+        "to": (T0 + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S"),
     }
     result = (await gql.data(QUERY, variables))["agentMetrics"]
-    assert result["from"] == "2026-11-25T12:00:00.000Z"
+    assert result["from"] == out_time(T0)
     assert [p["samples"] for p in result["system"]] == [3]
