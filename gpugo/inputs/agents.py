@@ -10,9 +10,19 @@ WorkerStatus = Literal["pending", "running", "stopping", "stopped"]
 GpuId = Annotated[str, Field(min_length=1, max_length=128)]
 
 
+def _vendor(value: str) -> str:
+    # As the accelerator library spells it ("NVIDIA", "AMD", "Ascend"...), lowercased; a
+    # library that names no vendor leaves it "unknown".
+    return value.strip().lower() or UNKNOWN_VENDOR
+
+
+UNKNOWN_VENDOR = "unknown"
+Vendor = Annotated[str, Field(max_length=32), AfterValidator(_vendor)]
+
+
 class GpuInfoInput(Input):
     gpu_id: GpuId
-    vendor: Literal["nvidia", "amd"]
+    vendor: Vendor
     model: Annotated[str, Field(min_length=1, max_length=255)]
     vram_mb: Annotated[int, Field(gt=0, le=2**31 - 1)]
     driver_version: Annotated[str, Field(max_length=64)] | None = None
@@ -31,7 +41,10 @@ class RegisterAgentInput(Input):
     os: Annotated[str, Field(min_length=1, max_length=20)]
     arch: Annotated[str, Field(min_length=1, max_length=20)]
     gpus: Annotated[
-        list[GpuInfoInput], Field(min_length=1, max_length=256), AfterValidator(_distinct_gpu_ids)
+        # A host without a GPU (a client-only machine) registers with none.
+        list[GpuInfoInput],
+        Field(max_length=256),
+        AfterValidator(_distinct_gpu_ids),
     ]
     network_ips: Annotated[
         list[Annotated[str, Field(max_length=64)]], NullableList, Field(max_length=64)

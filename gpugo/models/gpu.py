@@ -25,7 +25,8 @@ class Gpu(Model):
     )
     gpu_id = fields.CharField(max_length=128)
     gpu_index = fields.IntField(null=True)
-    vendor = fields.CharField(max_length=16)
+    # As the agent's accelerator library spells it, lowercased ("nvidia", "amd", ...).
+    vendor = fields.CharField(max_length=32)
     model = fields.CharField(max_length=255)
     vram_mb = fields.IntField()
     driver_version = fields.CharField(max_length=64, null=True)

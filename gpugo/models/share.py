@@ -28,7 +28,7 @@ class Share(Model):
     )
     short_code = fields.CharField(max_length=32, unique=True)
     connection_ip = fields.CharField(max_length=255)
-    hardware_vendor = fields.CharField(max_length=16)
+    hardware_vendor = fields.CharField(max_length=32)
     expires_at = fields.DatetimeField(null=True)
     max_uses = fields.IntField(null=True)
     used_count = fields.IntField(default=0)

@@ -33,7 +33,7 @@ class Worker(Model):
     is_default = fields.BooleanField(default=False)
     vram_mb = fields.IntField(null=True)
     compute_percent = fields.IntField(null=True)
-    isolation_mode = fields.CharField(max_length=8, null=True)
+    isolation_mode = fields.CharField(max_length=16, null=True)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
 

@@ -150,8 +150,10 @@ async def register(
 ) -> Registered:
     """Claim the install token and create the agent, its GPUs and its default worker.
 
-    All or nothing: a refused registration (used or expired token, plan limits)
-    leaves no row behind and the token unclaimed.
+    A host without a GPU (a client-only machine) gets no default worker: a worker
+    exposes GPUs, and an empty one would only take a slot of the plan. All or
+    nothing: a refused registration (used or expired token, plan limits) leaves no
+    row behind and the token unclaimed.
     """
     now = clock.now()
     secret = new_token(TokenKind.AGENT)
@@ -173,8 +175,13 @@ async def register(
         claimed = await InstallToken.filter(id=token["id"], used_at=None).update(used_at=now)
         if not claimed:
             raise TokenUsed()
+        with_default_worker = bool(data.gpus)
         await plans.check_room(
-            ctx=ctx, user_id=user_id, plan=plan, more_gpus=len(data.gpus), more_workers=1
+            ctx=ctx,
+            user_id=user_id,
+            plan=plan,
+            more_gpus=len(data.gpus),
+            more_workers=int(with_default_worker),
         )
         agent = await Agent.create(
             user_id=user_id,
@@ -201,16 +208,17 @@ async def register(
                 for gpu in data.gpus
             ]
         )
-        await Worker.create(
-            agent_id=agent.id,
-            name=DEFAULT_WORKER_NAME,
-            gpu_ids=[gpu.gpu_id for gpu in data.gpus],
-            listen_port=DEFAULT_WORKER_PORT,
-            enabled=True,
-            is_default=True,
-            created_at=now,
-            updated_at=now,
-        )
+        if with_default_worker:
+            await Worker.create(
+                agent_id=agent.id,
+                name=DEFAULT_WORKER_NAME,
+                gpu_ids=[gpu.gpu_id for gpu in data.gpus],
+                listen_port=DEFAULT_WORKER_PORT,
+                enabled=True,
+                is_default=True,
+                created_at=now,
+                updated_at=now,
+            )
         await InstallToken.filter(id=token["id"]).update(
             agent_id=agent.id, agent_hostname=data.hostname
         )

@@ -23,6 +23,7 @@ from gpugo.context import ServerContext
 from gpugo.errors import Conflict, Gone, NotFound, ValidationFailed
 from gpugo.events import Event, EventKind
 from gpugo.ids import random_base62
+from gpugo.inputs.agents import UNKNOWN_VENDOR
 from gpugo.inputs.shares import CreateShareInput
 from gpugo.models import Gpu, Share, Worker
 
@@ -33,7 +34,6 @@ _CODE_ATTEMPTS = 5
 _CODE_SHAPE = re.compile(r"^[0-9A-Za-z]{10,32}$")
 # A worker over GPUs of more than one vendor; "unknown" when none of its GPUs exist any more.
 MIXED_VENDOR = "mixed"
-UNKNOWN_VENDOR = "unknown"
 
 _LIST_COLUMNS = (
     "id",

@@ -167,9 +167,9 @@ async def test_register_needs_an_install_token(api, client, credential):
         ({"hostname": None}, "hostname"),
         ({"os": "o" * 21}, "os"),
         ({"arch": ""}, "arch"),
-        ({"gpus": []}, "gpus"),
         ({"gpus": None}, "gpus"),
-        ({"gpus": [{**gpu_infos(1)[0], "vendor": "intel"}]}, "gpus[0].vendor"),
+        ({"gpus": [{**gpu_infos(1)[0], "vendor": "v" * 33}]}, "gpus[0].vendor"),
+        ({"gpus": [{**gpu_infos(1)[0], "vendor": 1}]}, "gpus[0].vendor"),
         ({"gpus": [{**gpu_infos(1)[0], "vram_mb": 0}]}, "gpus[0].vram_mb"),
         ({"gpus": [{**gpu_infos(1)[0], "vram_mb": "24564"}]}, "gpus[0].vram_mb"),
         ({"gpus": [{**gpu_infos(1)[0], "gpu_id": ""}]}, "gpus[0].gpu_id"),
@@ -333,3 +333,49 @@ async def test_racing_registrations_over_tcp_make_one_agent(api, live_server):
     finally:
         await asyncio.gather(*(http.aclose() for http in clients))
     await assert_one_winner(list(responses))
+
+
+@pytest.mark.parametrize(
+    ("reported", "stored"),
+    [
+        ("NVIDIA", "nvidia"),
+        ("AMD", "amd"),
+        ("Ascend", "ascend"),
+        (" Intel ", "intel"),
+        ("", "unknown"),
+    ],
+)
+async def test_the_vendor_is_taken_as_the_accelerator_library_spells_it(
+    api, client, reported, stored
+):
+    user = await api.user(plan="pro")
+    _, token = await new_install_token(user)
+    body = register_body(gpus=1)
+    body["gpus"][0]["vendor"] = reported
+    response = await register(client, token, body)
+    assert response.status_code == 201, response.text
+    agent_id = response.json()["agent_id"]
+    shown = (await user.get(f"/api/v1/agents/{agent_id}")).json()
+    assert [g["vendor"] for g in shown["gpus"]] == [stored]
+    # A share of its worker names the same vendor.
+    [worker] = shown["workers"]
+    share = await user.post(
+        "/api/v1/shares", json={"worker_id": worker["worker_id"], "connection_ip": "10.0.0.1"}
+    )
+    assert share.json()["hardware_vendor"] == stored
+
+
+async def test_a_host_without_gpus_registers_without_a_worker(api, client):
+    user = await api.user()
+    token_id, token = await new_install_token(user)
+    response = await register(client, token, register_body(gpus=0))
+    assert response.status_code == 201, response.text
+    body = response.json()
+    # A license for no GPU: nothing before the first separator.
+    assert body["license"]["plain"].split("|")[:2] == ["", "free"]
+    shown = (await user.get(f"/api/v1/agents/{body['agent_id']}")).json()
+    assert (shown["gpus"], shown["workers"]) == ([], [])
+    assert await token_status(user, token_id) == "used"
+    # No GPU and no worker counted: the free plan still has room for a 2-GPU host.
+    _, second = await new_install_token(user)
+    assert (await register(client, second, register_body(gpus=2))).status_code == 201

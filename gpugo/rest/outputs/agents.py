@@ -36,7 +36,8 @@ class AgentList(TypedDict):
 class AgentGpu(TypedDict):
     gpu_id: str
     gpu_index: int | None
-    vendor: Literal["nvidia", "amd"]
+    # Lowercased as the accelerator library names it: nvidia, amd, ...
+    vendor: str
     model: str
     vram_mb: int
     driver_version: str | None
