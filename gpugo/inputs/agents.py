@@ -81,3 +81,6 @@ class StatusReportInput(Input):
     gpus: Annotated[list[GpuStatusInput], NullableList, Field(max_length=256)]
     workers: Annotated[list[WorkerStatusInput], NullableList, Field(max_length=256)]
     event: Annotated[str, Field(max_length=32)] | None = None
+    # The expiry (unix ms) of the license the agent holds: a new one is sent only when
+    # it is near.
+    license_expiration: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None

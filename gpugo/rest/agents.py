@@ -171,13 +171,14 @@ async def status_report(request: Request) -> Ok[StatusReportResponse]:
     reply = await status_reports.report(
         ctx=ctx, secret_hash=secret_hash, agent_id=agent_id, data=data
     )
-    return Ok(
-        {
-            "success": True,
-            "config_version": reply.config_version,
-            "license": license_json(reply.license),
-        }
-    )
+    body: StatusReportResponse = {
+        "success": True,
+        "config_version": reply.config_version,
+        "worker_share_codes": reply.worker_share_codes,
+    }
+    if reply.license is not None:
+        body["license"] = license_json(reply.license)
+    return Ok(body)
 
 
 async def get_config(request: Request) -> Ok[AgentConfigResponse]:

@@ -195,6 +195,13 @@ async def _public_row(short_code: str) -> dict[str, Any]:
     return rows[0]
 
 
+def is_live(
+    *, expires_at: datetime | None, max_uses: int | None, used_count: int, now: datetime
+) -> bool:
+    """Whether a share link still lets someone in: not expired, and a use left."""
+    return (expires_at is None or now < expires_at) and (max_uses is None or used_count < max_uses)
+
+
 def _check_usable(row: dict[str, Any], now: datetime) -> None:
     if row["expires_at"] is not None and now >= row["expires_at"]:
         raise Gone("This share link has expired.")

@@ -17,7 +17,6 @@ instance, at once) and everything needed to tell what the report changes.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,11 +31,14 @@ from gpugo.errors import Forbidden, Unauthorized
 from gpugo.events import Event, EventKind
 from gpugo.inputs.agents import ConnectionInput, StatusReportInput, WorkerStatusInput
 from gpugo.models import Agent, Gpu, Worker, WorkerConnection
-from gpugo.services import licenses
+from gpugo.services import licenses, shares
 from gpugo.services.agents import agent_state, license_gpu_ids
 from gpugo.timefmt import parse_stored
 
 SHUTDOWN_EVENT = "shutdown"
+# The agent keeps the license it holds until less than this is left (it rewrites its
+# config file for every license it receives).
+LICENSE_RENEWAL_MARGIN = timedelta(minutes=10)
 
 # What identifies a reported connection; equal multisets mean "unchanged".
 ConnectionKey = tuple[str, int | None, int | None, datetime]
@@ -45,7 +47,10 @@ ConnectionKey = tuple[str, int | None, int | None, datetime]
 @dataclass(frozen=True, slots=True)
 class StatusReply:
     config_version: int
-    license: licenses.License
+    # None while the license the agent holds is good for a while yet.
+    license: licenses.License | None
+    # Worker id -> the short codes of its live share links (the agent lets them in).
+    worker_share_codes: dict[str, list[str]]
 
 
 @dataclass(slots=True)
@@ -53,6 +58,7 @@ class _CurrentWorker:
     status: str
     pid: int | None
     restarts: int | None
+    gpu_ids: tuple[str, ...] = ()
     connections: Counter[ConnectionKey] = field(default_factory=Counter)
 
 
@@ -81,6 +87,7 @@ class _State:
     # (pk, gpu_id, gpu_index, used_by_worker_id)
     gpus: list[tuple[str, str, int | None, str | None]]
     workers: dict[str, _CurrentWorker]
+    share_codes: dict[str, list[str]]
 
 
 # The agent by its secret's hash, with everything a report compares against, in one
@@ -90,26 +97,36 @@ SELECT a.id, a.user_id, u.plan, a.config_version, a.last_seen_at, a.shut_down_at
     a.offline_notified,
     (SELECT json_agg(json_build_array(g.id, g.gpu_id, g.gpu_index, g.used_by_worker_id))
         FROM gpus g WHERE g.agent_id = a.id) AS gpus,
-    (SELECT json_agg(json_build_array(w.id, w.status, w.pid, w.restarts))
+    (SELECT json_agg(json_build_array(w.id, w.status, w.pid, w.restarts, to_json(w.gpu_ids)))
         FROM workers w WHERE w.agent_id = a.id) AS workers,
     (SELECT json_agg(json_build_array(
             c.worker_id, c.client_ip, c.client_port, c.client_pid, c.connected_at))
         FROM worker_connections c JOIN workers w ON w.id = c.worker_id
-        WHERE w.agent_id = a.id) AS connections
+        WHERE w.agent_id = a.id) AS connections,
+    (SELECT json_agg(json_build_array(
+            s.worker_id, s.short_code, s.expires_at, s.max_uses, s.used_count))
+        FROM shares s JOIN workers w ON w.id = s.worker_id
+        WHERE w.agent_id = a.id) AS shares
 FROM agents a JOIN users u ON u.id = a.user_id
 WHERE a.secret_hash = $1
 """)
 
 
-async def _read_state(secret_hash: str) -> _State | None:
+async def _read_state(secret_hash: str, now: datetime) -> _State | None:
     rows = await sql.fetch(_STATE, [secret_hash])
     if not rows:
         return None
     row = rows[0]
     workers = {
-        worker_id: _CurrentWorker(status, pid, restarts)
-        for worker_id, status, pid, restarts in orjson.loads(row["workers"] or "[]")
+        worker_id: _CurrentWorker(status, pid, restarts, tuple(gpu_ids or ()))
+        for worker_id, status, pid, restarts, gpu_ids in orjson.loads(row["workers"] or "[]")
     }
+    share_codes: dict[str, list[str]] = {}
+    for worker_id, code, expires_at, max_uses, used_count in orjson.loads(row["shares"] or "[]"):
+        if shares.is_live(
+            expires_at=parse_stored(expires_at), max_uses=max_uses, used_count=used_count, now=now
+        ):
+            share_codes.setdefault(worker_id, []).append(code)
     for worker_id, ip, port, pid, connected_at in orjson.loads(row["connections"] or "[]"):
         workers[worker_id].connections[(ip, port, pid, parse_stored(connected_at))] += 1
     return _State(
@@ -122,6 +139,7 @@ async def _read_state(secret_hash: str) -> _State | None:
         offline_notified=bool(row["offline_notified"]),
         gpus=[tuple(g) for g in orjson.loads(row["gpus"] or "[]")],  # type: ignore[misc]
         workers=workers,
+        share_codes={worker_id: sorted(codes) for worker_id, codes in share_codes.items()},
     )
 
 
@@ -131,12 +149,13 @@ async def report(
     """Record a report of the agent whose secret hashes to ``secret_hash``.
 
     401 for an unknown (or deleted) agent, 403 for another agent's path. Returns its
-    config_version and a license for its current plan. Only this agent's workers and
-    GPUs are touched: other ids are ignored, and a ``used_by_worker`` naming no worker
-    of this agent is stored as null.
+    config_version, the live share codes of its workers, and a license for its current
+    plan when the one it holds is about to expire. Only this agent's workers and GPUs
+    are touched: other ids are ignored, and a ``used_by_worker`` naming no worker of
+    this agent is stored as null.
     """
     now = clock.now()
-    state = await _read_state(secret_hash)
+    state = await _read_state(secret_hash, now)
     if state is None:
         raise Unauthorized("Unknown agent secret.")
     if state.agent_id != agent_id:
@@ -159,10 +178,29 @@ async def report(
             # foreign key noticed); the retry reads the current workers.
             outcome = await _apply(ctx=ctx, state=state, data=data, now=now)
     await _publish(ctx=ctx, user_id=state.user_id, agent_id=agent_id, data=data, outcome=outcome)
+    license = None
+    if _needs_license(ctx, data.license_expiration, now):
+        license = licenses.issue(ctx=ctx, gpu_ids=outcome.gpu_ids, plan=state.plan)
     return StatusReply(
         config_version=outcome.config_version,
-        license=licenses.issue(ctx=ctx, gpu_ids=outcome.gpu_ids, plan=state.plan),
+        license=license,
+        worker_share_codes=state.share_codes,
     )
+
+
+def _needs_license(ctx: ServerContext, held_expiry_ms: int | None, now: datetime) -> bool:
+    """Whether to send a new license: none held, or one expiring within the margin.
+
+    A held expiry later than any this server issues is not one of ours (or the agent's
+    clock is off): it gets a fresh license too. A plan change reaches the agent through
+    its next config pull (``users.set_plan`` bumps config_version).
+    """
+    if held_expiry_ms is None:
+        return True
+    now_ms = now.timestamp() * 1000
+    margin_ms = LICENSE_RENEWAL_MARGIN.total_seconds() * 1000
+    longest_ms = (ctx.settings.license_ttl_seconds + 60) * 1000
+    return not (now_ms + margin_ms <= held_expiry_ms <= now_ms + longest_ms)
 
 
 def _license_gpu_ids(state: _State) -> list[str]:
@@ -184,7 +222,7 @@ def _is_heartbeat(
     changes, _, _ = _worker_changes(reported, state.workers)
     if changes:
         return False
-    if _gpu_changes(data, state.gpus, owned=state.workers.keys()):
+    if _gpu_changes(data, state.gpus, workers=state.workers, reported=reported):
         return False
     return not _connection_changes(_replacing(reported), state.workers)
 
@@ -226,14 +264,17 @@ async def _apply(
         )
         if not seen:
             raise Unauthorized("Unknown agent secret.")  # deleted meanwhile
-        needs_workers = bool(reported) or any(g.used_by_worker for g in data.gpus)
+        # GPU use is told by the workers: by name, or (null) by which running one holds it.
+        needs_workers = bool(reported) or bool(data.gpus)
         current = (
             await _current_workers(agent_id, with_connections=bool(replacing))
             if needs_workers
             else {}
         )
         status_changed, process_changed = await _update_workers(agent_id, reported, current)
-        gpus_changed = await _update_gpus(agent_id, data, state.gpus, owned=current.keys())
+        gpus_changed = await _update_gpus(
+            agent_id, data, state.gpus, workers=current, reported=reported
+        )
         connections_changed = await _replace_connections(replacing, current)
     ctx.last_seen.forget(agent_id, now)
     return _Outcome(
@@ -269,7 +310,7 @@ def _connections_to_store(worker: WorkerStatusInput) -> list[ConnectionInput] | 
 
 
 async def _current_workers(agent_id: str, *, with_connections: bool) -> dict[str, _CurrentWorker]:
-    columns = ["id", "status", "pid", "restarts"]
+    columns = ["id", "status", "pid", "restarts", "gpu_ids"]
     if with_connections:
         # One LEFT JOIN instead of a second query: a row per connection.
         columns += [
@@ -284,7 +325,9 @@ async def _current_workers(agent_id: str, *, with_connections: bool) -> dict[str
     for row in rows:
         worker = current.get(row["id"])
         if worker is None:
-            worker = current[row["id"]] = _CurrentWorker(row["status"], row["pid"], row["restarts"])
+            worker = current[row["id"]] = _CurrentWorker(
+                row["status"], row["pid"], row["restarts"], tuple(row["gpu_ids"] or ())
+            )
         if with_connections and row["connections__id"] is not None:
             worker.connections[
                 (
@@ -309,17 +352,15 @@ def _worker_changes(
         stored = current.get(worker_id)
         if stored is None:
             continue  # not this agent's worker
-        # pid is as reported (absent: no process); restarts absent keeps the count.
-        restarts = report.restarts if report.restarts is not None else stored.restarts
-        if (report.status, report.pid, restarts) == (stored.status, stored.pid, stored.restarts):
+        # The agent omits a zero pid or restart count (Go omitempty): absent means 0.
+        pid, restarts = report.pid or 0, report.restarts or 0
+        if (report.status, pid, restarts) == (stored.status, stored.pid, stored.restarts):
             continue
         if report.status != stored.status:
             status_changed.append(worker_id)
         else:
             process_changed = True
-        changed.append(
-            Worker(id=worker_id, status=report.status, pid=report.pid, restarts=restarts)
-        )
+        changed.append(Worker(id=worker_id, status=report.status, pid=pid, restarts=restarts))
     return changed, status_changed, process_changed
 
 
@@ -339,16 +380,43 @@ async def _update_workers(
     return status_changed, process_changed
 
 
+def _gpu_users(
+    data: StatusReportInput,
+    *,
+    workers: dict[str, _CurrentWorker],
+    reported: dict[str, WorkerStatusInput],
+) -> dict[str, str | None]:
+    """Reported GPU id -> the worker using it.
+
+    A worker the agent names must be one of its own (else none). ``null`` is what the
+    real agent always sends: it means "not said", and the GPU is used by the running
+    worker (as of this report) whose GPUs include it; the oldest id wins a GPU two
+    running workers share.
+    """
+    holders: dict[str, str] = {}
+    for worker_id in sorted(workers):
+        report = reported.get(worker_id)
+        status = report.status if report is not None else workers[worker_id].status
+        if status == "running":
+            for gpu_id in workers[worker_id].gpu_ids:
+                holders.setdefault(gpu_id, worker_id)
+    return {
+        g.gpu_id: holders.get(g.gpu_id)
+        if g.used_by_worker is None
+        else (g.used_by_worker if g.used_by_worker in workers else None)
+        for g in data.gpus
+    }
+
+
 def _gpu_changes(
     data: StatusReportInput,
     gpus: list[tuple[str, str, int | None, str | None]],
     *,
-    owned: AbstractSet[str],
+    workers: dict[str, _CurrentWorker],
+    reported: dict[str, WorkerStatusInput],
 ) -> list[Gpu]:
     """The GPUs whose worker changed; unknown GPU ids are ignored."""
-    wanted = {
-        g.gpu_id: (g.used_by_worker if g.used_by_worker in owned else None) for g in data.gpus
-    }
+    wanted = _gpu_users(data, workers=workers, reported=reported)
     return [
         Gpu(id=pk, used_by_worker_id=wanted[gpu_id])
         for pk, gpu_id, _, used_by in gpus
@@ -361,10 +429,11 @@ async def _update_gpus(
     data: StatusReportInput,
     gpus: list[tuple[str, str, int | None, str | None]],
     *,
-    owned: AbstractSet[str],
+    workers: dict[str, _CurrentWorker],
+    reported: dict[str, WorkerStatusInput],
 ) -> bool:
     """One bulk UPDATE for the GPUs whose worker changed."""
-    changed = _gpu_changes(data, gpus, owned=owned)
+    changed = _gpu_changes(data, gpus, workers=workers, reported=reported)
     if changed:
         await Gpu.filter(agent_id=agent_id).bulk_update(changed, fields=["used_by_worker_id"])
     return bool(changed)

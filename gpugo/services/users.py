@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
 
 from gpugo import clock
 from gpugo.auth import passwords, sessions
@@ -14,7 +16,7 @@ from gpugo.context import ServerContext
 from gpugo.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from gpugo.inputs.auth import LoginInput, SignupInput
 from gpugo.inputs.common import parse_input
-from gpugo.models import User
+from gpugo.models import Agent, User
 from gpugo.plans import PLANS
 
 
@@ -87,9 +89,13 @@ async def get_current(*, principal: Principal) -> UserView:
 
 
 async def set_plan(*, email: str, plan: str) -> UserView:
+    """Change the plan; the user's agents are told to pull their config, whose fresh
+    license names the new plan (their status replies send none while theirs is good)."""
     check_plan(plan)
-    updated = await User.filter(email=email.strip().lower()).update(plan=plan)
-    if not updated:
-        raise NotFound(f"No account with e-mail {email}.")
-    user = await User.get(email=email.strip().lower())
+    async with in_transaction():
+        updated = await User.filter(email=email.strip().lower()).update(plan=plan)
+        if not updated:
+            raise NotFound(f"No account with e-mail {email}.")
+        user = await User.get(email=email.strip().lower())
+        await Agent.filter(user_id=user.id).update(config_version=F("config_version") + 1)
     return _view(user)

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import assert_error
+from tests.support import assert_error, moment, out_time, register_agent
 
 
 def run_cli(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -79,6 +79,26 @@ async def test_set_plan_changes_what_me_reports(app, api, cli_env):
     me = (await user.get("/api/v1/auth/me")).json()
     assert me["plan"] == "pro"
     assert me["limits"]["metrics"] is True
+
+
+async def test_set_plan_reaches_the_users_agents_through_their_config(app, api, cli_env):
+    user = await api.user("upgraded@example.com")
+    agent = await register_agent(user, gpus=1)
+    held = int(agent.license["plain"].split("|")[2])
+    report = {
+        "timestamp": out_time(moment()),
+        "gpus": [],
+        "workers": [],
+        "license_expiration": held,
+    }
+    before = (await agent.report(report)).json()["config_version"]
+    assert run_cli("user", "set-plan", user.email, "team", env=cli_env).returncode == 0
+    # The license held is good for hours, so the reply carries none: the higher version
+    # sends the agent to /config, whose license names the new plan.
+    reply = (await agent.report(report)).json()
+    assert reply["config_version"] > before and "license" not in reply
+    config = (await agent.config()).json()
+    assert config["license"]["plain"].split("|")[1] == "team"
 
 
 async def test_set_plan_for_an_unknown_user(app, cli_env):

@@ -190,7 +190,8 @@ async def test_agent_detail(api):
         "gpu_ids": ["GPU-0", "GPU-1"],
         "listen_port": 9001,
         "pid": 77,
-        "restarts": None,
+        # Absent in the report (the agent's omitempty): 0.
+        "restarts": 0,
         "connections": [
             {
                 "client_ip": "10.1.2.3",

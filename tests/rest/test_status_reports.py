@@ -68,7 +68,8 @@ async def test_a_report_answers_success_config_version_and_a_license(api):
     response = await agent.report(report_body())
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"success", "config_version", "license"}
+    assert set(body) == {"success", "config_version", "license", "worker_share_codes"}
+    assert body["worker_share_codes"] == {}
     assert body["success"] is True
     assert type(body["config_version"]) is int and body["config_version"] == 1
     assert set(body["license"]) == {"plain", "encrypted"}
@@ -138,10 +139,11 @@ async def test_worker_status_pid_and_restarts_are_stored(api):
     assert response.status_code == 200
     [worker] = (await detail(user, agent))["workers"]
     assert (worker["status"], worker["pid"], worker["restarts"]) == ("running", 4242, 3)
-    # pid is what the agent says now (absent: no process); absent restarts keep the count.
-    await agent.report(report_body(workers=[{**report, "status": "stopped", "pid": None}]))
+    # The real agent omits a zero pid and restart count (Go omitempty): absent means 0.
+    stopped = {"worker_id": worker_id, "status": "stopped", "gpu_ids": ["GPU-0"]}
+    await agent.report(report_body(workers=[stopped]))
     [worker] = (await detail(user, agent))["workers"]
-    assert (worker["status"], worker["pid"], worker["restarts"]) == ("stopped", None, 3)
+    assert (worker["status"], worker["pid"], worker["restarts"]) == ("stopped", 0, 0)
 
 
 async def test_gpu_used_by_worker_is_stored_and_cleared(api):
@@ -479,8 +481,8 @@ async def test_an_agent_deleted_while_its_report_is_on_the_way_gets_401(api, mon
     agent = await register_agent(user, gpus=1)
     read = status_reports._read_state
 
-    async def read_then_delete(secret_hash: str):
-        state = await read(secret_hash)
+    async def read_then_delete(secret_hash: str, now):
+        state = await read(secret_hash, now)
         await Agent.filter(id=agent.agent_id).delete()
         return state
 
@@ -512,3 +514,83 @@ async def test_a_worker_deleted_between_read_and_write_is_retried_not_a_500(api,
     response = await agent.report(report_body(workers=[worker]))
     assert response.status_code == 200, response.text
     assert calls == 2
+
+
+def license_expiry(license: dict[str, str]) -> int:
+    return int(license["plain"].split("|")[2])
+
+
+async def test_a_license_goes_out_only_when_the_one_held_is_near_its_expiry(api):
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    held = license_expiry(agent.license)
+    # The agent reports the license it holds: nothing new to write to its config file.
+    body = (await agent.report(report_body(license_expiration=held))).json()
+    assert "license" not in body and body["success"] is True
+    # Ten minutes before its expiry, a new one.
+    clock.advance(timedelta(milliseconds=held) - timedelta(seconds=clock.now().timestamp()))
+    clock.advance(-status_reports.LICENSE_RENEWAL_MARGIN + timedelta(seconds=1))
+    renewed = (await agent.report(report_body(license_expiration=held))).json()["license"]
+    assert license_expiry(renewed) > held
+    # No license held (an older agent), or one this server never issued: a new one.
+    assert "license" in (await agent.report(report_body())).json()
+    far = license_expiry(renewed) + 365 * 24 * 3600 * 1000
+    assert "license" in (await agent.report(report_body(license_expiration=far))).json()
+
+
+async def test_gpu_use_follows_the_running_workers_when_the_agent_says_null(api):
+    user = await api.user(plan="personal")
+    agent = await register_agent(user, gpus=3)
+    [default_id] = await worker_ids(agent)
+    await user.patch(f"/api/v1/workers/{default_id}", json={"gpu_ids": ["GPU-0", "GPU-1"]})
+    # The real agent always sends null: the running worker over a GPU is its user.
+    nulls = [{"gpu_id": f"GPU-{i}", "used_by_worker": None} for i in range(3)]
+    running = {"worker_id": default_id, "status": "running", "gpu_ids": ["GPU-0", "GPU-1"]}
+    await agent.report(report_body(gpus=nulls, workers=[running]))
+    shown = await detail(user, agent)
+    assert [g["used_by_worker"] for g in shown["gpus"]] == [default_id, default_id, None]
+    # The same again is a steady heartbeat: nothing written.
+    with count_sql() as steady:
+        assert (await agent.report(report_body(gpus=nulls, workers=[running]))).is_success
+    assert len(steady) == 1, steady
+    # Stopped, it uses none.
+    stopped = {**running, "status": "stopped"}
+    await agent.report(report_body(gpus=nulls, workers=[stopped]))
+    assert [g["used_by_worker"] for g in (await detail(user, agent))["gpus"]] == [None] * 3
+    # Without a worker in the report, the stored status decides: still stopped.
+    await agent.report(report_body(gpus=nulls))
+    assert [g["used_by_worker"] for g in (await detail(user, agent))["gpus"]] == [None] * 3
+    # A worker the agent names is taken at its word.
+    named = [{"gpu_id": "GPU-2", "used_by_worker": default_id}]
+    await agent.report(report_body(gpus=named, workers=[stopped]))
+    assert (await detail(user, agent))["gpus"][2]["used_by_worker"] == default_id
+
+
+async def test_the_reply_carries_the_live_share_codes_of_the_agents_workers(api, client):
+    user = await api.user(plan="personal")
+    agent = await register_agent(user, gpus=2)
+    [default_id] = await worker_ids(agent)
+    other_id = await add_worker(user, agent, port=9100, gpu_ids=["GPU-1"])
+
+    async def share(worker_id: str, **extra: Any) -> str:
+        body = {"worker_id": worker_id, "connection_ip": "203.0.113.7", **extra}
+        response = await user.post("/api/v1/shares", json=body)
+        assert response.status_code == 201, response.text
+        return response.json()["short_code"]
+
+    async def codes() -> dict[str, list[str]]:
+        return (await agent.report(report_body())).json()["worker_share_codes"]
+
+    kept = await share(default_id)
+    once = await share(default_id, max_uses=1)
+    soon = await share(other_id, expires_at=out_time(moment(timedelta(minutes=5))))
+    assert await codes() == {default_id: sorted([kept, once]), other_id: [soon]}
+    # Used up: gone from the next reply.
+    assert (await client.get(f"/s/{once}")).status_code == 200
+    assert await codes() == {default_id: [kept], other_id: [soon]}
+    # Expired: gone.
+    clock.advance(timedelta(minutes=6))
+    assert await codes() == {default_id: [kept]}
+    # A deleted worker's codes go with it.
+    assert (await user.delete(f"/api/v1/workers/{default_id}")).status_code == 200
+    assert await codes() == {}

@@ -88,7 +88,10 @@ class AgentDetail(TypedDict):
 class StatusReportResponse(TypedDict):
     success: bool
     config_version: int
-    license: License
+    # Left out while the license the agent reported holding is good for 10 minutes more.
+    license: NotRequired[License]
+    # Worker id -> the short codes of its live share links.
+    worker_share_codes: dict[str, list[str]]
 
 
 class WorkerConfig(TypedDict):
