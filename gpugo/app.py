@@ -27,7 +27,7 @@ from gpugo.rest.middleware import (
 from gpugo.rest.routes import routes
 from gpugo.schema import routes as graphql_routes
 from gpugo.settings import Settings
-from gpugo.sweeper import OfflineSweeper
+from gpugo.sweeper import Sweeper
 from gpugo.web import routes as web_routes
 
 
@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
         db.ensure_sqlite_directory(url)
         async with RegisterTortoise(app, config=db.tortoise_config(url)):
             await ctx.events.start()
-            sweeper = OfflineSweeper(ctx)
+            sweeper = Sweeper(ctx)
             await sweeper.start()
             await ctx.last_seen.start()
             try:

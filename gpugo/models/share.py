@@ -33,8 +33,11 @@ class Share(Model):
     max_uses = fields.IntField(null=True)
     used_count = fields.IntField(default=0)
     created_at = fields.DatetimeField()
+    # When the link left its agent's config (used up or expired; the agent was told).
+    withdrawn_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "shares"
         # worker_id: deleting a worker deletes its shares (cascade) without a scan.
-        indexes = (("user_id", "created_at"), ("worker_id",))
+        # (withdrawn_at, expires_at): the sweeper finds links newly expired without a scan.
+        indexes = (("user_id", "created_at"), ("worker_id",), ("withdrawn_at", "expires_at"))

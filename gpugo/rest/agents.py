@@ -108,6 +108,7 @@ def worker_config_json(worker: agent_config.WorkerConfig) -> WorkerConfig:
         "gpu_ids": list(worker.gpu_ids),
         "listen_port": worker.listen_port,
         "enabled": worker.enabled,
+        "share_codes": list(worker.share_codes),
     }
     if worker.vram_mb is not None:
         body["vram_mb"] = worker.vram_mb

@@ -54,7 +54,9 @@ async def create(request: Request) -> Created[ShareListItem]:
 
 async def delete(request: Request) -> Ok[Success]:
     principal = await requests.user(request)
-    await shares.delete(principal=principal, share_id=request.path_params["share_id"])
+    await shares.delete(
+        ctx=requests.server(request), principal=principal, share_id=request.path_params["share_id"]
+    )
     return Ok(SUCCESS)
 
 
@@ -104,6 +106,7 @@ async def _public_share(
         "worker_id": share.worker_id,
         "hardware_vendor": share.hardware_vendor,
         "connection_url": share.connection_url,
+        "agent_arch": share.agent_arch,
     }
 
 

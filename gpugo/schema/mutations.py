@@ -151,5 +151,5 @@ class Mutation:
 
     @strawberry.mutation(permission_classes=_USER)
     async def delete_share(self, info: GraphQLInfo, id: strawberry.ID) -> bool | None:
-        await shares.delete(principal=await user(info), share_id=id)
+        await shares.delete(ctx=info.context.server, principal=await user(info), share_id=id)
         return True

@@ -13,7 +13,7 @@ from gpugo.context import ServerContext
 from gpugo.errors import Unauthorized
 from gpugo.events import Event, EventKind
 from gpugo.models import Agent, Worker
-from gpugo.services import licenses
+from gpugo.services import licenses, shares
 from gpugo.services.agents import license_gpu_ids
 
 
@@ -26,6 +26,8 @@ class WorkerConfig:
     isolation_mode: str | None
     listen_port: int
     enabled: bool
+    # The short codes of its live share links: the worker lets their holders in.
+    share_codes: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,7 @@ async def pull(*, ctx: ServerContext, principal: Principal) -> AgentConfig:
                 "enabled",
             )
         )
+        share_codes = await shares.live_codes(agent_id=agent_id, now=now)
     version = rows[0]["config_version"]
     if advanced:
         # Desired and fetched versions converge: live views show it.
@@ -99,6 +102,7 @@ async def pull(*, ctx: ServerContext, principal: Principal) -> AgentConfig:
                 isolation_mode=w["isolation_mode"],
                 listen_port=w["listen_port"],
                 enabled=w["enabled"],
+                share_codes=tuple(share_codes.get(w["id"], ())),
             )
             for w in workers
         ),

@@ -2,6 +2,12 @@
 
 A short code is a capability (12 random base62 characters, ~71 bits): whoever
 holds it may connect, so it is never derived from anything guessable.
+
+The worker lets a client in only with a code its agent received (``share_codes`` in
+/config, ``worker_share_codes`` in the status reply), so the set of a worker's live
+codes is part of its agent's configuration: creating or deleting a link bumps the
+agent's ``config_version`` at once; a link used up is withdrawn by the use that took
+its last one, an expired one by the sweeper (``withdraw_expired``) within seconds.
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ from typing import Any
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F, Q
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
 
-from gpugo import clock
+from gpugo import clock, sql
 from gpugo.auth.principal import Principal
 from gpugo.context import ServerContext
 from gpugo.errors import Conflict, Gone, NotFound, ValidationFailed
@@ -25,7 +32,7 @@ from gpugo.events import Event, EventKind
 from gpugo.ids import random_base62
 from gpugo.inputs.agents import UNKNOWN_VENDOR
 from gpugo.inputs.shares import CreateShareInput
-from gpugo.models import Gpu, Share, Worker
+from gpugo.models import Agent, Gpu, Share, Worker
 
 SHORT_CODE_LENGTH = 12
 # Collisions need ~2**35 shares to become likely; a few attempts are plenty.
@@ -54,10 +61,15 @@ _PUBLIC_COLUMNS = (
     "hardware_vendor",
     "connection_ip",
     "worker__listen_port",
+    "worker__agent_id",
+    "worker__agent__arch",
     "expires_at",
     "max_uses",
     "used_count",
 )
+# Expired links withdrawn per statement, and statements per sweep.
+WITHDRAW_BATCH = 500
+_WITHDRAW_BATCHES = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +91,8 @@ class PublicShare:
     worker_id: str
     hardware_vendor: str
     connection_url: str
+    # The architecture of the worker's host: the client picks its libraries by it.
+    agent_arch: str
 
 
 def connection_url(ip: str, port: int) -> str:
@@ -136,17 +150,19 @@ async def create(*, ctx: ServerContext, principal: Principal, data: CreateShareI
     for _ in range(_CODE_ATTEMPTS):
         code = random_base62(SHORT_CODE_LENGTH)
         try:
-            share = await Share.create(
-                user_id=principal.user_id,
-                worker_id=worker["id"],
-                short_code=code,
-                connection_ip=data.connection_ip,
-                hardware_vendor=vendor,
-                expires_at=data.expires_at,
-                max_uses=data.max_uses,
-                used_count=0,
-                created_at=now,
-            )
+            async with in_transaction():
+                share = await Share.create(
+                    user_id=principal.user_id,
+                    worker_id=worker["id"],
+                    short_code=code,
+                    connection_ip=data.connection_ip,
+                    hardware_vendor=vendor,
+                    expires_at=data.expires_at,
+                    max_uses=data.max_uses,
+                    used_count=0,
+                    created_at=now,
+                )
+                await _bump_config_version(worker["agent_id"])
             break
         except IntegrityError:
             # Either the code is taken (try another) or the worker was deleted meanwhile.
@@ -154,6 +170,7 @@ async def create(*, ctx: ServerContext, principal: Principal, data: CreateShareI
                 raise NotFound("No such worker.") from None
     else:
         raise Conflict("Could not allocate a unique short code; try again.")
+    await _config_changed(ctx, principal.user_id, worker["agent_id"])
     return _view(
         ctx,
         {
@@ -181,9 +198,86 @@ async def list_shares(*, ctx: ServerContext, principal: Principal) -> list[Share
     return [_view(ctx, row) for row in rows]
 
 
-async def delete(*, principal: Principal, share_id: str) -> None:
-    if not await Share.filter(id=share_id, user_id=principal.user_id).delete():
-        raise NotFound("No such share.")
+async def delete(*, ctx: ServerContext, principal: Principal, share_id: str) -> None:
+    """Delete one of the caller's links; a live one leaves its agent's config at once."""
+    async with in_transaction():
+        rows = await Share.filter(id=share_id, user_id=principal.user_id).values(
+            "worker__agent_id", "withdrawn_at"
+        )
+        if not rows or not await Share.filter(id=share_id).delete():
+            raise NotFound("No such share.")
+        agent_id = rows[0]["worker__agent_id"]
+        live = rows[0]["withdrawn_at"] is None
+        if live:
+            await _bump_config_version(agent_id)
+    if live:
+        await _config_changed(ctx, principal.user_id, agent_id)
+
+
+async def _bump_config_version(agent_id: str) -> None:
+    await Agent.filter(id=agent_id).update(config_version=F("config_version") + 1)
+
+
+async def _config_changed(ctx: ServerContext, user_id: str, agent_id: str) -> None:
+    """After the commit: the agent pulls its config (agent push, live views)."""
+    await ctx.events.publish(
+        Event(kind=EventKind.CONFIG_CHANGED, user_id=user_id, agent_id=agent_id)
+    )
+
+
+async def live_codes(*, agent_id: str, now: datetime) -> dict[str, list[str]]:
+    """Worker id -> the short codes of its live links (sorted), for the agent's config."""
+    rows = await Share.filter(worker__agent_id=agent_id, withdrawn_at=None).values(
+        "worker_id", "short_code", "expires_at", "max_uses", "used_count"
+    )
+    codes: dict[str, list[str]] = {}
+    for row in rows:
+        if is_live(
+            expires_at=row["expires_at"],
+            max_uses=row["max_uses"],
+            used_count=row["used_count"],
+            now=now,
+        ):
+            codes.setdefault(row["worker_id"], []).append(row["short_code"])
+    return {worker_id: sorted(found) for worker_id, found in codes.items()}
+
+
+_WITHDRAW_EXPIRED = sql.per_dialect(
+    "UPDATE shares SET withdrawn_at = $1 WHERE id IN ("
+    "SELECT id FROM shares WHERE withdrawn_at IS NULL AND expires_at <= $2"
+    " ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED)"
+    " AND withdrawn_at IS NULL RETURNING worker_id"
+)
+
+
+async def withdraw_expired(*, ctx: ServerContext) -> int:
+    """Withdraw the links that expired since the last sweep from their agents' configs.
+
+    Through the (withdrawn_at, expires_at) index, a batch per statement; the
+    conditional UPDATE lets one instance win each link. Returns how many.
+    """
+    now = clock.now()
+    withdrawn = 0
+    for _ in range(_WITHDRAW_BATCHES):
+        async with in_transaction():
+            rows = await sql.fetch(_WITHDRAW_EXPIRED, [now, now, WITHDRAW_BATCH])
+            worker_ids = list({row["worker_id"] for row in rows})
+            agents = (
+                await Worker.filter(id__in=worker_ids).values_list("agent_id", "agent__user_id")
+                if worker_ids
+                else []
+            )
+            agent_ids = sorted({agent_id for agent_id, _ in agents})
+            if agent_ids:
+                await Agent.filter(id__in=agent_ids).update(config_version=F("config_version") + 1)
+        for agent_id, user_id in set(agents):
+            ctx.events.emit(
+                Event(kind=EventKind.CONFIG_CHANGED, user_id=user_id, agent_id=agent_id)
+            )
+        withdrawn += len(rows)
+        if len(rows) < WITHDRAW_BATCH:
+            break
+    return withdrawn
 
 
 async def _public_row(short_code: str) -> dict[str, Any]:
@@ -215,6 +309,7 @@ def _public(row: dict[str, Any]) -> PublicShare:
         worker_id=row["worker_id"],
         hardware_vendor=row["hardware_vendor"],
         connection_url=connection_url(row["connection_ip"], row["worker__listen_port"]),
+        agent_arch=row["worker__agent__arch"],
     )
 
 
@@ -232,7 +327,8 @@ async def redeem(*, ctx: ServerContext, short_code: str) -> PublicShare:
     exactly ``max_uses`` of any number of racing callers succeed. On PostgreSQL the
     look-up rides in the same statement (one round trip whatever the answer); on SQLite
     it is a read, then the UPDATE. A use is published as ``share.used`` for the owner's
-    live views.
+    live views; the use that takes the last one withdraws the link from its agent's
+    config.
     """
     now = clock.now()
     db = connections.get("default")
@@ -241,37 +337,56 @@ async def redeem(*, ctx: ServerContext, short_code: str) -> PublicShare:
     else:
         row = await _public_row(short_code)
         _check_usable(row, now)
-        row["claimed"] = await Share.filter(
-            Q(expires_at__isnull=True) | Q(expires_at__gt=now),
-            Q(max_uses__isnull=True) | Q(used_count__lt=F("max_uses")),
-            id=row["id"],
-        ).update(used_count=F("used_count") + 1)
-    if not row["claimed"]:
+        counted = await sql.fetch(_USE_SQLITE, [row["id"], now])
+        row["used_now"] = counted[0]["used_count"] if counted else None
+    if row["used_now"] is None:
         # Another caller took the last use (or the share was deleted) since the read.
         raise Gone("This share link has been used up.")
     # The answer does not wait for the event's NOTIFY round trip: live views hear it a
     # moment later either way, and live events are at most once.
     ctx.events.emit(Event(kind=EventKind.SHARE_USED, user_id=row["user_id"], resource_id=row["id"]))
+    if row["max_uses"] is not None and row["used_now"] >= row["max_uses"]:
+        await _withdraw_used_up(ctx, row, now)
     return _public(row)
 
 
-# The share (as it was before this use) and whether this use was counted. The UPDATE's
-# conditions are checked again on the row's latest version once its lock is granted, so
-# racing uses cannot overshoot max_uses.
+async def _withdraw_used_up(ctx: ServerContext, row: dict[str, Any], now: datetime) -> None:
+    agent_id = row["worker__agent_id"]
+    async with in_transaction():
+        withdrawn = await Share.filter(id=row["id"], withdrawn_at=None).update(withdrawn_at=now)
+        if withdrawn:
+            await _bump_config_version(agent_id)
+    if withdrawn:
+        ctx.events.emit(
+            Event(kind=EventKind.CONFIG_CHANGED, user_id=row["user_id"], agent_id=agent_id)
+        )
+
+
+# Counts a use while one is left; the count after it, or nothing.
+_USE_SQLITE = sql.per_dialect(
+    "UPDATE shares SET used_count = used_count + 1 WHERE id = $1"
+    " AND (max_uses IS NULL OR used_count < max_uses)"
+    " AND (expires_at IS NULL OR expires_at > $2) RETURNING used_count"
+)
+
+# The share (as it was before this use) and the count after this use (null when it was
+# not counted). The UPDATE's conditions are checked again on the row's latest version
+# once its lock is granted, so racing uses cannot overshoot max_uses.
 _REDEEM_POSTGRES = """
 WITH share AS (
     SELECT s.id, s.user_id, s.worker_id, s.hardware_vendor, s.connection_ip,
-           w.listen_port AS "worker__listen_port", s.expires_at, s.max_uses, s.used_count
-    FROM shares s JOIN workers w ON w.id = s.worker_id
+           w.listen_port AS "worker__listen_port", w.agent_id AS "worker__agent_id",
+           a.arch AS "worker__agent__arch", s.expires_at, s.max_uses, s.used_count
+    FROM shares s JOIN workers w ON w.id = s.worker_id JOIN agents a ON a.id = w.agent_id
     WHERE s.short_code = $1
 ), used AS (
     UPDATE shares SET used_count = shares.used_count + 1
     WHERE shares.id = (SELECT id FROM share)
       AND (shares.max_uses IS NULL OR shares.used_count < shares.max_uses)
       AND (shares.expires_at IS NULL OR shares.expires_at > $2)
-    RETURNING shares.id
+    RETURNING shares.used_count
 )
-SELECT share.*, EXISTS (SELECT 1 FROM used) AS claimed FROM share
+SELECT share.*, (SELECT used_count FROM used) AS used_now FROM share
 """
 
 
@@ -280,6 +395,6 @@ async def _redeem_postgres(db: BaseDBAsyncClient, short_code: str, now: datetime
     if not rows:
         raise NotFound("No such share.")
     row = rows[0]
-    if not row["claimed"]:
+    if row["used_now"] is None:
         _check_usable(row, now)  # expired, or used up by the snapshot: say which
     return row

@@ -1,15 +1,18 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from gpugo import clock
 from gpugo.auth import resolve
 from gpugo.models import Agent, Worker
+from gpugo.services import shares
 from tests.sql_counter import count_sql
-from tests.support import assert_error, assert_iso, register_agent
+from tests.support import assert_error, assert_iso, moment, out_time, register_agent
 
-REQUIRED_KEYS = {"worker_id", "gpu_ids", "listen_port", "enabled"}
+REQUIRED_KEYS = {"worker_id", "gpu_ids", "listen_port", "enabled", "share_codes"}
 OPTIONAL_KEYS = {"vram_mb", "compute_percent", "isolation_mode"}
 
 
@@ -20,6 +23,7 @@ def assert_worker_config(item: dict[str, Any]) -> None:
     assert isinstance(item["gpu_ids"], list) and all(isinstance(g, str) for g in item["gpu_ids"])
     assert type(item["listen_port"]) is int
     assert type(item["enabled"]) is bool
+    assert all(isinstance(code, str) for code in item["share_codes"])
     if "vram_mb" in item:
         assert type(item["vram_mb"]) is int
     if "compute_percent" in item:
@@ -59,12 +63,14 @@ async def test_config_lists_every_worker_and_a_license(api):
             "gpu_ids": ["GPU-0", "GPU-1"],
             "listen_port": 9001,
             "enabled": True,
+            "share_codes": [],
         },
         {
             "worker_id": created.json()["worker_id"],
             "gpu_ids": ["GPU-1"],
             "listen_port": 9100,
             "enabled": False,
+            "share_codes": [],
         },
     ]
 
@@ -150,8 +156,8 @@ async def test_config_statements(api):
     with count_sql() as sql:
         body = (await agent.config()).json()
     assert len(body["workers"]) == 4
-    # The secret, the fetch mark, the agent with its GPUs, the workers.
-    assert len(sql) == 4, sql
+    # The secret, the fetch mark, the agent with its GPUs, the workers, their share codes.
+    assert len(sql) == 5, sql
 
 
 async def test_an_agent_deleted_while_its_pull_is_on_the_way_gets_401(api, monkeypatch):
@@ -166,3 +172,49 @@ async def test_an_agent_deleted_while_its_pull_is_on_the_way_gets_401(api, monke
 
     monkeypatch.setattr(resolve, "authenticate_agent", authenticate_then_delete)
     assert_error(await agent.config(), 401, "unauthorized")
+
+
+async def test_share_codes_reach_the_config_and_every_change_of_them_bumps_its_version(
+    api, client, app
+):
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    worker_id = (await Worker.get(agent_id=agent.agent_id)).id
+
+    async def config() -> tuple[int, list[str]]:
+        [worker] = (body := (await agent.config()).json())["workers"]
+        return body["config_version"], worker["share_codes"]
+
+    async def share(**extra: Any) -> dict[str, Any]:
+        body = {"worker_id": worker_id, "connection_ip": "203.0.113.7", **extra}
+        response = await user.post("/api/v1/shares", json=body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    version, codes = await config()
+    assert codes == []
+    # Created: in the config at once, with a new version.
+    kept = await share()
+    once = await share(max_uses=2)
+    soon = await share(expires_at=out_time(moment(timedelta(minutes=10))))
+    assert await config() == (
+        version + 3,
+        sorted([kept["short_code"], once["short_code"], soon["short_code"]]),
+    )
+    # A use that leaves uses changes nothing; the one that takes the last withdraws it.
+    assert (await client.get(f"/s/{once['short_code']}")).status_code == 200
+    assert (await config())[0] == version + 3
+    assert (await client.get(f"/s/{once['short_code']}")).status_code == 200
+    assert await config() == (version + 4, sorted([kept["short_code"], soon["short_code"]]))
+    # Expired: the sweeper withdraws it once, whichever instance sweeps.
+    ctx = app.state.ctx
+    assert await shares.withdraw_expired(ctx=ctx) == 0
+    clock.advance(timedelta(minutes=11))
+    assert await shares.withdraw_expired(ctx=ctx) == 1
+    assert await shares.withdraw_expired(ctx=ctx) == 0
+    assert await config() == (version + 5, [kept["short_code"]])
+    # Deleted: gone at once; deleting a withdrawn link changes nothing the agent runs.
+    assert (await user.delete(f"/api/v1/shares/{kept['share_id']}")).status_code == 200
+    assert await config() == (version + 6, [])
+    assert (await user.delete(f"/api/v1/shares/{soon['share_id']}")).status_code == 200
+    assert await config() == (version + 6, [])

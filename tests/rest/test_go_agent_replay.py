@@ -373,6 +373,7 @@ async def test_the_real_agent_lifecycle(api, client):
         "gpu_ids": [GPU_IDS[1]],
         "listen_port": 9002,
         "enabled": True,
+        "share_codes": [],
     }
     # connection_changed true with the (empty, so omitted) list: the client is gone.
     agent = decode(await client.get(base, headers=pat), AGENT_INFO)

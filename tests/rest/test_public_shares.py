@@ -53,6 +53,7 @@ async def test_a_share_link_answers_public_share_info_and_counts_the_use(api, cl
         "worker_id": share["worker_id"],
         "hardware_vendor": "amd",
         "connection_url": "tcp://203.0.113.7:9001",
+        "agent_arch": "amd64",
     }
     assert_share_headers(response)
     assert await used_count(share) == 1

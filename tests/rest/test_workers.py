@@ -578,6 +578,7 @@ async def test_the_agents_config_follows_every_change(api):
         "gpu_ids": ["GPU-1"],
         "listen_port": 9100,
         "enabled": False,
+        "share_codes": [],
     } in config["workers"]
     await user.patch(f"/api/v1/workers/{created['worker_id']}", json={"enabled": True})
     config = await agent_config(agent)

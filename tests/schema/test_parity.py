@@ -196,4 +196,5 @@ async def test_rest_and_graphql_end_in_the_same_state(app):
     assert rest_state == gql_state
     # And the scenario did something.
     assert len(rest_state["workers"]) == 2 and len(rest_state["shares"]) == 1
-    assert rest_state["agents"][0]["config_version"] == 3
+    # 1, then a worker created and updated, two links created and one deleted.
+    assert rest_state["agents"][0]["config_version"] == 6

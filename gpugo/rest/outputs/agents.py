@@ -104,6 +104,8 @@ class WorkerConfig(TypedDict):
     isolation_mode: NotRequired[Literal["soft", "hard"]]
     listen_port: int
     enabled: bool
+    # The short codes of the worker's live share links (not expired, uses left).
+    share_codes: list[str]
 
 
 class AgentConfigResponse(TypedDict):

@@ -28,3 +28,5 @@ class PublicShareInfo(TypedDict):
     worker_id: str
     hardware_vendor: str
     connection_url: str
+    # The worker's host architecture (amd64, arm64): the client picks its libraries by it.
+    agent_arch: str
