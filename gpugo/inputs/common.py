@@ -76,9 +76,12 @@ class _NullAsEmptyList:
         return {"anyOf": [handler(schema), {"type": "null"}]}
 
 
-def not_nullable_in_schema(schema: dict[str, Any]) -> None:
-    """``json_schema_extra`` for inputs whose optional fields may be absent but never null."""
-    for prop in schema.get("properties", {}).values():
+def not_nullable_in_schema(schema: dict[str, Any], *, nullable: tuple[str, ...] = ()) -> None:
+    """``json_schema_extra`` for inputs whose optional fields may be absent but never null
+    (except those named ``nullable``)."""
+    for name, prop in schema.get("properties", {}).items():
+        if name in nullable:
+            continue
         alternatives = prop.pop("anyOf", None)
         if alternatives is not None:
             prop.update(next(a for a in alternatives if a.get("type") != "null"))

@@ -12,8 +12,8 @@ from gpugo.inputs.metrics import MetricsReportInput
 from gpugo.rest import agent_events, requests
 from gpugo.rest.outputs.agents import (
     AgentConfigResponse,
-    AgentConnection,
     AgentDetail,
+    AgentGpu,
     AgentList,
     AgentListItem,
     AgentRegisterResponse,
@@ -23,7 +23,9 @@ from gpugo.rest.outputs.agents import (
 from gpugo.rest.outputs.common import License, Success
 from gpugo.rest.paths import API
 from gpugo.rest.responses import SUCCESS, Created, Ok
-from gpugo.services import agent_config, agents, licenses, metrics, status_reports
+from gpugo.rest.workers import worker_detail_json, worker_json
+from gpugo.services import agent_config, agent_pages, agents, licenses, metrics, status_reports
+from gpugo.services.views import GpuView
 from gpugo.timefmt import iso
 
 
@@ -31,8 +33,10 @@ def license_json(license: licenses.License) -> License:
     return {"plain": license.plain, "encrypted": license.encrypted}
 
 
-def agent_list_item_json(agent: agents.AgentSummary) -> AgentListItem:
-    """An AgentListItem (``gpuCount`` is camelCase in the spec)."""
+def agent_list_item_json(listed: agent_pages.ListedAgent) -> AgentListItem:
+    """An AgentListItem (``gpuCount`` is camelCase in the spec; the shipped CLI reads
+    ``gpu_count``, ``gpus`` and ``workers``)."""
+    agent = listed.summary
     return {
         "agent_id": agent.agent_id,
         "hostname": agent.hostname,
@@ -40,17 +44,24 @@ def agent_list_item_json(agent: agents.AgentSummary) -> AgentListItem:
         "os": agent.os,
         "arch": agent.arch,
         "gpuCount": agent.gpu_count,
+        "gpu_count": agent.gpu_count,
+        "gpus": [gpu_json(gpu) for gpu in listed.gpus],
+        "workers": [worker_json(worker) for worker in listed.workers],
         "last_seen_at": iso(agent.last_seen_at),
         "created_at": iso(agent.created_at),
     }
 
 
-def _connection_json(connection: agents.ConnectionView) -> AgentConnection:
+def gpu_json(gpu: GpuView) -> AgentGpu:
     return {
-        "client_ip": connection.client_ip,
-        "connected_at": iso(connection.connected_at),
-        "client_port": connection.client_port,
-        "client_pid": connection.client_pid,
+        "gpu_id": gpu.gpu_id,
+        "gpu_index": gpu.gpu_index,
+        "vendor": gpu.vendor,
+        "model": gpu.model,
+        "vram_mb": gpu.vram_mb,
+        "driver_version": gpu.driver_version,
+        "cuda_version": gpu.cuda_version,
+        "used_by_worker": gpu.used_by_worker,
     }
 
 
@@ -64,34 +75,8 @@ def agent_detail_json(agent: agents.AgentDetail) -> AgentDetail:
         "os": agent.os,
         "arch": agent.arch,
         "network_ips": list(agent.network_ips),
-        "gpus": [
-            {
-                "gpu_id": gpu.gpu_id,
-                "gpu_index": gpu.gpu_index,
-                "vendor": gpu.vendor,
-                "model": gpu.model,
-                "vram_mb": gpu.vram_mb,
-                "driver_version": gpu.driver_version,
-                "cuda_version": gpu.cuda_version,
-                "used_by_worker": gpu.used_by_worker,
-            }
-            for gpu in agent.gpus
-        ],
-        "workers": [
-            {
-                "worker_id": worker.worker_id,
-                "name": worker.name,
-                "is_default": worker.is_default,
-                "enabled": worker.enabled,
-                "status": worker.status,
-                "gpu_ids": list(worker.gpu_ids),
-                "listen_port": worker.listen_port,
-                "pid": worker.pid,
-                "restarts": worker.restarts,
-                "connections": [_connection_json(c) for c in worker.connections],
-            }
-            for worker in agent.workers
-        ],
+        "gpus": [gpu_json(gpu) for gpu in agent.gpus],
+        "workers": [worker_detail_json(worker) for worker in agent.workers],
         "config_version": agent.config_version,
         "fetched_config_version": agent.fetched_config_version,
         "config_fetched_at": iso(agent.config_fetched_at),
@@ -137,7 +122,7 @@ async def register(request: Request) -> Created[AgentRegisterResponse]:
 async def list_agents(request: Request) -> Ok[AgentList]:
     ctx = requests.server(request)
     principal = await requests.user(request)
-    found = await agents.list_agents(ctx=ctx, principal=principal)
+    found = await agent_pages.listing(ctx=ctx, principal=principal)
     return Ok({"agents": [agent_list_item_json(a) for a in found]})
 
 

@@ -10,6 +10,7 @@ from gpugo.inputs.workers import CreateWorkerInput, UpdateWorkerInput, WorkerFil
 from gpugo.rest import requests
 from gpugo.rest.outputs.common import Success
 from gpugo.rest.outputs.workers import (
+    WorkerConnection,
     WorkerDetail,
     WorkerList,
     WorkerListItem,
@@ -18,11 +19,12 @@ from gpugo.rest.outputs.workers import (
 from gpugo.rest.paths import API
 from gpugo.rest.responses import SUCCESS, Created, Ok
 from gpugo.services import workers
+from gpugo.services.views import ConnectionView, WorkerView
 from gpugo.timefmt import iso
 
 
-def worker_json(worker: workers.WorkerView) -> WorkerListItem:
-    """A WorkerListItem."""
+def worker_json(worker: WorkerView) -> WorkerListItem:
+    """A worker as every list shows it (the spec's WorkerListItem and more)."""
     return {
         "worker_id": worker.worker_id,
         "agent_id": worker.agent_id,
@@ -31,8 +33,28 @@ def worker_json(worker: workers.WorkerView) -> WorkerListItem:
         "listen_port": worker.listen_port,
         "enabled": worker.enabled,
         "status": worker.status,
+        "is_default": worker.is_default,
+        "pid": worker.pid,
+        "restarts": worker.restarts,
+        "vram_mb": worker.vram_mb,
+        "compute_percent": worker.compute_percent,
+        "isolation_mode": worker.isolation_mode,
         "created_at": iso(worker.created_at),
     }
+
+
+def connection_json(connection: ConnectionView) -> WorkerConnection:
+    return {
+        "client_ip": connection.client_ip,
+        "connected_at": iso(connection.connected_at),
+        "client_port": connection.client_port,
+        "client_pid": connection.client_pid,
+    }
+
+
+def worker_detail_json(worker: WorkerView) -> WorkerDetail:
+    """A worker with its client connections (worker and agent details)."""
+    return {**worker_json(worker), "connections": [connection_json(c) for c in worker.connections]}
 
 
 async def list_workers(request: Request) -> Ok[WorkerList]:
@@ -55,10 +77,7 @@ async def create(request: Request) -> Created[WorkerListItem]:
 async def get(request: Request) -> Ok[WorkerDetail]:
     principal = await requests.user(request)
     worker = await workers.get(principal=principal, worker_id=request.path_params["worker_id"])
-    connections = [
-        {"client_ip": c.client_ip, "connected_at": iso(c.connected_at)} for c in worker.connections
-    ]
-    return Ok({**worker_json(worker), "connections": connections})
+    return Ok(worker_detail_json(worker))
 
 
 async def update(request: Request) -> Ok[WorkerUpdateResponse]:
@@ -77,6 +96,9 @@ async def update(request: Request) -> Ok[WorkerUpdateResponse]:
             "listen_port": worker.listen_port,
             "enabled": worker.enabled,
             "status": worker.status,
+            "vram_mb": worker.vram_mb,
+            "compute_percent": worker.compute_percent,
+            "isolation_mode": worker.isolation_mode,
         }
     )
 

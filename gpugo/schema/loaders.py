@@ -19,8 +19,8 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from gpugo.models import Agent, Gpu, Worker, WorkerConnection
-from gpugo.services import agent_pages, agents
-from gpugo.services.agents import gpu_order
+from gpugo.services import views
+from gpugo.services.views import gpu_order
 
 Row = dict[str, Any]
 
@@ -37,8 +37,8 @@ AGENT_COLUMNS = (
     "shut_down_at",
     "created_at",
 )
-GPU_COLUMNS = ("agent_id", *agents.GPU_COLUMNS)
-WORKER_COLUMNS = ("agent_id", *agent_pages.WORKER_COLUMNS)
+GPU_COLUMNS = ("agent_id", *views.GPU_COLUMNS)
+WORKER_COLUMNS = views.WORKER_COLUMNS
 CONNECTION_COLUMNS = ("worker_id", "client_ip", "client_port", "client_pid", "connected_at")
 # An IN list is split into batches of this many ids (the databases bound bind parameters).
 MAX_BATCH = 1000

@@ -128,7 +128,7 @@ class Query:
     @strawberry.field(permission_classes=_USER)
     async def worker(self, info: GraphQLInfo, id: strawberry.ID) -> Worker | None:
         view = await workers.get(principal=await user(info), worker_id=id)
-        return worker_view_node(view)
+        return worker_view_node(view, with_connections=True)
 
     @strawberry.field(permission_classes=_USER, description="Shares, newest first.")
     async def shares(

@@ -1,6 +1,7 @@
 """A page of the caller's agents with their GPUs, workers and connections: one statement.
 
-The dashboard's list shows a page of agents with their children. The page is cut in
+The dashboard's list shows a page of agents with their children; the REST list
+(``listing``) shows all of them with their GPUs and workers. The page is cut in
 SQL (newest first, keyset: after a (created_at, id) position, never an offset), and
 each agent's children come back as JSON arrays (no row multiplication), like the
 status report's read. The caller's user id is in the statement's WHERE: ownership
@@ -19,35 +20,26 @@ from typing import Any
 from gpugo import clock, sql
 from gpugo.auth.principal import Principal
 from gpugo.context import ServerContext
-from gpugo.services.agents import (
+from gpugo.services.agents import SUMMARY_COLUMNS, AgentSummary, summary
+from gpugo.services.views import (
+    CONNECTION_COLUMNS,
     GPU_COLUMNS,
-    SUMMARY_COLUMNS,
-    AgentSummary,
+    WORKER_COLUMNS,
+    GpuView,
+    WorkerView,
     gpu_order,
-    summary,
+    gpu_views,
+    worker_view,
 )
 from gpugo.timefmt import parse_stored
 
 Row = dict[str, Any]
-WORKER_COLUMNS = (
-    "id",
-    "name",
-    "gpu_ids",
-    "listen_port",
-    "enabled",
-    "status",
-    "is_default",
-    "pid",
-    "restarts",
-    "created_at",
-)
-CONNECTION_COLUMNS = ("id", "client_ip", "client_port", "client_pid", "connected_at")
 
 
 @dataclass(slots=True)
 class AgentChildren:
     gpus: list[Row] = field(default_factory=list)
-    # Each worker row carries its agent_id and, when asked for, "connections".
+    # Each worker row has WORKER_COLUMNS and, when asked for, "connections".
     workers: list[Row] = field(default_factory=list)
 
 
@@ -58,16 +50,9 @@ class AgentPage:
     total: int
 
 
-def _sql(*, gpus: bool, workers: bool, connections: bool, after: bool) -> dict[str, str]:
-    """The page statement; built from this module's constants only.
-
-    Parameters, in order: user id (total), user id (page), [created_at, id of the
-    position to start after], limit.
-    """
-    columns = [
-        SUMMARY_COLUMNS,
-        "(SELECT COUNT(*) FROM agents t WHERE t.user_id = $1) AS total_count",
-    ]
+def _children_columns(*, gpus: bool, workers: bool, connections: bool) -> list[str]:
+    """JSON arrays of each agent's children (table alias ``a``); from constants only."""
+    columns = []
     if gpus:
         gpu_values = ", ".join(f"g.{name}" for name in GPU_COLUMNS)
         columns.append(
@@ -89,6 +74,20 @@ def _sql(*, gpus: bool, workers: bool, connections: bool, after: bool) -> dict[s
             f"(SELECT json_agg(json_build_array({', '.join(worker_values)})) FROM workers w"  # noqa: S608
             " WHERE w.agent_id = a.id) AS workers"
         )
+    return columns
+
+
+def _sql(*, gpus: bool, workers: bool, connections: bool, after: bool) -> dict[str, str]:
+    """The page statement; built from this module's constants only.
+
+    Parameters, in order: user id (total), user id (page), [created_at, id of the
+    position to start after], limit.
+    """
+    columns = [
+        SUMMARY_COLUMNS,
+        "(SELECT COUNT(*) FROM agents t WHERE t.user_id = $1) AS total_count",
+        *_children_columns(gpus=gpus, workers=workers, connections=connections),
+    ]
     where = "a.user_id = $2"
     limit = "$3"
     if after:
@@ -111,6 +110,19 @@ _STATEMENTS = {
     for after in (False, True)
 }
 _COUNT = sql.per_dialect("SELECT COUNT(*) AS n FROM agents WHERE user_id = $1")
+
+
+def _listing_sql(*, one_agent: bool) -> dict[str, str]:
+    """Every agent of a user (or the one of an agent principal) with GPUs and workers."""
+    columns = [SUMMARY_COLUMNS, *_children_columns(gpus=True, workers=True, connections=False)]
+    where = "a.user_id = $1 AND a.id = $2" if one_agent else "a.user_id = $1"
+    return sql.per_dialect(
+        f"SELECT {', '.join(columns)} FROM agents a WHERE {where}"  # noqa: S608 (constants)
+        " ORDER BY a.created_at DESC, a.id"
+    )
+
+
+_LISTING = {one_agent: _listing_sql(one_agent=one_agent) for one_agent in (False, True)}
 
 
 def _decode(value: Any) -> list[Any]:
@@ -139,11 +151,10 @@ def _connections(values: Any) -> list[Row]:
     return rows
 
 
-def _workers(agent_id: str, values: Any, with_connections: bool) -> list[Row]:
+def _workers(values: Any, with_connections: bool) -> list[Row]:
     rows = []
     for entry in _decode(values):
         row = dict(zip(WORKER_COLUMNS, entry, strict=False))
-        row["agent_id"] = agent_id
         row["enabled"] = bool(row["enabled"])  # SQLite's JSON has 0 and 1
         row["is_default"] = bool(row["is_default"])
         row["created_at"] = parse_stored(row["created_at"])
@@ -182,6 +193,31 @@ async def page(
         if with_gpus:
             children.gpus = _gpus(row["gpus"])
         if with_workers:
-            children.workers = _workers(row["id"], row["workers"], with_connections)
+            children.workers = _workers(row["workers"], with_connections)
         items.append((summary(ctx, row, now), children))
     return AgentPage(items=items, has_next=len(rows) > first, total=total)
+
+
+@dataclass(frozen=True, slots=True)
+class ListedAgent:
+    summary: AgentSummary
+    gpus: tuple[GpuView, ...]
+    workers: tuple[WorkerView, ...]
+
+
+async def listing(*, ctx: ServerContext, principal: Principal) -> list[ListedAgent]:
+    """All of the caller's agents (an agent's own secret: that agent), newest first, with
+    their GPUs and workers: one statement."""
+    params = [principal.user_id]
+    if principal.agent_id is not None:
+        params.append(principal.agent_id)
+    rows = await sql.fetch(_LISTING[principal.agent_id is not None], params)
+    now = clock.now()
+    return [
+        ListedAgent(
+            summary=summary(ctx, row, now),
+            gpus=gpu_views(_gpus(row["gpus"])),
+            workers=tuple(worker_view(w) for w in _workers(row["workers"], False)),
+        )
+        for row in rows
+    ]

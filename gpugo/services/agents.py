@@ -18,6 +18,18 @@ from gpugo.events import Event, EventKind
 from gpugo.inputs.agents import RegisterAgentInput
 from gpugo.models import Agent, Gpu, InstallToken, Worker, WorkerConnection
 from gpugo.services import licenses, plans
+from gpugo.services.views import (
+    CONNECTION_COLUMNS,
+    GPU_COLUMNS,
+    WORKER_COLUMNS,
+    ConnectionView,
+    GpuView,
+    WorkerView,
+    connection_view,
+    gpu_order,
+    gpu_views,
+    worker_view,
+)
 from gpugo.timefmt import parse_stored
 
 DEFAULT_WORKER_PORT = 9001
@@ -51,40 +63,6 @@ class AgentSummary:
     config_version: int
     fetched_config_version: int | None
     config_fetched_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class GpuView:
-    gpu_id: str
-    gpu_index: int | None
-    vendor: str
-    model: str
-    vram_mb: int
-    driver_version: str | None
-    cuda_version: str | None
-    used_by_worker: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionView:
-    client_ip: str
-    client_port: int | None
-    client_pid: int | None
-    connected_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerView:
-    worker_id: str
-    name: str
-    is_default: bool
-    enabled: bool
-    status: str
-    gpu_ids: tuple[str, ...]
-    listen_port: int
-    pid: int | None
-    restarts: int | None
-    connections: tuple[ConnectionView, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,11 +111,6 @@ def agent_state(
         return AgentState("online", "The agent reported recently.")
     minutes = ctx.settings.agent_offline_seconds // 60
     return AgentState("offline", f"No report for more than {minutes} minutes.")
-
-
-def gpu_order(gpu_index: int | None, gpu_id: str) -> tuple[bool, int, str]:
-    """The one order of an agent's GPUs (licenses, views): by the agent's index, then id."""
-    return (gpu_index is None, gpu_index or 0, gpu_id)
 
 
 def license_gpu_ids(gpus: Iterable[tuple[int | None, str]]) -> list[str]:
@@ -243,27 +216,11 @@ async def register(
     )
 
 
-# What every view shows of a GPU.
-GPU_COLUMNS = (
-    "gpu_id",
-    "gpu_index",
-    "vendor",
-    "model",
-    "vram_mb",
-    "driver_version",
-    "cuda_version",
-    "used_by_worker_id",
-)
 # What a list shows of an agent (the agent list, a page of agents): table alias "a".
 SUMMARY_COLUMNS = (
     "a.id, a.hostname, a.os, a.arch, a.last_seen_at, a.shut_down_at, a.created_at,"
     " a.network_ips, a.config_version, a.fetched_config_version, a.config_fetched_at,"
     " (SELECT COUNT(*) FROM gpus g WHERE g.agent_id = a.id) AS gpu_count"
-)
-# The whole list: one hand-written statement (no query built per request).
-_LIST = sql.per_dialect(
-    f"SELECT {SUMMARY_COLUMNS} FROM agents a"  # noqa: S608 (constants only)
-    " WHERE a.user_id = $1 ORDER BY a.created_at DESC, a.id"
 )
 
 
@@ -291,13 +248,6 @@ def summary(ctx: ServerContext, row: dict[str, Any], now: datetime) -> AgentSumm
     )
 
 
-async def list_agents(*, ctx: ServerContext, principal: Principal) -> list[AgentSummary]:
-    """The caller's agents, newest first, with their GPU counts: one statement."""
-    rows = await sql.fetch(_LIST, [principal.user_id])
-    now = clock.now()
-    return [summary(ctx, row, now) for row in rows]
-
-
 async def get_agent(*, ctx: ServerContext, principal: Principal, agent_id: str) -> AgentDetail:
     """One of the caller's agents with its GPUs, workers and their connections."""
     rows = await Agent.filter(id=agent_id, user_id=principal.user_id).values(
@@ -319,21 +269,9 @@ async def get_agent(*, ctx: ServerContext, principal: Principal, agent_id: str) 
     # The agent is the caller's (checked above), so its children need no further join.
     gpus = await Gpu.filter(agent_id=agent_id).values(*GPU_COLUMNS)
     workers = (
-        await Worker.filter(agent_id=agent_id)
-        .order_by("created_at", "id")
-        .values(
-            "id",
-            "name",
-            "is_default",
-            "enabled",
-            "status",
-            "gpu_ids",
-            "listen_port",
-            "pid",
-            "restarts",
-        )
+        await Worker.filter(agent_id=agent_id).order_by("created_at", "id").values(*WORKER_COLUMNS)
     )
-    connections = await _connections_by_worker([w["id"] for w in workers])
+    connections = await connections_by_worker([w["id"] for w in workers])
     return AgentDetail(
         agent_id=agent["id"],
         hostname=agent["hostname"],
@@ -343,34 +281,8 @@ async def get_agent(*, ctx: ServerContext, principal: Principal, agent_id: str) 
         os=agent["os"],
         arch=agent["arch"],
         network_ips=tuple(agent["network_ips"] or ()),
-        gpus=tuple(
-            GpuView(
-                gpu_id=g["gpu_id"],
-                gpu_index=g["gpu_index"],
-                vendor=g["vendor"],
-                model=g["model"],
-                vram_mb=g["vram_mb"],
-                driver_version=g["driver_version"],
-                cuda_version=g["cuda_version"],
-                used_by_worker=g["used_by_worker_id"],
-            )
-            for g in sorted(gpus, key=lambda g: gpu_order(g["gpu_index"], g["gpu_id"]))
-        ),
-        workers=tuple(
-            WorkerView(
-                worker_id=w["id"],
-                name=w["name"],
-                is_default=w["is_default"],
-                enabled=w["enabled"],
-                status=w["status"],
-                gpu_ids=tuple(w["gpu_ids"]),
-                listen_port=w["listen_port"],
-                pid=w["pid"],
-                restarts=w["restarts"],
-                connections=tuple(connections.get(w["id"], ())),
-            )
-            for w in workers
-        ),
+        gpus=gpu_views(gpus),
+        workers=tuple(worker_view(w, connections.get(w["id"], ())) for w in workers),
         config_version=agent["config_version"],
         fetched_config_version=agent["fetched_config_version"],
         config_fetched_at=agent["config_fetched_at"],
@@ -379,24 +291,18 @@ async def get_agent(*, ctx: ServerContext, principal: Principal, agent_id: str) 
     )
 
 
-async def _connections_by_worker(worker_ids: list[str]) -> dict[str, list[ConnectionView]]:
+async def connections_by_worker(worker_ids: list[str]) -> dict[str, list[ConnectionView]]:
+    """Each worker's client connections, oldest first."""
     if not worker_ids:
         return {}
     rows: list[dict[str, Any]] = (
         await WorkerConnection.filter(worker_id__in=worker_ids)
         .order_by("connected_at", "id")
-        .values("worker_id", "client_ip", "client_port", "client_pid", "connected_at")
+        .values("worker_id", *CONNECTION_COLUMNS)
     )
     found: dict[str, list[ConnectionView]] = {}
     for row in rows:
-        found.setdefault(row["worker_id"], []).append(
-            ConnectionView(
-                client_ip=row["client_ip"],
-                client_port=row["client_port"],
-                client_pid=row["client_pid"],
-                connected_at=row["connected_at"],
-            )
-        )
+        found.setdefault(row["worker_id"], []).append(connection_view(row))
     return found
 
 

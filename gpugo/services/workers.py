@@ -10,8 +10,6 @@ rows) so concurrent changes and status reports cannot deadlock on PostgreSQL.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
@@ -27,55 +25,19 @@ from gpugo.inputs.workers import CreateWorkerInput, UpdateWorkerInput, WorkerFil
 from gpugo.models import Agent, Gpu, Share, Worker, WorkerConnection
 from gpugo.services import plans
 from gpugo.services.shares import vendor_of
-
-_COLUMNS = (
-    "id",
-    "agent_id",
-    "name",
-    "gpu_ids",
-    "listen_port",
-    "enabled",
-    "status",
-    "created_at",
+from gpugo.services.views import (
+    CONNECTION_COLUMNS,
+    WORKER_COLUMNS,
+    WorkerView,
+    connection_view,
+    worker_view,
 )
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionView:
-    client_ip: str
-    connected_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerView:
-    worker_id: str
-    agent_id: str
-    name: str
-    gpu_ids: tuple[str, ...]
-    listen_port: int
-    enabled: bool
-    status: str
-    created_at: datetime
-    # Filled only by get(); lists leave it empty.
-    connections: tuple[ConnectionView, ...] = ()
-
-
-def _view(row: dict[str, Any], connections: Sequence[ConnectionView] = ()) -> WorkerView:
-    return WorkerView(
-        worker_id=row["id"],
-        agent_id=row["agent_id"],
-        name=row["name"],
-        gpu_ids=tuple(row["gpu_ids"]),
-        listen_port=row["listen_port"],
-        enabled=row["enabled"],
-        status=row["status"],
-        created_at=row["created_at"],
-        connections=tuple(connections),
-    )
-
-
 async def _owned_row(*, principal: Principal, worker_id: str) -> dict[str, Any]:
-    rows = await Worker.filter(id=worker_id, agent__user_id=principal.user_id).values(*_COLUMNS)
+    rows = await Worker.filter(id=worker_id, agent__user_id=principal.user_id).values(
+        *WORKER_COLUMNS
+    )
     if not rows:
         raise NotFound("No such worker.")
     return rows[0]
@@ -88,18 +50,19 @@ async def list_workers(*, principal: Principal, filters: WorkerFilterInput) -> l
         query = query.filter(agent_id=filters.agent_id)
     if filters.hostname is not None:
         query = query.filter(agent__hostname=filters.hostname)
-    rows = await query.order_by("created_at", "id").values(*_COLUMNS)
-    return [_view(row) for row in rows]
+    rows = await query.order_by("created_at", "id").values(*WORKER_COLUMNS)
+    return [worker_view(row) for row in rows]
 
 
 async def get(*, principal: Principal, worker_id: str) -> WorkerView:
+    """One of the caller's workers with its client connections."""
     row = await _owned_row(principal=principal, worker_id=worker_id)
     connections = await (
         WorkerConnection.filter(worker_id=row["id"])
         .order_by("connected_at", "id")
-        .values("client_ip", "connected_at")
+        .values(*CONNECTION_COLUMNS)
     )
-    return _view(row, [ConnectionView(c["client_ip"], c["connected_at"]) for c in connections])
+    return worker_view(row, [connection_view(c) for c in connections])
 
 
 async def _bump_config_version(*, principal: Principal, agent_id: str) -> None:
@@ -173,18 +136,23 @@ async def create(
             ctx=ctx, user_id=principal.user_id, plan=principal.plan, more_workers=1
         )
         await _check_port_free(agent_id=data.agent_id, listen_port=data.listen_port, worker_id=None)
+        row: dict[str, Any] = {
+            "agent_id": data.agent_id,
+            "name": data.name,
+            "gpu_ids": list(data.gpu_ids),
+            "listen_port": data.listen_port,
+            "enabled": data.enabled,
+            "status": "pending",
+            "is_default": False,
+            "pid": None,
+            "restarts": None,
+            "vram_mb": data.vram_mb,
+            "compute_percent": data.compute_percent,
+            "isolation_mode": data.isolation_mode,
+            "created_at": now,
+        }
         try:
-            worker = await Worker.create(
-                agent_id=data.agent_id,
-                name=data.name,
-                gpu_ids=list(data.gpu_ids),
-                listen_port=data.listen_port,
-                enabled=data.enabled,
-                status="pending",
-                is_default=False,
-                created_at=now,
-                updated_at=now,
-            )
+            worker = await Worker.create(**row, updated_at=now)
         except IntegrityError:
             raise _port_conflict(data.listen_port) from None
     await _published(
@@ -194,21 +162,14 @@ async def create(
         agent_id=data.agent_id,
         worker_id=worker.id,
     )
-    return WorkerView(
-        worker_id=worker.id,
-        agent_id=data.agent_id,
-        name=data.name,
-        gpu_ids=tuple(data.gpu_ids),
-        listen_port=data.listen_port,
-        enabled=data.enabled,
-        status="pending",
-        created_at=now,
-    )
+    return worker_view({**row, "id": worker.id})
 
 
 def _changes(row: dict[str, Any], data: UpdateWorkerInput) -> dict[str, Any]:
-    """The fields the patch really changes (a value equal to the current one is no change)."""
-    wanted = data.model_dump(include=data.model_fields_set, exclude_none=True)
+    """The fields the patch really changes (a value equal to the current one is no change).
+
+    A null limit removes it; the other fields cannot be null (refused on input)."""
+    wanted = data.model_dump(include=data.model_fields_set)
     return {name: value for name, value in wanted.items() if value != row[name]}
 
 
@@ -225,7 +186,7 @@ async def update(
         row = await _owned_row(principal=principal, worker_id=worker_id)
         changes = _changes(row, data)
         if not changes:
-            return _view(row)
+            return worker_view(row)
         agent_id = row["agent_id"]
         await _bump_config_version(principal=principal, agent_id=agent_id)
         vendors = None
@@ -255,7 +216,7 @@ async def update(
         agent_id=agent_id,
         worker_id=worker_id,
     )
-    return _view({**row, **changes, "status": status})
+    return worker_view({**row, **changes, "status": status})
 
 
 async def _refresh_share_vendor(*, worker_id: str, vendor: str) -> None:

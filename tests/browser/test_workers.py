@@ -72,6 +72,28 @@ async def test_worker_create_conflict_plan_limit_edit_disable_delete(browser: Br
     row = rows.filter(has_text="inference-b")
     await expect(row).to_contain_text("9101")
 
+    # Limits the agent applies: a bad one at its field, good ones kept, then removed.
+    await page.get_by_role("button", name="Edit inference-b").click()
+    await page.get_by_label("Compute limit (%)").fill("150")
+    await page.get_by_role("button", name="Save worker").click()
+    await expect(page.locator("#worker-compute-error")).not_to_be_empty()
+    await page.get_by_label("Compute limit (%)").fill("50")
+    await page.get_by_label("VRAM limit (MiB)").fill("8192")
+    await page.get_by_label("Isolation").select_option("soft")
+    await page.get_by_role("button", name="Save worker").click()
+    await expect(page.locator(".worker-form")).to_have_count(0)
+    [config] = [w for w in (await agent.config())["workers"] if w["listen_port"] == 9101]
+    assert (config["vram_mb"], config["compute_percent"], config["isolation_mode"]) == (
+        8192,
+        50,
+        "soft",
+    )
+    await page.get_by_role("button", name="Edit inference-b").click()
+    await expect(page.get_by_label("Compute limit (%)")).to_have_value("50")
+    await page.get_by_label("VRAM limit (MiB)").fill("")
+    await page.get_by_role("button", name="Save worker").click()
+    await expect(page.locator(".worker-form")).to_have_count(0)
+
     # Disable, enable.
     await page.get_by_role("button", name="Disable inference-b").click()
     await expect(row.locator(".tag")).to_have_text("disabled")

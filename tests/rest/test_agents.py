@@ -28,6 +28,10 @@ LIST_ITEM_KEYS = {
     "os",
     "arch",
     "gpuCount",
+    # What the shipped CLI decodes (ggo agent list, interactive worker create).
+    "gpu_count",
+    "gpus",
+    "workers",
     "last_seen_at",
     "created_at",
 }
@@ -36,12 +40,18 @@ NOW = out_time(moment())
 
 
 def assert_list_item(item: dict[str, Any]) -> None:
-    """An AgentListItem: exactly the spec's fields, each with its JSON type."""
+    """An AgentListItem: the spec's fields and the CLI's, each with its JSON type."""
     assert set(item) == LIST_ITEM_KEYS, item
     for key in ("agent_id", "hostname", "os", "arch"):
         assert isinstance(item[key], str) and item[key], key
     assert item["status"] in ("pending", "online", "offline")
-    assert type(item["gpuCount"]) is int
+    assert type(item["gpuCount"]) is int and item["gpu_count"] == item["gpuCount"]
+    assert len(item["gpus"]) == item["gpu_count"]
+    for gpu in item["gpus"]:
+        assert isinstance(gpu["gpu_id"], str) and type(gpu["vram_mb"]) is int
+    for worker in item["workers"]:
+        assert isinstance(worker["worker_id"], str) and type(worker["listen_port"]) is int
+        assert worker["agent_id"] == item["agent_id"]
     if item["last_seen_at"] is not None:
         assert_iso(item["last_seen_at"])
     assert_iso(item["created_at"])
@@ -57,7 +67,7 @@ def assert_detail(body: dict[str, Any]) -> None:
     assert isinstance(body["gpus"], list)
     for gpu in body["gpus"]:
         assert isinstance(gpu["gpu_id"], str)
-        assert gpu["vendor"] in ("nvidia", "amd")
+        assert isinstance(gpu["vendor"], str) and gpu["vendor"] == gpu["vendor"].lower()
         assert isinstance(gpu["model"], str)
         assert type(gpu["vram_mb"]) is int
         assert gpu["used_by_worker"] is None or isinstance(gpu["used_by_worker"], str)
@@ -96,6 +106,14 @@ async def test_list_agents(api):
         (first.agent_id, "host-a", 1, "pending"),
     ]
     assert body["agents"][0]["os"] == "linux" and body["agents"][0]["arch"] == "amd64"
+    assert [g["gpu_id"] for g in body["agents"][0]["gpus"]] == ["GPU-0", "GPU-1", "GPU-2"]
+    assert body["agents"][0]["gpus"][0]["vendor"] == "amd"
+    [default] = body["agents"][1]["workers"]
+    assert (default["is_default"], default["gpu_ids"], default["listen_port"]) == (
+        True,
+        ["GPU-0"],
+        9001,
+    )
     assert_iso(body["agents"][0]["last_seen_at"])
     assert body["agents"][1]["last_seen_at"] is None
 
@@ -181,8 +199,10 @@ async def test_agent_detail(api):
         "used_by_worker": default_id,
     }
     default, extra = body["workers"]
+    assert_iso(default.pop("created_at"))
     assert default == {
         "worker_id": default_id,
+        "agent_id": agent.agent_id,
         "name": "default",
         "is_default": True,
         "enabled": True,
@@ -192,6 +212,9 @@ async def test_agent_detail(api):
         "pid": 77,
         # Absent in the report (the agent's omitempty): 0.
         "restarts": 0,
+        "vram_mb": None,
+        "compute_percent": None,
+        "isolation_mode": None,
         "connections": [
             {
                 "client_ip": "10.1.2.3",

@@ -21,9 +21,16 @@ WORKER_KEYS = {
     "listen_port",
     "enabled",
     "status",
+    "is_default",
+    "pid",
+    "restarts",
+    "vram_mb",
+    "compute_percent",
+    "isolation_mode",
     "created_at",
 }
-PATCH_KEYS = {"worker_id", "name", "gpu_ids", "listen_port", "enabled", "status"}
+LIMIT_KEYS = {"vram_mb", "compute_percent", "isolation_mode"}
+PATCH_KEYS = {"worker_id", "name", "gpu_ids", "listen_port", "enabled", "status", *LIMIT_KEYS}
 
 
 def assert_worker_item(item: dict[str, Any]) -> None:
@@ -393,8 +400,18 @@ async def test_get_worker_lists_its_connections(api):
     body = (await user.get(f"/api/v1/workers/{worker_id}")).json()
     assert body["status"] == "running"
     assert body["connections"] == [
-        {"client_ip": "10.0.0.7", "connected_at": "2026-11-25T17:37:33.123Z"},
-        {"client_ip": "2001:db8::7", "connected_at": "2026-11-25T17:40:00.000Z"},
+        {
+            "client_ip": "10.0.0.7",
+            "connected_at": "2026-11-25T17:37:33.123Z",
+            "client_port": 50123,
+            "client_pid": None,
+        },
+        {
+            "client_ip": "2001:db8::7",
+            "connected_at": "2026-11-25T17:40:00.000Z",
+            "client_port": None,
+            "client_pid": None,
+        },
     ]
 
 
@@ -432,6 +449,9 @@ async def test_patch_changes_each_field_and_bumps_config_version_each_time(api):
         "listen_port": 9001,
         "enabled": True,
         "status": "pending",
+        "vram_mb": None,
+        "compute_percent": None,
+        "isolation_mode": None,
     }
     version = await config_version(agent)
     for change in (
@@ -440,6 +460,10 @@ async def test_patch_changes_each_field_and_bumps_config_version_each_time(api):
         {"listen_port": 9555},
         {"enabled": False},
         {"enabled": True, "name": "both"},
+        {"vram_mb": 8192},
+        {"compute_percent": 50, "isolation_mode": "partitioned"},
+        # null removes a limit.
+        {"vram_mb": None},
     ):
         response = await user.patch(url, json=change)
         assert response.status_code == 200, response.text
@@ -663,3 +687,41 @@ async def test_each_change_is_published_after_commit_and_refusals_are_not(api, a
         (EventKind.WORKER_DELETED, agent.agent_id, worker_id),
         config,
     ]
+
+
+async def test_limits_reach_the_agents_config_and_bad_ones_are_refused(api):
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    worker_id = await default_worker_id(agent)
+    url = f"/api/v1/workers/{worker_id}"
+    for bad, field in (
+        ({"vram_mb": 0}, "vram_mb"),
+        ({"vram_mb": 1.5}, "vram_mb"),
+        ({"compute_percent": 0}, "compute_percent"),
+        ({"compute_percent": 101}, "compute_percent"),
+        ({"isolation_mode": "strict"}, "isolation_mode"),
+    ):
+        error = assert_error(await user.patch(url, json=bad), 400, "validation_error")
+        assert [d["field"] for d in error["details"]] == [field]
+    limits = {"vram_mb": 12288, "compute_percent": 40, "isolation_mode": "soft"}
+    assert (await user.patch(url, json=limits)).status_code == 200
+    [config] = (await agent.config()).json()["workers"]
+    assert {k: config[k] for k in limits} == limits
+    # Removed, they leave the agent's config (its omitempty).
+    cleared = {"vram_mb": None, "compute_percent": None, "isolation_mode": None}
+    assert (await user.patch(url, json=cleared)).status_code == 200
+    [config] = (await agent.config()).json()["workers"]
+    assert not set(limits) & set(config)
+    # On create too.
+    second = await user.post(
+        "/api/v1/workers",
+        json={
+            "agent_id": agent.agent_id,
+            "name": "capped",
+            "gpu_ids": ["GPU-0"],
+            "listen_port": 9100,
+            **limits,
+        },
+    )
+    assert second.status_code == 201, second.text
+    assert {k: second.json()[k] for k in limits} == limits

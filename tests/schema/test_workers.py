@@ -291,3 +291,37 @@ async def test_mutations_need_a_user(client):
         (WORKERS, None),
     ):
         error(await post(client, query, variables), "unauthorized")
+
+
+async def test_limits_are_set_read_and_removed_like_over_rest(gql_user):
+    gql = await gql_user()
+    agent = await register_agent(gql.user, gpus=1)
+    limits = "vramMb computePercent isolationMode"
+    create = f"""mutation($input: CreateWorkerInput!) {{
+      createWorker(input: $input) {{ id {limits} }} }}"""
+    created = (
+        await gql.data(
+            create,
+            {
+                "input": new_input(
+                    agent.agent_id, vramMb=4096, computePercent=25, isolationMode="soft"
+                )
+            },
+        )
+    )["createWorker"]
+    assert (created["vramMb"], created["computePercent"], created["isolationMode"]) == (
+        4096,
+        25,
+        "soft",
+    )
+    update = f"""mutation($id: ID!, $input: UpdateWorkerInput!) {{
+      updateWorker(id: $id, input: $input) {{ {limits} }} }}"""
+    refused = await gql(update, {"id": created["id"], "input": {"computePercent": 0}})
+    error(refused, "validation_error")
+    cleared = (await gql.data(update, {"id": created["id"], "input": {"vramMb": None}}))[
+        "updateWorker"
+    ]
+    assert cleared == {"vramMb": None, "computePercent": 25, "isolationMode": "soft"}
+    [_, config] = (await agent.config()).json()["workers"]
+    assert (config["compute_percent"], config["isolation_mode"]) == (25, "soft")
+    assert "vram_mb" not in config

@@ -6,7 +6,8 @@ from typing import Literal, NotRequired
 
 from typing_extensions import TypedDict
 
-from gpugo.rest.outputs.common import License, NullableTimestamp, Timestamp, WorkerStatus
+from gpugo.rest.outputs.common import License, NullableTimestamp, Timestamp
+from gpugo.rest.outputs.workers import IsolationMode, WorkerDetail, WorkerListItem
 
 AgentStatus = Literal["pending", "online", "offline"]
 
@@ -15,22 +16,6 @@ class AgentRegisterResponse(TypedDict):
     agent_id: str
     agent_secret: str
     license: License
-
-
-class AgentListItem(TypedDict):
-    agent_id: str
-    hostname: str
-    status: AgentStatus
-    os: str
-    arch: str
-    # camelCase in the spec.
-    gpuCount: int
-    last_seen_at: NullableTimestamp
-    created_at: Timestamp
-
-
-class AgentList(TypedDict):
-    agents: list[AgentListItem]
 
 
 class AgentGpu(TypedDict):
@@ -45,24 +30,23 @@ class AgentGpu(TypedDict):
     used_by_worker: str | None
 
 
-class AgentConnection(TypedDict):
-    client_ip: str
-    connected_at: Timestamp
-    client_port: int | None
-    client_pid: int | None
+class AgentListItem(TypedDict):
+    agent_id: str
+    hostname: str
+    status: AgentStatus
+    os: str
+    arch: str
+    # camelCase in the spec; the shipped CLI reads gpu_count, gpus and workers.
+    gpuCount: int
+    gpu_count: int
+    gpus: list[AgentGpu]
+    workers: list[WorkerListItem]
+    last_seen_at: NullableTimestamp
+    created_at: Timestamp
 
 
-class AgentWorker(TypedDict):
-    worker_id: str
-    name: str
-    is_default: bool
-    enabled: bool
-    status: WorkerStatus
-    gpu_ids: list[str]
-    listen_port: int
-    pid: int | None
-    restarts: int | None
-    connections: list[AgentConnection]
+class AgentList(TypedDict):
+    agents: list[AgentListItem]
 
 
 class AgentDetail(TypedDict):
@@ -76,7 +60,7 @@ class AgentDetail(TypedDict):
     arch: str
     network_ips: list[str]
     gpus: list[AgentGpu]
-    workers: list[AgentWorker]
+    workers: list[WorkerDetail]
     config_version: int
     fetched_config_version: int | None
     config_fetched_at: NullableTimestamp
@@ -101,7 +85,7 @@ class WorkerConfig(TypedDict):
     gpu_ids: list[str]
     vram_mb: NotRequired[int]
     compute_percent: NotRequired[int]
-    isolation_mode: NotRequired[Literal["soft", "hard"]]
+    isolation_mode: NotRequired[IsolationMode]
     listen_port: int
     enabled: bool
     # The short codes of the worker's live share links (not expired, uses left).

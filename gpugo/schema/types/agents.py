@@ -10,6 +10,7 @@ from gpugo.schema.context import GraphQLInfo
 from gpugo.schema.loaders import Row
 from gpugo.schema.resolving import then
 from gpugo.services import agents
+from gpugo.services.views import GpuView
 
 if TYPE_CHECKING:
     from gpugo.schema.types.workers import Worker
@@ -52,7 +53,7 @@ def gpu_node(row: Row) -> Gpu:
     )
 
 
-def _gpu_view_node(view: agents.GpuView) -> Gpu:
+def _gpu_view_node(view: GpuView) -> Gpu:
     return Gpu(
         gpu_id=view.gpu_id,
         gpu_index=view.gpu_index,
@@ -176,7 +177,7 @@ def agent_summary_node(view: agents.AgentSummary) -> Agent:
 
 def agent_detail_node(view: agents.AgentDetail) -> Agent:
     """From the agents service's detail: nothing left to load."""
-    from gpugo.schema.types.workers import agent_worker_node
+    from gpugo.schema.types.workers import worker_view_node
 
     return Agent(
         id=strawberry.ID(view.agent_id),
@@ -194,7 +195,7 @@ def agent_detail_node(view: agents.AgentDetail) -> Agent:
             "config_fetched_at": view.config_fetched_at,
         },
         known_gpus=[_gpu_view_node(gpu) for gpu in view.gpus],
-        known_workers=[agent_worker_node(view.agent_id, worker) for worker in view.workers],
+        known_workers=[worker_view_node(worker, with_connections=True) for worker in view.workers],
     )
 
 

@@ -48,14 +48,29 @@ class CreateWorkerInput:
     gpu_ids: list[str] = strawberry.field(description="GPUs of the agent, at least one.")
     listen_port: int = strawberry.field(description="1024 to 65535, free on the agent.")
     enabled: bool = True
+    vram_mb: int | None = strawberry.field(
+        default=UNSET, description="GPU memory limit in MiB; null or absent: none."
+    )
+    compute_percent: int | None = strawberry.field(
+        default=UNSET, description="Compute limit, 1 to 100 %; null or absent: none."
+    )
+    isolation_mode: str | None = strawberry.field(
+        default=UNSET, description="shared, soft, hard or partitioned; null: the agent's default."
+    )
 
 
-@strawberry.input(description="Leave a field out to keep its value; null is refused.")
+@strawberry.input(
+    description="Leave a field out to keep its value; null is refused, except for a limit "
+    "(null removes it)."
+)
 class UpdateWorkerInput:
     name: str | None = UNSET
     gpu_ids: list[str] | None = UNSET
     listen_port: int | None = UNSET
     enabled: bool | None = UNSET
+    vram_mb: int | None = UNSET
+    compute_percent: int | None = UNSET
+    isolation_mode: str | None = UNSET
 
 
 @strawberry.input

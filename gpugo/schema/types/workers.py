@@ -9,7 +9,7 @@ import strawberry
 from gpugo.schema.context import GraphQLInfo
 from gpugo.schema.loaders import Row
 from gpugo.schema.resolving import then
-from gpugo.services import agents, workers
+from gpugo.services.views import WorkerView
 
 if TYPE_CHECKING:
     from gpugo.schema.types.agents import Agent
@@ -84,6 +84,21 @@ class Worker:
     def created_at(self, info: GraphQLInfo) -> datetime:
         return self._column(info, "created_at")
 
+    @strawberry.field(description="GPU memory limit the agent applies (MiB); null: none.")
+    def vram_mb(self, info: GraphQLInfo) -> int | None:
+        return self._column(info, "vram_mb")
+
+    @strawberry.field(description="Compute limit the agent applies (1-100 %); null: none.")
+    def compute_percent(self, info: GraphQLInfo) -> int | None:
+        return self._column(info, "compute_percent")
+
+    @strawberry.field(
+        description="Isolation the agent applies: shared, soft, hard or partitioned; null: "
+        "the agent's default."
+    )
+    def isolation_mode(self, info: GraphQLInfo) -> str | None:
+        return self._column(info, "isolation_mode")
+
     @strawberry.field(description="Oldest first.")
     def connections(self, info: GraphQLInfo) -> list[ClientConnection]:
         if self.known_connections is not None:
@@ -119,8 +134,9 @@ def worker_node(row: Row, connections: list[Row] | None = None) -> Worker:
     )
 
 
-def worker_view_node(view: workers.WorkerView) -> Worker:
-    """From the workers service's view (it has no is_default, pid or restarts)."""
+def worker_view_node(view: WorkerView, *, with_connections: bool = False) -> Worker:
+    """From the services' one worker view (its connections when the view was read with
+    them: an agent's or a worker's detail)."""
     return Worker(
         id=strawberry.ID(view.worker_id),
         agent_id=strawberry.ID(view.agent_id),
@@ -129,28 +145,26 @@ def worker_view_node(view: workers.WorkerView) -> Worker:
         listen_port=view.listen_port,
         enabled=view.enabled,
         status=WorkerStatus(view.status),
-        known={"created_at": view.created_at},
-    )
-
-
-def agent_worker_node(agent_id: str, view: agents.WorkerView) -> Worker:
-    """From a worker of the agents service's detail (it has no creation time)."""
-    return Worker(
-        id=strawberry.ID(view.worker_id),
-        agent_id=strawberry.ID(agent_id),
-        name=view.name,
-        gpu_ids=list(view.gpu_ids),
-        listen_port=view.listen_port,
-        enabled=view.enabled,
-        status=WorkerStatus(view.status),
-        known={"is_default": view.is_default, "pid": view.pid, "restarts": view.restarts},
-        known_connections=[
-            ClientConnection(
-                client_ip=c.client_ip,
-                client_port=c.client_port,
-                client_pid=c.client_pid,
-                connected_at=c.connected_at,
-            )
-            for c in view.connections
-        ],
+        known={
+            "is_default": view.is_default,
+            "pid": view.pid,
+            "restarts": view.restarts,
+            "vram_mb": view.vram_mb,
+            "compute_percent": view.compute_percent,
+            "isolation_mode": view.isolation_mode,
+            "created_at": view.created_at,
+        },
+        known_connections=(
+            [
+                ClientConnection(
+                    client_ip=c.client_ip,
+                    client_port=c.client_port,
+                    client_pid=c.client_pid,
+                    connected_at=c.connected_at,
+                )
+                for c in view.connections
+            ]
+            if with_connections
+            else None
+        ),
     )

@@ -23,7 +23,15 @@ import { USER_FIELDS } from './auth.js';
 import { configState } from './overview.js';
 
 const WORKER_FIELDS = `id name gpuIds listenPort enabled status isDefault pid restarts createdAt
+  vramMb computePercent isolationMode
   connections { clientIp clientPort clientPid connectedAt }`;
+const ISOLATION_MODES = [
+  ['', 'Agent default'],
+  ['shared', 'Shared'],
+  ['soft', 'Soft'],
+  ['hard', 'Hard'],
+  ['partitioned', 'Partitioned'],
+];
 const QUERY = `query Agent($id: ID!) {
   me { ${USER_FIELDS} }
   agent(id: $id) {
@@ -107,13 +115,25 @@ export function mount({ root, params, query, app }) {
     const form = event.currentTarget;
     const gpuIds = Array.from(form.querySelectorAll('input[name="gpu"]:checked')).map((i) => i.value);
     const port = form.port.value.trim();
+    const vramText = form.vram.value.trim();
+    const computeText = form.compute.value.trim();
     const input = {
       name: form.name.value.trim(),
       gpuIds,
       listenPort: port === '' ? null : Number(port),
+      // Empty means no limit (null removes one when editing).
+      vramMb: vramText === '' ? null : Number(vramText),
+      computePercent: computeText === '' ? null : Number(computeText),
+      isolationMode: form.isolation.value === '' ? null : form.isolation.value,
     };
     const fields = {};
     if (port === '' || !Number.isInteger(input.listenPort)) fields.listenPort = 'Enter a port number.';
+    if (input.vramMb !== null && !(Number.isInteger(input.vramMb) && input.vramMb >= 1)) {
+      fields.vramMb = 'Enter whole MiB, or leave empty for no limit.';
+    }
+    if (input.computePercent !== null && !(Number.isInteger(input.computePercent) && input.computePercent >= 1 && input.computePercent <= 100)) {
+      fields.computePercent = 'Enter 1–100, or leave empty for no limit.';
+    }
     if (Object.keys(fields).length) {
       state.formErrors = { fields, message: null };
       draw();
@@ -234,6 +254,51 @@ export function mount({ root, params, query, app }) {
           }),
           hint: 'TCP port on the machine, 1024–65535.',
           error: errors.fields.listenPort,
+        }),
+      ),
+      h(
+        'div',
+        { class: 'form-row' },
+        field({
+          id: 'worker-vram',
+          label: 'VRAM limit (MiB)',
+          className: 'narrow',
+          control: h('input', {
+            name: 'vram',
+            type: 'number',
+            inputmode: 'numeric',
+            min: 1,
+            value: editing && editing.vramMb !== null ? editing.vramMb : '',
+          }),
+          hint: 'Empty: no limit.',
+          error: errors.fields.vramMb,
+        }),
+        field({
+          id: 'worker-compute',
+          label: 'Compute limit (%)',
+          className: 'narrow',
+          control: h('input', {
+            name: 'compute',
+            type: 'number',
+            inputmode: 'numeric',
+            min: 1,
+            max: 100,
+            value: editing && editing.computePercent !== null ? editing.computePercent : '',
+          }),
+          hint: 'Empty: no limit.',
+          error: errors.fields.computePercent,
+        }),
+        field({
+          id: 'worker-isolation',
+          label: 'Isolation',
+          control: h(
+            'select',
+            { name: 'isolation' },
+            ...ISOLATION_MODES.map(([value, label]) =>
+              h('option', { value, selected: (editing ? editing.isolationMode || '' : '') === value }, label),
+            ),
+          ),
+          error: errors.fields.isolationMode,
         }),
       ),
       fieldset({

@@ -1,0 +1,140 @@
+"""What every door shows of a GPU, a worker and a client connection: one view each.
+
+REST bodies, GraphQL nodes and the dashboard are serialised from these; a new field
+is added here once. Rows come from the ORM (``values(*WORKER_COLUMNS)``) or from the
+hand-written statements' JSON arrays (decoded into the same names).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gpugo.timefmt import parse_stored
+
+# What every view shows of a GPU.
+GPU_COLUMNS = (
+    "gpu_id",
+    "gpu_index",
+    "vendor",
+    "model",
+    "vram_mb",
+    "driver_version",
+    "cuda_version",
+    "used_by_worker_id",
+)
+# What every view shows of a worker.
+WORKER_COLUMNS = (
+    "id",
+    "agent_id",
+    "name",
+    "gpu_ids",
+    "listen_port",
+    "enabled",
+    "status",
+    "is_default",
+    "pid",
+    "restarts",
+    "vram_mb",
+    "compute_percent",
+    "isolation_mode",
+    "created_at",
+)
+CONNECTION_COLUMNS = ("id", "client_ip", "client_port", "client_pid", "connected_at")
+
+
+@dataclass(frozen=True, slots=True)
+class GpuView:
+    gpu_id: str
+    gpu_index: int | None
+    vendor: str
+    model: str
+    vram_mb: int
+    driver_version: str | None
+    cuda_version: str | None
+    used_by_worker: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionView:
+    client_ip: str
+    client_port: int | None
+    client_pid: int | None
+    connected_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerView:
+    worker_id: str
+    agent_id: str
+    name: str
+    is_default: bool
+    enabled: bool
+    status: str
+    gpu_ids: tuple[str, ...]
+    listen_port: int
+    pid: int | None
+    restarts: int | None
+    # Limits the agent applies (None: none set).
+    vram_mb: int | None
+    compute_percent: int | None
+    isolation_mode: str | None
+    created_at: datetime
+    connections: tuple[ConnectionView, ...] = ()
+
+
+def gpu_order(gpu_index: int | None, gpu_id: str) -> tuple[bool, int, str]:
+    """The one order of an agent's GPUs (licenses, views): by the agent's index, then id."""
+    return (gpu_index is None, gpu_index or 0, gpu_id)
+
+
+def gpu_view(row: Mapping[str, Any]) -> GpuView:
+    """From a row of GPU_COLUMNS."""
+    return GpuView(
+        gpu_id=row["gpu_id"],
+        gpu_index=row["gpu_index"],
+        vendor=row["vendor"],
+        model=row["model"],
+        vram_mb=row["vram_mb"],
+        driver_version=row["driver_version"],
+        cuda_version=row["cuda_version"],
+        used_by_worker=row["used_by_worker_id"],
+    )
+
+
+def gpu_views(rows: Iterable[Mapping[str, Any]]) -> tuple[GpuView, ...]:
+    """In the one GPU order."""
+    ordered = sorted(rows, key=lambda row: gpu_order(row["gpu_index"], row["gpu_id"]))
+    return tuple(gpu_view(row) for row in ordered)
+
+
+def connection_view(row: Mapping[str, Any]) -> ConnectionView:
+    return ConnectionView(
+        client_ip=row["client_ip"],
+        client_port=row["client_port"],
+        client_pid=row["client_pid"],
+        connected_at=parse_stored(row["connected_at"]),  # type: ignore[arg-type]
+    )
+
+
+def worker_view(row: Mapping[str, Any], connections: Iterable[ConnectionView] = ()) -> WorkerView:
+    """From a row of WORKER_COLUMNS (SQLite's JSON gives booleans as 0 and 1)."""
+    return WorkerView(
+        worker_id=row["id"],
+        agent_id=row["agent_id"],
+        name=row["name"],
+        is_default=bool(row["is_default"]),
+        enabled=bool(row["enabled"]),
+        status=row["status"],
+        gpu_ids=tuple(row["gpu_ids"]),
+        listen_port=row["listen_port"],
+        pid=row["pid"],
+        restarts=row["restarts"],
+        vram_mb=row["vram_mb"],
+        compute_percent=row["compute_percent"],
+        isolation_mode=row["isolation_mode"],
+        created_at=parse_stored(row["created_at"]),  # type: ignore[arg-type]
+        connections=tuple(connections),
+    )
