@@ -91,6 +91,10 @@ class User:
         self.pat = response.json()["token"]
         return self.pat
 
+    def client_for_agent(self) -> httpx.AsyncClient:
+        """A client without this user's cookies, for an agent on the same server."""
+        return httpx.AsyncClient(transport=self.http._transport, base_url=PUBLIC_URL)
+
     async def install_token(self) -> str:
         response = await self.post("/api/v1/tokens/generate", json={"type": "agent_install"})
         assert response.status_code == 201, response.text
@@ -175,7 +179,7 @@ async def register_agent(
     vendor: str = "nvidia",
 ) -> Agent:
     token = await user.install_token()
-    http = httpx.AsyncClient(transport=user.http._transport, base_url=PUBLIC_URL)
+    http = user.client_for_agent()
     response = await http.post(
         "/api/v1/agents/register",
         json={

@@ -84,3 +84,6 @@ class StatusReportInput(Input):
     # The expiry (unix ms) of the license the agent holds: a new one is sent only when
     # it is near.
     license_expiration: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
+    # The agent's metrics, InfluxDB line protocol (stored for Team and Pro plans). Any
+    # text is taken: a line that is not line protocol is skipped, never refused.
+    metrics: str | None = None

@@ -32,6 +32,13 @@ class GpuMetricsInput(Input):
     pcie_tx_kb: Kilobytes | None = None
 
 
+class WorkerMetricsInput(Input):
+    # The agent's status code: running 1, pending 2, stopping 3, stopped 0, unknown -1.
+    status: Annotated[int, Field(ge=-1, le=3)]
+    connections: Annotated[int, Field(ge=0, le=2**31 - 1)]
+    restarts: Annotated[int, Field(ge=0, le=2**31 - 1)]
+
+
 class SystemMetricsInput(Input):
     cpu_usage: Percent
     memory_used_mb: Megabytes

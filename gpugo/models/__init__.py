@@ -11,6 +11,7 @@ from gpugo.models.system_metric_sample import SystemMetricSample
 from gpugo.models.user import User
 from gpugo.models.worker import Worker
 from gpugo.models.worker_connection import WorkerConnection
+from gpugo.models.worker_metric_sample import WorkerMetricSample
 
 __all__ = [
     "Agent",
@@ -24,4 +25,5 @@ __all__ = [
     "User",
     "Worker",
     "WorkerConnection",
+    "WorkerMetricSample",
 ]

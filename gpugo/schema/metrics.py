@@ -14,11 +14,11 @@ from typing import Any
 
 from tortoise import connections
 from tortoise.expressions import RawSQL
-from tortoise.functions import Avg, Count, Max
+from tortoise.functions import Avg, Count, Max, Sum
 from tortoise.queryset import QuerySet
 
 from gpugo.errors import FieldError, ValidationFailed
-from gpugo.models import Agent, GpuMetricSample, SystemMetricSample
+from gpugo.models import Agent, GpuMetricSample, SystemMetricSample, WorkerMetricSample
 
 MAX_BUCKETS = 1000
 MIN_BUCKET_SECONDS = 1
@@ -142,5 +142,32 @@ async def system_buckets(*, agent_id: str, w: Window) -> list[dict[str, Any]]:
             "memory_used_mb_avg",
             "memory_used_mb_max",
             "memory_total_mb",
+        )
+    )
+
+
+async def worker_buckets(*, agent_id: str, w: Window) -> list[dict[str, Any]]:
+    """Per worker and bucket: samples, how many found it running, clients and restarts."""
+    query = _in_window(WorkerMetricSample.filter(agent_id=agent_id), w)
+    return (
+        await query.annotate(
+            bucket=_bucket_expression(w),
+            samples=Count("id"),
+            # The agent's code for running is 1.
+            running_samples=Sum(RawSQL("CASE WHEN status = 1 THEN 1 ELSE 0 END")),
+            connections_avg=Avg("connections"),
+            connections_max=Max("connections"),
+            restarts_max=Max("restarts"),
+        )
+        .group_by("worker_id", "bucket")
+        .order_by("worker_id", "bucket")
+        .values(
+            "worker_id",
+            "bucket",
+            "samples",
+            "running_samples",
+            "connections_avg",
+            "connections_max",
+            "restarts_max",
         )
     )

@@ -4,6 +4,10 @@ Retention never scans the tables: each agent's own rows older than the window ar
 deleted through the (agent_id, recorded_at) index, at most once per
 ``PRUNE_INTERVAL`` per agent in this process.
 
+Two doors: ``POST /metrics`` (the spec's JSON report, ``record``) and the line
+protocol the shipped agent puts in its status reports (``record_line_protocol``);
+both validate each reading with the same declarations and store the same rows.
+
 A report is stored at its own timestamp unless the agent's clock is visibly wrong
 (docs/decisions.md, "Metrics timestamps"): one further ahead than ``FUTURE_TOLERANCE``
 is stamped with the server's time, one older than the retention window is dropped
@@ -13,8 +17,11 @@ is stamped with the server's time, one older than the retention window is droppe
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
+from pydantic import ValidationError
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
@@ -24,8 +31,14 @@ from gpugo.context import ServerContext
 from gpugo.counted_log import CountedLog
 from gpugo.errors import FieldError, Unauthorized, ValidationFailed
 from gpugo.events import Event, EventKind
-from gpugo.inputs.metrics import MetricsReportInput
-from gpugo.models import Agent, GpuMetricSample, SystemMetricSample
+from gpugo.inputs import line_protocol
+from gpugo.inputs.metrics import (
+    GpuMetricsInput,
+    MetricsReportInput,
+    SystemMetricsInput,
+    WorkerMetricsInput,
+)
+from gpugo.models import Agent, GpuMetricSample, SystemMetricSample, WorkerMetricSample
 from gpugo.services import plans
 
 PRUNE_INTERVAL = timedelta(minutes=5)
@@ -34,6 +47,8 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 
 log = logging.getLogger("gpugo.metrics")
 dropped_reports = CountedLog(log, "metrics reports older than the retention window dropped")
+skipped_lines = CountedLog(log, "metrics lines of status reports skipped")
+failed_writes = CountedLog(log, "metrics of status reports not stored")
 # Past this many remembered agents, forget those not pruned within the interval.
 _PRUNE_MEMORY = 10_000
 
@@ -52,46 +67,174 @@ async def record(*, ctx: ServerContext, principal: Principal, data: MetricsRepor
     recorded_at = sample_time(ctx=ctx, agent_id=agent_id, stamped=data.timestamp)
     if recorded_at is None:
         return
+    samples = _Samples(
+        gpus=[_gpu_row(agent_id, recorded_at, gpu) for gpu in data.gpus],
+        systems=[_system_row(agent_id, recorded_at, data.system)],
+    )
     try:
-        async with in_transaction():
-            if data.gpus:
-                await GpuMetricSample.bulk_create(
-                    [
-                        GpuMetricSample(
-                            agent_id=agent_id,
-                            gpu_id=gpu.gpu_id,
-                            recorded_at=recorded_at,
-                            utilization=gpu.utilization,
-                            vram_used_mb=gpu.vram_used_mb,
-                            vram_total_mb=gpu.vram_total_mb,
-                            temperature=gpu.temperature,
-                            power_usage_w=gpu.power_usage_w,
-                            pcie_rx_kb=gpu.pcie_rx_kb,
-                            pcie_tx_kb=gpu.pcie_tx_kb,
-                        )
-                        for gpu in data.gpus
-                    ]
-                )
-            await SystemMetricSample.create(
-                agent_id=agent_id,
-                recorded_at=recorded_at,
-                cpu_usage=data.system.cpu_usage,
-                memory_used_mb=data.system.memory_used_mb,
-                memory_total_mb=data.system.memory_total_mb,
-            )
+        await _store(samples)
     except IntegrityError:
         # The agent was deleted since its secret was checked.
         raise Unauthorized("Unknown agent secret.") from None
     await prune_if_due(ctx=ctx, agent_id=agent_id)
+    await _announce(ctx, principal.user_id, agent_id, recorded_at)
+
+
+@dataclass(slots=True)
+class _Samples:
+    gpus: list[GpuMetricSample] = field(default_factory=list)
+    systems: list[SystemMetricSample] = field(default_factory=list)
+    workers: list[WorkerMetricSample] = field(default_factory=list)
+
+
+async def _store(samples: _Samples) -> None:
+    """One multi-row INSERT per kind, in one transaction."""
+    async with in_transaction():
+        for rows in (samples.gpus, samples.systems, samples.workers):
+            if rows:
+                await type(rows[0]).bulk_create(rows)
+
+
+async def _announce(ctx: ServerContext, user_id: str, agent_id: str, at: datetime) -> None:
     # The report's own time (full precision) lets a live view read this report back.
     await ctx.events.publish(
         Event(
             kind=EventKind.METRICS_REPORTED,
-            user_id=principal.user_id,
+            user_id=user_id,
             agent_id=agent_id,
-            data={"recorded_at": recorded_at.isoformat()},
+            data={"recorded_at": at.isoformat()},
         )
     )
+
+
+def _gpu_row(agent_id: str, at: datetime, gpu: GpuMetricsInput) -> GpuMetricSample:
+    return GpuMetricSample(
+        agent_id=agent_id,
+        gpu_id=gpu.gpu_id,
+        recorded_at=at,
+        utilization=gpu.utilization,
+        vram_used_mb=gpu.vram_used_mb,
+        vram_total_mb=gpu.vram_total_mb,
+        temperature=gpu.temperature,
+        power_usage_w=gpu.power_usage_w,
+        pcie_rx_kb=gpu.pcie_rx_kb,
+        pcie_tx_kb=gpu.pcie_tx_kb,
+    )
+
+
+def _system_row(agent_id: str, at: datetime, system: SystemMetricsInput) -> SystemMetricSample:
+    return SystemMetricSample(
+        agent_id=agent_id,
+        recorded_at=at,
+        cpu_usage=system.cpu_usage,
+        memory_used_mb=system.memory_used_mb,
+        memory_total_mb=system.memory_total_mb,
+    )
+
+
+async def record_line_protocol(
+    *,
+    ctx: ServerContext,
+    agent_id: str,
+    user_id: str,
+    plan: str,
+    text: str,
+    gpu_ids: Iterable[str],
+    worker_ids: Collection[str],
+    reported_at: datetime,
+) -> int:
+    """Store the metrics a status report carries; the number of samples stored.
+
+    Team and Pro only (others' are dropped quietly: the agent cannot tell them apart).
+    GPU ids match the registered ones whatever their case (the agent's library writes
+    its own); readings of GPUs and workers not the agent's, unknown measurements and
+    lines that are not line protocol are skipped and counted in a log line at most
+    once a minute per agent. A point without a timestamp takes the report's.
+    """
+    if not plans.limits_for(ctx, plan).metrics:
+        return 0
+    parsed = line_protocol.parse(text)
+    registered = {gpu_id.lower(): gpu_id for gpu_id in gpu_ids}
+    samples = _Samples()
+    skipped = parsed.skipped
+    # One decision per distinct timestamp: a dropped report counts once, not per line.
+    times: dict[int | None, datetime | None] = {}
+    for point in parsed.points:
+        if point.timestamp not in times:
+            times[point.timestamp] = _point_time(ctx, agent_id, point.timestamp, reported_at)
+        at = times[point.timestamp]
+        if at is None:
+            continue
+        try:
+            row = _point_row(agent_id, at, point, registered, worker_ids)
+        except ValidationError:
+            row = None
+        if row is None:
+            skipped += 1
+        elif isinstance(row, GpuMetricSample):
+            samples.gpus.append(row)
+        elif isinstance(row, SystemMetricSample):
+            samples.systems.append(row)
+        else:
+            samples.workers.append(row)
+    if skipped:
+        skipped_lines.add(agent_id, count=skipped)
+    stored = len(samples.gpus) + len(samples.systems) + len(samples.workers)
+    if not stored:
+        return 0
+    await _store(samples)
+    await prune_if_due(ctx=ctx, agent_id=agent_id)
+    readings = samples.systems or samples.gpus
+    if readings:
+        await _announce(ctx, user_id, agent_id, max(r.recorded_at for r in readings))
+    return stored
+
+
+def _point_time(
+    ctx: ServerContext, agent_id: str, timestamp_ms: int | None, reported_at: datetime
+) -> datetime | None:
+    if timestamp_ms is None:
+        stamped = reported_at
+    else:
+        try:
+            stamped = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+        except (OverflowError, OSError, ValueError):
+            # Far outside any calendar (nanoseconds, say): the agent's clock says nothing.
+            stamped = clock.now() + 2 * FUTURE_TOLERANCE
+    return sample_time(ctx=ctx, agent_id=agent_id, stamped=stamped)
+
+
+def _point_row(
+    agent_id: str,
+    at: datetime,
+    point: line_protocol.Point,
+    registered: dict[str, str],
+    worker_ids: Collection[str],
+) -> GpuMetricSample | SystemMetricSample | WorkerMetricSample | None:
+    """The sample a point makes, or None when it is not one of this agent's readings."""
+    if point.measurement == "gpu_metrics":
+        gpu_id = registered.get(point.tags.get("gpu_id", "").lower())
+        if gpu_id is None:
+            return None
+        return _gpu_row(
+            agent_id, at, GpuMetricsInput.model_validate({**point.fields, "gpu_id": gpu_id})
+        )
+    if point.measurement == "system_metrics":
+        return _system_row(agent_id, at, SystemMetricsInput.model_validate(point.fields))
+    if point.measurement == "worker_metrics":
+        worker_id = point.tags.get("worker_id")
+        if worker_id not in worker_ids:
+            return None
+        worker = WorkerMetricsInput.model_validate(point.fields)
+        return WorkerMetricSample(
+            agent_id=agent_id,
+            worker_id=worker_id,
+            recorded_at=at,
+            status=worker.status,
+            connections=worker.connections,
+            restarts=worker.restarts,
+        )
+    return None
 
 
 def sample_time(*, ctx: ServerContext, agent_id: str, stamped: datetime) -> datetime | None:
@@ -135,6 +278,6 @@ async def prune_if_due(*, ctx: ServerContext, agent_id: str) -> bool:
     # Marked before the deletes so concurrent reports of this agent do not prune twice.
     _last_pruned[agent_id] = now
     cutoff = now - timedelta(days=ctx.settings.metrics_retention_days)
-    await GpuMetricSample.filter(agent_id=agent_id, recorded_at__lt=cutoff).delete()
-    await SystemMetricSample.filter(agent_id=agent_id, recorded_at__lt=cutoff).delete()
+    for model in (GpuMetricSample, SystemMetricSample, WorkerMetricSample):
+        await model.filter(agent_id=agent_id, recorded_at__lt=cutoff).delete()
     return True

@@ -31,7 +31,7 @@ from gpugo.errors import Forbidden, Unauthorized
 from gpugo.events import Event, EventKind
 from gpugo.inputs.agents import ConnectionInput, StatusReportInput, WorkerStatusInput
 from gpugo.models import Agent, Gpu, Worker, WorkerConnection
-from gpugo.services import licenses, shares
+from gpugo.services import licenses, metrics, shares
 from gpugo.services.agents import agent_state, license_gpu_ids
 from gpugo.timefmt import parse_stored
 
@@ -178,6 +178,8 @@ async def report(
             # foreign key noticed); the retry reads the current workers.
             outcome = await _apply(ctx=ctx, state=state, data=data, now=now)
     await _publish(ctx=ctx, user_id=state.user_id, agent_id=agent_id, data=data, outcome=outcome)
+    if data.metrics:
+        await _record_metrics(ctx=ctx, state=state, data=data, now=now)
     license = None
     if _needs_license(ctx, data.license_expiration, now):
         license = licenses.issue(ctx=ctx, gpu_ids=outcome.gpu_ids, plan=state.plan)
@@ -186,6 +188,28 @@ async def report(
         license=license,
         worker_share_codes=state.share_codes,
     )
+
+
+async def _record_metrics(
+    *, ctx: ServerContext, state: _State, data: StatusReportInput, now: datetime
+) -> None:
+    """The report's metrics; whatever happens to them, the heartbeat stands (its writes
+    are committed, and the agent would only send the same metrics again)."""
+    try:
+        await metrics.record_line_protocol(
+            ctx=ctx,
+            agent_id=state.agent_id,
+            user_id=state.user_id,
+            plan=state.plan,
+            text=data.metrics or "",
+            gpu_ids=[gpu_id for _, gpu_id, _, _ in state.gpus],
+            worker_ids=state.workers.keys(),
+            reported_at=data.timestamp,
+        )
+    except Exception as exc:
+        # The agent deleted meanwhile, or the database gone: counted in a log line (at most
+        # one a minute per agent), answered 200 all the same.
+        metrics.failed_writes.add(state.agent_id, detail=type(exc).__name__)
 
 
 def _needs_license(ctx: ServerContext, held_expiry_ms: int | None, now: datetime) -> bool:

@@ -323,15 +323,15 @@ async def test_the_real_agent_lifecycle(api, client):
     listed = decode(await client.get("/api/v1/agents", headers=pat), AGENT_LIST_RESPONSE)
     assert [a["agent_id"] for a in listed["agents"]] == [agent_id]
 
-    # Metrics (Team plan): floats where the spec has ints are stored rounded.
+    # Metrics (Team plan): the two reports' line protocol (one GPU and the host each), then
+    # a POST /metrics for both GPUs; floats where the spec has ints are stored rounded.
     response = await client.post(f"{base}/metrics", json=metrics_report(), headers=secret)
     decode(response, SUCCESS_RESPONSE)
     samples = await GpuMetricSample.filter(agent_id=agent_id).order_by("gpu_id").values()
     assert [(s["temperature"], s["pcie_rx_kb"], s["pcie_tx_kb"]) for s in samples] == [
-        (62, 1234, 100),
-        (62, 1234, 100),
-    ]
-    assert await SystemMetricSample.filter(agent_id=agent_id).count() == 1
+        (62, 1234, 100)
+    ] * 4
+    assert await SystemMetricSample.filter(agent_id=agent_id).count() == 3
 
     # A report from an agent whose hypervisor lists nothing: null slices everywhere.
     empty = status_report(agent_id, license)

@@ -184,9 +184,10 @@ async def test_retention_deletes_old_samples_at_most_once_per_interval(api, sett
     start = clock.now()
     with count_sql() as first:
         assert (await post_metrics(agent, at(start))).status_code == 200
-    # The secret, the GPU ids, two INSERTs, then this agent's first pruning (two DELETEs).
-    assert len(first) == 6, first
-    assert sum(s.startswith("DELETE") for s in first) == 2
+    # The secret, the GPU ids, two INSERTs, then this agent's first pruning (GPU, host and
+    # worker samples: three DELETEs).
+    assert len(first) == 7, first
+    assert sum(s.startswith("DELETE") for s in first) == 3
 
     clock.advance(timedelta(days=settings.metrics_retention_days, minutes=1))
     # Within the interval of the last pruning? No: days have passed, so this one prunes.

@@ -6,7 +6,7 @@ from typing import Any
 
 import strawberry
 
-from gpugo.schema.metrics import Window
+from gpugo.schema.metrics import Window, worker_buckets
 
 
 @strawberry.type(description="One GPU over one bucket: averages and maxima of its samples.")
@@ -43,6 +43,24 @@ class SystemMetricPoint:
     memory_total_mb: int
 
 
+@strawberry.type(description="A worker over one bucket, as its agent reported it.")
+class WorkerMetricPoint:
+    at: datetime = strawberry.field(description="Start of the bucket.")
+    samples: int
+    running_samples: int = strawberry.field(description="Samples that found it running.")
+    connections_avg: float
+    connections_max: int
+    restarts_max: int
+
+
+@strawberry.type
+class WorkerMetricSeries:
+    worker_id: strawberry.ID
+    points: list[WorkerMetricPoint] = strawberry.field(
+        description="Oldest first; buckets without samples are left out."
+    )
+
+
 @strawberry.type(description="An agent's metrics in time buckets over [from, to).")
 class AgentMetrics:
     agent_id: strawberry.ID
@@ -52,6 +70,31 @@ class AgentMetrics:
     gpus: list[GpuMetricSeries]
     system: list[SystemMetricPoint] = strawberry.field(
         description="Oldest first; buckets without samples are left out."
+    )
+    window: strawberry.Private[Window]
+
+    @strawberry.field(
+        description="Each worker's status, clients and restarts (read only when asked for)."
+    )
+    async def workers(self) -> list[WorkerMetricSeries]:
+        rows = await worker_buckets(agent_id=self.agent_id, w=self.window)
+        series: dict[str, list[WorkerMetricPoint]] = defaultdict(list)
+        for row in rows:
+            series[row["worker_id"]].append(_worker_point(self.window, row))
+        return [
+            WorkerMetricSeries(worker_id=strawberry.ID(worker_id), points=points)
+            for worker_id, points in series.items()
+        ]
+
+
+def _worker_point(w: Window, row: dict[str, Any]) -> WorkerMetricPoint:
+    return WorkerMetricPoint(
+        at=w.bucket_start(int(row["bucket"])),
+        samples=row["samples"],
+        running_samples=int(row["running_samples"] or 0),
+        connections_avg=float(row["connections_avg"]),
+        connections_max=int(row["connections_max"]),
+        restarts_max=int(row["restarts_max"]),
     )
 
 
@@ -96,4 +139,5 @@ def agent_metrics_node(
         bucket_seconds=w.bucket_seconds,
         gpus=[GpuMetricSeries(gpu_id=gpu_id, points=points) for gpu_id, points in series.items()],
         system=[_system_point(w, row) for row in system_rows],
+        window=w,
     )

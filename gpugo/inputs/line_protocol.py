@@ -1,0 +1,156 @@
+"""InfluxDB line protocol, as the shipped agent puts its metrics in a status report.
+
+``measurement[,tag=value...] field=value[,field=value...] [timestamp]``, one point a line.
+Measurement names, tag keys and values and field keys escape ``,``, `` `` and ``=`` with a
+backslash; string field values are double-quoted (``\\"`` inside). Integers end in ``i``
+(``u`` for unsigned). A line that does not follow the grammar is skipped and counted,
+never fatal: the metrics of a report are a best effort next to its heartbeat.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+FieldValue = float | int | str | bool
+
+# A real report holds a few dozen lines; more are not read.
+MAX_LINES = 2048
+_TRUE = frozenset({"t", "T", "true", "True", "TRUE"})
+_FALSE = frozenset({"f", "F", "false", "False", "FALSE"})
+# Python's int() and float() also take "1_000", "nan" and "inf": the grammar does not.
+_INTEGER = re.compile(r"^[+-]?\d{1,19}$")
+_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,3})?$")
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    measurement: str
+    tags: dict[str, str]
+    fields: dict[str, FieldValue]
+    # As written (the agent writes milliseconds); None when the line has none.
+    timestamp: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    points: list[Point]
+    # Lines that are not line protocol (or past MAX_LINES).
+    skipped: int
+
+
+class _Malformed(ValueError):
+    pass
+
+
+def parse(text: str) -> Parsed:
+    points: list[Point] = []
+    skipped = 0
+    for number, raw in enumerate(text.splitlines()):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if number >= MAX_LINES:
+            skipped += 1
+            continue
+        try:
+            points.append(_point(line))
+        except _Malformed:
+            skipped += 1
+    return Parsed(points=points, skipped=skipped)
+
+
+def _split(text: str, separator: str, *, quotes: bool = False, limit: int = -1) -> list[str]:
+    """Split on unescaped ``separator`` (outside double quotes when ``quotes``)."""
+    if "\\" not in text and '"' not in text:
+        # Nothing escaped or quoted (most lines): the C split.
+        return text.split(separator, limit)
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char == "\\" and i + 1 < len(text):
+            current.append(text[i : i + 2])
+            i += 2
+            continue
+        if quotes and char == '"':
+            quoted = not quoted
+        elif char == separator and not quoted and limit != 0:
+            parts.append("".join(current))
+            current = []
+            limit -= 1
+            i += 1
+            continue
+        current.append(char)
+        i += 1
+    if quoted:
+        raise _Malformed("unterminated string")
+    parts.append("".join(current))
+    return parts
+
+
+def _unescape(text: str) -> str:
+    if "\\" not in text:
+        return text
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in ', ="\\':
+            out.append(text[i + 1])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def _point(line: str) -> Point:
+    sections = _split(line, " ", quotes=True)
+    if len(sections) not in (2, 3) or not all(sections):
+        raise _Malformed("expected: series fields [timestamp]")
+    series = _split(sections[0], ",")
+    measurement = _unescape(series[0])
+    if not measurement:
+        raise _Malformed("no measurement")
+    tags: dict[str, str] = {}
+    for pair in series[1:]:
+        key, value = _pair(pair)
+        tags[key] = value
+    fields: dict[str, FieldValue] = {}
+    for pair in _split(sections[1], ",", quotes=True):
+        key, value = _pair(pair, quotes=True)
+        fields[key] = _field_value(value)
+    timestamp = None
+    if len(sections) == 3:
+        if not _INTEGER.match(sections[2]):
+            raise _Malformed("timestamp is not an integer")
+        timestamp = int(sections[2])
+    return Point(measurement=measurement, tags=tags, fields=fields, timestamp=timestamp)
+
+
+def _pair(text: str, *, quotes: bool = False) -> tuple[str, str]:
+    parts = _split(text, "=", quotes=quotes, limit=1)
+    if len(parts) != 2 or not parts[0] or not parts[1]:
+        raise _Malformed("expected key=value")
+    return _unescape(parts[0]), parts[1] if quotes else _unescape(parts[1])
+
+
+def _field_value(text: str) -> FieldValue:
+    if text.startswith('"'):
+        if len(text) < 2 or not text.endswith('"'):
+            raise _Malformed("unterminated string")
+        return _unescape(text[1:-1])
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    if text[-1] in "iu" and _INTEGER.match(text[:-1]):
+        return int(text[:-1])
+    if not _FLOAT.match(text):
+        raise _Malformed("not a number")
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _Malformed("not a finite number")
+    return value
