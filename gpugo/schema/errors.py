@@ -20,6 +20,7 @@ from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionContext
 
 from gpugo.errors import GpugoError, RateLimited, ServiceUnavailable
+from gpugo.logs import loggable
 from gpugo.outage import database_unreachable
 
 log = logging.getLogger("gpugo.graphql")
@@ -110,7 +111,7 @@ def log_unexpected(errors: list[GraphQLError], context: ExecutionContext | None)
         original = error.original_error or error
         log.error(
             "unhandled error in GraphQL operation %s at %s",
-            context.operation_name if context else None,
-            ".".join(str(p) for p in error.path or ()) or "-",
+            loggable(context.operation_name if context else None),
+            loggable(".".join(str(p) for p in error.path or ()) or "-"),
             exc_info=(type(original), original, original.__traceback__),
         )
