@@ -21,7 +21,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
-from gpugo.errors import FieldError, ValidationFailed
+from gpugo.errors import FieldError, NotFound, ValidationFailed
 
 
 class Input(BaseModel):
@@ -92,6 +92,16 @@ NullableList = _NullAsEmptyList()
 # refused before it reaches the database (whose columns hold at most 32 characters).
 ID_REGEX = "[A-Za-z0-9_]{1,32}"
 Id = Annotated[str, Field(pattern=f"^{ID_REGEX}$")]
+_ID = re.compile(ID_REGEX)
+
+
+def lookup_id(value: str, what: str) -> str:
+    """The id of a row to look up (a GraphQL ``ID`` argument), checked as REST checks a path
+    id: one that cannot name a row is not found, before the database or a log sees it."""
+    if _ID.fullmatch(value) is None:
+        raise NotFound(f"No such {what}.")
+    return value
+
 
 # GPU ids are the agent's own names (GPU-0, GPU-<uuid>, MIG ids with "/"). A license joins
 # them with "," and its fields with "|" (see services/licenses.py): an id holding either, or
