@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 
 from gpugo.logs import QUIET_LOGGERS
-from tests.schema.support import Gql, as_pat, error, post
+from tests.schema.support import GRAPHQL, Gql, as_pat, error, post
 from tests.support import ORIGIN, moment, out_time
 
-# Ids no row can have: too long, a forged log line, beyond ASCII.
+# Ids no row can have: too long, a forged log line, beyond ASCII (a lone surrogate is not
+# JSON that the server reads at all: see the JSON test below).
 BAD_IDS = [
     "a" * 1_000_000,
     "agt_x\n2026-01-01 INFO gpugo.access GET /forged 200",
@@ -46,6 +47,7 @@ ID_ARGUMENTS = {
 FIELDS = "fields { name args { name type { name ofType { name } } } type { kind ofType { kind } } }"
 ROOTS = f"{{ __schema {{ queryType {{ {FIELDS} }} mutationType {{ {FIELDS} }} "
 ROOTS += f"subscriptionType {{ {FIELDS} }} }} }}"
+H = {"Content-Type": "application/json"}
 
 
 def request_lines(records: list[logging.LogRecord]) -> list[logging.LogRecord]:
@@ -162,6 +164,44 @@ async def test_the_last_representable_cursor_is_read(api):
         "query($after: String) { agents(after: $after) { totalCount } }", {"after": last}
     )
     assert "errors" not in response.json(), response.text
+
+
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [
+        ("nested lists", b"[" * 100_000),
+        ("nested objects", b'{"a":' * 100_000),
+        (
+            "nested variables",
+            b'{"query": "{ __typename }", "variables": {"x": %s}}' % (b"[" * 5000),
+        ),
+        (
+            "a 5000-digit number",
+            b'{"query": "{ __typename }", "variables": {"x": %s}}' % (b"9" * 5000),
+        ),
+        ("a number past a double", b'{"query": "{ __typename }", "variables": {"x": 1e999}}'),
+        ("a lone surrogate", b'{"query": "{ __typename }", "variables": {"x": "\\ud800"}}'),
+        ("not UTF-8", b'{"query": "{ __typename \xff }"}'),
+    ],
+)
+async def test_json_that_cannot_be_read_is_a_400_even_without_a_credential(
+    client, caplog, name, body
+):
+    with caplog.at_level(logging.DEBUG):
+        response = await client.post(GRAPHQL, content=body, headers=H)
+    assert response.status_code == 400, (name, response.text)
+    assert [e["extensions"]["code"] for e in response.json()["errors"]] == ["validation_error"]
+    assert_one_short_line(caplog.records)
+
+
+async def test_a_literal_too_large_to_read_is_a_validation_error(api, caplog):
+    gql = await as_pat(await api.user())
+    with caplog.at_level(logging.DEBUG):
+        response = await gql("{ agents(first: %s) { totalCount } }" % ("9" * 5000))
+    err = error(response, "validation_error")
+    assert err["message"] == "A value in the document is out of range."
+    assert response.json()["data"] is None
+    assert_one_short_line(caplog.records)
 
 
 async def test_a_deeply_nested_document_is_a_validation_error(client, caplog):
