@@ -12,8 +12,19 @@ import orjson
 
 from gpugo.settings import Settings
 
-# Database drivers and the ORM log statements and bound values at DEBUG.
-QUIET_LOGGERS = ("tortoise", "tortoise.db_client", "aiosqlite", "asyncpg")
+# Loggers that write secrets or bound values below a level stay at that level whatever
+# GPUGO_LOG_LEVEL says. The database drivers and the ORM print statements with their bound
+# values (hashes, e-mails) at DEBUG. uvicorn hands "uvicorn.error" to the websockets library,
+# which at DEBUG prints every handshake header (the session cookie) and the head and tail of
+# every frame (a PAT in connection_init); "websockets" is its own logger otherwise.
+QUIET_LOGGERS: dict[str, int] = {
+    "tortoise": logging.WARNING,
+    "tortoise.db_client": logging.WARNING,
+    "aiosqlite": logging.WARNING,
+    "asyncpg": logging.WARNING,
+    "uvicorn.error": logging.INFO,
+    "websockets": logging.INFO,
+}
 
 # The id of the request being served, on every log line written while serving it.
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -101,7 +112,6 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(settings.log_level.upper())
     # uvicorn's access log would print full URLs, and /s/{code} is a capability.
     logging.getLogger("uvicorn.access").disabled = True
-    # Query logging prints statements with their bound values (hashes, e-mails): these
-    # loggers stay at WARNING whatever GPUGO_LOG_LEVEL says.
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+    for name, level in QUIET_LOGGERS.items():
+        # Never below their floor, and never louder than the rest of the log.
+        logging.getLogger(name).setLevel(max(level, root.level))
