@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
         if auto_migrate:
             await db.migrate(settings)
         url = settings.effective_database_url
-        db.ensure_sqlite_directory(url)
+        db.prepare_sqlite(settings)
         async with RegisterTortoise(app, config=db.tortoise_config(url)):
             await ctx.events.start()
             sweeper = Sweeper(ctx)

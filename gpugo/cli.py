@@ -132,7 +132,7 @@ def _run_db(
             if migrate_first:
                 await db.migrate(settings)
             url = settings.effective_database_url
-            db.ensure_sqlite_directory(url)
+            db.prepare_sqlite(settings)
             await Tortoise.init(config=db.tortoise_config(url), _enable_global_fallback=True)
             return await work()
         finally:

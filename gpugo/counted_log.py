@@ -7,6 +7,8 @@ import logging
 import time
 from dataclasses import dataclass
 
+from gpugo.logs import loggable
+
 
 @dataclass(slots=True)
 class _Tally:
@@ -28,7 +30,7 @@ class CountedLog:
     def add(self, key: str, detail: str = "", count: int = 1) -> None:
         """Count ``count`` occurrences for ``key``; log them if its interval has passed.
 
-        ``key`` and ``detail`` go to the log as they are: never pass a secret."""
+        ``key`` and ``detail`` go to the log (through ``loggable``): never pass a secret."""
         self.total += count
         now = time.monotonic()
         tally = self._tallies.get(key)
@@ -43,9 +45,9 @@ class CountedLog:
                 "%s: %d for %s in the last %.0f s%s",
                 self._what,
                 tally.count,
-                key,
+                loggable(key),
                 self._interval,
-                f" ({detail})" if detail else "",
+                f" ({loggable(detail)})" if detail else "",
             )
             tally.count = 0
             tally.last_logged = now

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 from typing import Any
-from urllib.parse import urlsplit
 
 from tortoise import Tortoise
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api import migrate as tortoise_migrate
 
+from gpugo.datadir import ensure_private_database
 from gpugo.settings import Settings
 
 MODEL_MODULES = ["gpugo.models"]
@@ -64,19 +64,15 @@ def _normalise_url(url: str) -> str:
     return url
 
 
-def ensure_sqlite_directory(database_url: str) -> None:
-    parts = urlsplit(database_url)
-    if parts.scheme != "sqlite":
-        return
-    path = database_url.removeprefix("sqlite://")
-    if path and path != ":memory:":
-        os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+def prepare_sqlite(settings: Settings) -> None:
+    """Before SQLite opens its file: created 0600 in a 0700 directory (gpugo.datadir)."""
+    ensure_private_database(settings.effective_database_url, settings.data_dir)
 
 
 async def migrate(settings: Settings) -> None:
     """Apply every pending migration, then leave Tortoise closed."""
     url = settings.effective_database_url
-    ensure_sqlite_directory(url)
+    prepare_sqlite(settings)
     try:
         await tortoise_migrate(config=tortoise_config(url))
     finally:

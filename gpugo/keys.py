@@ -8,17 +8,19 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gpugo.datadir import ensure_data_directory
+
 LICENSE_KEY_FILE = "license_ed25519.pem"
 
 
 def load_or_create_license_key(data_dir: Path) -> Ed25519PrivateKey:
+    ensure_data_directory(data_dir)
     path = data_dir / LICENSE_KEY_FILE
     if path.exists():
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         if not isinstance(key, Ed25519PrivateKey):
             raise ValueError(f"{path} does not hold an Ed25519 private key")
         return key
-    data_dir.mkdir(parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM,

@@ -6,16 +6,50 @@ import contextvars
 import logging
 import secrets
 import sys
+from typing import Any
 
 import orjson
 
 from gpugo.settings import Settings
 
-# Database drivers and the ORM log statements and bound values at DEBUG.
-QUIET_LOGGERS = ("tortoise", "tortoise.db_client", "aiosqlite", "asyncpg")
+# Loggers that write secrets or bound values below a level stay at that level whatever
+# GPUGO_LOG_LEVEL says. The database drivers and the ORM print statements with their bound
+# values (hashes, e-mails) at DEBUG. uvicorn hands "uvicorn.error" to the websockets library,
+# which at DEBUG prints every handshake header (the session cookie) and the head and tail of
+# every frame (a PAT in connection_init); "websockets" is its own logger otherwise.
+QUIET_LOGGERS: dict[str, int] = {
+    "tortoise": logging.WARNING,
+    "tortoise.db_client": logging.WARNING,
+    "aiosqlite": logging.WARNING,
+    "asyncpg": logging.WARNING,
+    "uvicorn.error": logging.INFO,
+    "websockets": logging.INFO,
+}
 
 # The id of the request being served, on every log line written while serving it.
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+
+# The most of one request value a log line carries, and of one logged trace.
+MAX_LOGGED_VALUE = 200
+MAX_LOGGED_TRACE = 8000
+
+
+def loggable(value: object, limit: int = MAX_LOGGED_VALUE) -> str:
+    """A value from a request as a log line may carry it: cut to ``limit`` characters and
+    with control, format and separator characters (and backslashes) escaped, so that no
+    value can start a line of its own or make a line huge. Every log line that includes
+    request data (a path, a method, an operation name) passes it through here."""
+    text = str(value)
+    shown = text[:limit]
+    if not shown.isprintable() or "\\" in shown:
+        shown = "".join(
+            c if c.isprintable() and c != "\\" else c.encode("unicode_escape").decode("ascii")
+            for c in shown
+        )
+    if len(shown) > limit or len(text) > limit:
+        shown = f"{shown[:limit]}…[{len(text)} characters]"
+    return shown
 
 
 def is_share_path(path: str) -> bool:
@@ -24,7 +58,7 @@ def is_share_path(path: str) -> bool:
 
 def loggable_path(path: str) -> str:
     """The path as log lines may show it: a share code is a capability, never logged."""
-    return "/s/…" if is_share_path(path) else path
+    return "/s/…" if is_share_path(path) else loggable(path)
 
 
 def new_request_id() -> str:
@@ -39,7 +73,18 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-class JsonFormatter(logging.Formatter):
+class _BoundedTraces(logging.Formatter):
+    """Traces keep their head and tail: an exception's message may quote request data."""
+
+    def formatException(self, ei: Any) -> str:
+        trace = super().formatException(ei)
+        if len(trace) <= MAX_LOGGED_TRACE:
+            return trace
+        half = MAX_LOGGED_TRACE // 2
+        return f"{trace[:half]}\n…[{len(trace) - 2 * half} characters cut]…\n{trace[-half:]}"
+
+
+class JsonFormatter(_BoundedTraces):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
@@ -60,14 +105,13 @@ def configure_logging(settings: Settings) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+            _BoundedTraces("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
     # uvicorn's access log would print full URLs, and /s/{code} is a capability.
     logging.getLogger("uvicorn.access").disabled = True
-    # Query logging prints statements with their bound values (hashes, e-mails): these
-    # loggers stay at WARNING whatever GPUGO_LOG_LEVEL says.
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+    for name, level in QUIET_LOGGERS.items():
+        # Never below their floor, and never louder than the rest of the log.
+        logging.getLogger(name).setLevel(max(level, root.level))

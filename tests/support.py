@@ -16,6 +16,21 @@ PUBLIC_URL = "http://testserver"
 ORIGIN = {"Origin": PUBLIC_URL}
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 PASSWORD = "correct horse battery"
+# GPU ids outside the contract's rule (1 to 128 printable characters, never whitespace,
+# "," or "|"): each entry point refuses every one of them.
+BAD_GPU_IDS = [
+    "GPU-0,GPU-1,GPU-2,GPU-3,GPU-4,GPU-5,GPU-6,GPU-7|pro|99999999999999",
+    "GPU-0,GPU-1",
+    "GPU-0|pro",
+    "GPU 0",
+    "GPU-0\t",
+    "GPU-\n0",
+    "GPU-\u00a00",  # no-break space
+    "GPU-\x000",  # control character
+    "GPU-\u200b0",  # zero-width space (a format character)
+    "G" * 129,
+    "",
+]
 
 
 def moment(delta: timedelta = timedelta(0)) -> datetime:

@@ -4,10 +4,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from gpugo.inputs.common import Input, NullableList, Timestamp
+from gpugo.inputs.common import GpuId, Input, NullableList, Timestamp
 
 WorkerStatus = Literal["pending", "running", "stopping", "stopped"]
-GpuId = Annotated[str, Field(min_length=1, max_length=128)]
 
 
 def _vendor(value: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
@@ -20,7 +21,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
-from gpugo.errors import FieldError, ValidationFailed
+from gpugo.errors import FieldError, NotFound, ValidationFailed
 
 
 class Input(BaseModel):
@@ -92,7 +93,44 @@ Timestamp = Annotated[datetime, BeforeValidator(_parse_text), AfterValidator(_as
 NullableList = _NullAsEmptyList()
 # A public id (``agt_`` and 22 base62 characters): anything else can name no row, and is
 # refused before it reaches the database (whose columns hold at most 32 characters).
-Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,32}$")]
+ID_REGEX = "[A-Za-z0-9_]{1,32}"
+Id = Annotated[str, Field(pattern=f"^{ID_REGEX}$")]
+_ID = re.compile(ID_REGEX)
+
+
+def lookup_id(value: str, what: str) -> str:
+    """The id of a row to look up (a GraphQL ``ID`` argument), checked as REST checks a path
+    id: one that cannot name a row is not found, before the database or a log sees it."""
+    if _ID.fullmatch(value) is None:
+        raise NotFound(f"No such {what}.")
+    return value
+
+
+# GPU ids are the agent's own names (GPU-0, GPU-<uuid>, MIG ids with "/"). A license joins
+# them with "," and its fields with "|" (see services/licenses.py): an id holding either, or
+# whitespace or a control character, could make a signed license read as another one.
+_GPU_ID = re.compile(r"[^\s,|]{1,128}")
+GPU_ID_RULE = "1 to 128 printable characters, never whitespace, ',' or '|'."
+
+
+def _gpu_id(value: str) -> str:
+    if _GPU_ID.fullmatch(value) is None or not value.isprintable():
+        raise PydanticCustomError("gpu_id", f"A GPU id is {GPU_ID_RULE}")
+    return value
+
+
+GpuId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=128,
+        description=f"The agent's name for the GPU: {GPU_ID_RULE}",
+        # Documents the separators; "printable" (no control or format character) is
+        # checked too, and is beyond what a JSON Schema pattern can say portably.
+        json_schema_extra={"pattern": r"^[^\s,|]+$"},
+    ),
+    AfterValidator(_gpu_id),
+]
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:

@@ -4,8 +4,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from gpugo.inputs.agents import GpuId
-from gpugo.inputs.common import Input, NullableList, Timestamp
+from gpugo.inputs.common import GpuId, Input, NullableList, Timestamp
 
 Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
 # GPU memory is stored in 32-bit columns; host memory in 64-bit ones.

@@ -4,8 +4,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, field_validator
 
-from gpugo.inputs.agents import GpuId
-from gpugo.inputs.common import Id, Input, not_nullable_in_schema
+from gpugo.inputs.common import GpuId, Id, Input, not_nullable_in_schema
 
 
 def _unique(values: list[str]) -> list[str]:

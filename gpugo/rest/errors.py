@@ -17,7 +17,7 @@ from gpugo.errors import (
     ServiceUnavailable,
     Unauthorized,
 )
-from gpugo.logs import loggable_path
+from gpugo.logs import loggable, loggable_path
 from gpugo.outage import database_unreachable
 from gpugo.rest.responses import JSONResponse
 
@@ -91,11 +91,13 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
         # An outage, not a bug: one line, no trace; the client may retry.
         log.warning(
             "database unreachable on %s %s: %s",
-            request.method,
+            loggable(request.method),
             loggable_path(request.url.path),
             type(exc).__name__,
         )
         return error_response(ServiceUnavailable())
     # Logged with its trace for operators; the client sees no detail.
-    log.exception("unhandled error on %s %s", request.method, loggable_path(request.url.path))
+    log.exception(
+        "unhandled error on %s %s", loggable(request.method), loggable_path(request.url.path)
+    )
     return error_response(GpugoError())

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gpugo.errors import PayloadTooLarge
-from gpugo.logs import is_share_path, loggable_path, new_request_id
+from gpugo.logs import is_share_path, loggable, loggable_path, new_request_id
 from gpugo.rest.errors import handle_unexpected
 
 access_log = logging.getLogger("gpugo.access")
@@ -102,7 +102,11 @@ class SecurityHeadersMiddleware:
             if access_log.isEnabledFor(logging.INFO):
                 elapsed = (time.perf_counter() - started) * 1000
                 access_log.info(
-                    "%s %s %d %.1fms", scope["method"], loggable_path(path), status, elapsed
+                    "%s %s %d %.1fms",
+                    loggable(scope["method"]),
+                    loggable_path(path),
+                    status,
+                    elapsed,
                 )
 
 

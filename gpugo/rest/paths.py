@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from starlette.convertors import Convertor, register_url_convertor
 
+from gpugo.inputs.common import ID_REGEX
+
 API = "/api/v1"
 
 
@@ -12,7 +14,7 @@ class IdConvertor(Convertor[str]):
     underscores). Anything else cannot name a row, so the path matches no route (404)
     and never reaches the database."""
 
-    regex = "[A-Za-z0-9_]{1,32}"
+    regex = ID_REGEX
 
     def convert(self, value: str) -> str:
         return value

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -39,10 +41,27 @@ MAX_TOKENS = 2000
 CACHE_SIZE = 256
 
 
+# graphql-core's " Did you mean 'x'?" (fields, arguments, types, enum values, input fields)
+# and " Did you mean the enum value 'X'?": always at the end of a message or of a clause.
+_SUGGESTION = re.compile(r" ?Did you mean [^?]*\?")
+
+
 class GpugoSchema(strawberry.Schema):
+    def __init__(self, *args: Any, hide_suggestions: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hide_suggestions = hide_suggestions
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
+        # Every error of every request (over HTTP and WebSockets) passes here, before it is
+        # answered. With introspection off, the names of arguments, enum values, input fields
+        # and types stay unknown too: Strawberry's disable_field_suggestions strips only the
+        # suggestions of fields, and graphql-core's rules make the others.
+        if self.hide_suggestions:
+            for error in errors:
+                if "Did you mean" in error.message:
+                    error.message = _SUGGESTION.sub("", error.message)
         # Refusals (not_found, validation_error...) are answers, not incidents: only bugs
         # are logged, with their trace.
         log_unexpected(errors, execution_context)
@@ -86,10 +105,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
-        config=StrawberryConfig(
-            disable_field_suggestions=not explorer,
-            scalar_map=SCALAR_MAP,
-        ),
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        hide_suggestions=not explorer,
     )
 
 

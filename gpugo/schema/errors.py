@@ -20,6 +20,7 @@ from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionContext
 
 from gpugo.errors import GpugoError, RateLimited, ServiceUnavailable
+from gpugo.logs import loggable
 from gpugo.outage import database_unreachable
 
 log = logging.getLogger("gpugo.graphql")
@@ -41,9 +42,19 @@ def gpugo_error(error: GraphQLError) -> GpugoError | None:
     return original if isinstance(original, GpugoError) else None
 
 
+def unreadable_literal(error: GraphQLError) -> bool:
+    """A value of the document that graphql-core could not convert, e.g. an integer of
+    5000 digits (Python refuses to read it): the client's error, found while validating."""
+    return (
+        error.path is None
+        and bool(error.nodes)
+        and isinstance(error.original_error, ValueError | OverflowError | RecursionError)
+    )
+
+
 def is_unexpected(error: GraphQLError) -> bool:
     """A bug rather than a refusal: to be logged and masked."""
-    if gpugo_error(error) is not None:
+    if gpugo_error(error) is not None or unreadable_literal(error):
         return False
     original = error.original_error
     if error.path is not None:
@@ -82,6 +93,11 @@ def to_client(error: GraphQLError) -> GraphQLError:
         return _with(error, known.message, extensions_for(known))
     if is_unexpected(error):
         return _with(error, INTERNAL_MESSAGE, {"code": "internal_error"})
+    if unreadable_literal(error):
+        # graphql-core's message quotes the whole value and Python's advice on limits.
+        return _with(
+            error, "A value in the document is out of range.", {"code": REQUEST_ERROR_CODE}
+        )
     return _with(error, error.message, {"code": REQUEST_ERROR_CODE, **(error.extensions or {})})
 
 
@@ -110,7 +126,7 @@ def log_unexpected(errors: list[GraphQLError], context: ExecutionContext | None)
         original = error.original_error or error
         log.error(
             "unhandled error in GraphQL operation %s at %s",
-            context.operation_name if context else None,
-            ".".join(str(p) for p in error.path or ()) or "-",
+            loggable(context.operation_name if context else None),
+            loggable(".".join(str(p) for p in error.path or ()) or "-"),
             exc_info=(type(original), original, original.__traceback__),
         )

@@ -8,7 +8,7 @@ import strawberry
 
 from gpugo.auth.cookies import clear_session_cookie, set_session_cookie
 from gpugo.inputs.auth import LoginInput, SignupInput
-from gpugo.inputs.common import parse_input
+from gpugo.inputs.common import lookup_id, parse_input
 from gpugo.inputs.shares import CreateShareInput as CreateShareModel
 from gpugo.inputs.tokens import CreatePatInput, GenerateTokenInput
 from gpugo.inputs.workers import CreateWorkerInput as CreateWorkerModel
@@ -114,7 +114,8 @@ class Mutation:
         description="Deletes the agent with its GPUs, workers, connections, shares and metrics.",
     )
     async def delete_agent(self, info: GraphQLInfo, id: strawberry.ID) -> bool | None:
-        await agents.delete(ctx=info.context.server, principal=await user(info), agent_id=id)
+        agent_id = lookup_id(id, "agent")
+        await agents.delete(ctx=info.context.server, principal=await user(info), agent_id=agent_id)
         return True
 
     @strawberry.mutation(permission_classes=_USER)
@@ -128,10 +129,11 @@ class Mutation:
     async def update_worker(
         self, info: GraphQLInfo, id: strawberry.ID, input: UpdateWorkerInput
     ) -> Worker | None:
+        worker_id = lookup_id(id, "worker")
         principal = await user(info)
         data = parse(UpdateWorkerModel, input)
         view = await workers.update(
-            ctx=info.context.server, principal=principal, worker_id=id, data=data
+            ctx=info.context.server, principal=principal, worker_id=worker_id, data=data
         )
         return worker_view_node(view)
 
@@ -139,7 +141,10 @@ class Mutation:
         permission_classes=_USER, description="Deletes the worker's shares and connections too."
     )
     async def delete_worker(self, info: GraphQLInfo, id: strawberry.ID) -> bool | None:
-        await workers.delete(ctx=info.context.server, principal=await user(info), worker_id=id)
+        worker_id = lookup_id(id, "worker")
+        await workers.delete(
+            ctx=info.context.server, principal=await user(info), worker_id=worker_id
+        )
         return True
 
     @strawberry.mutation(permission_classes=_USER)
@@ -151,5 +156,6 @@ class Mutation:
 
     @strawberry.mutation(permission_classes=_USER)
     async def delete_share(self, info: GraphQLInfo, id: strawberry.ID) -> bool | None:
-        await shares.delete(ctx=info.context.server, principal=await user(info), share_id=id)
+        share_id = lookup_id(id, "share")
+        await shares.delete(ctx=info.context.server, principal=await user(info), share_id=share_id)
         return True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -15,6 +16,7 @@ from typing import Any, Generic, TypeVar
 import strawberry
 
 from gpugo.errors import ValidationFailed
+from gpugo.inputs.common import ID_REGEX
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 100
@@ -23,6 +25,13 @@ _MICROSECOND = timedelta(microseconds=1)
 
 T = TypeVar("T")
 Position = tuple[int, str]
+
+# What encode_cursor writes: whole microseconds since the epoch (no sign, no leading zero)
+# and an id. Anything else, however it decodes, is not one of our cursors.
+_CURSOR = re.compile(rf"(0|[1-9][0-9]{{0,17}}):({ID_REGEX})")
+_MAX_MICROS = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _MICROSECOND
+# base64 of the longest position ("<18 digits>:<32 characters>"), rounded up.
+MAX_CURSOR_LENGTH = 72
 
 
 @strawberry.type(description="Where a page ends, and whether another follows.")
@@ -59,14 +68,19 @@ def encode_cursor(pos: Position) -> str:
 
 
 def decode_cursor(cursor: str) -> Position:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        micros, _, item_id = raw.partition(":")
-        if not item_id:
-            raise ValueError
-        return (int(micros), item_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValidationFailed.field("after", "Not a cursor of this list.") from None
+    """The position of a cursor this server wrote, or 400: a cursor is client input, and
+    one that decodes to something else (a time past year 9999, a text id) must not reach
+    date arithmetic or the database."""
+    match = None
+    if len(cursor) <= MAX_CURSOR_LENGTH:
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+            match = _CURSOR.fullmatch(raw)
+        except (ValueError, binascii.Error):  # UnicodeDecodeError is a ValueError
+            match = None
+    if match is None or int(match[1]) > _MAX_MICROS:
+        raise ValidationFailed.field("after", "Not a cursor of this list.")
+    return (int(match[1]), match[2])
 
 
 def check_first(first: int) -> None:

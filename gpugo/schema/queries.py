@@ -8,7 +8,7 @@ from typing import Annotated
 import strawberry
 
 from gpugo.errors import NotFound
-from gpugo.inputs.common import parse_input
+from gpugo.inputs.common import lookup_id, parse_input
 from gpugo.inputs.workers import WorkerFilterInput
 from gpugo.schema import metrics
 from gpugo.schema.context import GraphQLInfo
@@ -65,7 +65,8 @@ class Query:
 
     @strawberry.field(permission_classes=_USER)
     async def install_token(self, info: GraphQLInfo, id: strawberry.ID) -> InstallToken | None:
-        state = await install_tokens.status(principal=await user(info), token_id=id)
+        token_id = lookup_id(id, "install token")
+        state = await install_tokens.status(principal=await user(info), token_id=token_id)
         return install_token_node(state)
 
     @strawberry.field(permission_classes=_USER, description="Agents, newest first.")
@@ -77,8 +78,9 @@ class Query:
 
     @strawberry.field(permission_classes=_USER)
     async def agent(self, info: GraphQLInfo, id: strawberry.ID) -> Agent | None:
+        agent_id = lookup_id(id, "agent")
         view = await agents.get_agent(
-            ctx=info.context.server, principal=await user(info), agent_id=id
+            ctx=info.context.server, principal=await user(info), agent_id=agent_id
         )
         return agent_detail_node(view)
 
@@ -96,6 +98,7 @@ class Query:
             int, strawberry.argument(description="Bucket width in seconds; at most 1000 buckets.")
         ] = 60,
     ) -> AgentMetrics | None:
+        agent_id = lookup_id(agent_id, "agent")
         principal = await user(info)
         plans.require_metrics(info.context.server, principal.plan)
         w = metrics.window(start=start, end=to, bucket_seconds=bucket)
@@ -127,7 +130,8 @@ class Query:
 
     @strawberry.field(permission_classes=_USER)
     async def worker(self, info: GraphQLInfo, id: strawberry.ID) -> Worker | None:
-        view = await workers.get(principal=await user(info), worker_id=id)
+        worker_id = lookup_id(id, "worker")
+        view = await workers.get(principal=await user(info), worker_id=worker_id)
         return worker_view_node(view, with_connections=True)
 
     @strawberry.field(permission_classes=_USER, description="Shares, newest first.")

@@ -20,6 +20,7 @@ from strawberry.exceptions import ConnectionRejectionError
 
 from gpugo.errors import GpugoError, NotFound
 from gpugo.events import Event, EventKind
+from gpugo.inputs.common import lookup_id
 from gpugo.schema.context import GraphQLContext, GraphQLInfo
 from gpugo.schema.loaders import Loaders
 from gpugo.schema.permissions import IsUser, user
@@ -194,6 +195,8 @@ class Subscription:
     async def agent_events(
         self, info: GraphQLInfo, agent_id: strawberry.ID | None = None
     ) -> AsyncGenerator[AgentEvent, None]:
+        if agent_id is not None:
+            agent_id = lookup_id(agent_id, "agent")
         source = await live.agent_events(
             ctx=info.context.server, principal=await user(info), agent_id=agent_id
         )
@@ -210,7 +213,9 @@ class Subscription:
         self, info: GraphQLInfo, id: strawberry.ID
     ) -> AsyncGenerator[InstallTokenOutcome, None]:
         source = await live.install_token_outcome(
-            ctx=info.context.server, principal=await user(info), token_id=id
+            ctx=info.context.server,
+            principal=await user(info),
+            token_id=lookup_id(id, "install token"),
         )
         return _deliver(info, source, _token_outcome_node)
 
@@ -222,6 +227,8 @@ class Subscription:
         self, info: GraphQLInfo, agent_id: strawberry.ID
     ) -> AsyncGenerator[MetricsReport, None]:
         source = await live.metrics_reports(
-            ctx=info.context.server, principal=await user(info), agent_id=agent_id
+            ctx=info.context.server,
+            principal=await user(info),
+            agent_id=lookup_id(agent_id, "agent"),
         )
         return _deliver(info, source, _metrics_node)

@@ -127,12 +127,16 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
             result.errors = [e if has_code(e) else to_client(e) for e in result.errors]
         return await super().process_result(request, result)
 
+    def decode_json(self, data: str | bytes) -> object:
+        # Request bodies and WebSocket frames. orjson refuses what json let through to a
+        # crash (500) later: bytes that are not UTF-8, nesting past 1024 levels (json:
+        # RecursionError), numbers past 4300 digits (json: ValueError) or a double, and
+        # lone surrogates; each is a JSONDecodeError, which Strawberry answers 400 (and
+        # closes a WebSocket with 4400).
+        return orjson.loads(data)
+
     def parse_json(self, data: str | bytes) -> Any:
-        try:
-            parsed = super().parse_json(data)
-        except UnicodeDecodeError:
-            # Strawberry maps only JSONDecodeError to 400; bytes that are not UTF-8 crashed.
-            raise HTTPException(400, "The request body must be UTF-8 JSON.") from None
+        parsed = super().parse_json(data)
         # Strawberry assumes an object (or a list, refused as a batch) and would crash.
         if not isinstance(parsed, dict | list):
             raise HTTPException(400, "The request body must be a JSON object.")

@@ -21,17 +21,48 @@ from gpugo.keys import public_key_pem
 ALGORITHM = "Ed25519"
 
 
+class UnsignableLicense(RuntimeError):
+    """The text would not read back as what it was built from: a server bug, never signed."""
+
+
 @dataclass(frozen=True, slots=True)
 class License:
     plain: str
     encrypted: str
 
 
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """What a license's text says: the fields as a reader (the agent, a worker) splits them."""
+
+    gpu_ids: tuple[str, ...]
+    plan: str
+    expiry_ms: int
+
+
+def terms(plain: str) -> Terms:
+    """Split a license's text; ValueError unless it has exactly the three fields."""
+    ids, plan, expiry = plain.split("|")  # ValueError unless exactly three
+    gpu_ids = tuple(ids.split(",")) if ids else ()
+    if not all(gpu_ids) or not plan or not (expiry.isascii() and expiry.isdigit()):
+        raise ValueError("not a license text")
+    return Terms(gpu_ids=gpu_ids, plan=plan, expiry_ms=int(expiry))
+
+
 def issue(*, ctx: ServerContext, gpu_ids: Iterable[str], plan: str) -> License:
     expiry = clock.now() + timedelta(seconds=ctx.settings.license_ttl_seconds)
     # Whole seconds: within a second, every agent with the same GPU ids and plan gets the
     # same text, signed once (Ed25519 signatures are deterministic).
-    plain = f"{','.join(gpu_ids)}|{plan}|{int(expiry.timestamp()) * 1000}"
+    wanted = Terms(gpu_ids=tuple(gpu_ids), plan=plan, expiry_ms=int(expiry.timestamp()) * 1000)
+    plain = f"{','.join(wanted.gpu_ids)}|{wanted.plan}|{wanted.expiry_ms}"
+    # Defence in depth behind the GPU id rule (gpugo.inputs.common.GpuId): a value holding a
+    # separator would make the signed text read as other GPUs, another plan or expiry.
+    try:
+        read_back = terms(plain)
+    except ValueError:
+        read_back = None
+    if read_back != wanted:
+        raise UnsignableLicense("license fields hold a separator or are empty; not signed")
     return License(plain=plain, encrypted=_signature(ctx.license_key, plain))
 
 
@@ -46,11 +77,8 @@ def verify(*, public_key: Ed25519PublicKey, license: License) -> bool:
         public_key.verify(
             base64.b64decode(license.encrypted, validate=True), license.plain.encode()
         )
+        expiry_ms = terms(license.plain).expiry_ms
     except (InvalidSignature, ValueError):
-        return False
-    try:
-        expiry_ms = int(license.plain.split("|")[2])
-    except (IndexError, ValueError):
         return False
     return clock.now().timestamp() * 1000 < expiry_ms
 

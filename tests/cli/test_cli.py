@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -24,7 +25,12 @@ def run_cli(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.Comp
         text=True,
         env={**os.environ, **env},
         timeout=60,
+        umask=0o022,  # the usual one: files 0644, directories 0755 unless asked otherwise
     )
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
 
 
 @pytest.fixture
@@ -134,6 +140,32 @@ def test_an_unreachable_database_exits_3_with_one_line(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_an_older_data_directory_and_database_are_made_private(tmp_path):
+    env = {"GPUGO_DATA_DIR": str(tmp_path / "data")}
+    assert run_cli("migrate", env=env).returncode == 0
+    data_dir, database = tmp_path / "data", tmp_path / "data" / "gpugo.sqlite3"
+    # As an older version left them, with the umask's modes.
+    data_dir.chmod(0o755)
+    database.chmod(0o644)
+    assert run_cli("migrate", env=env).returncode == 0
+    assert (mode(data_dir), mode(database)) == (0o700, 0o600)
+
+
+def test_a_database_named_elsewhere_is_created_private_in_the_directory_it_is_in(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    env = {
+        "GPUGO_DATA_DIR": str(tmp_path / "data"),
+        "GPUGO_DATABASE_URL": f"sqlite://{shared / 'db.sqlite3'}",
+    }
+    assert run_cli("migrate", env=env).returncode == 0
+    # The file is the server's; the directory is the operator's, and is left as it is.
+    assert (mode(shared / "db.sqlite3"), mode(shared)) == (0o600, 0o755)
+    env["GPUGO_DATABASE_URL"] = f"sqlite://{tmp_path / 'new' / 'db.sqlite3'}"
+    assert run_cli("migrate", env=env).returncode == 0
+    assert (mode(tmp_path / "new" / "db.sqlite3"), mode(tmp_path / "new")) == (0o600, 0o700)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -176,6 +208,11 @@ def test_serve_runs_on_the_embedded_default_and_stops_on_sigterm(tmp_path):
         assert (data_dir / "gpugo.sqlite3").exists()
         key = data_dir / "license_ed25519.pem"
         assert key.stat().st_mode & 0o777 == 0o600
+        # Accounts and token hashes: nobody else may list or read them.
+        assert mode(data_dir) == 0o700
+        database = sorted(data_dir.glob("gpugo.sqlite3*"))
+        assert [p.name for p in database] == [f"gpugo.sqlite3{s}" for s in ("", "-shm", "-wal")]
+        assert [mode(p) for p in database] == [0o600] * 3
     finally:
         process.send_signal(signal.SIGTERM)
         try:

@@ -9,6 +9,7 @@ import logging
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -22,6 +23,7 @@ from gpugo.app import create_app
 from gpugo.auth.sessions import COOKIE_NAME
 from gpugo.logs import QUIET_LOGGERS
 from tests.hardening.live import Database, LiveServer
+from tests.live.support import graphql_ws
 from tests.support import PASSWORD, PUBLIC_URL, gpu_infos, moment
 
 INTERNAL = {"error": {"code": "internal_error", "message": "Internal server error."}}
@@ -90,7 +92,7 @@ async def test_a_lost_database_answers_503_service_unavailable(faulty_app):
     _assert_hygienic(response)
 
 
-def test_query_loggers_stay_quiet_at_debug(monkeypatch):
+def test_query_and_websocket_loggers_stay_quiet_at_debug(monkeypatch):
     from gpugo.logs import configure_logging
     from gpugo.settings import Settings
 
@@ -98,8 +100,9 @@ def test_query_loggers_stay_quiet_at_debug(monkeypatch):
     saved = (list(root.handlers), root.level)
     try:
         configure_logging(Settings(log_level="DEBUG", log_format="json"))
-        for name in QUIET_LOGGERS:
-            assert logging.getLogger(name).getEffectiveLevel() == logging.WARNING
+        for name, level in QUIET_LOGGERS.items():
+            assert logging.getLogger(name).getEffectiveLevel() == level
+        assert QUIET_LOGGERS["uvicorn.error"] == logging.INFO  # websockets' frames and headers
     finally:
         root.handlers[:], _ = saved[0], root.setLevel(saved[1])
 
@@ -147,6 +150,12 @@ def _dump_tables(database: Database) -> str:
         return "\n".join(repr(row) for t in tables for row in conn.execute(f'SELECT * FROM "{t}"'))
 
 
+async def _subscribe(url: str, **credential: Any) -> None:
+    async with asyncio.timeout(30), graphql_ws(url, **credential) as socket:
+        op = await socket.subscribe("subscription { agentEvents { kind } }")
+        await socket.complete(op)
+
+
 def test_a_live_server_logs_json_with_request_ids_and_no_secret(live):
     server, database = live
     secrets: dict[str, str] = {"password": PASSWORD}
@@ -167,6 +176,11 @@ def test_a_live_server_logs_json_with_request_ids_and_no_secret(live):
         secrets["session cookie"] = http.cookies[COOKIE_NAME]
         pat = call("POST", "/api/v1/tokens/pat", json={}, headers=origin).json()["token"]
         secrets["PAT"] = pat
+        # GraphQL subscriptions over WebSockets: by the session cookie of the handshake, and
+        # by the PAT in connection_init.
+        cookie = {"Cookie": f"{COOKIE_NAME}={secrets['session cookie']}", **origin}
+        asyncio.run(_subscribe(server.url, headers=cookie))
+        asyncio.run(_subscribe(server.url, init={"authorization": f"Bearer {pat}"}))
         bearer = {"Authorization": f"Bearer {pat}"}
         install = call(
             "POST", "/api/v1/tokens/generate", json={"type": "agent_install"}, headers=bearer
@@ -208,7 +222,11 @@ def test_a_live_server_logs_json_with_request_ids_and_no_secret(live):
     logged_ids = {e["request_id"] for e in entries if e["logger"] == "gpugo.access"}
     assert set(request_ids) <= logged_ids
     assert any(e["level"] == "debug" for e in entries)  # DEBUG really was on
-    assert not [e for e in entries if e["logger"].split(".")[0] in QUIET_LOGGERS]
+    for entry in entries:
+        for name, level in QUIET_LOGGERS.items():
+            if entry["logger"] == name or entry["logger"].startswith(f"{name}."):
+                assert logging.getLevelName(entry["level"].upper()) >= level, entry
+    assert any("WebSocket /graphql" in e["message"] for e in entries)  # both were served
 
     tables = _dump_tables(database)
     assert "hygiene@example.com" in tables  # the dump really holds the rows

@@ -269,3 +269,27 @@ async def test_subscriptions_per_connection_are_limited(api, live_server):
         message = await socket.receive()
         assert (message["id"], message["type"]) == (extra, "error")
         assert "limit" in message["payload"][0]["message"]
+
+
+@pytest.mark.parametrize("bad", ["a" * 100_000, "agt_x\n2026-01-01 INFO forged", "agt_\u00e9"])
+async def test_an_id_that_cannot_name_a_row_is_not_found(api, live_server, bad):
+    user = await api.user(plan="pro")
+    pat = await user.create_pat()
+    for query, variables in (
+        (AGENT_EVENTS, {"agentId": bad}),
+        (INSTALL_TOKEN, {"id": bad}),
+        (METRICS, {"agentId": bad}),
+    ):
+        async with asyncio.timeout(TIMEOUT), graphql_ws(live_server, init=bearer(pat)) as socket:
+            op = await socket.subscribe(query, variables)
+            assert await error_code(socket, op) == "not_found"
+
+
+async def test_a_frame_nested_too_deeply_closes_the_connection_as_a_bad_message(api, live_server):
+    user = await api.user()
+    pat = await user.create_pat()
+    async with asyncio.timeout(TIMEOUT), graphql_ws(live_server, init=bearer(pat)) as socket:
+        await socket.ws.send("[" * 100_000)
+        with pytest.raises(ConnectionClosed) as closed:
+            await socket.receive()
+        assert closed.value.rcvd.code == 4400

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from tests.support import assert_error
 
 
@@ -22,6 +26,35 @@ async def test_invalid_json_is_a_400(client):
     )
     error = assert_error(response, 400, "validation_error")
     assert error["details"][0]["field"] == "body"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100_000, b'{"email": ' * 100_000, b'{"email": %s}' % (b"9" * 5000)],
+)
+async def test_json_too_deep_or_too_large_to_read_is_a_400(client, body):
+    response = await client.post(
+        "/api/v1/auth/login", content=body, headers={"Content-Type": "application/json"}
+    )
+    error = assert_error(response, 400, "validation_error")
+    assert error["details"][0]["field"] == "body"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/agents/agt_x%0A2026-01-01T00:00:00 INFO gpugo.access GET /forged 200",
+        "/api/v1/agents/agt_x%0D%1B[2J",
+        "/api/v1/agents/" + "a" * 10_000,
+    ],
+)
+async def test_a_path_is_logged_on_one_short_line(client, caplog, path):
+    with caplog.at_level(logging.INFO, logger="gpugo.access"):
+        assert_error(await client.get(path), 404, "not_found")
+    (record,) = [r for r in caplog.records if r.name == "gpugo.access"]
+    message = record.getMessage()
+    assert len(message) < 300
+    assert message.isprintable(), message
 
 
 async def test_wrong_json_types_are_a_400_with_the_field(client):

@@ -11,9 +11,10 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from gpugo import clock
 from gpugo.app import create_app
-from gpugo.models import User
+from gpugo.models import Agent, Gpu, User
+from gpugo.services import licenses
 from tests.conftest import make_client
-from tests.support import moment, out_time, register_agent
+from tests.support import BAD_GPU_IDS, assert_error, moment, out_time, register_agent
 
 TTL = timedelta(minutes=120)
 REPORT = {"timestamp": out_time(moment()), "gpus": [], "workers": []}
@@ -129,3 +130,69 @@ async def test_the_key_is_stable_across_restarts_of_the_app(app, settings, clien
     async with make_client(create_app(settings, auto_migrate=False)) as again:
         second = await public_key(again)
     assert first.public_bytes_raw() == second.public_bytes_raw()
+
+
+FORGED = BAD_GPU_IDS[0]  # one GPU whose id reads as 8 GPUs on the Pro plan for millennia
+
+
+async def register_gpus(client: httpx.AsyncClient, token: str, gpu_ids: list[str]):
+    gpus = [{"gpu_id": g, "vendor": "nvidia", "model": "m", "vram_mb": 1} for g in gpu_ids]
+    return await client.post(
+        "/api/v1/agents/register",
+        json={"hostname": "h", "os": "linux", "arch": "amd64", "gpus": gpus},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+
+async def test_a_gpu_id_that_would_forge_a_license_is_refused(api, client):
+    user = await api.user()
+    response = await register_gpus(client, await user.install_token(), [FORGED])
+    error = assert_error(response, 400, "validation_error")
+    assert [d["field"] for d in error["details"]] == ["gpus[0].gpu_id"]
+    assert FORGED not in response.text  # the message states the rule, not the value
+    assert not await Agent.exists()
+
+
+async def test_every_license_reads_back_as_exactly_its_gpus_plan_and_expiry(api, client):
+    user = await api.user(plan="personal")
+    # The edges of the rule: MIG ids with "/", 128 characters, letters beyond ASCII.
+    gpu_ids = ["GPU-\u00e9", "MIG-GPU-5a0c/1/0", "G" * 128]
+    response = await register_gpus(client, await user.install_token(), gpu_ids)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    secret = {"Authorization": f"Bearer {body['agent_secret']}"}
+    status = await client.post(
+        f"/api/v1/agents/{body['agent_id']}/status", json=REPORT, headers=secret
+    )
+    config = await client.get(f"/api/v1/agents/{body['agent_id']}/config", headers=secret)
+    key = await public_key(client)
+    for license in (body["license"], status.json()["license"], config.json()["license"]):
+        ids, plan, expiry = verify(key, license)
+        assert (ids, plan) == (sorted(gpu_ids), "personal")
+        assert license["plain"] == f"{','.join(sorted(gpu_ids))}|personal|{expiry}"
+
+
+@pytest.mark.parametrize(
+    ("gpu_ids", "plan"),
+    [
+        ([FORGED], "free"),
+        (["GPU-0,GPU-1"], "free"),
+        (["GPU-0", ""], "free"),
+        ([""], "free"),
+        (["GPU-0"], "free|99999999999999"),
+        (["GPU-0"], ""),
+    ],
+)
+async def test_the_builder_refuses_to_sign_text_that_reads_back_otherwise(app, gpu_ids, plan):
+    with pytest.raises(licenses.UnsignableLicense):
+        licenses.issue(ctx=app.state.ctx, gpu_ids=gpu_ids, plan=plan)
+
+
+async def test_a_stored_id_holding_a_separator_gets_no_license(api):
+    # A row written before the GPU id rule: refused (a 500, logged) rather than signed.
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    await Gpu.filter(agent_id=agent.agent_id).update(gpu_id=FORGED)
+    for response in (await agent.report(REPORT), await agent.config()):
+        assert_error(response, 500, "internal_error")
+        assert "license" not in response.text

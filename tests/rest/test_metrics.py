@@ -11,7 +11,7 @@ from gpugo.auth import resolve
 from gpugo.models import Agent, GpuMetricSample, SystemMetricSample
 from gpugo.services import metrics
 from tests.sql_counter import count_sql
-from tests.support import assert_error, go_time, moment, register_agent
+from tests.support import BAD_GPU_IDS, assert_error, go_time, moment, register_agent
 
 
 def metrics_body(gpu_ids: list[str] | None = None, **change: Any) -> dict[str, Any]:
@@ -131,6 +131,17 @@ async def test_values_out_of_range_are_refused_with_their_field(api, path, value
     error = assert_error(await post_metrics(agent, body), 400, "validation_error")
     field = ".".join(str(p) for p in path).replace(".0.", "[0].")
     assert [d["field"] for d in error["details"]] == [field]
+    assert await samples(agent.agent_id) == ([], [])
+
+
+@pytest.mark.parametrize("gpu_id", BAD_GPU_IDS)
+async def test_gpu_ids_outside_the_rule_are_refused(api, gpu_id):
+    user = await api.user(plan="team")
+    agent = await register_agent(user, gpus=1)
+    error = assert_error(
+        await post_metrics(agent, metrics_body(["GPU-0", gpu_id])), 400, "validation_error"
+    )
+    assert [d["field"] for d in error["details"]] == ["gpus[1].gpu_id"]
     assert await samples(agent.agent_id) == ([], [])
 
 

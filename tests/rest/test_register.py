@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from gpugo.auth.tokens import TokenKind, new_token
 from gpugo.models import Agent, Gpu, InstallToken, Worker
-from tests.support import assert_error, gpu_infos, register_agent
+from tests.support import BAD_GPU_IDS, assert_error, gpu_infos, register_agent
 
 RACERS = 20
 
@@ -185,6 +185,17 @@ async def test_a_bad_body_is_refused_with_details_and_keeps_the_token(api, clien
     error = assert_error(await register(client, token, body), 400, "validation_error")
     assert field in [d["field"] for d in error["details"]], error
     assert all(isinstance(d["message"], str) and d["message"] for d in error["details"])
+    assert await row_counts() == (0, 0, 0)
+    assert await token_status(user, token_id) == "active"
+
+
+@pytest.mark.parametrize("gpu_id", BAD_GPU_IDS)
+async def test_gpu_ids_outside_the_rule_are_refused(api, client, gpu_id):
+    user = await api.user()
+    token_id, token = await new_install_token(user)
+    body = {**register_body(), "gpus": [{**gpu_infos(1)[0], "gpu_id": gpu_id}]}
+    error = assert_error(await register(client, token, body), 400, "validation_error")
+    assert [d["field"] for d in error["details"]] == ["gpus[0].gpu_id"]
     assert await row_counts() == (0, 0, 0)
     assert await token_status(user, token_id) == "active"
 

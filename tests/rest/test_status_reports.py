@@ -11,7 +11,7 @@ from gpugo.events import EventKind
 from gpugo.models import Agent, Gpu, Worker, WorkerConnection
 from gpugo.services import status_reports
 from tests.sql_counter import count_sql
-from tests.support import assert_error, moment, out_time, register_agent
+from tests.support import BAD_GPU_IDS, assert_error, moment, out_time, register_agent
 
 # Reports carry the server's now, as an agent with a correct clock sends them.
 NOW = out_time(moment())
@@ -328,6 +328,24 @@ async def test_a_bad_report_is_refused_with_details_and_changes_nothing(api, cha
     response = await agent.report({**report_body(), **change})
     error = assert_error(response, 400, "validation_error")
     assert field in [d["field"] for d in error["details"]], error
+    assert await snapshot(agent.agent_id) == before
+
+
+@pytest.mark.parametrize("gpu_id", BAD_GPU_IDS)
+async def test_gpu_ids_outside_the_rule_are_refused_in_gpus_and_workers(api, gpu_id):
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    (worker_id,) = await worker_ids(agent)
+    before = await snapshot(agent.agent_id)
+    reports = {
+        "gpus[0].gpu_id": report_body(gpus=[{"gpu_id": gpu_id}]),
+        "workers[0].gpu_ids[0]": report_body(
+            workers=[{"worker_id": worker_id, "status": "running", "gpu_ids": [gpu_id]}]
+        ),
+    }
+    for field, body in reports.items():
+        error = assert_error(await agent.report(body), 400, "validation_error")
+        assert [d["field"] for d in error["details"]] == [field]
     assert await snapshot(agent.agent_id) == before
 
 

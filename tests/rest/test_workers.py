@@ -11,7 +11,7 @@ from gpugo.models import Agent, Share, Worker
 from gpugo.services import workers as workers_service
 from gpugo.timefmt import iso
 from tests.sql_counter import count_sql
-from tests.support import assert_error, assert_iso, register_agent
+from tests.support import BAD_GPU_IDS, assert_error, assert_iso, register_agent
 
 WORKER_KEYS = {
     "worker_id",
@@ -242,6 +242,22 @@ async def test_create_validates_its_input(api, change, field):
     before = await snapshot(agent.agent_id)
     error = assert_error(await new_worker(user, agent, **change), 400, "validation_error")
     assert field in [d["field"] for d in error["details"]]
+    assert await snapshot(agent.agent_id) == before
+
+
+@pytest.mark.parametrize("gpu_id", BAD_GPU_IDS)
+async def test_create_and_patch_refuse_gpu_ids_outside_the_rule(api, gpu_id):
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    worker_id = await default_worker_id(agent)
+    before = await snapshot(agent.agent_id)
+    gpu_ids = ["GPU-0", gpu_id]
+    for response in (
+        await new_worker(user, agent, gpu_ids=gpu_ids),
+        await user.patch(f"/api/v1/workers/{worker_id}", json={"gpu_ids": gpu_ids}),
+    ):
+        error = assert_error(response, 400, "validation_error")
+        assert [d["field"] for d in error["details"]] == ["gpu_ids[1]"]
     assert await snapshot(agent.agent_id) == before
 
 

@@ -142,6 +142,41 @@ async def test_explorer_off_refuses_introspection_and_suggestions(production_cli
     assert data(await post(production_client, "{ __typename }")) == {"__typename": "Query"}
 
 
+# Misspelled names of each kind, by literal and by variable; graphql-core suggests the right
+# one for each (explorer on) unless the schema hides them.
+MISSPELLED = [
+    ('{ agent(idd: "agt_x") { id } }', None),  # an argument
+    ("query($x: Agnt) { me { id } }", None),  # a type
+    ("{ me { ... on Usr { id } } }", None),  # a type in a fragment
+    ("{ me }", None),  # a selection
+    ("mutation { generateInstallToken(type: AGENT_INSTAL) { id } }", None),  # an enum value
+    (
+        "mutation($t: InstallTokenType!) { generateInstallToken(type: $t) { id } }",
+        {"t": "AGENT_INSTAL"},
+    ),
+    ('mutation { signup(input: {emial: "a@b.c", password: "p"}) { id } }', None),  # a field
+    (
+        "mutation($i: CredentialsInput!) { signup(input: $i) { id } }",
+        {"i": {"emial": "a@b.c", "password": "p"}},
+    ),
+]
+
+
+@pytest.mark.parametrize(("query", "variables"), MISSPELLED)
+async def test_suggestions_of_every_kind_only_with_the_explorer_on(
+    client, production_client, query, variables
+):
+    with_explorer = (await post(client, query, variables)).json()
+    assert any("Did you mean" in e["message"] for e in with_explorer["errors"]), with_explorer
+    response = await post(production_client, query, variables)
+    body = response.json()
+    assert body["data"] is None
+    for err in body["errors"]:
+        assert err["extensions"]["code"] == "validation_error"
+        assert "Did you mean" not in err["message"], err
+        assert err["message"].endswith((".", "'")), err
+
+
 async def test_the_production_profile_turns_the_explorer_off(settings):
     assert settings.replace(profile="production").graphql_explorer_enabled is False
     assert settings.replace(profile="embedded").graphql_explorer_enabled is True

@@ -9,7 +9,7 @@ import pytest
 
 from gpugo.models import Agent, Share, Worker, WorkerConnection
 from tests.schema.support import data, error, post
-from tests.support import ISO_MS, register_agent
+from tests.support import BAD_GPU_IDS, ISO_MS, register_agent
 
 FIELDS = "id agentId name gpuIds listenPort enabled status isDefault createdAt"
 WORKERS = f"""query($agentId: ID, $hostname: String, $first: Int! = 100, $after: String) {{
@@ -149,6 +149,22 @@ async def test_create_update_delete(gql_user):
     assert await gql.data(DELETE, {"id": created["id"]}) == {"deleteWorker": True}
     assert not await Worker.exists(id=created["id"])
     assert (await snapshot(agent.agent_id))[1] == version + 4
+
+
+@pytest.mark.parametrize("gpu_id", BAD_GPU_IDS)
+async def test_create_and_update_refuse_gpu_ids_outside_the_rule(gql_user, gpu_id):
+    gql = await gql_user()
+    agent = await register_agent(gql.user, gpus=1)
+    (worker_id,) = await Worker.filter(agent_id=agent.agent_id).values_list("id", flat=True)
+    before = await snapshot(agent.agent_id)
+    gpu_ids = ["GPU-0", gpu_id]
+    for response in (
+        await gql(CREATE, {"input": new_input(agent.agent_id, gpuIds=gpu_ids)}),
+        await gql(UPDATE, {"id": worker_id, "input": {"gpuIds": gpu_ids}}),
+    ):
+        err = error(response, "validation_error")
+        assert [d["field"] for d in err["extensions"]["details"]] == ["gpuIds[1]"]
+    assert await snapshot(agent.agent_id) == before
 
 
 async def test_disabling_a_running_worker_makes_it_stopping(gql_user):
