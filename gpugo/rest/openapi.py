@@ -29,6 +29,7 @@ from gpugo.auth.sessions import COOKIE_NAME
 from gpugo.inputs.agents import RegisterAgentInput, StatusReportInput
 from gpugo.inputs.auth import LoginInput, SignupInput
 from gpugo.inputs.metrics import MetricsReportInput
+from gpugo.inputs.releases import ReleaseQuery
 from gpugo.inputs.shares import CreateShareInput
 from gpugo.inputs.tokens import CreatePatInput, GenerateTokenInput
 from gpugo.inputs.workers import CreateWorkerInput, UpdateWorkerInput, WorkerFilterInput
@@ -252,6 +253,15 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
         response=(200, EVENT_STREAM),
         description='Frames `event: config` with `data: {"config_version": N}`, and '
         "`: keep-alive` comments while idle. The stream stays open.",
+    ),
+    ("GET", "/api/ecosystem/releases"): Operation(
+        "The release catalogue agents download their vGPU libraries from",
+        "agent",
+        query=ReleaseQuery,
+        database=False,
+        description="Public. Newest first; `vendor` keeps one vendor's releases (its slug, any "
+        "case); `size` is at most 500 (larger reads as 500), 10 when absent. "
+        "Served from the operator's manifest and upstream catalogue (docs/agents.md).",
     ),
     ("POST", "/graphql"): Operation(
         "GraphQL (queries and mutations; subscriptions over WebSocket on the same path)",

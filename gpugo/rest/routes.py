@@ -1,4 +1,5 @@
-"""Every REST route: the spec's /api/v1 and /s, plus the contract's extras.
+"""Every REST route: the spec's /api/v1 and /s, plus the contract's extras and the
+release catalogue the shipped agent expects (/api/ecosystem/releases).
 
 Each rest/ module lists its own routes; this file only puts them in order.
 """
@@ -7,7 +8,16 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from gpugo.rest import agents, auth, health, openapi, shares, tokens, workers
+from gpugo.rest import (
+    agents,
+    auth,
+    ecosystem,
+    health,
+    openapi,
+    shares,
+    tokens,
+    workers,
+)
 
 routes: list[BaseRoute] = [
     *health.routes,
@@ -16,5 +26,6 @@ routes: list[BaseRoute] = [
     *agents.routes,
     *workers.routes,
     *shares.routes,
+    *ecosystem.routes,
     *openapi.routes,
 ]
