@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gpugo.events import EventBus, bus_for
+from gpugo.events import EventBus, TopicStreams, bus_for
 from gpugo.keys import load_or_create_license_key
 from gpugo.outbound import http_client
 from gpugo.ratelimit import RateLimiter
@@ -25,6 +25,8 @@ class ServerContext:
     events: EventBus
     # Steady heartbeats' last_seen_at, written once per interval for all agents.
     last_seen: LastSeenWriter
+    # Open streams of the unauthenticated push channel, bounded per topic.
+    topic_streams: TopicStreams
     # Every outbound HTTP call of the process goes through this one client.
     http: httpx.AsyncClient
     releases: ReleaseCatalogue
@@ -38,6 +40,7 @@ class ServerContext:
             rate_limiter=RateLimiter(settings),
             events=bus_for(settings.effective_database_url),
             last_seen=LastSeenWriter(settings.last_seen_flush_seconds),
+            topic_streams=TopicStreams(settings.push_streams_per_topic),
             http=http,
             releases=ReleaseCatalogue(settings, http),
         )

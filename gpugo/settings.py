@@ -53,6 +53,9 @@ class Settings:
     offline_sweep_seconds: float = 5.0
     # Comment lines on an idle agent event stream, so proxies keep it open.
     agent_events_keepalive_seconds: float = 15.0
+    # The push channel the shipped agent listens on (GET /v1/stream) is unauthenticated:
+    # at most this many open streams per topic in each process, the oldest closed first.
+    push_streams_per_topic: int = 2
     # The release catalogue (GET /api/ecosystem/releases): an operator's manifest file
     # and/or an upstream catalogue; neither set serves an empty catalogue.
     releases_file: str = ""
@@ -105,6 +108,8 @@ class Settings:
             parts = urlsplit(self.releases_upstream_url)
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise SettingsError("GPUGO_RELEASES_UPSTREAM_URL must be an http(s) URL")
+        if self.push_streams_per_topic < 1:
+            raise SettingsError("GPUGO_PUSH_STREAMS_PER_TOPIC must be at least 1")
         if self.releases_max_bytes < 1024:
             raise SettingsError("GPUGO_RELEASES_MAX_BYTES must be at least 1024")
         for name in ("public_url", "short_link_base", "install_script_url"):

@@ -1,5 +1,5 @@
-"""Every REST route: the spec's /api/v1 and /s, plus the contract's extras and the
-release catalogue the shipped agent expects (/api/ecosystem/releases).
+"""Every REST route: the spec's /api/v1 and /s, plus the contract's extras and the two
+doors the shipped agent expects elsewhere (/api/ecosystem/releases, /v1/stream).
 
 Each rest/ module lists its own routes; this file only puts them in order.
 """
@@ -14,6 +14,7 @@ from gpugo.rest import (
     ecosystem,
     health,
     openapi,
+    push_channel,
     shares,
     tokens,
     workers,
@@ -27,5 +28,6 @@ routes: list[BaseRoute] = [
     *workers.routes,
     *shares.routes,
     *ecosystem.routes,
+    *push_channel.routes,
     *openapi.routes,
 ]
