@@ -1,4 +1,5 @@
-"""The `gpugo` command: serve, migrate, user create, user set-plan, schema export."""
+"""The `gpugo` command: serve, migrate, user create, user set-plan, schema export,
+releases validate."""
 
 from __future__ import annotations
 
@@ -56,6 +57,15 @@ def _parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export-schema", help="write the GraphQL SDL to a file")
     export.add_argument("path", nargs="?", default="schema.graphql")
+
+    releases = commands.add_parser("releases", help="the release catalogue agents download from")
+    releases_commands = releases.add_subparsers(
+        dest="releases_command", required=True, metavar="ACTION"
+    )
+    validate = releases_commands.add_parser(
+        "validate", help="check a release manifest file (GPUGO_RELEASES_FILE)"
+    )
+    validate.add_argument("file")
     return parser
 
 
@@ -90,6 +100,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         export_sdl(args.path)
         print(f"wrote {args.path}")
         return EXIT_OK
+    if args.command == "releases":
+        return _validate_releases(args.file, settings)
     if args.user_command == "create":
         password = _read_password(args.password_stdin)
         from gpugo.services import users
@@ -104,6 +116,24 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
     view = _run_db(settings, lambda: users.set_plan(email=args.email, plan=args.plan))
     print(f"{view.email} is now on the {view.plan} plan")
+    return EXIT_OK
+
+
+def _validate_releases(path: str, settings: Settings) -> int:
+    """The manifest as the server would load it: 0 when it would serve it, 2 otherwise.
+
+    Valid entries the agent would not use as one may expect are warnings (stderr, exit 0).
+    """
+    from gpugo.inputs.releases import ManifestError, load_manifest, warnings
+
+    try:
+        manifest = load_manifest(path, max_bytes=settings.releases_max_bytes)
+    except ManifestError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    for warning in warnings(manifest):
+        print(f"gpugo: warning: {warning}", file=sys.stderr)
+    artifacts = sum(len(r.artifacts) for r in manifest.releases)
+    print(f"{path}: {len(manifest.releases)} releases, {artifacts} artifacts")
     return EXIT_OK
 
 

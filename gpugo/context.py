@@ -1,15 +1,19 @@
-"""What services and adapters share for the life of the app: settings, keys, limits, events."""
+"""What services and adapters share for the life of the app: settings, keys, limits, events,
+the outbound HTTP client and the release catalogue."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gpugo.events import EventBus, bus_for
+from gpugo.events import EventBus, TopicStreams, bus_for
 from gpugo.keys import load_or_create_license_key
+from gpugo.outbound import http_client
 from gpugo.ratelimit import RateLimiter
 from gpugo.services.last_seen import LastSeenWriter
+from gpugo.services.releases import ReleaseCatalogue
 from gpugo.settings import Settings
 
 
@@ -21,13 +25,22 @@ class ServerContext:
     events: EventBus
     # Steady heartbeats' last_seen_at, written once per interval for all agents.
     last_seen: LastSeenWriter
+    # Open streams of the unauthenticated push channel, bounded per topic.
+    topic_streams: TopicStreams
+    # Every outbound HTTP call of the process goes through this one client.
+    http: httpx.AsyncClient
+    releases: ReleaseCatalogue
 
     @classmethod
     def load(cls, settings: Settings) -> ServerContext:
+        http = http_client()
         return cls(
             settings=settings,
             license_key=load_or_create_license_key(settings.data_dir),
             rate_limiter=RateLimiter(settings),
             events=bus_for(settings.effective_database_url),
             last_seen=LastSeenWriter(settings.last_seen_flush_seconds),
+            topic_streams=TopicStreams(settings.push_streams_per_topic),
+            http=http,
+            releases=ReleaseCatalogue(settings, http),
         )

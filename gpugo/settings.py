@@ -53,6 +53,16 @@ class Settings:
     offline_sweep_seconds: float = 5.0
     # Comment lines on an idle agent event stream, so proxies keep it open.
     agent_events_keepalive_seconds: float = 15.0
+    # The push channel the shipped agent listens on (GET /v1/stream) is unauthenticated:
+    # at most this many open streams per topic in each process, the oldest closed first.
+    push_streams_per_topic: int = 2
+    # The release catalogue (GET /api/ecosystem/releases): an operator's manifest file
+    # and/or an upstream catalogue; neither set serves an empty catalogue.
+    releases_file: str = ""
+    releases_upstream_url: str = ""
+    releases_refresh_seconds: float = 3600.0
+    releases_upstream_timeout_seconds: float = 10.0
+    releases_max_bytes: int = 4 * 1024 * 1024
     metrics_retention_days: int = 7
     rate_limits_enabled: bool = True
     rate_limit_login: str = "10/minute"
@@ -94,6 +104,14 @@ class Settings:
             raise SettingsError(f"GPUGO_PROFILE must be one of {', '.join(PROFILES)}")
         if not 0 < self.port < 65536:
             raise SettingsError("GPUGO_PORT must be between 1 and 65535")
+        if self.releases_upstream_url:
+            parts = urlsplit(self.releases_upstream_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise SettingsError("GPUGO_RELEASES_UPSTREAM_URL must be an http(s) URL")
+        if self.push_streams_per_topic < 1:
+            raise SettingsError("GPUGO_PUSH_STREAMS_PER_TOPIC must be at least 1")
+        if self.releases_max_bytes < 1024:
+            raise SettingsError("GPUGO_RELEASES_MAX_BYTES must be at least 1024")
         for name in ("public_url", "short_link_base", "install_script_url"):
             value = getattr(self, name)
             if value:
@@ -111,7 +129,12 @@ class Settings:
                 raise SettingsError("GPUGO_DATABASE_URL must start with sqlite:// or postgres://")
         if self.log_format not in ("text", "json"):
             raise SettingsError("GPUGO_LOG_FORMAT must be 'text' or 'json'")
-        for name in ("offline_sweep_seconds", "agent_events_keepalive_seconds"):
+        for name in (
+            "offline_sweep_seconds",
+            "agent_events_keepalive_seconds",
+            "releases_refresh_seconds",
+            "releases_upstream_timeout_seconds",
+        ):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"GPUGO_{name.upper()} must be a positive number of seconds")
         if not 0 <= self.last_seen_flush_seconds <= 60:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from gpugo.events.bus import EventBus, Subscription
 from gpugo.events.event import Event, EventKind
 from gpugo.events.postgres import PostgresEventBus
+from gpugo.events.streams import TopicStreams
 
 
 def bus_for(database_url: str) -> EventBus:
@@ -14,4 +15,12 @@ def bus_for(database_url: str) -> EventBus:
     return EventBus()
 
 
-__all__ = ["Event", "EventBus", "EventKind", "PostgresEventBus", "Subscription", "bus_for"]
+__all__ = [
+    "Event",
+    "EventBus",
+    "EventKind",
+    "PostgresEventBus",
+    "Subscription",
+    "TopicStreams",
+    "bus_for",
+]

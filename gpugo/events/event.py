@@ -24,6 +24,8 @@ class EventKind(StrEnum):
     INSTALL_TOKEN_USED = "install_token.used"  # noqa: S105 (an event name)
     SHARE_USED = "share.used"
     METRICS_REPORTED = "agent.metrics_reported"
+    # A user asked the agent to restart one of its workers (resource_id: the worker).
+    WORKER_RESTART_REQUESTED = "worker.restart_requested"
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from gpugo.auth.sessions import COOKIE_NAME
 from gpugo.inputs.agents import RegisterAgentInput, StatusReportInput
 from gpugo.inputs.auth import LoginInput, SignupInput
 from gpugo.inputs.metrics import MetricsReportInput
+from gpugo.inputs.releases import ReleaseQuery
 from gpugo.inputs.shares import CreateShareInput
 from gpugo.inputs.tokens import CreatePatInput, GenerateTokenInput
 from gpugo.inputs.workers import CreateWorkerInput, UpdateWorkerInput, WorkerFilterInput
@@ -253,6 +254,27 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
         description='Frames `event: config` with `data: {"config_version": N}`, and '
         "`: keep-alive` comments while idle. The stream stays open.",
     ),
+    ("GET", "/api/ecosystem/releases"): Operation(
+        "The release catalogue agents download their vGPU libraries from",
+        "agent",
+        query=ReleaseQuery,
+        database=False,
+        description="Public. Newest first; `vendor` keeps one vendor's releases (its slug, any "
+        "case); `size` is at most 500 (larger reads as 500), 10 when absent. "
+        "Served from the operator's manifest and upstream catalogue (docs/agents.md).",
+    ),
+    ("GET", "/v1/stream"): Operation(
+        "Server-Sent Events of the shipped agent's push channel, by the x-sse-topic header",
+        "agent",
+        errors=(400,),
+        database=False,
+        response=(200, EVENT_STREAM),
+        description="No credential. Topic `<agent id>`: `data: <config_version>` after each "
+        "change of the agent's configuration; topic `<agent id>_vgpu_restart`: "
+        "`data: <worker id>` for each restart asked; `: keep-alive` comments in between. "
+        "A topic naming no agent answers the same, with keep-alives only. "
+        "400 without a well-formed topic. The stream stays open.",
+    ),
     ("POST", "/graphql"): Operation(
         "GraphQL (queries and mutations; subscriptions over WebSocket on the same path)",
         "graphql",
@@ -268,6 +290,18 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
 
 # Request bodies of operations that are not pydantic inputs.
 _RAW_BODIES: Mapping[tuple[str, str], Any] = {("POST", "/graphql"): GraphQLRequest}
+# Request headers an operation reads.
+_HEADER_PARAMETERS: Mapping[tuple[str, str], list[dict[str, Any]]] = {
+    ("GET", "/v1/stream"): [
+        {
+            "name": "x-sse-topic",
+            "in": "header",
+            "required": True,
+            "description": "`<agent id>` (configuration) or `<agent id>_vgpu_restart`.",
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,45}$"},
+        }
+    ]
+}
 
 PATH_PARAMETERS: Mapping[str, str] = {
     "agent_id": "An agent id (`agt_…`).",
@@ -459,6 +493,7 @@ def _operation(method: str, route: Route, op: Operation, schemas: _Schemas) -> d
     ]
     if op.query is not None:
         parameters.extend(_query_parameters(op.query))
+    parameters.extend(_HEADER_PARAMETERS.get((method, path), ()))
     if parameters:
         operation["parameters"] = parameters
     if op.body is not None or (method, path) in _RAW_BODIES:
@@ -479,7 +514,7 @@ def _operation(method: str, route: Route, op: Operation, schemas: _Schemas) -> d
         if shape is PlainTextResponse:
             success["content"] = {"text/plain": {"schema": {"type": "string"}}}
         elif shape == EVENT_STREAM:
-            success["content"] = {EVENT_STREAM: {"schema": _CONFIG_EVENT}}
+            success["content"] = {EVENT_STREAM: {"schema": _EVENTS[path]}}
         elif isinstance(shape, str):  # another media type: a document, not JSON
             success["content"] = {shape: {"schema": {"type": "string"}}}
         else:
@@ -590,6 +625,17 @@ _CONFIG_EVENT: dict[str, Any] = {
             },
         },
     },
+}
+
+# One Server-Sent Event of the shipped agent's push channel: a version or a worker id.
+_TOPIC_EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {"data": {"type": "string", "pattern": "^([0-9]+|[A-Za-z0-9_]{1,32})$"}},
+}
+_EVENTS: Mapping[str, dict[str, Any]] = {
+    f"{API}/agents/{{agent_id}}/events": _CONFIG_EVENT,
+    "/v1/stream": _TOPIC_EVENT,
 }
 
 _HEADERS: dict[str, Any] = {

@@ -1,4 +1,5 @@
-"""Every REST route: the spec's /api/v1 and /s, plus the contract's extras.
+"""Every REST route: the spec's /api/v1 and /s, plus the contract's extras and the two
+doors the shipped agent expects elsewhere (/api/ecosystem/releases, /v1/stream).
 
 Each rest/ module lists its own routes; this file only puts them in order.
 """
@@ -7,7 +8,17 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from gpugo.rest import agents, auth, health, openapi, shares, tokens, workers
+from gpugo.rest import (
+    agents,
+    auth,
+    ecosystem,
+    health,
+    openapi,
+    push_channel,
+    shares,
+    tokens,
+    workers,
+)
 
 routes: list[BaseRoute] = [
     *health.routes,
@@ -16,5 +27,7 @@ routes: list[BaseRoute] = [
     *agents.routes,
     *workers.routes,
     *shares.routes,
+    *ecosystem.routes,
+    *push_channel.routes,
     *openapi.routes,
 ]

@@ -32,7 +32,7 @@ from gpugo.schema.types.tokens import (
 )
 from gpugo.schema.types.users import User, user_node
 from gpugo.schema.types.workers import Worker, worker_view_node
-from gpugo.services import agents, install_tokens, pats, shares, users, workers
+from gpugo.services import agents, install_tokens, pats, shares, users, worker_restarts, workers
 
 _USER = [IsUser]
 
@@ -145,6 +145,17 @@ class Mutation:
         await workers.delete(
             ctx=info.context.server, principal=await user(info), worker_id=worker_id
         )
+        return True
+
+    @strawberry.mutation(
+        permission_classes=_USER,
+        description="Ask the worker's agent to restart it now, over the agent's push channel. "
+        "True once asked; at most once: an agent not listening then never hears it (the "
+        "worker's restarts count shows it). conflict for a disabled worker.",
+    )
+    async def restart_worker(self, info: GraphQLInfo, id: strawberry.ID) -> bool | None:
+        principal = await user(info)
+        await worker_restarts.request(ctx=info.context.server, principal=principal, worker_id=id)
         return True
 
     @strawberry.mutation(permission_classes=_USER)

@@ -361,6 +361,7 @@ GRAPHQL: dict[str, str] = {
     'gpuIds: ["GPU-0"], listenPort: 9200}) { id } }',
     "updateWorker": 'mutation { updateWorker(id: "$worker", input: {name: "renamed"}) { id } }',
     "deleteWorker": 'mutation { deleteWorker(id: "$worker") }',
+    "restartWorker": 'mutation { restartWorker(id: "$worker") }',
     "createShare": 'mutation { createShare(input: {workerId: "$worker", '
     'connectionIp: "10.0.0.3"}) { id } }',
     "deleteShare": 'mutation { deleteShare(id: "$share") }',
@@ -377,6 +378,7 @@ GRAPHQL_OWNER_RESOURCE = {
     "createWorker",
     "updateWorker",
     "deleteWorker",
+    "restartWorker",
     "createShare",
     "deleteShare",
 }

@@ -47,8 +47,11 @@ CHECKS = {
     "positive_data_acceptance": {"enabled": False},
 }
 
-# The agent's event stream stays open by design: its refusals are in the matrix test.
-schema = schemathesis.pytest.from_fixture("rest_schema").exclude(path_regex=r"/events$")
+# The agent's event streams stay open by design: their refusals are in the matrix test
+# (/events) and tests/live/test_push_channel.py (/v1/stream).
+schema = schemathesis.pytest.from_fixture("rest_schema").exclude(
+    path_regex=r"(/events|/v1/stream)$"
+)
 calls: Counter[str] = Counter()
 pytestmark = pytest.mark.usefixtures("schemathesis_node_id")
 
