@@ -155,7 +155,10 @@ class Mutation:
     )
     async def restart_worker(self, info: GraphQLInfo, id: strawberry.ID) -> bool | None:
         principal = await user(info)
-        await worker_restarts.request(ctx=info.context.server, principal=principal, worker_id=id)
+        worker_id = lookup_id(id, "worker")
+        await worker_restarts.request(
+            ctx=info.context.server, principal=principal, worker_id=worker_id
+        )
         return True
 
     @strawberry.mutation(permission_classes=_USER)

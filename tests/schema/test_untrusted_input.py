@@ -42,6 +42,7 @@ ID_ARGUMENTS = {
     ("mutation", "deleteAgent", "id"): "not_found",
     ("mutation", "updateWorker", "id"): "not_found",
     ("mutation", "deleteWorker", "id"): "not_found",
+    ("mutation", "restartWorker", "id"): "not_found",
     ("mutation", "deleteShare", "id"): "not_found",
 }
 FIELDS = "fields { name args { name type { name ofType { name } } } type { kind ofType { kind } } }"
