@@ -86,23 +86,96 @@ async def resolve_pat(token: str) -> Principal | None:
     return Principal(kind=CredentialKind.PAT, user_id=pat["user_id"], plan=pat["plan"])
 
 
-async def authenticate_agent(*, authorization: str | None, agent_id: str) -> Principal:
-    """The agent whose secret is presented; 403 when it is another agent's path."""
+AGENT_SCOPE_MESSAGE = (
+    "An agent secret acts only on its own agent, its workers and their share links; "
+    "use a personal access token or sign in."
+)
+
+
+async def authenticate_account(
+    *,
+    authorization: str | None,
+    session_cookie: str | None,
+    method: str,
+    origin: str | None,
+    sec_fetch_site: str | None,
+    settings: Settings,
+) -> Principal:
+    """A user, for the REST token and account endpoints: a valid agent secret there is
+    told it is the wrong credential (403), not that it is unknown."""
+    try:
+        return await authenticate_user(
+            authorization=authorization,
+            session_cookie=session_cookie,
+            method=method,
+            origin=origin,
+            sec_fetch_site=sec_fetch_site,
+            settings=settings,
+        )
+    except Unauthorized:
+        token = bearer_token(authorization)
+        is_agent = token is not None and token_kind(token) is TokenKind.AGENT
+        if is_agent and await resolve_agent_secret(token or "") is not None:
+            raise Forbidden(AGENT_SCOPE_MESSAGE) from None
+        raise
+
+
+async def authenticate_owner(
+    *,
+    authorization: str | None,
+    session_cookie: str | None,
+    method: str,
+    origin: str | None,
+    sec_fetch_site: str | None,
+    settings: Settings,
+) -> Principal:
+    """A user, or an agent by its own secret acting for its owner within that agent.
+
+    The shipped CLI on a registered host sends the host's agent secret to the user
+    endpoints of agents, workers and shares; services scope such a principal to its
+    agent (``services.scope``).
+    """
     token = bearer_token(authorization)
-    if token is None or token_kind(token) is not TokenKind.AGENT:
-        raise Unauthorized("An agent secret is required.")
+    if token is not None and token_kind(token) is TokenKind.AGENT:
+        principal = await resolve_agent_secret(token)
+        if principal is None:
+            raise Unauthorized("Unknown agent secret.")
+        return principal
+    return await authenticate_user(
+        authorization=authorization,
+        session_cookie=session_cookie,
+        method=method,
+        origin=origin,
+        sec_fetch_site=sec_fetch_site,
+        settings=settings,
+    )
+
+
+async def resolve_agent_secret(token: str) -> Principal | None:
+    """The agent whose secret this is (acting for its owner), or None."""
     rows = await Agent.filter(secret_hash=hash_token(token)).values("id", "user_id", "user__plan")
     if not rows:
-        raise Unauthorized("Unknown agent secret.")
+        return None
     agent = rows[0]
-    if agent["id"] != agent_id:
-        raise Forbidden("This agent secret belongs to another agent.")
     return Principal(
         kind=CredentialKind.AGENT,
         user_id=agent["user_id"],
         plan=agent["user__plan"],
         agent_id=agent["id"],
     )
+
+
+async def authenticate_agent(*, authorization: str | None, agent_id: str) -> Principal:
+    """The agent whose secret is presented; 403 when it is another agent's path."""
+    token = bearer_token(authorization)
+    if token is None or token_kind(token) is not TokenKind.AGENT:
+        raise Unauthorized("An agent secret is required.")
+    principal = await resolve_agent_secret(token)
+    if principal is None:
+        raise Unauthorized("Unknown agent secret.")
+    if principal.agent_id != agent_id:
+        raise Forbidden("This agent secret belongs to another agent.")
+    return principal
 
 
 def agent_secret_hash(authorization: str | None) -> str:

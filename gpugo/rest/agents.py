@@ -121,14 +121,14 @@ async def register(request: Request) -> Created[AgentRegisterResponse]:
 
 async def list_agents(request: Request) -> Ok[AgentList]:
     ctx = requests.server(request)
-    principal = await requests.user(request)
+    principal = await requests.owner(request)
     found = await agent_pages.listing(ctx=ctx, principal=principal)
     return Ok({"agents": [agent_list_item_json(a) for a in found]})
 
 
 async def get_agent(request: Request) -> Ok[AgentDetail]:
     ctx = requests.server(request)
-    principal = await requests.user(request)
+    principal = await requests.owner(request)
     agent = await agents.get_agent(
         ctx=ctx, principal=principal, agent_id=request.path_params["agent_id"]
     )
@@ -138,7 +138,7 @@ async def get_agent(request: Request) -> Ok[AgentDetail]:
 async def delete_agent(request: Request) -> Ok[Success]:
     ctx = requests.server(request)
     agent_id = request.path_params["agent_id"]
-    principal = await requests.user_or_agent(request, agent_id)
+    principal = await requests.owner(request)
     await agents.delete(ctx=ctx, principal=principal, agent_id=agent_id)
     return Ok(SUCCESS)
 

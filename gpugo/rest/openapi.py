@@ -49,6 +49,9 @@ PAT = "personalAccessToken"
 AGENT = "agentSecret"
 INSTALL = "installToken"
 USER = (SESSION, PAT)
+# The user's, or an agent secret acting for its owner within its own agent (the shipped
+# CLI on a registered host sends it): agents, workers, shares.
+OWNER = (SESSION, PAT, AGENT)
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # A success body that is not JSON: a stream of Server-Sent Events.
@@ -176,14 +179,14 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
         description="401 `token_used` / `token_expired` for a spent token; "
         "403 `plan_limit_exceeded` when the GPUs or the default worker do not fit the plan.",
     ),
-    ("GET", f"{API}/agents"): Operation("The user's agents", "agents", auth=USER),
+    ("GET", f"{API}/agents"): Operation("The user's agents", "agents", auth=OWNER),
     ("GET", f"{API}/agents/{{agent_id}}"): Operation(
-        "An agent with its GPUs, workers and connections", "agents", auth=USER, errors=(404,)
+        "An agent with its GPUs, workers and connections", "agents", auth=OWNER, errors=(404,)
     ),
     ("DELETE", f"{API}/agents/{{agent_id}}"): Operation(
         "Delete an agent (by its owner, or by the agent itself with its secret)",
         "agents",
-        auth=(*USER, AGENT),
+        auth=OWNER,
         errors=(404,),
     ),
     ("POST", f"{API}/agents/{{agent_id}}/status"): Operation(
@@ -200,36 +203,36 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
         description="403 `plan_feature_unavailable` on Free and Personal.",
     ),
     ("GET", f"{API}/workers"): Operation(
-        "The user's workers", "workers", auth=USER, query=WorkerFilterInput
+        "The user's workers", "workers", auth=OWNER, query=WorkerFilterInput
     ),
     ("POST", f"{API}/workers"): Operation(
         "Create a worker",
         "workers",
-        auth=USER,
+        auth=OWNER,
         body=CreateWorkerInput,
         errors=(404, 409),
         description="400 for a GPU id not on the agent, 403 `plan_limit_exceeded`, "
         "409 when the agent's port is taken.",
     ),
     ("GET", f"{API}/workers/{{worker_id}}"): Operation(
-        "A worker with its connections", "workers", auth=USER, errors=(404,)
+        "A worker with its connections", "workers", auth=OWNER, errors=(404,)
     ),
     ("PATCH", f"{API}/workers/{{worker_id}}"): Operation(
-        "Change a worker", "workers", auth=USER, body=UpdateWorkerInput, errors=(404, 409)
+        "Change a worker", "workers", auth=OWNER, body=UpdateWorkerInput, errors=(404, 409)
     ),
     ("DELETE", f"{API}/workers/{{worker_id}}"): Operation(
-        "Delete a worker and its shares", "workers", auth=USER, errors=(404,)
+        "Delete a worker and its shares", "workers", auth=OWNER, errors=(404,)
     ),
-    ("GET", f"{API}/shares"): Operation("The user's share links", "shares", auth=USER),
+    ("GET", f"{API}/shares"): Operation("The user's share links", "shares", auth=OWNER),
     ("POST", f"{API}/shares"): Operation(
         "Create a share link for a worker",
         "shares",
-        auth=USER,
+        auth=OWNER,
         body=CreateShareInput,
         errors=(404, 409),
     ),
     ("DELETE", f"{API}/shares/{{share_id}}"): Operation(
-        "Delete a share link", "shares", auth=USER, errors=(404,)
+        "Delete a share link", "shares", auth=OWNER, errors=(404,)
     ),
     ("GET", "/s/{short_code}"): Operation(
         "Use a share link once",
@@ -598,7 +601,9 @@ def _security_schemes() -> dict[str, Any]:
             "type": "http",
             "scheme": "bearer",
             "bearerFormat": "gpgo_agent_…",
-            "description": "The agent secret returned by registration.",
+            "description": "The agent secret returned by registration. On the agents, "
+            "workers and shares endpoints it acts for the agent's owner within that one "
+            "agent (anything else is 404; token and account endpoints answer 403).",
         },
         INSTALL: {
             "type": "http",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from starlette.requests import Request
@@ -11,7 +11,6 @@ from gpugo import ratelimit
 from gpugo.auth import resolve
 from gpugo.auth.principal import Principal
 from gpugo.auth.sessions import COOKIE_NAME
-from gpugo.auth.tokens import TokenKind, token_kind
 from gpugo.context import ServerContext
 from gpugo.errors import UnsupportedMediaType
 from gpugo.inputs.common import parse_input
@@ -36,16 +35,21 @@ def client_address(request: Request) -> str:
     return ratelimit.client_address(request.scope)
 
 
+def _credentials(request: Request) -> dict[str, Any]:
+    """What the resolvers read of a request to tell who sent it."""
+    return {
+        "authorization": request.headers.get("authorization"),
+        "session_cookie": request.cookies.get(COOKIE_NAME),
+        "method": request.method,
+        "origin": request.headers.get("origin"),
+        "sec_fetch_site": request.headers.get("sec-fetch-site"),
+        "settings": server(request).settings,
+    }
+
+
 async def user(request: Request) -> Principal:
-    """The user behind a session cookie or a PAT bearer."""
-    return await resolve.authenticate_user(
-        authorization=request.headers.get("authorization"),
-        session_cookie=request.cookies.get(COOKIE_NAME),
-        method=request.method,
-        origin=request.headers.get("origin"),
-        sec_fetch_site=request.headers.get("sec-fetch-site"),
-        settings=server(request).settings,
-    )
+    """The user behind a session cookie or a PAT bearer (an agent secret: 403)."""
+    return await resolve.authenticate_account(**_credentials(request))
 
 
 async def agent(request: Request, agent_id: str) -> Principal:
@@ -55,9 +59,6 @@ async def agent(request: Request, agent_id: str) -> Principal:
     )
 
 
-async def user_or_agent(request: Request, agent_id: str) -> Principal:
-    """A user, or the agent of the path by its own secret (the agent's self-delete)."""
-    token = resolve.bearer_token(request.headers.get("authorization"))
-    if token is not None and token_kind(token) is TokenKind.AGENT:
-        return await agent(request, agent_id)
-    return await user(request)
+async def owner(request: Request) -> Principal:
+    """A user, or an agent secret acting within its own agent (agents, workers, shares)."""
+    return await resolve.authenticate_owner(**_credentials(request))

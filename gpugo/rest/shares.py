@@ -39,21 +39,21 @@ def share_json(share: shares.ShareView) -> ShareListItem:
 
 async def list_shares(request: Request) -> Ok[ShareList]:
     ctx = requests.server(request)
-    principal = await requests.user(request)
+    principal = await requests.owner(request)
     found = await shares.list_shares(ctx=ctx, principal=principal)
     return Ok({"shares": [share_json(s) for s in found]})
 
 
 async def create(request: Request) -> Created[ShareListItem]:
     ctx = requests.server(request)
-    principal = await requests.user(request)
+    principal = await requests.owner(request)
     data = await requests.read_json(request, CreateShareInput)
     share = await shares.create(ctx=ctx, principal=principal, data=data)
     return Created(share_json(share))
 
 
 async def delete(request: Request) -> Ok[Success]:
-    principal = await requests.user(request)
+    principal = await requests.owner(request)
     await shares.delete(
         ctx=requests.server(request), principal=principal, share_id=request.path_params["share_id"]
     )

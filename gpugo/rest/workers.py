@@ -58,7 +58,7 @@ def worker_detail_json(worker: WorkerView) -> WorkerDetail:
 
 
 async def list_workers(request: Request) -> Ok[WorkerList]:
-    principal = await requests.user(request)
+    principal = await requests.owner(request)
     # An empty parameter (?agent_id=) filters nothing, like an absent one.
     params = {k: v for k, v in request.query_params.items() if k in ("agent_id", "hostname") and v}
     filters = parse_input(WorkerFilterInput, params)
@@ -68,21 +68,21 @@ async def list_workers(request: Request) -> Ok[WorkerList]:
 
 async def create(request: Request) -> Created[WorkerListItem]:
     ctx = requests.server(request)
-    principal = await requests.user(request)
+    principal = await requests.owner(request)
     data = await requests.read_json(request, CreateWorkerInput)
     worker = await workers.create(ctx=ctx, principal=principal, data=data)
     return Created(worker_json(worker))
 
 
 async def get(request: Request) -> Ok[WorkerDetail]:
-    principal = await requests.user(request)
+    principal = await requests.owner(request)
     worker = await workers.get(principal=principal, worker_id=request.path_params["worker_id"])
     return Ok(worker_detail_json(worker))
 
 
 async def update(request: Request) -> Ok[WorkerUpdateResponse]:
     ctx = requests.server(request)
-    principal = await requests.user(request)
+    principal = await requests.owner(request)
     data = await requests.read_json(request, UpdateWorkerInput)
     worker = await workers.update(
         ctx=ctx, principal=principal, worker_id=request.path_params["worker_id"], data=data
@@ -105,7 +105,7 @@ async def update(request: Request) -> Ok[WorkerUpdateResponse]:
 
 async def delete(request: Request) -> Ok[Success]:
     ctx = requests.server(request)
-    principal = await requests.user(request)
+    principal = await requests.owner(request)
     await workers.delete(ctx=ctx, principal=principal, worker_id=request.path_params["worker_id"])
     return Ok(SUCCESS)
 

@@ -17,7 +17,7 @@ from gpugo.errors import NotFound, TokenExpired, TokenUsed, Unauthorized
 from gpugo.events import Event, EventKind
 from gpugo.inputs.agents import RegisterAgentInput
 from gpugo.models import Agent, Gpu, InstallToken, Worker, WorkerConnection
-from gpugo.services import licenses, plans
+from gpugo.services import licenses, plans, scope
 from gpugo.services.views import (
     CONNECTION_COLUMNS,
     GPU_COLUMNS,
@@ -250,7 +250,7 @@ def summary(ctx: ServerContext, row: dict[str, Any], now: datetime) -> AgentSumm
 
 async def get_agent(*, ctx: ServerContext, principal: Principal, agent_id: str) -> AgentDetail:
     """One of the caller's agents with its GPUs, workers and their connections."""
-    rows = await Agent.filter(id=agent_id, user_id=principal.user_id).values(
+    rows = await Agent.filter(scope.agents(principal), id=agent_id).values(
         "id",
         "hostname",
         "os",
@@ -312,7 +312,7 @@ async def delete(*, ctx: ServerContext, principal: Principal, agent_id: str) -> 
     The caller is its owner, or the agent itself (its secret was already matched to
     ``agent_id``). The secret dies with the row.
     """
-    deleted = await Agent.filter(id=agent_id, user_id=principal.user_id).delete()
+    deleted = await Agent.filter(scope.agents(principal), id=agent_id).delete()
     if not deleted:
         raise NotFound("No such agent.")
     await ctx.events.publish(

@@ -33,6 +33,7 @@ from gpugo.ids import random_base62
 from gpugo.inputs.agents import UNKNOWN_VENDOR
 from gpugo.inputs.shares import CreateShareInput
 from gpugo.models import Agent, Gpu, Share, Worker
+from gpugo.services import scope
 
 SHORT_CODE_LENGTH = 12
 # Collisions need ~2**35 shares to become likely; a few attempts are plenty.
@@ -140,7 +141,7 @@ async def create(*, ctx: ServerContext, principal: Principal, data: CreateShareI
     now = clock.now()
     if data.expires_at is not None and data.expires_at <= now:
         raise ValidationFailed.field("expires_at", "Must be in the future.")
-    rows = await Worker.filter(id=data.worker_id, agent__user_id=principal.user_id).values(
+    rows = await Worker.filter(scope.workers(principal), id=data.worker_id).values(
         "id", "agent_id", "gpu_ids", "listen_port"
     )
     if not rows:
@@ -191,7 +192,7 @@ async def create(*, ctx: ServerContext, principal: Principal, data: CreateShareI
 async def list_shares(*, ctx: ServerContext, principal: Principal) -> list[ShareView]:
     """The caller's shares, newest first; one statement."""
     rows = (
-        await Share.filter(user_id=principal.user_id)
+        await Share.filter(scope.shares(principal))
         .order_by("-created_at", "-id")
         .values(*_LIST_COLUMNS)
     )
@@ -201,7 +202,7 @@ async def list_shares(*, ctx: ServerContext, principal: Principal) -> list[Share
 async def delete(*, ctx: ServerContext, principal: Principal, share_id: str) -> None:
     """Delete one of the caller's links; a live one leaves its agent's config at once."""
     async with in_transaction():
-        rows = await Share.filter(id=share_id, user_id=principal.user_id).values(
+        rows = await Share.filter(scope.shares(principal), id=share_id).values(
             "worker__agent_id", "withdrawn_at"
         )
         if not rows or not await Share.filter(id=share_id).delete():

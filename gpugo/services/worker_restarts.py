@@ -13,13 +13,12 @@ from gpugo.context import ServerContext
 from gpugo.errors import Conflict, NotFound
 from gpugo.events import Event, EventKind
 from gpugo.models import Worker
+from gpugo.services import scope
 
 
 async def request(*, ctx: ServerContext, principal: Principal, worker_id: str) -> None:
     """Publish the restart of the caller's worker; 404 for anyone else's, 409 when disabled."""
-    rows = await Worker.filter(id=worker_id, agent__user_id=principal.user_id).values(
-        "agent_id", "enabled"
-    )
+    rows = await Worker.filter(scope.workers(principal), id=worker_id).values("agent_id", "enabled")
     if not rows:
         raise NotFound("No such worker.")
     if not rows[0]["enabled"]:

@@ -23,7 +23,7 @@ from gpugo.errors import Conflict, FieldError, NotFound, ValidationFailed
 from gpugo.events import Event, EventKind
 from gpugo.inputs.workers import CreateWorkerInput, UpdateWorkerInput, WorkerFilterInput
 from gpugo.models import Agent, Gpu, Share, Worker, WorkerConnection
-from gpugo.services import plans
+from gpugo.services import plans, scope
 from gpugo.services.shares import vendor_of
 from gpugo.services.views import (
     CONNECTION_COLUMNS,
@@ -35,9 +35,7 @@ from gpugo.services.views import (
 
 
 async def _owned_row(*, principal: Principal, worker_id: str) -> dict[str, Any]:
-    rows = await Worker.filter(id=worker_id, agent__user_id=principal.user_id).values(
-        *WORKER_COLUMNS
-    )
+    rows = await Worker.filter(scope.workers(principal), id=worker_id).values(*WORKER_COLUMNS)
     if not rows:
         raise NotFound("No such worker.")
     return rows[0]
@@ -45,7 +43,7 @@ async def _owned_row(*, principal: Principal, worker_id: str) -> dict[str, Any]:
 
 async def list_workers(*, principal: Principal, filters: WorkerFilterInput) -> list[WorkerView]:
     """The caller's workers, oldest first; one statement whatever the filters."""
-    query = Worker.filter(agent__user_id=principal.user_id)
+    query = Worker.filter(scope.workers(principal))
     if filters.agent_id is not None:
         query = query.filter(agent_id=filters.agent_id)
     if filters.hostname is not None:
@@ -67,7 +65,7 @@ async def get(*, principal: Principal, worker_id: str) -> WorkerView:
 
 async def _bump_config_version(*, principal: Principal, agent_id: str) -> None:
     """One conditional UPDATE: ownership check, row lock and increment at once."""
-    bumped = await Agent.filter(id=agent_id, user_id=principal.user_id).update(
+    bumped = await Agent.filter(scope.agents(principal), id=agent_id).update(
         config_version=F("config_version") + 1, updated_at=clock.now()
     )
     if not bumped:

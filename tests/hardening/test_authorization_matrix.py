@@ -262,18 +262,27 @@ def rest_expected(method: str, path: str, credential: str) -> tuple[int, str | N
     auth = set(op.auth)
     if INSTALL in auth:
         return None if credential == INSTALL_TOKEN else (401, "unauthorized")
-    if credential == AGENT_SECRET and AGENT in auth:
-        return None
-    if credential == OTHER_AGENT and AGENT in auth:
-        return (403, "forbidden")
+    touches_owner = "{" in path or (method, path) in _OWNER_RESOURCE_BODIES
     if auth == {AGENT}:
+        # The agent's own endpoints: another agent's secret on its path is forbidden.
+        if credential == AGENT_SECRET:
+            return None
+        return (403, "forbidden") if credential == OTHER_AGENT else (401, "unauthorized")
+    if AGENT in auth:
+        # Agents, workers, shares: an agent secret acts for its owner within its agent
+        # (every resource of the scene is the owner's agent's); another's, as a stranger.
+        if credential in OWNER or credential == AGENT_SECRET:
+            return None
+        if credential in OTHER_USER or credential == OTHER_AGENT:
+            return (404, "not_found") if touches_owner else None
         return (401, "unauthorized")
-    # A user endpoint (DELETE /agents/{id} also takes the agent's own secret).
+    # Token and account endpoints: a user's only; an agent secret is refused as such.
     if credential in OWNER:
         return None
     if credential in OTHER_USER:
-        touches_owner = "{" in path or (method, path) in _OWNER_RESOURCE_BODIES
         return (404, "not_found") if touches_owner else None
+    if credential in (AGENT_SECRET, OTHER_AGENT):
+        return (403, "forbidden")
     return (401, "unauthorized")
 
 

