@@ -95,6 +95,19 @@ async def test_charts_draw_the_reported_points_and_update_live(browser: Browser,
     assert (await values(browser, "utilization", "GPU-0"))[-1] == 42.0
     assert await page.evaluate("window.__sameLoad") is True
 
+    # The shipped agent's way: line protocol in its status report, workers included.
+    [worker] = (await agent.config())["workers"]
+    ms = int(datetime.now(UTC).timestamp() * 1000)
+    await agent.report(
+        [{"worker_id": worker["worker_id"], "status": "running", "gpu_ids": []}],
+        metrics=f"worker_metrics,worker_id={worker['worker_id']} status=1i,connections=3i,"
+        f"restarts=0i {ms}\nsystem_metrics cpu_usage=5,memory_used_mb=1i,memory_total_mb=2i {ms}",
+    )
+    clients = page.locator('#svg-clients circle.pt[data-gpu="default"]')
+    await expect(clients).to_have_count(1, timeout=LIVE_MS)
+    assert await values(browser, "clients", "default") == [3.0]
+    assert await values(browser, "running", "default") == [100.0]
+
     # Another range re-reads the same samples into wider buckets.
     await page.get_by_label("Range").select_option("24h")
     await expect(page.locator("#metrics-status")).to_contain_text("Buckets of 900 s")

@@ -144,7 +144,7 @@ export function drawChart(container, { id, label, series, from, to, gapMs, forma
       height: HEIGHT,
       viewBox: `0 0 ${width} ${HEIGHT}`,
       role: 'img',
-      'aria-label': `${label}. ${latest ? `Latest: ${latest}.` : 'No data in this range.'}`,
+      'aria-label': `${label}. ${latest ? `Latest: ${latest}.` : 'No data for this period.'}`,
     },
     s('g', { class: 'grid-lines' }, grid),
     s('g', { class: 'x-axis' }, xTicks),

@@ -22,12 +22,13 @@ const RANGES = [
 
 const AGENT = `query MetricsAgent($id: ID!) {
   me { ${USER_FIELDS} }
-  agent(id: $id) { id hostname status lastSeenAt gpus { gpuId model vramMb } }
+  agent(id: $id) { id hostname status lastSeenAt gpus { gpuId model vramMb } workers { id name } }
 }`;
 const METRICS = `query Metrics($agentId: ID!, $from: DateTime!, $to: DateTime!, $bucket: Int!) {
   agentMetrics(agentId: $agentId, from: $from, to: $to, bucket: $bucket) {
     from to bucketSeconds
     gpus { gpuId points { at samples utilizationAvg vramUsedMbAvg vramTotalMb temperatureAvg temperatureMax } }
+    workers { workerId points { at samples runningSamples connectionsAvg connectionsMax restartsMax } }
   }
 }`;
 
@@ -58,6 +59,22 @@ const CHARTS = [
     value: (p) => p.temperatureAvg,
     format: (v) => `${Math.round(v)} °C`,
     y: () => ({ minStep: 1, empty: [20, 100] }),
+  },
+  {
+    key: 'clients',
+    title: 'Clients per worker',
+    source: 'workers',
+    value: (p) => p.connectionsAvg,
+    format: (v, axis) => (axis ? `${Math.round(v)}` : `${Math.round(v * 10) / 10} clients`),
+    y: () => ({ floor: 0, minStep: 1, empty: [0, 4] }),
+  },
+  {
+    key: 'running',
+    title: 'Workers running (share of samples)',
+    source: 'workers',
+    value: (p) => (p.samples ? (100 * p.runningSamples) / p.samples : 0),
+    format: (v) => `${Math.round(v)} %`,
+    y: () => ({ fixed: [0, 100] }),
   },
 ];
 
@@ -115,7 +132,20 @@ export function mount({ root, params, query, app }) {
     refresh();
   }
 
+  function workerName(id) {
+    const worker = state.agent && (state.agent.workers || []).find((w) => w.id === id);
+    return worker ? worker.name : id;
+  }
+
   function series(chart) {
+    if (chart.source === 'workers') {
+      const workers = (state.metrics && state.metrics.workers) || [];
+      return workers.map((w, i) => ({
+        name: workerName(w.workerId),
+        cls: `c${i % 8}`,
+        points: w.points.map((p) => ({ t: new Date(p.at).getTime(), v: chart.value(p) })),
+      }));
+    }
     const gpus = (state.metrics && state.metrics.gpus) || [];
     return gpus.map((g, i) => ({
       name: g.gpuId,
