@@ -8,18 +8,19 @@ string for a ``bool``) fails the whole decode, so that is what is checked here.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from typing import Any
 
 from gpugo.models import GpuMetricSample, SystemMetricSample
+from tests.go_client import decode
+from tests.rest.test_releases import RELEASES_RESPONSE
+from tests.schema.support import Gql
 from tests.support import assert_error, go_time, moment, out_time
 
 GPU_IDS = [
     "GPU-8f2c1a3e-5b7d-4c1e-9a0b-1234567890ab",
     "GPU-0d9e8f7a-6b5c-4d3e-2f1a-0b9c8d7e6f5a",
 ]
-RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
 # --- the agent's structs (internal/api/types.go): field -> (Go type, always sent) ---------
 
@@ -95,45 +96,26 @@ AGENT_INFO = {
     "created_at": ("time", True),
 }
 AGENT_LIST_RESPONSE = {"agents": (("slice", ("struct", AGENT_INFO)), True)}
-
-
-def go_decode(value: Any, go_type: Any, path: str = "$") -> None:
-    """Fail the way Go's json.Unmarshal would for this value and type."""
-    if value is None:
-        return  # Go keeps the zero value
-    kind = go_type if isinstance(go_type, str) else go_type[0]
-    if kind == "string":
-        assert isinstance(value, str), f"{path}: {value!r} is not a string"
-    elif kind == "int":
-        assert type(value) is int, f"{path}: {value!r} is not an integer"
-    elif kind == "bool":
-        assert type(value) is bool, f"{path}: {value!r} is not a bool"
-    elif kind == "time":
-        assert isinstance(value, str) and RFC3339.match(value), f"{path}: {value!r} not RFC 3339"
-    elif kind == "slice":
-        assert isinstance(value, list), f"{path}: {value!r} is not an array"
-        for i, item in enumerate(value):
-            go_decode(item, go_type[1], f"{path}[{i}]")
-    elif kind == "map":
-        assert isinstance(value, dict), f"{path}: {value!r} is not an object"
-        for key, item in value.items():
-            go_decode(item, go_type[1], f"{path}.{key}")
-    elif kind == "struct":
-        assert isinstance(value, dict), f"{path}: {value!r} is not an object"
-        for name, (field_type, always) in go_type[1].items():
-            if always:
-                assert name in value, f"{path}.{name} is missing"
-            if name in value:
-                go_decode(value[name], field_type, f"{path}.{name}")
-    else:  # pragma: no cover
-        raise AssertionError(f"unknown Go type {go_type!r}")
-
-
-def decode(response, struct: dict[str, Any], *, ok: tuple[int, ...] = (200,)) -> dict[str, Any]:
-    assert response.status_code in ok, response.text
-    body = response.json()
-    go_decode(body, ("struct", struct))
-    return body
+WORKER_LIST_RESPONSE = {"workers": (("slice", ("struct", WORKER_INFO)), True)}
+SHARE_INFO = {
+    "share_id": ("string", True),
+    "short_code": ("string", True),
+    "short_link": ("string", True),
+    "worker_id": ("string", True),
+    "hardware_vendor": ("string", True),
+    "connection_url": ("string", True),
+    "expires_at": ("time", False),
+    "max_uses": ("int", False),
+    "used_count": ("int", True),
+    "created_at": ("time", True),
+}
+SHARE_LIST_RESPONSE = {"shares": (("slice", ("struct", SHARE_INFO)), True)}
+SHARE_PUBLIC_INFO = {
+    "worker_id": ("string", True),
+    "hardware_vendor": ("string", True),
+    "connection_url": ("string", True),
+    "agent_arch": ("string", False),
+}
 
 
 # --- what the agent sends -----------------------------------------------------------------
@@ -151,7 +133,8 @@ def register_body(token: str) -> dict[str, Any]:
             {
                 "gpu_id": GPU_IDS[0],
                 "gpu_index": 0,
-                "vendor": "nvidia",
+                # As the accelerator library spells it.
+                "vendor": "NVIDIA",
                 "model": "NVIDIA GeForce RTX 4090",
                 "vram_mb": 24564,
                 "driver_version": "550.54.14",
@@ -216,24 +199,31 @@ def worker_status(worker_id: str, *, connections: bool, changed: bool) -> dict[s
     return status
 
 
-def line_protocol(agent_id: str) -> str:
+def line_protocol(agent_id: str, worker_id: str | None = None) -> str:
     at_ms = int(moment().timestamp() * 1000)
+    workers = (
+        f"\nworker_metrics,agent_id={agent_id},worker_id={worker_id} "
+        f"status=1i,connections=1i,restarts=1i {at_ms}"
+        if worker_id
+        else ""
+    )
     return (
         f"gpu_metrics,agent_id={agent_id},gpu_id={GPU_IDS[0]},model=NVIDIA\\ GeForce\\ RTX\\ 4090,"
         "vendor=nvidia utilization=87.50,vram_used_mb=20000i,vram_total_mb=24564i,"
         f"temperature=61.7,power_usage_w=312.4,pcie_rx_kb=1234.5,pcie_tx_kb=99.9 {at_ms}\n"
         f"system_metrics,agent_id={agent_id},hostname=gpu-box-01 cpu_usage=12.50,"
         f"memory_used_mb=8192i,memory_total_mb=65536i {at_ms}"
-    )
+    ) + workers
 
 
 def status_report(agent_id: str, license: dict[str, str], **fields: Any) -> dict[str, Any]:
+    worker_ids = [w["worker_id"] for w in fields.get("workers") or []]
     body: dict[str, Any] = {
         "timestamp": agent_clock(),
         "gpus": None,
         "workers": None,
         "license_expiration": int(license["plain"].split("|")[2]),
-        "metrics": line_protocol(agent_id),
+        "metrics": line_protocol(agent_id, worker_ids[0] if worker_ids else None),
     }
     body.update(fields)
     return body
@@ -263,6 +253,11 @@ async def test_the_real_agent_lifecycle(api, client):
     user = await api.user(plan="team")
     token = await user.install_token()
     pat = {"Authorization": f"Bearer {await user.create_pat()}"}
+
+    # ggo agent register first syncs the release catalogue (no credential); anything but
+    # 200 would end it there.
+    releases = decode(await client.get("/api/ecosystem/releases?size=500"), RELEASES_RESPONSE)
+    assert releases["count"] == len(releases["releases"])
 
     # ggo agent register: Bearer token, body with the token again; 200 or 201 accepted.
     response = await client.post(
@@ -320,8 +315,26 @@ async def test_the_real_agent_lifecycle(api, client):
         ("192.168.1.50", out_time(datetime.fromisoformat(first_connected[:23] + "+08:00")))
     ]
     assert [g["used_by_worker"] for g in agent["gpus"]] == [default["worker_id"]] * 2
+    assert {g["vendor"] for g in agent["gpus"]} == {"nvidia"}
     listed = decode(await client.get("/api/v1/agents", headers=pat), AGENT_LIST_RESPONSE)
     assert [a["agent_id"] for a in listed["agents"]] == [agent_id]
+    # What interactive `ggo worker create` offers: agents whose list item has GPUs.
+    assert listed["agents"][0]["gpu_count"] == 2 and len(listed["agents"][0]["gpus"]) == 2
+
+    # The reports' line protocol reached the dashboard's charts.
+    charts = """query($id: ID!, $from: DateTime!, $to: DateTime!) {
+      agentMetrics(agentId: $id, from: $from, to: $to, bucket: 3600) {
+        gpus { gpuId points { samples } } system { samples }
+        workers { workerId points { samples connectionsMax } } } }"""
+    window = {
+        "id": agent_id,
+        "from": out_time(moment(-timedelta(hours=1))),
+        "to": out_time(moment(timedelta(hours=1))),
+    }
+    charted = (await Gql(user).data(charts, window))["agentMetrics"]
+    assert [s["gpuId"] for s in charted["gpus"]] == [GPU_IDS[0]]
+    assert sum(p["samples"] for p in charted["system"]) == 2
+    assert [w["workerId"] for w in charted["workers"]] == [default["worker_id"]]
 
     # Metrics (Team plan): the two reports' line protocol (one GPU and the host each), then
     # a POST /metrics for both GPUs; floats where the spec has ints are stored rounded.
@@ -378,6 +391,53 @@ async def test_the_real_agent_lifecycle(api, client):
     # connection_changed true with the (empty, so omitted) list: the client is gone.
     agent = decode(await client.get(base, headers=pat), AGENT_INFO)
     assert agent["workers"][0]["connections"] == []
+
+    # The user shares the default worker: its code reaches the next status reply and config
+    # pull, so the worker lets its holders in; the holder's client reads /s/.
+    response = await client.post(
+        "/api/v1/shares",
+        json={"worker_id": default["worker_id"], "connection_ip": "203.0.113.9"},
+        headers=pat,
+    )
+    share = decode(response, SHARE_INFO, ok=(200, 201))
+    reply = decode(await client.post(f"{base}/status", json=again, headers=secret), STATUS_RESPONSE)
+    assert reply["worker_share_codes"] == {default["worker_id"]: [share["short_code"]]}
+    config = decode(await client.get(f"{base}/config", headers=secret), CONFIG_RESPONSE)
+    assert config["config_version"] == reply["config_version"]
+    assert config["workers"][0]["share_codes"] == [share["short_code"]]
+    public = decode(await client.get(f"/s/{share['short_code']}"), SHARE_PUBLIC_INFO)
+    assert (public["hardware_vendor"], public["agent_arch"]) == ("nvidia", "amd64")
+
+    # The CLI on this host (ggo worker list/create, ggo share create/list) sends the host's
+    # agent secret to the user endpoints; it acts within this agent.
+    listed = decode(await client.get("/api/v1/workers", headers=secret), WORKER_LIST_RESPONSE)
+    assert {w["worker_id"] for w in listed["workers"]} == {
+        default["worker_id"],
+        created["worker_id"],
+    }
+    response = await client.post(
+        "/api/v1/workers",
+        json={
+            "agent_id": agent_id,
+            "name": "cli",
+            "gpu_ids": [GPU_IDS[0]],
+            "listen_port": 9003,
+            "enabled": True,
+        },
+        headers={**secret, "Content-Type": "application/json"},
+    )
+    from_cli = decode(response, WORKER_INFO, ok=(200, 201))
+    response = await client.post(
+        "/api/v1/shares",
+        json={"worker_id": from_cli["worker_id"], "connection_ip": "203.0.113.9"},
+        headers=secret,
+    )
+    decode(response, SHARE_INFO, ok=(200, 201))
+    shares = decode(await client.get("/api/v1/shares", headers=secret), SHARE_LIST_RESPONSE)
+    assert len(shares["shares"]) == 2
+    # The daemon pulls the worker the CLI made.
+    config = decode(await client.get(f"{base}/config", headers=secret), CONFIG_RESPONSE)
+    assert config["workers"][-1]["worker_id"] == from_cli["worker_id"]
 
     # Stop(): the shutdown event makes the agent offline at once.
     shutdown = status_report(

@@ -26,7 +26,7 @@ import uvicorn
 from gpugo.app import create_app
 from gpugo.settings import Settings, SettingsError
 from tests.conftest import make_client
-from tests.rest.test_go_agent_replay import decode
+from tests.go_client import decode
 from tests.support import assert_error, moment, out_time
 
 # --- the agent's structs (internal/api/types.go): field -> (Go type, always sent) ---------
