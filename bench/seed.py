@@ -79,16 +79,42 @@ def _base_env() -> dict[str, str]:
     return dict(os.environ)
 
 
-def report_body(agent_id: str, workers: list[tuple[str, int, list[int]]], n: int) -> dict:
-    """What the real agent sends for the seeded state: 4 GPUs, 2 workers, ~1.6 KB."""
+def line_protocol(agent_id: str, workers: list[tuple[str, int, list[int]]], now: datetime) -> str:
+    """The metrics the real agent puts in its report (internal/agent/metrics.go): a line per
+    GPU, the host, a line per worker; millisecond timestamps."""
+    ms = int(now.timestamp() * 1000)
+    lines = [
+        f"gpu_metrics,agent_id={agent_id},gpu_id=GPU-{index},"
+        f"model={GPU_MODEL.replace(' ', chr(92) + ' ')},vendor=nvidia "
+        f"utilization={40 + index * 7}.50,vram_used_mb={12000 + index}i,vram_total_mb=24564i,"
+        f"temperature=61.0,power_usage_w=250.5,pcie_rx_kb=1024.0,pcie_tx_kb=512.0 {ms}"
+        for index in range(GPUS_PER_AGENT)
+    ]
+    lines.append(
+        f"system_metrics,agent_id={agent_id},hostname=gpu-host cpu_usage=12.50,"
+        f"memory_used_mb=8192i,memory_total_mb=65536i {ms}"
+    )
+    lines += [
+        f"worker_metrics,agent_id={agent_id},worker_id={worker_id} "
+        f"status=1i,connections=1i,restarts=0i {ms}"
+        for worker_id, _, _ in workers
+    ]
+    return "\n".join(lines)
+
+
+def report_body(
+    agent_id: str, workers: list[tuple[str, int, list[int]]], n: int, now: datetime
+) -> dict:
+    """What the real agent sends for the seeded state: 4 GPUs, 2 workers, its metrics in
+    line protocol (~3 KB). Its license is the one registration would have given it."""
     gpus = []
     for index in range(GPUS_PER_AGENT):
-        used_by = next(w for w, _, idx in workers if index in idx)
         gpus.append(
             {
                 "gpu_id": f"GPU-{index}",
                 "gpu_index": index,
-                "used_by_worker": used_by,
+                # The real agent never names the worker: the server knows it.
+                "used_by_worker": None,
                 "vendor": "nvidia",
                 "model": GPU_MODEL,
                 "vram_mb": 24564,
@@ -120,10 +146,12 @@ def report_body(agent_id: str, workers: list[tuple[str, int, list[int]]], n: int
             }
         )
     return {
-        "timestamp": "2026-11-25T17:37:33.123456789+08:00",
+        "timestamp": now.isoformat(),
         "gpus": gpus,
         "workers": worker_reports,
-        "license_expiration": 1795606653123,
+        # Held until 10 minutes before its expiry: seeded for the next two hours of runs.
+        "license_expiration": int((now + timedelta(hours=2)).timestamp() * 1000),
+        "metrics": line_protocol(agent_id, workers, now),
     }
 
 
@@ -190,7 +218,7 @@ async def seed(*, server: str, name: str, agents: int, workdir: Path, seed_value
                     created + timedelta(seconds=w),
                 )
             )
-        body = report_body(agent_id, workers, n)
+        body = report_body(agent_id, workers, n, now)
         for report in body["workers"]:
             for c in report["connections"]:
                 conn_rows.append(
