@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field
 
@@ -86,3 +86,5 @@ class StatusReportInput(Input):
     # The agent's metrics, InfluxDB line protocol (stored for Team and Pro plans). Any
     # text is taken: a line that is not line protocol is skipped, never refused.
     metrics: str | None = None
+
+    unstored_text: ClassVar[frozenset[str]] = frozenset({"metrics", "event"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -28,6 +28,8 @@ class Input(BaseModel):
     # Strict types (no "1" for 1, no 1.5 for an int); unknown fields are ignored
     # because newer agents send more than the spec lists.
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+    # Fields whose text is read, never stored: they may hold U+0000 (see parse_input).
+    unstored_text: ClassVar[frozenset[str]] = frozenset()
 
 
 _DATETIME_TEXT = TypeAdapter(datetime)
@@ -158,10 +160,46 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def parse_input(model: type[M], data: bytes | str | dict[str, Any]) -> M:
-    """Validate raw JSON (or an already-decoded dict) into ``model``, or raise 400."""
+    """Validate raw JSON (or an already-decoded dict) into ``model``, or raise 400.
+
+    No stored text may hold U+0000: PostgreSQL's text cannot, and SQLite would keep it
+    where PostgreSQL refuses it. JSON can only spell it ``\u0000``, so raw bodies are
+    walked only when that appears (never on the hot paths' ordinary bodies).
+    """
     try:
         if isinstance(data, dict):
-            return model.model_validate(data)
-        return model.model_validate_json(data)
+            parsed = model.model_validate(data)
+        else:
+            parsed = model.model_validate_json(data)
     except ValidationError as exc:
         raise validation_failed(exc) from None
+    if isinstance(data, dict) or _NUL_ESCAPE in (
+        data if isinstance(data, bytes) else data.encode()
+    ):
+        details = [
+            FieldError(path, "Must not contain the NUL character.")
+            for path in _nul_fields(parsed, "")
+        ]
+        if details:
+            raise ValidationFailed(
+                "; ".join(f"{d.field}: {d.message}" for d in details[:3]), details=details
+            )
+    return parsed
+
+
+_NUL_ESCAPE = b"\\u0000"
+
+
+def _nul_fields(value: Any, path: str) -> list[str]:
+    """Paths of the stored strings under ``value`` that hold U+0000."""
+    if isinstance(value, str):
+        return [path or "body"] if "\x00" in value else []
+    if isinstance(value, Input):
+        found = []
+        for name in type(value).model_fields:
+            if name not in value.unstored_text:
+                found += _nul_fields(getattr(value, name), f"{path}.{name}" if path else name)
+        return found
+    if isinstance(value, list | tuple):
+        return [p for i, item in enumerate(value) for p in _nul_fields(item, f"{path}[{i}]")]
+    return []

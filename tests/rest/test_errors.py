@@ -109,3 +109,25 @@ async def test_robots_txt_keeps_share_links_out_of_search_engines(client):
     response = await client.get("/robots.txt")
     assert response.status_code == 200
     assert "Disallow: /s/" in response.text.splitlines()
+
+
+async def test_a_nul_character_in_stored_text_is_refused_by_name(api, client):
+    # PostgreSQL's text cannot hold U+0000: refused at the door on both databases.
+    user = await api.user()
+    token = await user.install_token()
+    body = {
+        "hostname": "gpu\u0000host",
+        "os": "linux",
+        "arch": "amd64",
+        "gpus": [],
+        "network_ips": ["10.0.0.1", "10.0.0.\u00002"],
+    }
+    response = await client.post(
+        "/api/v1/agents/register", json=body, headers={"Authorization": f"Bearer {token}"}
+    )
+    error = assert_error(response, 400, "validation_error")
+    assert [d["field"] for d in error["details"]] == ["hostname", "network_ips[1]"]
+    signup = await client.post(
+        "/api/v1/auth/signup", json={"email": "a\u0000b@example.com", "password": "x" * 12}
+    )
+    assert_error(signup, 400, "validation_error")

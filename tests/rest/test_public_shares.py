@@ -147,7 +147,10 @@ async def test_a_use_is_published_to_the_owner(api, app, client):
     async with app.state.ctx.events.subscribe(user_id=share["user"].user_id) as events:
         await client.head(f"/s/{share['short_code']}")
         await client.get(f"/s/{share['short_code']}")
+        # The share's creation (a config change of its agent) may still be on its way.
         event = await asyncio.wait_for(events.get(), timeout=5)
+        while event.kind is EventKind.CONFIG_CHANGED:
+            event = await asyncio.wait_for(events.get(), timeout=5)
     assert event.kind == EventKind.SHARE_USED
     assert event.resource_id == share["share_id"]
 
