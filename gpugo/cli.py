@@ -197,7 +197,9 @@ def _serve(settings: Settings) -> int:
         # access line per request for a logger that would drop it.
         access_log=False,
         server_header=False,
-        proxy_headers=True,
+        # The app decides who the client is (GPUGO_TRUSTED_PROXIES, gpugo/proxies.py):
+        # uvicorn's own rewrite would believe X-Forwarded-For from any local process.
+        proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
     server = Server(config)

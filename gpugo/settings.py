@@ -7,6 +7,7 @@ under the data directory.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
 from collections.abc import Mapping
@@ -61,6 +62,9 @@ class Settings:
     rate_limit_register: str = "30/minute"
     rate_limit_token_generate: str = "30/minute"  # noqa: S105 (a rate, not a secret)
     redis_url: str = ""
+    # Peers (IPs or CIDRs, comma-separated) whose X-Forwarded-For is believed; empty:
+    # none, the connection's peer is the client whatever a header says.
+    trusted_proxies: str = ""
     log_format: str = "text"
     log_level: str = "INFO"
     max_body_bytes: int = 1024 * 1024
@@ -118,6 +122,15 @@ class Settings:
             raise SettingsError("GPUGO_LAST_SEEN_FLUSH_SECONDS must be between 0 and 60")
         if self.metrics_retention_days < 1:
             raise SettingsError("GPUGO_METRICS_RETENTION_DAYS must be at least 1")
+        try:
+            self.trusted_proxy_networks  # noqa: B018 (parsed to be validated)
+        except ValueError as exc:
+            raise SettingsError(f"GPUGO_TRUSTED_PROXIES: {exc}") from None
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        items = (item.strip() for item in self.trusted_proxies.split(","))
+        return tuple(ipaddress.ip_network(item, strict=False) for item in items if item)
 
     @property
     def effective_database_url(self) -> str:
