@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from limits import RateLimitItem, parse
@@ -22,6 +24,12 @@ class Rule:
     item: RateLimitItem
 
 
+@dataclass(slots=True)
+class _Turns:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    holders: int = 0
+
+
 class RateLimiter:
     def __init__(self, settings: Settings) -> None:
         self.enabled = settings.rate_limits_enabled
@@ -35,6 +43,32 @@ class RateLimiter:
             name: Rule(name, parse(getattr(settings, f"rate_limit_{name}")))
             for name in ("login", "signup", "share_miss", "register", "token_generate")
         }
+        self._turns: dict[tuple[str, ...], _Turns] = {}
+
+    @asynccontextmanager
+    async def one_at_a_time(self, rule_name: str, *key: str) -> AsyncIterator[None]:
+        """Run the block alone among this process's blocks for the same rule and key.
+
+        For a limit counted after the work it guards (a miss is known only after the
+        look-up): attempts that arrive together check and count in turn, so a burst
+        cannot all pass the check before the first is counted. Nothing when limits
+        are off.
+        """
+        if not self.enabled:
+            yield
+            return
+        name = (rule_name, *key)
+        turns = self._turns.get(name)
+        if turns is None:
+            turns = self._turns[name] = _Turns()
+        turns.holders += 1
+        try:
+            async with turns.lock:
+                yield
+        finally:
+            turns.holders -= 1
+            if not turns.holders:
+                del self._turns[name]
 
     async def hit(self, rule_name: str, *key: str) -> None:
         """Count one attempt; raise 429 (with Retry-After) once the rule is exceeded."""
