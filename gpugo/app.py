@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
                 await ctx.last_seen.stop()
                 await sweeper.stop()
                 await ctx.events.stop()
+                await ctx.metrics_db.close()
 
     app = App(
         share_links=SecurityHeadersMiddleware(

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tortoise.backends.base.client import BaseDBAsyncClient
 
+from gpugo import db
 from gpugo.events import EventBus, bus_for
 from gpugo.keys import load_or_create_license_key
-from gpugo.ratelimit import RateLimiter
+from gpugo.ratelimit import Concurrency, RateLimiter
 from gpugo.services.last_seen import LastSeenWriter
 from gpugo.settings import Settings
 
@@ -18,6 +20,9 @@ class ServerContext:
     settings: Settings
     license_key: Ed25519PrivateKey
     rate_limiter: RateLimiter
+    # agentMetrics reads running at once, per user, and the connection they run on.
+    metrics_reads: Concurrency
+    metrics_db: BaseDBAsyncClient
     events: EventBus
     # Steady heartbeats' last_seen_at, written once per interval for all agents.
     last_seen: LastSeenWriter
@@ -28,6 +33,12 @@ class ServerContext:
             settings=settings,
             license_key=load_or_create_license_key(settings.data_dir),
             rate_limiter=RateLimiter(settings),
+            metrics_reads=Concurrency(
+                settings.metrics_reads_per_user,
+                f"At most {settings.metrics_reads_per_user} metrics reads of one account "
+                "run at once; try again when one has finished.",
+            ),
+            metrics_db=db.metrics_client(settings.effective_database_url),
             events=bus_for(settings.effective_database_url),
             last_seen=LastSeenWriter(settings.last_seen_flush_seconds),
         )

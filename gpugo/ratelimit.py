@@ -41,7 +41,14 @@ class RateLimiter:
         self._limiter = MovingWindowRateLimiter(storage)
         self.rules = {
             name: Rule(name, parse(getattr(settings, f"rate_limit_{name}")))
-            for name in ("login", "signup", "share_miss", "register", "token_generate")
+            for name in (
+                "login",
+                "signup",
+                "share_miss",
+                "register",
+                "token_generate",
+                "metrics",
+            )
         }
         self._turns: dict[tuple[str, ...], _Turns] = {}
 
@@ -88,6 +95,31 @@ class RateLimiter:
         if not await self._limiter.test(rule.item, rule.name, *key):
             stats = await self._limiter.get_window_stats(rule.item, rule.name, *key)
             raise RateLimited(retry_after=int(stats.reset_time - time.time()) + 1)
+
+
+class Concurrency:
+    """At most ``limit`` blocks running at once per key in this process; one more is
+    refused at once (429), not queued: waiting requests would hold their connections."""
+
+    def __init__(self, limit: int, message: str) -> None:
+        self.limit = limit
+        self.message = message
+        self._running: dict[str, int] = {}
+
+    @asynccontextmanager
+    async def slot(self, key: str) -> AsyncIterator[None]:
+        running = self._running.get(key, 0)
+        if running >= self.limit:
+            raise RateLimited(retry_after=1, message=self.message)
+        self._running[key] = running + 1
+        try:
+            yield
+        finally:
+            left = self._running[key] - 1
+            if left:
+                self._running[key] = left
+            else:
+                del self._running[key]
 
 
 def client_address(scope: Mapping[str, Any]) -> str:

@@ -55,12 +55,18 @@ class Settings:
     # Comment lines on an idle agent event stream, so proxies keep it open.
     agent_events_keepalive_seconds: float = 15.0
     metrics_retention_days: int = 7
+    # What one GraphQL request may ask agentMetrics to aggregate (gpugo/schema/cost.py).
+    metrics_query_budget: int = 1_000_000
+    # agentMetrics reads one user may have running at once in this process.
+    metrics_reads_per_user: int = 2
     rate_limits_enabled: bool = True
     rate_limit_login: str = "10/minute"
     rate_limit_signup: str = "5/minute"
     rate_limit_share_miss: str = "30/minute"
     rate_limit_register: str = "30/minute"
     rate_limit_token_generate: str = "30/minute"  # noqa: S105 (a rate, not a secret)
+    # Metrics reports per agent: one a second on average, bursts included.
+    rate_limit_metrics: str = "60/minute"
     redis_url: str = ""
     # Peers (IPs or CIDRs, comma-separated) whose X-Forwarded-For is believed; empty:
     # none, the connection's peer is the client whatever a header says.
@@ -120,8 +126,9 @@ class Settings:
                 raise SettingsError(f"GPUGO_{name.upper()} must be a positive number of seconds")
         if not 0 <= self.last_seen_flush_seconds <= 60:
             raise SettingsError("GPUGO_LAST_SEEN_FLUSH_SECONDS must be between 0 and 60")
-        if self.metrics_retention_days < 1:
-            raise SettingsError("GPUGO_METRICS_RETENTION_DAYS must be at least 1")
+        for name in ("metrics_retention_days", "metrics_query_budget", "metrics_reads_per_user"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"GPUGO_{name.upper()} must be at least 1")
         try:
             self.trusted_proxy_networks  # noqa: B018 (parsed to be validated)
         except ValueError as exc:
