@@ -13,6 +13,7 @@ from gpugo.keys import load_or_create_license_key
 from gpugo.ratelimit import Concurrency, RateLimiter
 from gpugo.services.last_seen import LastSeenWriter
 from gpugo.settings import Settings
+from gpugo.streams import StreamCap
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,9 @@ class ServerContext:
     metrics_reads: Concurrency
     metrics_db: BaseDBAsyncClient
     events: EventBus
+    # Open event streams per agent and GraphQL WebSockets per user (oldest ended first).
+    agent_streams: StreamCap
+    user_sockets: StreamCap
     # Steady heartbeats' last_seen_at, written once per interval for all agents.
     last_seen: LastSeenWriter
 
@@ -40,5 +44,7 @@ class ServerContext:
             ),
             metrics_db=db.metrics_client(settings.effective_database_url),
             events=bus_for(settings.effective_database_url),
+            agent_streams=StreamCap(settings.agent_event_streams),
+            user_sockets=StreamCap(settings.graphql_websockets_per_user),
             last_seen=LastSeenWriter(settings.last_seen_flush_seconds),
         )

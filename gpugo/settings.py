@@ -54,6 +54,10 @@ class Settings:
     offline_sweep_seconds: float = 5.0
     # Comment lines on an idle agent event stream, so proxies keep it open.
     agent_events_keepalive_seconds: float = 15.0
+    # Event streams one agent may hold open; a new one ends the oldest.
+    agent_event_streams: int = 4
+    # GraphQL WebSockets one user may hold open; a new one closes the oldest.
+    graphql_websockets_per_user: int = 8
     metrics_retention_days: int = 7
     # What one GraphQL request may ask agentMetrics to aggregate (gpugo/schema/cost.py).
     metrics_query_budget: int = 1_000_000
@@ -126,7 +130,13 @@ class Settings:
                 raise SettingsError(f"GPUGO_{name.upper()} must be a positive number of seconds")
         if not 0 <= self.last_seen_flush_seconds <= 60:
             raise SettingsError("GPUGO_LAST_SEEN_FLUSH_SECONDS must be between 0 and 60")
-        for name in ("metrics_retention_days", "metrics_query_budget", "metrics_reads_per_user"):
+        for name in (
+            "metrics_retention_days",
+            "metrics_query_budget",
+            "metrics_reads_per_user",
+            "agent_event_streams",
+            "graphql_websockets_per_user",
+        ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"GPUGO_{name.upper()} must be at least 1")
         try:

@@ -39,26 +39,29 @@ async def config_versions(
         raise Unauthorized("An agent secret is required.")
     keepalive = ctx.settings.agent_events_keepalive_seconds
     # Subscribed before the first read: a change committed in between is not missed.
+    # An agent holds a few streams at most: a new one ends its oldest (closing its
+    # subscription ends that stream's loop below).
     async with ctx.events.subscribe(user_id=principal.user_id, agent_id=agent_id) as events:
-        sent = await current_version(agent_id)
-        if sent is None:
-            return
-        yield sent
-        while True:
-            try:
-                async with asyncio.timeout(keepalive):
-                    event = await events.get()
-            except TimeoutError:
-                yield None
-                continue
-            if event is None or event.kind is EventKind.AGENT_DELETED:
-                return  # the server is draining, or the agent is gone
-            if event.kind is not EventKind.CONFIG_CHANGED:
-                continue
-            version = await current_version(agent_id)
-            if version is None:
+        with ctx.agent_streams.hold(agent_id, events.close):
+            sent = await current_version(agent_id)
+            if sent is None:
                 return
-            # Several changes may be read as one version; never send one twice or go back.
-            if version > sent:
-                sent = version
-                yield version
+            yield sent
+            while True:
+                try:
+                    async with asyncio.timeout(keepalive):
+                        event = await events.get()
+                except TimeoutError:
+                    yield None
+                    continue
+                if event is None or event.kind is EventKind.AGENT_DELETED:
+                    return  # ended for a newer stream, the server is draining, or deleted
+                if event.kind is not EventKind.CONFIG_CHANGED:
+                    continue
+                version = await current_version(agent_id)
+                if version is None:
+                    return
+                # Several changes may be read as one version; never send one twice or go back.
+                if version > sent:
+                    sent = version
+                    yield version
