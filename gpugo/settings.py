@@ -58,6 +58,10 @@ class Settings:
     agent_event_streams: int = 4
     # GraphQL WebSockets one user may hold open; a new one closes the oldest.
     graphql_websockets_per_user: int = 8
+    # A request's headers, then its body, must arrive within this many seconds.
+    request_read_timeout_seconds: float = 20.0
+    # Open connections (streams and WebSockets included) before requests get 503.
+    max_connections: int = 1000
     metrics_retention_days: int = 7
     # What one GraphQL request may ask agentMetrics to aggregate (gpugo/schema/cost.py).
     metrics_query_budget: int = 1_000_000
@@ -125,7 +129,11 @@ class Settings:
                 raise SettingsError("GPUGO_DATABASE_URL must start with sqlite:// or postgres://")
         if self.log_format not in ("text", "json"):
             raise SettingsError("GPUGO_LOG_FORMAT must be 'text' or 'json'")
-        for name in ("offline_sweep_seconds", "agent_events_keepalive_seconds"):
+        for name in (
+            "offline_sweep_seconds",
+            "agent_events_keepalive_seconds",
+            "request_read_timeout_seconds",
+        ):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"GPUGO_{name.upper()} must be a positive number of seconds")
         if not 0 <= self.last_seen_flush_seconds <= 60:
@@ -136,6 +144,7 @@ class Settings:
             "metrics_reads_per_user",
             "agent_event_streams",
             "graphql_websockets_per_user",
+            "max_connections",
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"GPUGO_{name.upper()} must be at least 1")
