@@ -17,6 +17,7 @@ from gpugo import db
 from gpugo.context import ServerContext
 from gpugo.errors import GpugoError
 from gpugo.logs import is_share_path
+from gpugo.proxies import TrustedProxies
 from gpugo.rest import shares
 from gpugo.rest.errors import handle_gpugo_error, handle_http_exception, handle_unexpected
 from gpugo.rest.middleware import (
@@ -37,13 +38,19 @@ class App(Starlette):
     ``GET``/``HEAD /s/{code}`` is the busiest public path: the share route answers it
     directly, behind the same security-headers and error middleware as every response.
     Any other request, including every other ``/s/`` path, goes the general way.
+    Before either, a request forwarded by a trusted proxy gets its client's address.
     """
 
-    def __init__(self, *, share_links: ASGIApp, **kwargs: Any) -> None:
+    def __init__(
+        self, *, share_links: ASGIApp, trusted_proxies: TrustedProxies, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.share_links = share_links
+        self.trusted_proxies = trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.trusted_proxies and scope["type"] != "lifespan":
+            self.trusted_proxies.apply(scope)
         if scope["type"] == "http" and is_share_path(scope["path"]):
             match, child_scope = shares.public_share_route.matches(scope)
             if match is Match.FULL:
@@ -79,11 +86,13 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
                 await ctx.last_seen.stop()
                 await sweeper.stop()
                 await ctx.events.stop()
+                await ctx.metrics_db.close()
 
     app = App(
         share_links=SecurityHeadersMiddleware(
             UnexpectedErrorMiddleware(shares.public_share), https=settings.secure_cookies
         ),
+        trusted_proxies=TrustedProxies(settings.trusted_proxy_networks),
         routes=[*routes, *graphql_routes(ctx), *web_routes(settings)],
         middleware=[
             Middleware(SecurityHeadersMiddleware, https=settings.secure_cookies),

@@ -190,6 +190,7 @@ def _serve(settings: Settings) -> int:
 
     from gpugo.app import create_app
     from gpugo.logs import configure_logging
+    from gpugo.serving import ensure_file_limit, http_protocol
 
     configure_logging(settings)
     try:
@@ -202,6 +203,7 @@ def _serve(settings: Settings) -> int:
         raise
     app = create_app(settings, auto_migrate=False)
     events = app.state.ctx.events
+    ensure_file_limit(settings.max_connections)
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -222,12 +224,16 @@ def _serve(settings: Settings) -> int:
         app,
         host=settings.host,
         port=settings.port,
+        # Read deadlines and the connection cap (gpugo/serving.py).
+        http=http_protocol(settings),
         log_config=None,
         # gpugo.access replaces uvicorn's access log; off, uvicorn no longer formats an
         # access line per request for a logger that would drop it.
         access_log=False,
         server_header=False,
-        proxy_headers=True,
+        # The app decides who the client is (GPUGO_TRUSTED_PROXIES, gpugo/proxies.py):
+        # uvicorn's own rewrite would believe X-Forwarded-For from any local process.
+        proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
     server = Server(config)

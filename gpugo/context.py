@@ -7,14 +7,17 @@ from dataclasses import dataclass
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tortoise.backends.base.client import BaseDBAsyncClient
 
-from gpugo.events import EventBus, TopicStreams, bus_for
+from gpugo import db
+from gpugo.events import EventBus, bus_for
 from gpugo.keys import load_or_create_license_key
 from gpugo.outbound import http_client
-from gpugo.ratelimit import RateLimiter
+from gpugo.ratelimit import Concurrency, RateLimiter
 from gpugo.services.last_seen import LastSeenWriter
 from gpugo.services.releases import ReleaseCatalogue
 from gpugo.settings import Settings
+from gpugo.streams import StreamCap
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,11 +25,17 @@ class ServerContext:
     settings: Settings
     license_key: Ed25519PrivateKey
     rate_limiter: RateLimiter
+    # agentMetrics reads running at once, per user, and the connection they run on.
+    metrics_reads: Concurrency
+    metrics_db: BaseDBAsyncClient
     events: EventBus
+    # Open event streams per agent and GraphQL WebSockets per user (oldest ended first).
+    agent_streams: StreamCap
+    user_sockets: StreamCap
     # Steady heartbeats' last_seen_at, written once per interval for all agents.
     last_seen: LastSeenWriter
     # Open streams of the unauthenticated push channel, bounded per topic.
-    topic_streams: TopicStreams
+    topic_streams: StreamCap
     # Every outbound HTTP call of the process goes through this one client.
     http: httpx.AsyncClient
     releases: ReleaseCatalogue
@@ -38,9 +47,17 @@ class ServerContext:
             settings=settings,
             license_key=load_or_create_license_key(settings.data_dir),
             rate_limiter=RateLimiter(settings),
+            metrics_reads=Concurrency(
+                settings.metrics_reads_per_user,
+                f"At most {settings.metrics_reads_per_user} metrics reads of one account "
+                "run at once; try again when one has finished.",
+            ),
+            metrics_db=db.metrics_client(settings.effective_database_url),
             events=bus_for(settings.effective_database_url),
+            agent_streams=StreamCap(settings.agent_event_streams),
+            user_sockets=StreamCap(settings.graphql_websockets_per_user),
             last_seen=LastSeenWriter(settings.last_seen_flush_seconds),
-            topic_streams=TopicStreams(settings.push_streams_per_topic),
+            topic_streams=StreamCap(settings.push_streams_per_topic),
             http=http,
             releases=ReleaseCatalogue(settings, http),
         )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api import migrate as tortoise_migrate
 
@@ -20,6 +22,8 @@ MIGRATIONS_PACKAGE = "gpugo.migrations"
 # 1..5, which queues requests behind five connections under load).
 DEFAULT_POOL_MINSIZE = 2
 DEFAULT_POOL_MAXSIZE = 20
+# PostgreSQL connections for agentMetrics' aggregations (see metrics_client).
+METRICS_POOL_MAXSIZE = 2
 
 
 async def _keep_session_on_release(connection: object) -> None:
@@ -55,6 +59,30 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
         "use_tz": True,
         "timezone": "UTC",
     }
+
+
+def metrics_client(database_url: str) -> BaseDBAsyncClient:
+    """A connection of its own for ``agentMetrics``' aggregations; it connects on first use.
+
+    A read over a week of samples can take seconds. On SQLite the default connection
+    runs one statement at a time for the whole process, so such a read would hold every
+    other request; on its own connection (WAL: readers never wait for the writer) it
+    holds only other metrics reads. On PostgreSQL a pool of ``METRICS_POOL_MAXSIZE``
+    keeps metrics reads from taking the connections everything else needs. It is not
+    one of Tortoise's named connections: with two, every transaction would have to name
+    its own.
+    """
+    info = expand_db_url(_normalise_url(database_url))
+    engine = importlib.import_module(info["engine"])
+    client_class = (
+        engine.get_client_class(info)
+        if hasattr(engine, "get_client_class")
+        else engine.client_class
+    )
+    credentials = {**info["credentials"], "connection_name": "metrics"}
+    if info["engine"] == "tortoise.backends.asyncpg":
+        credentials.update(minsize=1, maxsize=METRICS_POOL_MAXSIZE, reset=_keep_session_on_release)
+    return client_class(**credentials)
 
 
 def _normalise_url(url: str) -> str:

@@ -87,6 +87,12 @@ class MethodNotAllowed(GpugoError):
     default_message = "Method not allowed."
 
 
+class RequestTimeout(GpugoError):
+    status = 408
+    code = "request_timeout"
+    default_message = "The request was not received in time; the connection is closed."
+
+
 class Conflict(GpugoError):
     status = 409
     code = "conflict"
@@ -103,6 +109,12 @@ class PayloadTooLarge(GpugoError):
     status = 413
     code = "payload_too_large"
     default_message = "The request body is larger than 1 MiB."
+
+
+class RequestHeadersTooLarge(GpugoError):
+    status = 431
+    code = "request_headers_too_large"
+    default_message = "The request line and headers are larger than 64 KiB."
 
 
 class UnsupportedMediaType(GpugoError):

@@ -7,6 +7,7 @@ under the data directory.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
 from collections.abc import Mapping
@@ -63,14 +64,31 @@ class Settings:
     releases_refresh_seconds: float = 3600.0
     releases_upstream_timeout_seconds: float = 10.0
     releases_max_bytes: int = 4 * 1024 * 1024
+    # Event streams one agent may hold open; a new one ends the oldest.
+    agent_event_streams: int = 4
+    # GraphQL WebSockets one user may hold open; a new one closes the oldest.
+    graphql_websockets_per_user: int = 8
+    # A request's headers, then its body, must arrive within this many seconds.
+    request_read_timeout_seconds: float = 20.0
+    # Open connections (streams and WebSockets included) before requests get 503.
+    max_connections: int = 1000
     metrics_retention_days: int = 7
+    # What one GraphQL request may ask agentMetrics to aggregate (gpugo/schema/cost.py).
+    metrics_query_budget: int = 1_000_000
+    # agentMetrics reads one user may have running at once in this process.
+    metrics_reads_per_user: int = 2
     rate_limits_enabled: bool = True
     rate_limit_login: str = "10/minute"
     rate_limit_signup: str = "5/minute"
     rate_limit_share_miss: str = "30/minute"
     rate_limit_register: str = "30/minute"
     rate_limit_token_generate: str = "30/minute"  # noqa: S105 (a rate, not a secret)
+    # Metrics reports per agent: one a second on average, bursts included.
+    rate_limit_metrics: str = "60/minute"
     redis_url: str = ""
+    # Peers (IPs or CIDRs, comma-separated) whose X-Forwarded-For is believed; empty:
+    # none, the connection's peer is the client whatever a header says.
+    trusted_proxies: str = ""
     log_format: str = "text"
     log_level: str = "INFO"
     max_body_bytes: int = 1024 * 1024
@@ -134,13 +152,31 @@ class Settings:
             "agent_events_keepalive_seconds",
             "releases_refresh_seconds",
             "releases_upstream_timeout_seconds",
+            "request_read_timeout_seconds",
         ):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"GPUGO_{name.upper()} must be a positive number of seconds")
         if not 0 <= self.last_seen_flush_seconds <= 60:
             raise SettingsError("GPUGO_LAST_SEEN_FLUSH_SECONDS must be between 0 and 60")
-        if self.metrics_retention_days < 1:
-            raise SettingsError("GPUGO_METRICS_RETENTION_DAYS must be at least 1")
+        for name in (
+            "metrics_retention_days",
+            "metrics_query_budget",
+            "metrics_reads_per_user",
+            "agent_event_streams",
+            "graphql_websockets_per_user",
+            "max_connections",
+        ):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"GPUGO_{name.upper()} must be at least 1")
+        try:
+            self.trusted_proxy_networks  # noqa: B018 (parsed to be validated)
+        except ValueError as exc:
+            raise SettingsError(f"GPUGO_TRUSTED_PROXIES: {exc}") from None
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        items = (item.strip() for item in self.trusted_proxies.split(","))
+        return tuple(ipaddress.ip_network(item, strict=False) for item in items if item)
 
     @property
     def effective_database_url(self) -> str:

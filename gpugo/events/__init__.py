@@ -5,7 +5,6 @@ from __future__ import annotations
 from gpugo.events.bus import EventBus, Subscription
 from gpugo.events.event import Event, EventKind
 from gpugo.events.postgres import PostgresEventBus
-from gpugo.events.streams import TopicStreams
 
 
 def bus_for(database_url: str) -> EventBus:
@@ -21,6 +20,5 @@ __all__ = [
     "EventKind",
     "PostgresEventBus",
     "Subscription",
-    "TopicStreams",
     "bus_for",
 ]

@@ -183,6 +183,8 @@ async def get_config(request: Request) -> Ok[AgentConfigResponse]:
 async def report_metrics(request: Request) -> Ok[Success]:
     ctx = requests.server(request)
     principal = await requests.agent(request, request.path_params["agent_id"])
+    # Counted per agent once its secret is checked: nobody else can use its budget up.
+    await ctx.rate_limiter.hit("metrics", request.path_params["agent_id"])
     data = await requests.read_json(request, MetricsReportInput)
     await metrics.record(ctx=ctx, principal=principal, data=data)
     return Ok(SUCCESS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gpugo.errors import PayloadTooLarge
@@ -135,6 +135,10 @@ class UnexpectedErrorMiddleware:
 
         try:
             await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:
+            # The client went away (or was cut off for sending too slowly): nobody to
+            # answer, and not a bug.
+            return
         except Exception as exc:
             if started:
                 raise  # too late for another answer; the server closes the connection

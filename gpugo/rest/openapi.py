@@ -200,7 +200,9 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
         "agent",
         auth=(AGENT,),
         body=MetricsReportInput,
-        description="403 `plan_feature_unavailable` on Free and Personal.",
+        rate_limited=True,
+        description="403 `plan_feature_unavailable` on Free and Personal; 429 past "
+        "`GPUGO_RATE_LIMIT_METRICS` reports of one agent.",
     ),
     ("GET", f"{API}/workers"): Operation(
         "The user's workers", "workers", auth=OWNER, query=WorkerFilterInput

@@ -92,16 +92,20 @@ _JSON = (b"content-type", JSONResponse.media_type.encode())
 async def _public_share(
     ctx: ServerContext, address: str, code: str, *, use: bool
 ) -> PublicShareInfo:
-    # Codes are capabilities: misses (guesses) are limited per client address.
-    await ctx.rate_limiter.check("share_miss", address)
-    try:
-        if use:
-            share = await shares.redeem(ctx=ctx, short_code=code)
-        else:
-            share = await shares.peek(short_code=code)
-    except NotFound:
-        await ctx.rate_limiter.hit("share_miss", address)
-        raise
+    # Codes are capabilities: misses (guesses) are limited per client address. An
+    # address's look-ups take turns, so each is counted before the next is checked and
+    # a burst gets no more look-ups than the limit allows (docs/decisions.md, "Shares").
+    limiter = ctx.rate_limiter
+    async with limiter.one_at_a_time("share_miss", address):
+        await limiter.check("share_miss", address)
+        try:
+            if use:
+                share = await shares.redeem(ctx=ctx, short_code=code)
+            else:
+                share = await shares.peek(short_code=code)
+        except NotFound:
+            await limiter.hit("share_miss", address)
+            raise
     return {
         "worker_id": share.worker_id,
         "hardware_vendor": share.hardware_vendor,

@@ -24,6 +24,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from gpugo.context import ServerContext
+from gpugo.schema.cost import MetricsBudget
 from gpugo.schema.errors import ErrorCodes, log_unexpected
 from gpugo.schema.execution import GpugoExecutionContext
 from gpugo.schema.mutations import Mutation
@@ -84,6 +85,7 @@ def _fixed_rules(*limiters: AddValidationRules) -> Callable[[], SchemaExtension]
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     """The schema; ``settings.graphql_explorer_enabled`` allows introspection and suggestions."""
     explorer = settings.graphql_explorer_enabled if settings is not None else True
+    settings = settings or Settings()
     # Extensions are factories: one instance per request, none shared between requests.
     extensions: list[Extension] = [
         # The token limit is applied while parsing, so an oversized document is never parsed
@@ -95,6 +97,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
             QueryDepthLimiter(max_depth=MAX_DEPTH),
             MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         ),
+        # The cost of agentMetrics, from the document and variables, before any resolver.
+        lambda: MetricsBudget(settings),
         ErrorCodes,
     ]
     if not explorer:

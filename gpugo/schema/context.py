@@ -41,6 +41,9 @@ class GraphQLContext:
     _auth_error: GpugoError | None = None
     # Root fields of a query resolve concurrently: the lock makes authentication run once.
     _auth_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The agentMetrics of one request read one after another: a request holds one of its
+    # user's metrics read slots at a time, and its aliases never refuse each other.
+    metrics_turn: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def settings(self) -> Settings:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import RawSQL
 from tortoise.functions import Avg, Count, Max, Sum
 from tortoise.queryset import QuerySet
@@ -80,13 +81,16 @@ def _bucket_expression(w: Window) -> RawSQL:
     return RawSQL(f'FLOOR((EXTRACT(EPOCH FROM "recorded_at") * 1000 - {start_ms}) / {width_ms})')
 
 
-def _in_window(query: QuerySet[Any], w: Window) -> QuerySet[Any]:
-    return query.filter(recorded_at__gte=w.start, recorded_at__lt=w.end)
+def _in_window(query: QuerySet[Any], w: Window, db: BaseDBAsyncClient) -> QuerySet[Any]:
+    return query.filter(recorded_at__gte=w.start, recorded_at__lt=w.end).using_db(db)
 
 
-async def gpu_buckets(*, agent_id: str, w: Window) -> list[dict[str, Any]]:
-    """Per GPU and bucket: count, averages and maxima; ordered by GPU then time."""
-    query = _in_window(GpuMetricSample.filter(agent_id=agent_id), w)
+async def gpu_buckets(*, agent_id: str, w: Window, db: BaseDBAsyncClient) -> list[dict[str, Any]]:
+    """Per GPU and bucket: count, averages and maxima; ordered by GPU then time.
+
+    ``db`` is the metrics connection (``gpugo.db.metrics_client``): a long read there
+    holds no other request."""
+    query = _in_window(GpuMetricSample.filter(agent_id=agent_id), w, db)
     return (
         await query.annotate(
             bucket=_bucket_expression(w),
@@ -120,8 +124,10 @@ async def gpu_buckets(*, agent_id: str, w: Window) -> list[dict[str, Any]]:
     )
 
 
-async def system_buckets(*, agent_id: str, w: Window) -> list[dict[str, Any]]:
-    query = _in_window(SystemMetricSample.filter(agent_id=agent_id), w)
+async def system_buckets(
+    *, agent_id: str, w: Window, db: BaseDBAsyncClient
+) -> list[dict[str, Any]]:
+    query = _in_window(SystemMetricSample.filter(agent_id=agent_id), w, db)
     return (
         await query.annotate(
             bucket=_bucket_expression(w),
@@ -146,9 +152,11 @@ async def system_buckets(*, agent_id: str, w: Window) -> list[dict[str, Any]]:
     )
 
 
-async def worker_buckets(*, agent_id: str, w: Window) -> list[dict[str, Any]]:
+async def worker_buckets(
+    *, agent_id: str, w: Window, db: BaseDBAsyncClient
+) -> list[dict[str, Any]]:
     """Per worker and bucket: samples, how many found it running, clients and restarts."""
-    query = _in_window(WorkerMetricSample.filter(agent_id=agent_id), w)
+    query = _in_window(WorkerMetricSample.filter(agent_id=agent_id), w, db)
     return (
         await query.annotate(
             bucket=_bucket_expression(w),

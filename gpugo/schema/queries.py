@@ -104,8 +104,13 @@ class Query:
         w = metrics.window(start=start, end=to, bucket_seconds=bucket)
         if not await metrics.owns_agent(user_id=principal.user_id, agent_id=agent_id):
             raise NotFound("No such agent.")
-        gpu_rows = await metrics.gpu_buckets(agent_id=agent_id, w=w)
-        system_rows = await metrics.system_buckets(agent_id=agent_id, w=w)
+        # The reads that can take long: a user has only so many running (429 beyond),
+        # on a connection of their own.
+        server = info.context.server
+        async with info.context.metrics_turn, server.metrics_reads.slot(principal.user_id):
+            db = server.metrics_db
+            gpu_rows = await metrics.gpu_buckets(agent_id=agent_id, w=w, db=db)
+            system_rows = await metrics.system_buckets(agent_id=agent_id, w=w, db=db)
         return agent_metrics_node(
             agent_id=agent_id, w=w, gpu_rows=gpu_rows, system_rows=system_rows
         )

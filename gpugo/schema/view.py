@@ -9,6 +9,8 @@ GraphQL-shaped: ``{"errors": [{"message", "extensions": {"code"}}]}``.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from typing import Any
 
 import orjson
@@ -31,11 +33,15 @@ from gpugo.schema.context import GraphQLContext
 from gpugo.schema.errors import extensions_for, has_code, to_client
 from gpugo.schema.loaders import Loaders
 from gpugo.schema.subscriptions import on_connect
+from gpugo.streams import Held
 
 # Strawberry's own HTTP refusals (bad JSON, batching, missing query) by status.
 _HTTP_CODES = {400: "validation_error", 404: "not_found", 405: "method_not_allowed"}
 # One connection may not hold more subscriptions than this.
 MAX_SUBSCRIPTIONS = 20
+# The close code of a WebSocket ended because its user opened one too many.
+SUPERSEDED = 4008
+_SOCKET_SLOT = "gpugo.socket_slot"
 
 
 def error_response(error: GpugoError, headers: dict[str, str] | None = None) -> Response:
@@ -63,10 +69,17 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
             allowed_origins=[server.settings.public_origin],
         )
         self.server = server
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                # The user's slot (taken at connection_init) is free again.
+                slot: Held | None = scope.get(_SOCKET_SLOT)
+                if slot is not None:
+                    slot.release()
             return
         request = Request(scope, receive)
         try:
@@ -113,7 +126,26 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
     async def on_ws_connect(self, context: GraphQLContext) -> UnsetType | dict[str, object] | None:
         # connection_init: a session cookie of the handshake or a PAT in the payload.
         await on_connect(context)
+        # A user holds a few WebSockets at most: this one closes the oldest beyond them.
+        principal = await context.principal()
+        socket = context.request
+        if _SOCKET_SLOT not in socket.scope:
+            end = functools.partial(self._supersede, socket)
+            socket.scope[_SOCKET_SLOT] = self.server.user_sockets.add(principal.user_id, end)
         return UNSET
+
+    def _supersede(self, socket: Request | WebSocket) -> None:
+        assert isinstance(socket, WebSocket)
+        reason = "Superseded: this account opened more live connections than allowed."
+        task = asyncio.get_running_loop().create_task(socket.close(code=SUPERSEDED, reason=reason))
+        # Kept until done (the loop holds tasks weakly); a socket already gone is fine.
+        self._closing.add(task)
+        task.add_done_callback(self._closed)
+
+    def _closed(self, task: asyncio.Task[None]) -> None:
+        self._closing.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: closing a socket that just went away is no error
 
     async def get_root_value(self, request: Request | WebSocket) -> None:
         return None

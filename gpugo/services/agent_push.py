@@ -93,15 +93,18 @@ async def config_versions(
         raise Unauthorized("An agent secret is required.")
     keepalive = ctx.settings.agent_events_keepalive_seconds
     # Subscribed before the first read: a change committed in between is not missed.
+    # An agent holds a few streams at most: a new one ends its oldest (closing its
+    # subscription ends that stream's loop below).
     async with ctx.events.subscribe(user_id=principal.user_id, agent_id=agent_id) as events:
-        sent = await current_version(agent_id)
-        if sent is None:
-            return
-        yield sent
-        later = _later_versions(events, agent_id=agent_id, sent=sent, keepalive=keepalive)
-        async with aclosing(later) as versions:
-            async for version in versions:
-                yield version
+        with ctx.agent_streams.hold(agent_id, events.close):
+            sent = await current_version(agent_id)
+            if sent is None:
+                return
+            yield sent
+            later = _later_versions(events, agent_id=agent_id, sent=sent, keepalive=keepalive)
+            async with aclosing(later) as versions:
+                async for version in versions:
+                    yield version
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +143,7 @@ async def topic_messages(*, ctx: ServerContext, topic: Topic) -> AsyncGenerator[
     """
     keepalive = ctx.settings.agent_events_keepalive_seconds
     async with ctx.events.subscribe(agent_id=topic.agent_id) as events:
-        with ctx.topic_streams.hold(topic.name, events):
+        with ctx.topic_streams.hold(topic.name, events.close):
             if topic.restarts:
                 yield None
                 async with aclosing(_events_or_silence(events, keepalive)) as stream:

@@ -127,6 +127,14 @@ def test_a_bad_database_url_is_a_configuration_error(tmp_path):
     assert result.stderr.count("\n") == 1
 
 
+def test_a_bad_trusted_proxy_is_a_configuration_error(tmp_path):
+    env = {"GPUGO_DATA_DIR": str(tmp_path), "GPUGO_TRUSTED_PROXIES": "127.0.0.1, proxy.local"}
+    result = run_cli("migrate", env=env)
+    assert result.returncode == 2
+    assert result.stderr.startswith("gpugo: configuration error: GPUGO_TRUSTED_PROXIES")
+    assert result.stderr.count("\n") == 1
+
+
 def test_an_unreachable_database_exits_3_with_one_line(tmp_path):
     port = _free_port()
     env = {

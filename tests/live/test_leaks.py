@@ -7,7 +7,9 @@ import contextlib
 import time
 
 import httpx
+import pytest
 
+from gpugo.settings import Settings
 from tests.live.scenarios import LIGHT_AGENT_EVENTS
 from tests.live.support import graphql_ws, sse
 from tests.support import register_agent
@@ -15,6 +17,13 @@ from tests.support import register_agent
 STREAMS = 200
 SOCKETS = 10
 SUBSCRIPTIONS_PER_SOCKET = 3
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # One agent and one user hold every stream here: the caps (tests/live/test_stream_caps.py)
+    # are raised so that all of them stay open to be counted.
+    return settings.replace(agent_event_streams=STREAMS, graphql_websockets_per_user=SOCKETS)
 
 
 async def settle(check, within: float) -> bool:

@@ -15,6 +15,7 @@ import uvicorn
 from gpugo import clock
 from gpugo.app import create_app
 from gpugo.events import EventKind
+from gpugo.ids import random_base62
 from gpugo.models import Share, Worker
 from gpugo.ratelimit import RateLimiter
 from gpugo.services import shares
@@ -252,6 +253,10 @@ async def test_a_lost_database_on_a_share_link_is_a_503_whose_log_hides_the_code
 # --- rate limit on misses ------------------------------------------------------------------
 
 
+BURST = 100
+BURST_LIMIT = 10
+
+
 def limit_misses(app, settings, rule: str) -> None:
     limited = settings.replace(rate_limits_enabled=True, rate_limit_share_miss=rule)
     app.state.ctx = dataclasses.replace(
@@ -300,6 +305,31 @@ async def test_head_misses_count_too(api, app, settings):
         assert (await guesser.head("/s/AAAAAAAAAAAA")).status_code == 404
         assert (await guesser.head("/s/BBBBBBBBBBBB")).status_code == 404
         assert_error(await guesser.get("/s/CCCCCCCCCCCC"), 429, "rate_limited")
+
+
+async def test_a_concurrent_burst_of_guesses_looks_up_at_most_the_limits_worth(
+    api, app, settings, live_server
+):
+    """Guesses arriving together are counted before the database, not after their
+    look-ups: a burst from one address gets at most the limit's worth of look-ups."""
+    share = await make_share(api)
+    limit_misses(app, settings, f"{BURST_LIMIT}/minute")
+    paths = [f"/s/{random_base62(12)}" for _ in range(BURST)]
+    paths[BURST // 2] = f"/s/{share['short_code']}"  # the real code among the guesses
+    limits = httpx.Limits(max_connections=BURST, max_keepalive_connections=BURST)
+    async with httpx.AsyncClient(base_url=live_server, limits=limits, timeout=30) as http:
+        with count_sql() as sql:
+            responses = await asyncio.gather(*(http.get(path) for path in paths))
+    statuses = [r.status_code for r in responses]
+    lookups = [statement for statement in sql if "short_code" in statement]
+    # The misses up to the limit, and the real code if its turn came before the limit.
+    assert len(lookups) <= BURST_LIMIT + 1, (len(lookups), statuses)
+    assert statuses.count(404) <= BURST_LIMIT
+    assert statuses.count(429) >= BURST - BURST_LIMIT - 1
+    assert set(statuses) <= {200, 404, 429}
+    for response in responses:
+        if response.status_code == 429:
+            assert int(response.headers["retry-after"]) >= 1
 
 
 # --- the hot path's statements -------------------------------------------------------------

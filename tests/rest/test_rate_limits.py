@@ -8,7 +8,9 @@ from starlette.applications import Starlette
 from tortoise.contrib.test import truncate_all_models
 
 from gpugo.app import create_app
-from tests.support import ORIGIN, PASSWORD, PUBLIC_URL, assert_error
+from gpugo.models import SystemMetricSample
+from tests.conftest import make_client
+from tests.support import ORIGIN, PASSWORD, PUBLIC_URL, Api, assert_error, moment, register_agent
 
 
 @pytest.fixture
@@ -20,6 +22,7 @@ async def limited_app(settings) -> AsyncIterator[Starlette]:
             rate_limit_signup="2/minute",
             rate_limit_token_generate="2/minute",
             rate_limit_register="2/minute",
+            rate_limit_metrics="2/minute",
         ),
         auto_migrate=False,
     )
@@ -108,6 +111,35 @@ async def test_registration_is_limited_per_client_address(limited_app):
             headers={"Authorization": "Bearer gpgo_inst_not_a_real_token"},
         )
         assert_error(refused, 429, "rate_limited")
+
+
+async def test_metrics_reports_are_limited_per_agent(limited_app):
+    api = Api(limited_app, make_client)
+    try:
+        user = await api.user(plan="team")
+        agent = await register_agent(user, gpus=1)
+        other = await register_agent(user, gpus=1, hostname="other")
+
+        async def report(who) -> httpx.Response:
+            body = {
+                "timestamp": moment().isoformat(),
+                "system": {"cpu_usage": 1.0, "memory_used_mb": 1, "memory_total_mb": 2},
+                "gpus": [],
+            }
+            return await who.http.post(
+                f"/api/v1/agents/{who.agent_id}/metrics", json=body, headers=who.auth
+            )
+
+        for _ in range(2):
+            assert (await report(agent)).status_code == 200
+        refused = await report(agent)
+        assert_error(refused, 429, "rate_limited")
+        assert int(refused.headers["retry-after"]) >= 1
+        assert await SystemMetricSample.filter(agent_id=agent.agent_id).count() == 2
+        # Counted per agent: another agent of the same user still reports.
+        assert (await report(other)).status_code == 200
+    finally:
+        await api.aclose()
 
 
 async def test_rate_limits_off_lets_everything_through(app):

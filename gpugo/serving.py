@@ -1,0 +1,308 @@
+"""How `gpugo serve` holds connections: deadlines for reading a request, a cap on them all.
+
+uvicorn (httptools) gives a client all the time it wants: a socket that sends
+nothing, or a byte of its headers or body now and then, is kept for good, and
+enough of them starve every other client. Its ``limit_concurrency`` answers a
+plain-text 503, and only once a request's headers are complete, so it neither
+speaks the contract nor counts WebSocket handshakes. This protocol adds:
+
+- the request line and headers must arrive within ``read_timeout`` seconds of the
+  connection opening (or of a kept-alive connection's next request starting), and
+  hold at most ``MAX_HEADER_BYTES``;
+- the body must arrive within ``read_timeout`` seconds of the headers (time the
+  server itself spends not reading, e.g. flow control, does not count);
+- past the deadline the client gets 408 with the contract's body when an answer is
+  still possible (nothing on a connection that never sent a byte), and the
+  connection is closed;
+- beyond ``max_connections`` open connections, a complete request (a WebSocket
+  handshake too) closes the connection that has waited longest for its client (one
+  dripping its headers or body, or idle between requests); only when none is
+  waiting does it get 503 ``service_unavailable`` (and its connection is closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import resource
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from gpugo.errors import GpugoError, RequestHeadersTooLarge, RequestTimeout, ServiceUnavailable
+from gpugo.rest.errors import error_response
+from gpugo.rest.middleware import SecurityHeadersMiddleware
+from gpugo.settings import Settings
+
+log = logging.getLogger("gpugo.connections")
+
+MAX_HEADER_BYTES = 64 * 1024
+# Open files beyond the connections: database pool, data files, logs, listening sockets.
+FILE_HEADROOM = 256
+
+_ORDER = itertools.count()
+
+
+def _now() -> tuple[float, int]:
+    """A time, and an order for equal times (uvloop's clock advances once per loop turn)."""
+    return time.monotonic(), next(_ORDER)
+
+
+BUSY = ServiceUnavailable("The server is at its connection limit; try again shortly.")
+
+
+def _raw_response(error: GpugoError, common: list[tuple[bytes, bytes]]) -> bytes:
+    """An error as bytes for the wire, written by the protocol itself (no app involved)."""
+    response = error_response(error)
+    lines = [STATUS_LINE[error.status]]
+    for name, value in [*response.raw_headers, (b"connection", b"close"), *common]:
+        lines += [name, b": ", value, b"\r\n"]
+    lines += [b"\r\n", response.body]
+    return b"".join(lines)
+
+
+async def _busy(scope: Scope, receive: Receive, send: Send) -> None:
+    response = error_response(BUSY)
+    response.headers["Retry-After"] = "1"
+    response.headers["Connection"] = "close"
+    await response(scope, receive, send)
+
+
+class LimitedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with read deadlines and a connection cap.
+
+    ``http_protocol(settings)`` makes the class ``gpugo serve`` runs with.
+    """
+
+    read_timeout: float = 20.0
+    max_connections: int = 1000
+    # The app that answers a request beyond the cap (behind the header middleware).
+    busy_app: ASGIApp = _busy
+    # 408 and 503 as bytes (headers included), for answers written without the app.
+    timeout_response: bytes = b""
+    busy_response: bytes = b""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._phase = "headers"  # "headers", "body" or "" (nothing being read)
+        self._started = False  # a byte of the current request has arrived
+        self._header_bytes = 0
+        # Since when the connection has been waiting for its client (see _make_room).
+        self._since = _now()
+
+    # --- deadlines ------------------------------------------------------------------------
+
+    def _arm(self, phase: str) -> None:
+        """Enter a reading phase; its deadline starts now.
+
+        The timer itself is set when the data at hand is parsed (``_set_timer``): a
+        request that arrives whole in one read enters and leaves its phases without
+        ever creating one.
+        """
+        self._disarm()
+        self._phase = phase
+        self._since = _now()
+
+    def _set_timer(self) -> None:
+        if self._phase in ("headers", "body") and self._deadline is None:
+            delay = self.read_timeout - (time.monotonic() - self._since[0])
+            self._deadline = self.loop.call_later(max(delay, 0.0), self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        self._phase = ""
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        if self._phase == "body" and self.flow.read_paused:
+            # The server stopped reading (the app is behind, or requests are pipelined).
+            self._arm("body")
+            self._set_timer()
+            return
+        if self._phase == "headers" and not self._started:
+            self._cut(None)  # a connection that never sent a byte: no request to answer
+            return
+        log.info(
+            "closing a connection from %s: request %s not received within %g s",
+            self.client[0] if self.client else "-",
+            self._phase,
+            self.read_timeout,
+        )
+        self._cut(self.timeout_response)
+
+    def _cut(self, answer: bytes | None) -> None:
+        """Stop reading the request, answer it if an answer is still possible, close."""
+        cycle = self.cycle
+        phase = self._phase
+        self._disarm()
+        if phase == "headers":
+            # No answer before a request began, or amid an earlier (pipelined) response.
+            if not self._started or (cycle is not None and not cycle.response_complete):
+                answer = None
+        elif phase == "body" and cycle is not None and not cycle.response_started:
+            # The app's next receive() sees a disconnect; whatever it sends is dropped.
+            cycle.disconnected = True
+            cycle.message_event.set()
+        else:
+            answer = None
+        if answer is not None:
+            self.transport.write(answer)
+        self.transport.close()
+
+    # --- the connection cap ---------------------------------------------------------------
+
+    def _waiting_on_client(self) -> bool:
+        """Reading a request, or idle between two: nothing of the server's is in flight."""
+        cycle = self.cycle
+        if self.transport.is_closing() or self.pipeline:
+            return False
+        if self._phase == "headers":
+            return cycle is None or cycle.response_complete
+        if self._phase == "body":
+            return cycle is not None and not cycle.response_started
+        return cycle is None or cycle.response_complete
+
+    def _make_room(self) -> bool:
+        """At the cap, close the connection that has waited longest for its client.
+
+        A complete request is worth more than a connection still dripping its headers
+        or body (or idling between requests): past the cap, slow clients make room
+        for whole requests instead of starving them. False when every other connection
+        is busy on the server's side (requests in progress, streams, WebSockets).
+        """
+        waiting = [
+            other
+            for other in self.connections
+            if other is not self
+            and isinstance(other, LimitedHttpProtocol)
+            and other._waiting_on_client()
+        ]
+        if not waiting:
+            return False
+        oldest = min(waiting, key=lambda other: other._since)
+        log.info(
+            "at the connection limit: closing a connection from %s that waited %.1f s",
+            oldest.client[0] if oldest.client else "-",
+            time.monotonic() - oldest._since[0],
+        )
+        oldest._cut(self.busy_response)
+        return True
+
+    def _over_limit(self) -> bool:
+        return len(self.connections) > self.max_connections and not self._make_room()
+
+    # --- uvicorn's protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm("headers")
+        self._set_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._phase == "headers":
+            self._header_bytes += len(data)
+        super().data_received(data)
+        if self.transport.is_closing():
+            return
+        if self._phase == "headers" and self._header_bytes > MAX_HEADER_BYTES:
+            self._disarm()
+            self.transport.write(_raw_response(RequestHeadersTooLarge(), self._common_headers()))
+            self.transport.close()
+            return
+        self._set_timer()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._started = True
+        if self._phase != "headers":
+            # The next request of a kept-alive connection (or a pipelined one).
+            self._header_bytes = 0
+            self._arm("headers")
+
+    def on_headers_complete(self) -> None:
+        upgrade = self.parser.should_upgrade() and self._should_upgrade()
+        app = self.app
+        if not upgrade and self._over_limit():
+            self.app = self.busy_app
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = app
+        if upgrade:
+            self._phase = "upgrade"  # see handle_websocket_upgrade
+        else:
+            self._arm("body")
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._disarm()
+        self._started = False
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self._phase:
+            self._since = _now()  # idle from now on
+
+    def handle_websocket_upgrade(self) -> None:
+        if self._over_limit():
+            log.warning("refusing a WebSocket: %d connections open", len(self.connections))
+            self._disarm()
+            self.transport.write(self.busy_response)
+            self.transport.close()
+            return
+        self._disarm()
+        super().handle_websocket_upgrade()
+
+    def _common_headers(self) -> list[tuple[bytes, bytes]]:
+        return list(self.server_state.default_headers)
+
+
+def http_protocol(settings: Settings) -> type[LimitedHttpProtocol]:
+    """The protocol class `gpugo serve` runs with, configured from the settings."""
+    common = SecurityHeadersMiddleware(_busy, https=settings.secure_cookies).common
+
+    class Protocol(LimitedHttpProtocol):
+        read_timeout = settings.request_read_timeout_seconds
+        max_connections = settings.max_connections
+        busy_app = SecurityHeadersMiddleware(_busy, https=settings.secure_cookies)
+        timeout_response = _raw_response(RequestTimeout(), common)
+        busy_response = _raw_response(BUSY, [(b"retry-after", b"1"), *common])
+
+        def _common_headers(self) -> list[tuple[bytes, bytes]]:
+            return [*self.server_state.default_headers, *common]
+
+    return Protocol
+
+
+def ensure_file_limit(max_connections: int) -> None:
+    """Raise the soft open-file limit so ``max_connections`` can be reached at all.
+
+    Every connection is a file descriptor; with the common soft limit of 1024, the
+    process would run out of them (accept() failing, the database unreachable) before
+    the connection cap ever answered. Capped by the hard limit; a warning says so.
+    """
+    needed = max_connections + FILE_HEADROOM
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        log.warning(
+            "the open-file limit (%d) is below GPUGO_MAX_CONNECTIONS plus %d; connections "
+            "may fail before the cap answers 503",
+            soft,
+            FILE_HEADROOM,
+        )
