@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from typing_extensions import TypedDict, Unpack
+
 from gpugo import clock, sql
 from gpugo.auth.csrf import check_same_origin
 from gpugo.auth.principal import CredentialKind, Principal
@@ -92,63 +94,44 @@ AGENT_SCOPE_MESSAGE = (
 )
 
 
-async def authenticate_account(
-    *,
-    authorization: str | None,
-    session_cookie: str | None,
-    method: str,
-    origin: str | None,
-    sec_fetch_site: str | None,
-    settings: Settings,
-) -> Principal:
+class Credentials(TypedDict):
+    """What a request presents, as ``authenticate_user`` takes it."""
+
+    authorization: str | None
+    session_cookie: str | None
+    method: str
+    origin: str | None
+    sec_fetch_site: str | None
+    settings: Settings
+
+
+async def authenticate_account(**credentials: Unpack[Credentials]) -> Principal:
     """A user, for the REST token and account endpoints: a valid agent secret there is
     told it is the wrong credential (403), not that it is unknown."""
     try:
-        return await authenticate_user(
-            authorization=authorization,
-            session_cookie=session_cookie,
-            method=method,
-            origin=origin,
-            sec_fetch_site=sec_fetch_site,
-            settings=settings,
-        )
+        return await authenticate_user(**credentials)
     except Unauthorized:
-        token = bearer_token(authorization)
+        token = bearer_token(credentials["authorization"])
         is_agent = token is not None and token_kind(token) is TokenKind.AGENT
         if is_agent and await resolve_agent_secret(token or "") is not None:
             raise Forbidden(AGENT_SCOPE_MESSAGE) from None
         raise
 
 
-async def authenticate_owner(
-    *,
-    authorization: str | None,
-    session_cookie: str | None,
-    method: str,
-    origin: str | None,
-    sec_fetch_site: str | None,
-    settings: Settings,
-) -> Principal:
+async def authenticate_owner(**credentials: Unpack[Credentials]) -> Principal:
     """A user, or an agent by its own secret acting for its owner within that agent.
 
     The shipped CLI on a registered host sends the host's agent secret to the user
     endpoints of agents, workers and shares; services scope such a principal to its
     agent (``services.scope``).
     """
-    token = bearer_token(authorization)
+    token = bearer_token(credentials["authorization"])
     if token is not None and token_kind(token) is TokenKind.AGENT:
         principal = await resolve_agent_secret(token)
         if principal is None:
             raise Unauthorized("Unknown agent secret.")
         return principal
-    return await authenticate_user(
-        authorization=authorization,
-        session_cookie=session_cookie,
-        method=method,
-        origin=origin,
-        sec_fetch_site=sec_fetch_site,
-        settings=settings,
-    )
+    return await authenticate_user(**credentials)
 
 
 async def resolve_agent_secret(token: str) -> Principal | None:

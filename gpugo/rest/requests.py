@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import BaseModel
 from starlette.requests import Request
@@ -35,7 +35,7 @@ def client_address(request: Request) -> str:
     return ratelimit.client_address(request.scope)
 
 
-def _credentials(request: Request) -> dict[str, Any]:
+def _credentials(request: Request) -> resolve.Credentials:
     """What the resolvers read of a request to tell who sent it."""
     return {
         "authorization": request.headers.get("authorization"),

@@ -10,7 +10,7 @@ from gpugo.schema.context import GraphQLInfo
 from gpugo.schema.loaders import Row
 from gpugo.schema.resolving import then
 from gpugo.services import agents
-from gpugo.services.views import GpuView
+from gpugo.services.views import GpuView, gpu_view
 
 if TYPE_CHECKING:
     from gpugo.schema.types.workers import Worker
@@ -40,20 +40,11 @@ class Gpu:
 
 
 def gpu_node(row: Row) -> Gpu:
-    worker_id = row["used_by_worker_id"]
-    return Gpu(
-        gpu_id=row["gpu_id"],
-        gpu_index=row["gpu_index"],
-        vendor=row["vendor"],
-        model=row["model"],
-        vram_mb=row["vram_mb"],
-        driver_version=row["driver_version"],
-        cuda_version=row["cuda_version"],
-        used_by_worker=strawberry.ID(worker_id) if worker_id else None,
-    )
+    """From a loader row (``GPU_COLUMNS``)."""
+    return gpu_view_node(gpu_view(row))
 
 
-def _gpu_view_node(view: GpuView) -> Gpu:
+def gpu_view_node(view: GpuView) -> Gpu:
     return Gpu(
         gpu_id=view.gpu_id,
         gpu_index=view.gpu_index,
@@ -194,7 +185,7 @@ def agent_detail_node(view: agents.AgentDetail) -> Agent:
             "fetched_config_version": view.fetched_config_version,
             "config_fetched_at": view.config_fetched_at,
         },
-        known_gpus=[_gpu_view_node(gpu) for gpu in view.gpus],
+        known_gpus=[gpu_view_node(gpu) for gpu in view.gpus],
         known_workers=[worker_view_node(worker, with_connections=True) for worker in view.workers],
     )
 
