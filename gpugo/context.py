@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from gpugo import db
+from gpugo.auth.rechecks import CredentialRechecks
 from gpugo.events import EventBus, bus_for
 from gpugo.keys import load_or_create_license_key
 from gpugo.outbound import http_client
@@ -32,6 +33,8 @@ class ServerContext:
     # Open event streams per agent and GraphQL WebSockets per user (oldest ended first).
     agent_streams: StreamCap
     user_sockets: StreamCap
+    # WebSockets' periodic credential re-checks, one look-up per credential at a time.
+    credential_rechecks: CredentialRechecks
     # Steady heartbeats' last_seen_at, written once per interval for all agents.
     last_seen: LastSeenWriter
     # Open streams of the unauthenticated push channel, bounded per topic.
@@ -56,6 +59,7 @@ class ServerContext:
             events=bus_for(settings.effective_database_url),
             agent_streams=StreamCap(settings.agent_event_streams),
             user_sockets=StreamCap(settings.graphql_websockets_per_user),
+            credential_rechecks=CredentialRechecks(),
             last_seen=LastSeenWriter(settings.last_seen_flush_seconds),
             topic_streams=StreamCap(settings.push_streams_per_topic),
             http=http,

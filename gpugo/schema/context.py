@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,9 +22,12 @@ from gpugo.errors import GpugoError
 from gpugo.schema.loaders import Loaders
 from gpugo.settings import Settings
 
-# A WebSocket lives long: its principal is resolved again when older than this, so a
-# revoked session or PAT stops its subscriptions.
+# A WebSocket lives long: its principal is resolved again when older than about this
+# (jittered per socket by RECHECK_JITTER), so a revoked session or PAT stops its
+# subscriptions. Sockets on one credential share one look-up while its answer is at most
+# half this old (auth/rechecks.py).
 WEBSOCKET_PRINCIPAL_SECONDS = 60.0
+RECHECK_JITTER = 0.25
 
 
 @dataclass(eq=False)
@@ -38,6 +42,10 @@ class GraphQLContext:
     connection_params: dict[str, Any] | None = None
     _principal: Principal | None = None
     _resolved_at: float = 0.0
+    # This socket's share of the jitter: re-checks of many sockets spread over the minute.
+    _recheck_factor: float = field(
+        default_factory=lambda: random.uniform(1 - RECHECK_JITTER, 1 + RECHECK_JITTER)
+    )
     _auth_error: GpugoError | None = None
     # Root fields of a query resolve concurrently: the lock makes authentication run once.
     _auth_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -60,24 +68,43 @@ class GraphQLContext:
                 return self._principal
             if self._auth_error is not None:
                 raise self._auth_error
-            headers = self.request.headers
             try:
-                self._principal = await authenticate_user(
-                    authorization=self._authorization(),
-                    session_cookie=self.request.cookies.get(COOKIE_NAME),
-                    # Every GraphQL operation may change state (and a WebSocket may carry
-                    # mutations), so the cookie always gets the unsafe-method Origin check.
-                    method="POST",
-                    origin=headers.get("origin"),
-                    sec_fetch_site=headers.get("sec-fetch-site"),
-                    settings=self.settings,
-                )
+                if self._principal is not None:
+                    self._principal = await self._recheck()
+                else:
+                    self._principal = await self._authenticate()
             except GpugoError as error:
                 self._principal = None
                 self._auth_error = error
                 raise
             self._resolved_at = time.monotonic()
             return self._principal
+
+    async def _authenticate(self) -> Principal:
+        headers = self.request.headers
+        return await authenticate_user(
+            authorization=self._authorization(),
+            session_cookie=self.request.cookies.get(COOKIE_NAME),
+            # Every GraphQL operation may change state (and a WebSocket may carry
+            # mutations), so the cookie always gets the unsafe-method Origin check.
+            method="POST",
+            origin=headers.get("origin"),
+            sec_fetch_site=headers.get("sec-fetch-site"),
+            settings=self.settings,
+        )
+
+    async def _recheck(self) -> Principal:
+        """A WebSocket's credential again, shared with the other sockets presenting it."""
+        headers = self.request.headers
+        key = self.server.credential_rechecks.key(
+            self._authorization(),
+            self.request.cookies.get(COOKIE_NAME),
+            headers.get("origin"),
+            headers.get("sec-fetch-site"),
+        )
+        return await self.server.credential_rechecks.resolve(
+            key, WEBSOCKET_PRINCIPAL_SECONDS / 2, self._authenticate
+        )
 
     def _authorization(self) -> str | None:
         params = self.connection_params
@@ -90,7 +117,8 @@ class GraphQLContext:
     def _stale(self) -> bool:
         if not isinstance(self.request, WebSocket):
             return False
-        return time.monotonic() - self._resolved_at > WEBSOCKET_PRINCIPAL_SECONDS
+        age = time.monotonic() - self._resolved_at
+        return age > WEBSOCKET_PRINCIPAL_SECONDS * self._recheck_factor
 
 
 GraphQLInfo = Info[GraphQLContext, None]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
 import pytest
@@ -11,6 +12,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from gpugo import clock
 from gpugo.schema import context as graphql_context
 from tests.live.support import graphql_ws
+from tests.sql_counter import count_sql
 from tests.support import PUBLIC_URL, go_time, moment, out_time, register_agent
 
 TIMEOUT = 20
@@ -257,6 +259,52 @@ async def test_a_revoked_pat_ends_the_flow(api, live_server, monkeypatch):
         assert (await user.delete("/api/v1/tokens/pat")).status_code == 200
         await add_worker(user, agent, 9101)
         assert await error_code(socket, op) == "unauthorized"
+
+
+async def test_sockets_on_one_pat_share_each_credential_recheck(api, live_server, monkeypatch):
+    user = await api.user(plan="personal")
+    agent = await register_agent(user, gpus=1)
+    pat = await user.create_pat()
+    monkeypatch.setattr(graphql_context, "WEBSOCKET_PRINCIPAL_SECONDS", 0.4)
+    async with asyncio.timeout(TIMEOUT), contextlib.AsyncExitStack() as stack:
+        sockets = [
+            await stack.enter_async_context(graphql_ws(live_server, init=bearer(pat)))
+            for _ in range(8)
+        ]
+        ops = [await socket.subscribe(AGENT_EVENTS) for socket in sockets]
+        # Every socket's principal is older than its jittered limit (at most 0.5 s).
+        await asyncio.sleep(0.8)
+        with count_sql() as sql:
+            await add_worker(user, agent, 9100)
+            for socket, op in zip(sockets, ops, strict=True):
+                assert (await next_data(socket, op))["agentEvents"]["kind"] == "WORKER_CREATED"
+        # One look-up (and at most one last_used_at write) for all eight, not eight.
+        pat_reads = [s for s in sql if "personal_access_tokens" in s and s.startswith("SELECT")]
+        assert len(pat_reads) == 1, pat_reads
+
+
+async def test_a_recheck_answer_is_shared_while_fresh(api, live_server, monkeypatch):
+    user = await api.user(plan="personal")
+    first = await register_agent(user, gpus=1, hostname="first")
+    second = await register_agent(user, gpus=1, hostname="second")
+    pat = await user.create_pat()
+    monkeypatch.setattr(graphql_context, "WEBSOCKET_PRINCIPAL_SECONDS", 1.0)
+    async with (
+        asyncio.timeout(TIMEOUT),
+        graphql_ws(live_server, init=bearer(pat)) as one,
+        graphql_ws(live_server, init=bearer(pat)) as other,
+    ):
+        op_one = await one.subscribe(AGENT_EVENTS, {"agentId": first.agent_id})
+        op_other = await other.subscribe(AGENT_EVENTS, {"agentId": second.agent_id})
+        await asyncio.sleep(1.4)  # both older than their jittered limit (at most 1.25 s)
+        with count_sql() as sql:
+            # One socket re-checks; the other, a moment later, takes the same answer.
+            await add_worker(user, first, 9100)
+            assert (await next_data(one, op_one))["agentEvents"]["kind"] == "WORKER_CREATED"
+            await add_worker(user, second, 9100)
+            assert (await next_data(other, op_other))["agentEvents"]["kind"] == "WORKER_CREATED"
+        pat_reads = [s for s in sql if "personal_access_tokens" in s and s.startswith("SELECT")]
+        assert len(pat_reads) == 1, pat_reads
 
 
 async def test_subscriptions_per_connection_are_limited(api, live_server):
