@@ -299,6 +299,7 @@ def ensure_file_limit(max_connections: int) -> None:
         target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         soft = target
+    log.info("open-file limit %s for at most %d connections", soft, max_connections)
     if soft != resource.RLIM_INFINITY and soft < needed:
         log.warning(
             "the open-file limit (%d) is below GPUGO_MAX_CONNECTIONS plus %d; connections "
