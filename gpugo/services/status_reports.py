@@ -106,7 +106,7 @@ SELECT a.id, a.user_id, u.plan, a.config_version, a.last_seen_at, a.shut_down_at
     (SELECT json_agg(json_build_array(
             s.worker_id, s.short_code, s.expires_at, s.max_uses, s.used_count))
         FROM shares s JOIN workers w ON w.id = s.worker_id
-        WHERE w.agent_id = a.id) AS shares
+        WHERE w.agent_id = a.id AND s.withdrawn_at IS NULL) AS shares
 FROM agents a JOIN users u ON u.id = a.user_id
 WHERE a.secret_hash = $1
 """)
