@@ -179,7 +179,7 @@ async def report(
             outcome = await _apply(ctx=ctx, state=state, data=data, now=now)
     await _publish(ctx=ctx, user_id=state.user_id, agent_id=agent_id, data=data, outcome=outcome)
     if data.metrics:
-        await _record_metrics(ctx=ctx, state=state, data=data, now=now)
+        await _record_metrics(ctx=ctx, state=state, data=data)
     license = None
     if _needs_license(ctx, data.license_expiration, now):
         license = licenses.issue(ctx=ctx, gpu_ids=outcome.gpu_ids, plan=state.plan)
@@ -190,9 +190,7 @@ async def report(
     )
 
 
-async def _record_metrics(
-    *, ctx: ServerContext, state: _State, data: StatusReportInput, now: datetime
-) -> None:
+async def _record_metrics(*, ctx: ServerContext, state: _State, data: StatusReportInput) -> None:
     """The report's metrics; whatever happens to them, the heartbeat stands (its writes
     are committed, and the agent would only send the same metrics again)."""
     try:
