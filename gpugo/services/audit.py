@@ -23,9 +23,12 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from tortoise.expressions import Q
+
 from gpugo import clock
 from gpugo.auth.principal import CredentialKind, Principal
-from gpugo.models import AuditEvent, InstallToken
+from gpugo.errors import NotFound
+from gpugo.models import AuditEvent, InstallToken, User
 from gpugo.periodic import BoundedBuffer
 
 log = logging.getLogger("gpugo.audit")
@@ -314,7 +317,7 @@ async def list_events(
         query = query.filter(kind=kind)
     if before is not None:
         at, event_id = before
-        query = query.filter(at__lte=at).exclude(at=at, id__gte=event_id)
+        query = query.filter(Q(at__lt=at) | Q(at=at, id__lt=event_id))
     rows = await query.order_by("-at", "-id").limit(limit + 1).values(*_VIEW_COLUMNS)
     events = [EventView(**row) for row in rows[:limit]]
     more = len(rows) > limit
@@ -362,3 +365,41 @@ async def note_expired_install_tokens(*, audit_log: AuditLog, limit: int = 500) 
                 audit_log=audit_log,
             )
     return noted
+
+
+# The operator's view (gpugo audit tail) ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorEvent:
+    event: EventView
+    user_id: str | None
+    email: str | None
+
+
+async def operator_events(
+    *, email: str | None, limit: int, since: datetime | None = None
+) -> list[OperatorEvent]:
+    """Events of every account (or of one), oldest first: the last ``limit`` of them, or
+    with ``since`` the first ``limit`` at or after that time."""
+    query = AuditEvent.all()
+    if email is not None:
+        user = await User.get_or_none(email=email.strip().lower())
+        if user is None:
+            raise NotFound(f"No account with e-mail {email}.")
+        query = query.filter(user_id=user.id)
+    if since is None:
+        rows = await query.order_by("-at", "-id").limit(limit).values(*_VIEW_COLUMNS, "user_id")
+        rows.reverse()
+    else:
+        query = query.filter(at__gte=since)
+        rows = await query.order_by("at", "id").limit(limit).values(*_VIEW_COLUMNS, "user_id")
+    user_ids = {row["user_id"] for row in rows if row["user_id"]}
+    emails = dict(
+        await User.filter(id__in=list(user_ids)).values_list("id", "email") if user_ids else []
+    )
+    found = []
+    for row in rows:
+        user_id = row.pop("user_id")
+        found.append(OperatorEvent(EventView(**row), user_id, emails.get(user_id)))
+    return found
