@@ -457,3 +457,27 @@ async def test_the_cookie_session_id_is_not_a_secret_in_the_log(app, http):
     assert cookie not in dump
     assert cookie[-20:] not in dump
     assert await Session.all().count() == 0
+
+
+async def test_the_standard_forwarded_header_from_a_trusted_proxy(settings):
+    async with (
+        own_app(settings, trusted_proxies="10.0.0.0/8") as app,
+        client_from(app, "10.0.0.2") as proxy,
+        client_from(app, "192.0.2.50") as stranger,
+    ):
+        bad = {"email": "fwd@example.com", "password": "not the password"}
+        for http, header in (
+            (proxy, 'for="[2001:db8::7]:4711";proto=https'),
+            (proxy, "for=198.51.100.7, for=10.0.0.9"),
+            (proxy, "for=_hidden"),
+            (stranger, "for=198.51.100.8"),
+        ):
+            response = await http.post(
+                "/api/v1/auth/login", json=bad, headers={"Forwarded": header}
+            )
+            assert response.status_code == 401
+        await flush(app)
+        rows = await AuditEvent.filter(kind="login.failed").values("address")
+        assert sorted(r["address"] for r in rows) == sorted(
+            ["2001:db8::7", "198.51.100.7", "10.0.0.2", "192.0.2.50"]
+        )
