@@ -77,7 +77,9 @@ async def list_events(request: Request) -> Ok[AuditEventList]:
 
 async def list_sessions(request: Request) -> Ok[SessionList]:
     principal = await requests.user(request)
-    found = await sessions.list_sessions(principal=principal)
+    found = await sessions.list_sessions(
+        principal=principal, settings=requests.server(request).settings
+    )
     return Ok({"sessions": [session_json(s) for s in found]})
 
 

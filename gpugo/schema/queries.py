@@ -186,7 +186,9 @@ class Query:
         permission_classes=_USER, description="The account's signed-in sessions, newest first."
     )
     async def sessions(self, info: GraphQLInfo) -> list[UserSession]:
-        found = await sessions.list_sessions(principal=await user(info))
+        found = await sessions.list_sessions(
+            principal=await user(info), settings=info.context.settings
+        )
         return [session_node(view) for view in found]
 
     @strawberry.field(permission_classes=_USER, description="Shares, newest first.")

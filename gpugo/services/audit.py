@@ -105,6 +105,16 @@ class AuditLog:
     def add(self, row: Row) -> None:
         self.buffer.add(row)
 
+    def first_sight(self, pat_id: str, address: str) -> bool:
+        """Whether this process meets the pair for the first time (then remembers it)."""
+        pair = (pat_id, address)
+        if pair in self._seen_pat_addresses:
+            return False
+        if len(self._seen_pat_addresses) >= _SEEN_PAT_ADDRESSES:
+            self._seen_pat_addresses.clear()
+        self._seen_pat_addresses.add(pair)
+        return True
+
     async def start(self) -> None:
         self.buffer.start()
 
@@ -222,13 +232,8 @@ async def note_pat_use(*, pat_id: str, user_id: str) -> None:
     scope = _scope.get()
     if scope is None or scope.address is None:
         return
-    pair = (pat_id, scope.address)
-    seen = scope.log._seen_pat_addresses
-    if pair in seen:
+    if not scope.log.first_sight(pat_id, scope.address):
         return
-    if len(seen) >= _SEEN_PAT_ADDRESSES:
-        seen.clear()
-    seen.add(pair)
     try:
         known = await AuditEvent.filter(
             subject_id=pat_id, kind=Kind.PAT_NEW_ADDRESS, address=scope.address

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from gpugo import clock
 from gpugo.auth.principal import Principal
 from gpugo.errors import NotFound
 from gpugo.models import Session
 from gpugo.services import audit
+from gpugo.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,10 +25,15 @@ class SessionView:
     current: bool
 
 
-async def list_sessions(*, principal: Principal) -> list[SessionView]:
-    """The caller's sessions, newest first (expired ones may linger until next used)."""
+async def list_sessions(*, principal: Principal, settings: Settings) -> list[SessionView]:
+    """The caller's live sessions, newest first (an expired one is deleted when next
+    presented; until then it is not listed)."""
+    now = clock.now()
+    idle = timedelta(seconds=settings.session_idle_seconds)
     rows = (
-        await Session.filter(user_id=principal.user_id)
+        await Session.filter(
+            user_id=principal.user_id, expires_at__gt=now, last_seen_at__gt=now - idle
+        )
         .order_by("-created_at", "-id")
         .values("id", "created_at", "last_seen_at", "expires_at", "address", "user_agent")
     )

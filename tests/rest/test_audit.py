@@ -314,7 +314,14 @@ async def test_graphql_sessions_and_revocation(app, http):
 
 
 async def test_session_expiry_is_recorded(app, http, settings):
+    other = await signed_up(app, "pat-user@example.com")
+    response = await other.post("/api/v1/tokens/pat", json={}, headers=ORIGIN)
+    bearer = {"Authorization": f"Bearer {response.json()['token']}"}
     clock.advance(timedelta(seconds=settings.session_idle_seconds + 1))
+    # Idle sessions are not listed, even before they are presented again.
+    listed = await other.get("/api/v1/auth/sessions", headers=bearer)
+    assert listed.json() == {"sessions": []}
+    await other.aclose()
     assert (await http.get("/api/v1/auth/me")).status_code == 401
     await flush(app)
     expired = await AuditEvent.filter(kind="session.expired").values()
