@@ -27,6 +27,7 @@ from gpugo.rest.middleware import (
 )
 from gpugo.rest.routes import routes
 from gpugo.schema import routes as graphql_routes
+from gpugo.services import audit
 from gpugo.settings import Settings
 from gpugo.sweeper import Sweeper
 from gpugo.web import routes as web_routes
@@ -49,8 +50,11 @@ class App(Starlette):
         self.trusted_proxies = trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.trusted_proxies and scope["type"] != "lifespan":
-            self.trusted_proxies.apply(scope)
+        if scope["type"] != "lifespan":
+            if self.trusted_proxies:
+                self.trusted_proxies.apply(scope)
+            # After the proxy rule: audit rows name the same client as the rate limits.
+            audit.bind_request(self.state.ctx.audit, scope)
         if scope["type"] == "http" and is_share_path(scope["path"]):
             match, child_scope = shares.public_share_route.matches(scope)
             if match is Match.FULL:
@@ -76,6 +80,7 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
             sweeper = Sweeper(ctx)
             await sweeper.start()
             await ctx.last_seen.start()
+            await ctx.audit.start()
             await ctx.releases.start()
             try:
                 yield
@@ -85,6 +90,8 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
                 # Before the database closes: the last interval's heartbeats are written.
                 await ctx.last_seen.stop()
                 await sweeper.stop()
+                # After the sweeper (it records too), before the database closes.
+                await ctx.audit.stop()
                 await ctx.events.stop()
                 await ctx.metrics_db.close()
 

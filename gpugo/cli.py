@@ -1,5 +1,5 @@
 """The `gpugo` command: serve, migrate, user create, user set-plan, schema export,
-releases validate."""
+releases validate, audit tail."""
 
 from __future__ import annotations
 
@@ -8,17 +8,20 @@ import asyncio
 import contextlib
 import gc
 import getpass
+import json
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from tortoise import Tortoise
 
-from gpugo import db
+from gpugo import clock, db
 from gpugo.errors import GpugoError
 from gpugo.plans import PLANS
 from gpugo.settings import Settings, SettingsError
+from gpugo.timefmt import iso
 
 # Exit codes scripts can rely on.
 EXIT_OK = 0
@@ -54,6 +57,14 @@ def _parser() -> argparse.ArgumentParser:
     set_plan = user_commands.add_parser("set-plan", help="change an account's plan")
     set_plan.add_argument("email")
     set_plan.add_argument("plan", choices=PLANS)
+
+    audit = commands.add_parser("audit", help="the security log (docs/audit.md)")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    tail = audit_commands.add_parser("tail", help="print the latest events, one per line")
+    tail.add_argument("--user", metavar="EMAIL", help="only this account's events")
+    tail.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
+    tail.add_argument("--json", action="store_true", help="one JSON object per line")
+    tail.add_argument("-n", "--lines", type=int, default=20, help="how many (default 20)")
 
     export = commands.add_parser("export-schema", help="write the GraphQL SDL to a file")
     export.add_argument("path", nargs="?", default="schema.graphql")
@@ -102,6 +113,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     if args.command == "releases":
         return _validate_releases(args.file, settings)
+    if args.command == "audit":
+        return _audit_tail(args, settings)
     if args.user_command == "create":
         password = _read_password(args.password_stdin)
         from gpugo.services import users
@@ -114,9 +127,81 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     from gpugo.services import users
 
-    view = _run_db(settings, lambda: users.set_plan(email=args.email, plan=args.plan))
+    view = _run_db(settings, lambda: _audited(users.set_plan(email=args.email, plan=args.plan)))
     print(f"{view.email} is now on the {view.plan} plan")
     return EXIT_OK
+
+
+async def _audited(work: Awaitable[T]) -> T:
+    """Run an operator's change with the audit log bound, and write its rows at once."""
+    from gpugo.services import audit
+
+    audit_log = audit.AuditLog(flush_seconds=1.0, capacity=1000)
+    audit.bind(audit_log)
+    try:
+        return await work
+    finally:
+        await audit_log.flush()
+
+
+# Between two looks for new events with --follow.
+FOLLOW_SECONDS = 1.0
+# Rows reach the table up to a flush interval after their time (GPUGO_AUDIT_FLUSH_SECONDS,
+# of every instance): --follow looks this far back and skips what it has printed.
+FOLLOW_LATE = timedelta(seconds=30)
+
+
+def _audit_tail(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the latest events (oldest first); with --follow, new ones as they are written."""
+    from gpugo.services import audit
+
+    if args.lines < 1:
+        raise CliError("--lines must be at least 1", EXIT_USAGE)
+
+    async def tail() -> None:
+        printed: dict[str, datetime] = {}
+        since = None
+        while True:
+            batch = await audit.operator_events(
+                email=args.user, limit=args.lines if since is None else 1000, since=since
+            )
+            for found in batch:
+                if found.event.id not in printed:
+                    print(_event_line(found, as_json=args.json), flush=True)
+                    printed[found.event.id] = found.event.at
+            if not args.follow:
+                return
+            since = max([*printed.values(), clock.now() - FOLLOW_LATE]) - FOLLOW_LATE
+            printed = {k: at for k, at in printed.items() if at >= since}
+            await asyncio.sleep(FOLLOW_SECONDS)
+
+    _run_db(settings, tail)
+    return EXIT_OK
+
+
+def _event_line(found: Any, *, as_json: bool) -> str:
+    event = found.event
+    fields = {
+        "at": iso(event.at),
+        "kind": event.kind,
+        "user": found.email or found.user_id,
+        "actor": event.actor_kind,
+        "actor_id": event.actor_id,
+        "address": event.address,
+        "user_agent": event.user_agent,
+        "subject_kind": event.subject_kind,
+        "subject_id": event.subject_id,
+        "outcome": event.outcome,
+        "detail": event.detail,
+    }
+    if as_json:
+        return json.dumps(fields)
+    text = " ".join(
+        f"{name}={value!r}" if " " in str(value) else f"{name}={value}"
+        for name, value in fields.items()
+        if value is not None and name not in ("at", "kind")
+    )
+    return f"{fields['at']} {event.kind} {text}"
 
 
 def _validate_releases(path: str, settings: Settings) -> int:

@@ -15,6 +15,8 @@ from gpugo.events import EventBus, bus_for
 from gpugo.keys import load_or_create_license_key
 from gpugo.outbound import http_client
 from gpugo.ratelimit import Concurrency, RateLimiter
+from gpugo.services import audit
+from gpugo.services.audit import AuditLog
 from gpugo.services.last_seen import LastSeenWriter
 from gpugo.services.releases import ReleaseCatalogue
 from gpugo.settings import Settings
@@ -42,14 +44,18 @@ class ServerContext:
     # Every outbound HTTP call of the process goes through this one client.
     http: httpx.AsyncClient
     releases: ReleaseCatalogue
+    # Audit rows wait here and are written in batches (services/audit.py).
+    audit: AuditLog
 
     @classmethod
     def load(cls, settings: Settings) -> ServerContext:
         http = http_client()
+        rate_limiter = RateLimiter(settings)
+        rate_limiter.on_refused = audit.on_rate_limited
         return cls(
             settings=settings,
             license_key=load_or_create_license_key(settings.data_dir),
-            rate_limiter=RateLimiter(settings),
+            rate_limiter=rate_limiter,
             metrics_reads=Concurrency(
                 settings.metrics_reads_per_user,
                 f"At most {settings.metrics_reads_per_user} metrics reads of one account "
@@ -64,4 +70,7 @@ class ServerContext:
             topic_streams=StreamCap(settings.push_streams_per_topic),
             http=http,
             releases=ReleaseCatalogue(settings, http),
+            audit=AuditLog(
+                flush_seconds=settings.audit_flush_seconds, capacity=settings.audit_buffer_rows
+            ),
         )

@@ -1,14 +1,18 @@
 """A piece of work run every few seconds in a task of its own (the offline sweeper, the
-``last_seen_at`` writer), until stopped."""
+``last_seen_at`` writer, the audit log's buffer), until stopped."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 log = logging.getLogger("gpugo.periodic")
+
+T = TypeVar("T")
 
 
 class Periodic:
@@ -40,3 +44,64 @@ class Periodic:
                 log.warning(
                     "%s failed; retrying in %.1f s", self.name, self.interval, exc_info=True
                 )
+
+
+class BoundedBuffer(Generic[T]):
+    """Rows that may wait in memory and be lost within a bound (audit rows, metric points),
+    written in batches every ``interval`` seconds by a Periodic, and at ``stop``.
+
+    Adding never waits and never fails: past ``capacity`` the oldest rows are dropped
+    (and counted). A failed write puts its batch back in front, within the same bound,
+    so a database outage loses at most what overflows the buffer meanwhile.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        interval: float,
+        capacity: int,
+        write: Callable[[list[T]], Awaitable[object]],
+    ) -> None:
+        self.name = name
+        self.capacity = capacity
+        self.dropped = 0
+        self._rows: deque[T] = deque()
+        self._write = write
+        self._periodic = Periodic(f"{name} flush", interval, self.flush)
+
+    def add(self, row: T) -> None:
+        self._rows.append(row)
+        self._trim()
+        # Started by the app's lifespan; this covers a buffer used without one.
+        self._periodic.start()
+
+    @property
+    def pending(self) -> int:
+        return len(self._rows)
+
+    def _trim(self) -> None:
+        while len(self._rows) > self.capacity:
+            self._rows.popleft()
+            self.dropped += 1
+
+    def start(self) -> None:
+        self._periodic.start()
+
+    async def stop(self) -> None:
+        await self._periodic.stop()
+        await self.flush()
+
+    async def flush(self) -> int:
+        """Write what waits; on an error keep it (within the bound) for the next flush."""
+        if not self._rows:
+            return 0
+        batch = list(self._rows)
+        self._rows.clear()
+        try:
+            await self._write(batch)
+        except Exception:
+            log.warning("%s: could not write %d rows", self.name, len(batch), exc_info=True)
+            self._rows.extendleft(reversed(batch))
+            self._trim()
+            return 0
+        return len(batch)

@@ -1,9 +1,10 @@
 """Who a request comes from when reverse proxies stand in front (GPUGO_TRUSTED_PROXIES).
 
-``X-Forwarded-For`` is written by whoever sends the request, so it is believed only
-from a trusted peer, and only as far as the chain of trusted hops reaches: each proxy
-appends the address it saw, so the client is the right-most address that is not a
-trusted proxy. Addresses to the left of it are the client's own claims.
+``X-Forwarded-For`` (or, without one, the standard ``Forwarded`` header's ``for=``) is
+written by whoever sends the request, so it is believed only from a trusted peer, and
+only as far as the chain of trusted hops reaches: each proxy appends the address it
+saw, so the client is the right-most address that is not a trusted proxy. Addresses to
+the left of it are the client's own claims.
 """
 
 from __future__ import annotations
@@ -32,6 +33,24 @@ def _address(text: str) -> Address | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
+
+
+def forwarded_for(header: str) -> str:
+    """The ``for=`` of each element of an RFC 7239 ``Forwarded`` header, as an
+    X-Forwarded-For chain (``for=192.0.2.1, for="[2001:db8::1]:80"`` -> two entries).
+
+    An element without ``for=`` or with an obfuscated one (``_hidden``, ``unknown``)
+    gives an entry that is not an address: the walk stops at the proxy that wrote it.
+    """
+    entries = []
+    for element in header.split(","):
+        found = "-"
+        for pair in element.split(";"):
+            name, _, value = pair.strip().partition("=")
+            if name.strip().lower() == "for":
+                found = value.strip().strip('"') or "-"
+        entries.append(found)
+    return ",".join(entries)
 
 
 class TrustedProxies:
@@ -71,8 +90,13 @@ class TrustedProxies:
         if not client:
             return
         values = [value for name, value in scope["headers"] if name == b"x-forwarded-for"]
-        if not values:
-            return
-        host = self.client(client[0], b",".join(values).decode("latin-1"))
+        if values:
+            chain = b",".join(values).decode("latin-1")
+        else:
+            forwarded = [value for name, value in scope["headers"] if name == b"forwarded"]
+            if not forwarded:
+                return
+            chain = forwarded_for(b",".join(forwarded).decode("latin-1"))
+        host = self.client(client[0], chain)
         if host != client[0]:
             scope["client"] = (host, 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +51,12 @@ class RateLimiter:
             )
         }
         self._turns: dict[tuple[str, ...], _Turns] = {}
+        # Told of every refused attempt (the audit log), with the rule and its key.
+        self.on_refused: Callable[[str, tuple[str, ...]], None] | None = None
+
+    def _refused(self, rule_name: str, key: tuple[str, ...]) -> None:
+        if self.on_refused is not None:
+            self.on_refused(rule_name, key)
 
     @asynccontextmanager
     async def one_at_a_time(self, rule_name: str, *key: str) -> AsyncIterator[None]:
@@ -84,6 +90,7 @@ class RateLimiter:
         rule = self.rules[rule_name]
         if await self._limiter.hit(rule.item, rule.name, *key):
             return
+        self._refused(rule_name, key)
         stats = await self._limiter.get_window_stats(rule.item, rule.name, *key)
         raise RateLimited(retry_after=int(stats.reset_time - time.time()) + 1)
 
@@ -93,6 +100,7 @@ class RateLimiter:
             return
         rule = self.rules[rule_name]
         if not await self._limiter.test(rule.item, rule.name, *key):
+            self._refused(rule_name, key)
             stats = await self._limiter.get_window_stats(rule.item, rule.name, *key)
             raise RateLimited(retry_after=int(stats.reset_time - time.time()) + 1)
 

@@ -73,6 +73,12 @@ class Settings:
     # Open connections (streams and WebSockets included) before requests get 503.
     max_connections: int = 1000
     metrics_retention_days: int = 7
+    # Audit events older than this are deleted by the sweeper.
+    audit_retention_days: int = 90
+    # Audit rows wait in memory at most this long before one batch writes them, and at
+    # most this many wait (past it, under a database outage, the oldest are dropped).
+    audit_flush_seconds: float = 1.0
+    audit_buffer_rows: int = 10_000
     # What one GraphQL request may ask agentMetrics to aggregate (gpugo/schema/cost.py).
     metrics_query_budget: int = 1_000_000
     # agentMetrics reads one user may have running at once in this process.
@@ -153,6 +159,7 @@ class Settings:
             "releases_refresh_seconds",
             "releases_upstream_timeout_seconds",
             "request_read_timeout_seconds",
+            "audit_flush_seconds",
         ):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"GPUGO_{name.upper()} must be a positive number of seconds")
@@ -160,6 +167,8 @@ class Settings:
             raise SettingsError("GPUGO_LAST_SEEN_FLUSH_SECONDS must be between 0 and 60")
         for name in (
             "metrics_retention_days",
+            "audit_retention_days",
+            "audit_buffer_rows",
             "metrics_query_budget",
             "metrics_reads_per_user",
             "agent_event_streams",

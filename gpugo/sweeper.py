@@ -1,9 +1,11 @@
 """The sweeper: tasks of the app's lifespan that look for what time alone changes.
 
 Every few seconds (``GPUGO_OFFLINE_SWEEP_SECONDS``): agents fallen silent
-(``presence.sweep``, announced as offline) and share links expired
-(``shares.withdraw_expired``, withdrawn from their agents' configs). Every instance
-runs one; each service makes sure each moment is acted on once across all of them.
+(``presence.sweep``, announced as offline), share links expired
+(``shares.withdraw_expired``, withdrawn from their agents' configs), install tokens
+expired unused (recorded once in the audit log) and audit events past their retention
+(``GPUGO_AUDIT_RETENTION_DAYS``). Every instance runs one; each service makes sure
+each moment is acted on once across all of them.
 A failed sweep (the database away) is retried at the next tick; presence's floor
 stays where it was, so the next tick covers the same window again.
 """
@@ -12,7 +14,12 @@ from __future__ import annotations
 
 from gpugo.context import ServerContext
 from gpugo.periodic import Periodic
-from gpugo.services import presence, shares
+from gpugo.services import audit, presence, shares
+
+
+async def _audit_sweep(ctx: ServerContext) -> None:
+    await audit.note_expired_install_tokens(audit_log=ctx.audit)
+    await audit.prune(retention_days=ctx.settings.audit_retention_days)
 
 
 class Sweeper:
@@ -22,6 +29,7 @@ class Sweeper:
         self._tasks = (
             Periodic("offline sweep", interval, lambda: presence.sweep(ctx=ctx, state=state)),
             Periodic("share expiry sweep", interval, lambda: shares.withdraw_expired(ctx=ctx)),
+            Periodic("audit sweep", interval, lambda: _audit_sweep(ctx)),
         )
 
     async def start(self) -> None:

@@ -21,6 +21,8 @@ class Principal:
     agent_id: str | None = None
     # The session row, for session principals (logout revokes it).
     session_id: str | None = None
+    # The token row, for PAT principals (the audit log names it).
+    pat_id: str | None = None
 
     @property
     def is_user(self) -> bool:

@@ -13,6 +13,7 @@ from gpugo.auth.sessions import resolve_session
 from gpugo.auth.tokens import TokenKind, hash_token, token_kind
 from gpugo.errors import Forbidden, Unauthorized
 from gpugo.models import Agent, PersonalAccessToken
+from gpugo.services import audit
 from gpugo.settings import Settings
 from gpugo.timefmt import parse_stored
 
@@ -85,7 +86,10 @@ async def resolve_pat(token: str) -> Principal | None:
     last_used_at = parse_stored(pat["last_used_at"])
     if last_used_at is None or now - last_used_at >= PAT_TOUCH_INTERVAL:
         await PersonalAccessToken.filter(id=pat["id"]).update(last_used_at=now)
-    return Principal(kind=CredentialKind.PAT, user_id=pat["user_id"], plan=pat["plan"])
+    await audit.note_pat_use(pat_id=pat["id"], user_id=pat["user_id"])
+    return Principal(
+        kind=CredentialKind.PAT, user_id=pat["user_id"], plan=pat["plan"], pat_id=pat["id"]
+    )
 
 
 AGENT_SCOPE_MESSAGE = (
@@ -155,10 +159,27 @@ async def authenticate_agent(*, authorization: str | None, agent_id: str) -> Pri
         raise Unauthorized("An agent secret is required.")
     principal = await resolve_agent_secret(token)
     if principal is None:
+        refused_agent_secret(agent_id=agent_id, secret_owner=None)
         raise Unauthorized("Unknown agent secret.")
     if principal.agent_id != agent_id:
+        refused_agent_secret(agent_id=agent_id, secret_owner=principal)
         raise Forbidden("This agent secret belongs to another agent.")
     return principal
+
+
+def refused_agent_secret(*, agent_id: str, secret_owner: Principal | None) -> None:
+    """Audit a well-formed agent secret refused on an agent's path: another agent's
+    (recorded for that agent's owner), or one no agent has (deleted, or never was)."""
+    audit.record(
+        audit.Kind.AGENT_SECRET_REFUSED,
+        user_id=secret_owner.user_id if secret_owner else None,
+        actor=audit.Actor.AGENT if secret_owner else audit.Actor.ANONYMOUS,
+        actor_id=secret_owner.agent_id if secret_owner else None,
+        subject_kind="agent",
+        subject_id=agent_id,
+        outcome=audit.FAILURE,
+        detail="another agent's secret" if secret_owner else "unknown secret",
+    )
 
 
 def agent_secret_hash(authorization: str | None) -> str:

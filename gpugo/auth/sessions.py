@@ -8,6 +8,7 @@ from gpugo import clock
 from gpugo.auth.principal import CredentialKind, Principal
 from gpugo.auth.tokens import TokenKind, hash_token, new_token, token_kind
 from gpugo.models import Session
+from gpugo.services import audit
 from gpugo.settings import Settings
 
 COOKIE_NAME = "gpugo_session"
@@ -25,6 +26,8 @@ async def create_session(*, user_id: str, settings: Settings) -> str:
         created_at=now,
         last_seen_at=now,
         expires_at=now + timedelta(seconds=settings.session_absolute_seconds),
+        address=audit.client_address(),
+        user_agent=audit.client_user_agent(),
     )
     return token
 
@@ -45,7 +48,14 @@ async def resolve_session(cookie: str, settings: Settings) -> Principal | None:
     now = clock.now()
     idle_deadline = session["last_seen_at"] + timedelta(seconds=settings.session_idle_seconds)
     if now >= session["expires_at"] or now >= idle_deadline:
-        await Session.filter(id=session["id"]).delete()
+        if await Session.filter(id=session["id"]).delete():
+            audit.record(
+                audit.Kind.SESSION_EXPIRED,
+                user_id=session["user_id"],
+                actor=audit.Actor.SYSTEM,
+                subject_kind="session",
+                subject_id=session["id"],
+            )
         return None
     if now - session["last_seen_at"] >= TOUCH_INTERVAL:
         await Session.filter(id=session["id"]).update(last_seen_at=now)

@@ -1,6 +1,7 @@
 """Tortoise models, one per file. No business rules here: those live in services/."""
 
 from gpugo.models.agent import Agent
+from gpugo.models.audit_event import AuditEvent
 from gpugo.models.gpu import Gpu
 from gpugo.models.gpu_metric_sample import GpuMetricSample
 from gpugo.models.install_token import InstallToken
@@ -15,6 +16,7 @@ from gpugo.models.worker_metric_sample import WorkerMetricSample
 
 __all__ = [
     "Agent",
+    "AuditEvent",
     "Gpu",
     "GpuMetricSample",
     "InstallToken",

@@ -32,6 +32,8 @@ class InstallToken(Model):
     )
     # Kept when the agent is deleted, so the token's history still names the host.
     agent_hostname = fields.CharField(max_length=255, null=True)
+    # Set once the sweeper has recorded that it expired unused (one audit event each).
+    expiry_noted = fields.BooleanField(default=False)
 
     class Meta:
         table = "install_tokens"

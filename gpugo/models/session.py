@@ -27,6 +27,9 @@ class Session(Model):
     # Refreshed at most once a minute; idle expiry counts from here.
     last_seen_at = fields.DatetimeField()
     expires_at = fields.DatetimeField()
+    # Where the login came from, for the user's list of sessions.
+    address = fields.CharField(max_length=64, null=True)
+    user_agent = fields.CharField(max_length=256, null=True)
 
     class Meta:
         table = "sessions"

@@ -27,6 +27,7 @@ from starlette.routing import BaseRoute, Route
 
 from gpugo.auth.sessions import COOKIE_NAME
 from gpugo.inputs.agents import RegisterAgentInput, StatusReportInput
+from gpugo.inputs.audit import AuditQueryInput
 from gpugo.inputs.auth import LoginInput, SignupInput
 from gpugo.inputs.metrics import MetricsReportInput
 from gpugo.inputs.releases import ReleaseQuery
@@ -147,6 +148,24 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
         "End the session (revoked on the server)", "auth", auth=USER, sets_cookie=True
     ),
     ("GET", f"{API}/auth/me"): Operation("The signed-in user, plan and usage", "auth", auth=USER),
+    ("GET", f"{API}/auth/sessions"): Operation(
+        "The signed-in user's sessions (address, user agent, which one asks)", "auth", auth=USER
+    ),
+    ("DELETE", f"{API}/auth/sessions/{{session_id}}"): Operation(
+        "End one of the user's sessions", "auth", auth=USER, errors=(404,)
+    ),
+    ("POST", f"{API}/auth/sessions/revoke-others"): Operation(
+        "End every session of the user but the one asking (log out everywhere else)",
+        "auth",
+        auth=USER,
+    ),
+    ("GET", f"{API}/audit-events"): Operation(
+        "The user's security log, newest first",
+        "audit",
+        auth=USER,
+        query=AuditQueryInput,
+        description="Pass `next_before` of a page as `before` for the next one.",
+    ),
     ("POST", f"{API}/tokens/generate"): Operation(
         "A 30-minute, single-use agent install token",
         "tokens",

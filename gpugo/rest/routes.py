@@ -10,6 +10,7 @@ from starlette.routing import BaseRoute
 
 from gpugo.rest import (
     agents,
+    audit,
     auth,
     ecosystem,
     health,
@@ -23,6 +24,7 @@ from gpugo.rest import (
 routes: list[BaseRoute] = [
     *health.routes,
     *auth.routes,
+    *audit.routes,
     *tokens.routes,
     *agents.routes,
     *workers.routes,

@@ -32,7 +32,16 @@ from gpugo.schema.types.tokens import (
 )
 from gpugo.schema.types.users import User, user_node
 from gpugo.schema.types.workers import Worker, worker_view_node
-from gpugo.services import agents, install_tokens, pats, shares, users, worker_restarts, workers
+from gpugo.services import (
+    agents,
+    install_tokens,
+    pats,
+    sessions,
+    shares,
+    users,
+    worker_restarts,
+    workers,
+)
 
 _USER = [IsUser]
 
@@ -74,6 +83,19 @@ class Mutation:
         if info.context.response is not None:
             clear_session_cookie(info.context.response, info.context.settings)
         return True
+
+    @strawberry.mutation(permission_classes=_USER, description="End one of the account's sessions.")
+    async def revoke_session(self, info: GraphQLInfo, id: strawberry.ID) -> bool | None:
+        session_id = lookup_id(id, "session")
+        await sessions.revoke(principal=await user(info), session_id=session_id)
+        return True
+
+    @strawberry.mutation(
+        permission_classes=_USER,
+        description="End every session of the account but this one; how many ended.",
+    )
+    async def revoke_other_sessions(self, info: GraphQLInfo) -> int | None:
+        return await sessions.revoke_others(principal=await user(info))
 
     @strawberry.mutation(
         permission_classes=_USER, description="A 30-minute, single-use agent install token."

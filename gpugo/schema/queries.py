@@ -8,6 +8,7 @@ from typing import Annotated
 import strawberry
 
 from gpugo.errors import NotFound
+from gpugo.inputs.audit import DEFAULT_EVENTS_PAGE, AuditQueryInput
 from gpugo.inputs.common import lookup_id, parse_input
 from gpugo.inputs.workers import WorkerFilterInput
 from gpugo.schema import metrics
@@ -17,13 +18,16 @@ from gpugo.schema.pagination import (
     Connection,
     by_creation,
     check_first,
+    connection,
     decode_cursor,
     paginate,
     position,
+    position_time,
 )
 from gpugo.schema.permissions import IsUser, user
 from gpugo.schema.preload import agents_page
 from gpugo.schema.types.agents import Agent, agent_detail_node
+from gpugo.schema.types.audit import AuditEvent, UserSession, audit_event_node, session_node
 from gpugo.schema.types.metrics import AgentMetrics, agent_metrics_node
 from gpugo.schema.types.shares import Share, share_node
 from gpugo.schema.types.tokens import (
@@ -34,7 +38,17 @@ from gpugo.schema.types.tokens import (
 )
 from gpugo.schema.types.users import User, user_node
 from gpugo.schema.types.workers import Worker, worker_view_node
-from gpugo.services import agents, install_tokens, pats, plans, shares, users, workers
+from gpugo.services import (
+    agents,
+    audit,
+    install_tokens,
+    pats,
+    plans,
+    sessions,
+    shares,
+    users,
+    workers,
+)
 
 _USER = [IsUser]
 First = Annotated[int, strawberry.argument(description="Page size, 1 to 100.")]
@@ -138,6 +152,44 @@ class Query:
         worker_id = lookup_id(id, "worker")
         view = await workers.get(principal=await user(info), worker_id=worker_id)
         return worker_view_node(view, with_connections=True)
+
+    @strawberry.field(
+        permission_classes=_USER, description="The account's security log, newest first."
+    )
+    async def audit_events(
+        self,
+        info: GraphQLInfo,
+        first: Annotated[
+            int, strawberry.argument(description="Page size, 1 to 100.")
+        ] = DEFAULT_EVENTS_PAGE,
+        after: After = None,
+        kind: Annotated[
+            str | None, strawberry.argument(description="Only events of this kind.")
+        ] = None,
+    ) -> Connection[AuditEvent]:
+        _check_page(first, after)
+        query = parse_input(AuditQueryInput, {"limit": first, "kind": kind})
+        principal = await user(info)
+        before = position_time(decode_cursor(after)) if after is not None else None
+        page = await audit.list_events(
+            principal=principal, limit=query.limit, before=before, kind=query.kind
+        )
+        total = await audit.count_events(principal=principal, kind=query.kind)
+        return connection(
+            [audit_event_node(e) for e in page.events],
+            key=lambda node: position(node.at, node.id),
+            has_next=page.next_before is not None,
+            total=total,
+        )
+
+    @strawberry.field(
+        permission_classes=_USER, description="The account's signed-in sessions, newest first."
+    )
+    async def sessions(self, info: GraphQLInfo) -> list[UserSession]:
+        found = await sessions.list_sessions(
+            principal=await user(info), settings=info.context.settings
+        )
+        return [session_node(view) for view in found]
 
     @strawberry.field(permission_classes=_USER, description="Shares, newest first.")
     async def shares(

@@ -17,7 +17,7 @@ from gpugo.errors import NotFound, TokenExpired, TokenUsed, Unauthorized
 from gpugo.events import Event, EventKind
 from gpugo.inputs.agents import RegisterAgentInput
 from gpugo.models import Agent, Gpu, InstallToken, Worker, WorkerConnection
-from gpugo.services import licenses, plans, scope
+from gpugo.services import audit, licenses, plans, scope
 from gpugo.services.views import (
     CONNECTION_COLUMNS,
     GPU_COLUMNS,
@@ -138,8 +138,10 @@ async def register(
             raise Unauthorized("Unknown install token.")
         token = rows[0]
         if token["used_at"] is not None:
+            _refused_token(token, "used")
             raise TokenUsed()
         if now >= token["expires_at"]:
+            _refused_token(token, "expired")
             raise TokenExpired()
         user_id, plan = token["user_id"], token["user__plan"]
         await plans.lock_usage(user_id)
@@ -147,6 +149,7 @@ async def register(
         # one sees a row to claim.
         claimed = await InstallToken.filter(id=token["id"], used_at=None).update(used_at=now)
         if not claimed:
+            _refused_token(token, "used")
             raise TokenUsed()
         with_default_worker = bool(data.gpus)
         await plans.check_room(
@@ -195,6 +198,23 @@ async def register(
         await InstallToken.filter(id=token["id"]).update(
             agent_id=agent.id, agent_hostname=data.hostname
         )
+    audit.record(
+        audit.Kind.INSTALL_TOKEN_USED,
+        user_id=user_id,
+        actor=audit.Actor.INSTALL_TOKEN,
+        actor_id=token["id"],
+        subject_kind="install_token",
+        subject_id=token["id"],
+    )
+    audit.record(
+        audit.Kind.AGENT_REGISTERED,
+        user_id=user_id,
+        actor=audit.Actor.INSTALL_TOKEN,
+        actor_id=token["id"],
+        subject_kind="agent",
+        subject_id=agent.id,
+        detail=data.hostname,
+    )
     # After the commit; the token's event names the new agent (live onboarding).
     await ctx.events.publish(
         Event(kind=EventKind.AGENT_REGISTERED, user_id=user_id, agent_id=agent.id)
@@ -213,6 +233,20 @@ async def register(
         agent_id=agent.id,
         agent_secret=secret,
         license=licenses.issue(ctx=ctx, gpu_ids=gpu_ids, plan=plan),
+    )
+
+
+def _refused_token(token: dict[str, Any], why: str) -> None:
+    """A registration with a spent install token: someone holds it who should not."""
+    audit.record(
+        audit.Kind.INSTALL_TOKEN_USED,
+        user_id=token["user_id"],
+        actor=audit.Actor.INSTALL_TOKEN,
+        actor_id=token["id"],
+        subject_kind="install_token",
+        subject_id=token["id"],
+        outcome=audit.FAILURE,
+        detail=why,
     )
 
 
@@ -315,6 +349,14 @@ async def delete(*, ctx: ServerContext, principal: Principal, agent_id: str) -> 
     deleted = await Agent.filter(scope.agents(principal), id=agent_id).delete()
     if not deleted:
         raise NotFound("No such agent.")
+    itself = principal.agent_id == agent_id
+    audit.record(
+        audit.Kind.AGENT_UNREGISTERED if itself else audit.Kind.AGENT_DELETED,
+        user_id=principal.user_id,
+        actor=principal,
+        subject_kind="agent",
+        subject_id=agent_id,
+    )
     await ctx.events.publish(
         Event(kind=EventKind.AGENT_DELETED, user_id=principal.user_id, agent_id=agent_id)
     )

@@ -11,6 +11,7 @@ from gpugo.auth.tokens import TokenKind, hash_token, new_token
 from gpugo.context import ServerContext
 from gpugo.errors import NotFound
 from gpugo.models import InstallToken
+from gpugo.services import audit
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,13 @@ async def generate(*, ctx: ServerContext, principal: Principal) -> NewInstallTok
         token_hash=hash_token(token),
         created_at=now,
         expires_at=now + timedelta(seconds=ctx.settings.install_token_ttl_seconds),
+    )
+    audit.record(
+        audit.Kind.INSTALL_TOKEN_CREATED,
+        user_id=principal.user_id,
+        actor=principal,
+        subject_kind="install_token",
+        subject_id=row.id,
     )
     return NewInstallToken(
         token_id=row.id,

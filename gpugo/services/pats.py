@@ -10,6 +10,7 @@ from gpugo.auth.principal import Principal
 from gpugo.auth.tokens import TokenKind, hash_token, new_token
 from gpugo.inputs.tokens import CreatePatInput
 from gpugo.models import PersonalAccessToken
+from gpugo.services import audit
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ async def create(*, principal: Principal, data: CreatePatInput) -> NewPat:
     token = new_token(TokenKind.PAT)
     now = clock.now()
     expires_at = now + timedelta(days=data.expires_in_days) if data.expires_in_days else None
+    existed = await PersonalAccessToken.filter(user_id=principal.user_id).exists()
     await PersonalAccessToken.bulk_create(
         [
             PersonalAccessToken(
@@ -58,8 +60,33 @@ async def create(*, principal: Principal, data: CreatePatInput) -> NewPat:
         on_conflict=["user_id"],
         update_fields=["token_hash", "created_at", "expires_at", "last_used_at"],
     )
+    pat_id = (
+        await PersonalAccessToken.filter(user_id=principal.user_id)
+        .first()
+        .values_list("id", flat=True)
+    )
+    audit.record(
+        audit.Kind.PAT_REGENERATED if existed else audit.Kind.PAT_CREATED,
+        user_id=principal.user_id,
+        actor=principal,
+        subject_kind="pat",
+        subject_id=pat_id,
+        detail=f"expires in {data.expires_in_days} days" if data.expires_in_days else "no expiry",
+    )
     return NewPat(token=token, expires_at=expires_at, created_at=now)
 
 
 async def delete(*, principal: Principal) -> bool:
-    return bool(await PersonalAccessToken.filter(user_id=principal.user_id).delete())
+    pat_ids = await PersonalAccessToken.filter(user_id=principal.user_id).values_list(
+        "id", flat=True
+    )
+    deleted = bool(await PersonalAccessToken.filter(user_id=principal.user_id).delete())
+    if deleted:
+        audit.record(
+            audit.Kind.PAT_DELETED,
+            user_id=principal.user_id,
+            actor=principal,
+            subject_kind="pat",
+            subject_id=pat_ids[0] if pat_ids else None,
+        )
+    return deleted

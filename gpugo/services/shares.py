@@ -33,7 +33,7 @@ from gpugo.ids import random_base62
 from gpugo.inputs.agents import UNKNOWN_VENDOR
 from gpugo.inputs.shares import CreateShareInput
 from gpugo.models import Agent, Gpu, Share, Worker
-from gpugo.services import scope
+from gpugo.services import audit, scope
 
 SHORT_CODE_LENGTH = 12
 # Collisions need ~2**35 shares to become likely; a few attempts are plenty.
@@ -172,6 +172,14 @@ async def create(*, ctx: ServerContext, principal: Principal, data: CreateShareI
     else:
         raise Conflict("Could not allocate a unique short code; try again.")
     await _config_changed(ctx, principal.user_id, worker["agent_id"])
+    audit.record(
+        audit.Kind.SHARE_CREATED,
+        user_id=principal.user_id,
+        actor=principal,
+        subject_kind="share",
+        subject_id=share.id,
+        detail=code_prefix(code),
+    )
     return _view(
         ctx,
         {
@@ -203,7 +211,7 @@ async def delete(*, ctx: ServerContext, principal: Principal, share_id: str) -> 
     """Delete one of the caller's links; a live one leaves its agent's config at once."""
     async with in_transaction():
         rows = await Share.filter(scope.shares(principal), id=share_id).values(
-            "worker__agent_id", "withdrawn_at"
+            "worker__agent_id", "withdrawn_at", "short_code"
         )
         if not rows or not await Share.filter(id=share_id).delete():
             raise NotFound("No such share.")
@@ -211,8 +219,21 @@ async def delete(*, ctx: ServerContext, principal: Principal, share_id: str) -> 
         live = rows[0]["withdrawn_at"] is None
         if live:
             await _bump_config_version(agent_id)
+    audit.record(
+        audit.Kind.SHARE_DELETED,
+        user_id=principal.user_id,
+        actor=principal,
+        subject_kind="share",
+        subject_id=share_id,
+        detail=code_prefix(rows[0]["short_code"]),
+    )
     if live:
         await _config_changed(ctx, principal.user_id, agent_id)
+
+
+def code_prefix(code: str) -> str:
+    """What the audit log keeps of a short code (a capability): enough to tell links apart."""
+    return f"{code[:4]}…"
 
 
 async def _bump_config_version(agent_id: str) -> None:
@@ -360,6 +381,14 @@ async def _withdraw_used_up(ctx: ServerContext, row: dict[str, Any], now: dateti
     if withdrawn:
         ctx.events.emit(
             Event(kind=EventKind.CONFIG_CHANGED, user_id=row["user_id"], agent_id=agent_id)
+        )
+        audit.record(
+            audit.Kind.SHARE_USED_UP,
+            user_id=row["user_id"],
+            actor=audit.Actor.ANONYMOUS,
+            subject_kind="share",
+            subject_id=row["id"],
+            detail=f"{row['max_uses']} uses",
         )
 
 

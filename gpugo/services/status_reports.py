@@ -26,6 +26,8 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from gpugo import clock, sql
+from gpugo.auth.principal import CredentialKind, Principal
+from gpugo.auth.resolve import refused_agent_secret
 from gpugo.context import ServerContext
 from gpugo.errors import Forbidden, Unauthorized
 from gpugo.events import Event, EventKind
@@ -157,8 +159,18 @@ async def report(
     now = clock.now()
     state = await _read_state(secret_hash, now)
     if state is None:
+        refused_agent_secret(agent_id=agent_id, secret_owner=None)
         raise Unauthorized("Unknown agent secret.")
     if state.agent_id != agent_id:
+        refused_agent_secret(
+            agent_id=agent_id,
+            secret_owner=Principal(
+                kind=CredentialKind.AGENT,
+                user_id=state.user_id,
+                plan=state.plan,
+                agent_id=state.agent_id,
+            ),
+        )
         raise Forbidden("This agent secret belongs to another agent.")
     if _is_heartbeat(ctx, state, data, now):
         if _may_defer(ctx, state, now):

@@ -18,6 +18,7 @@ from gpugo.inputs.auth import LoginInput, SignupInput
 from gpugo.inputs.common import parse_input
 from gpugo.models import Agent, User
 from gpugo.plans import PLANS
+from gpugo.services import audit
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,7 @@ async def signup(*, ctx: ServerContext, data: SignupInput) -> LoggedIn:
         raise Forbidden("Signup is disabled on this server.")
     user = await create_user(email=data.email, password=data.password)
     token = await sessions.create_session(user_id=user.id, settings=ctx.settings)
+    audit.record(audit.Kind.SIGNUP, user_id=user.id, actor=audit.Actor.ANONYMOUS)
     return LoggedIn(user=user, session_token=token)
 
 
@@ -71,14 +73,29 @@ async def login(*, ctx: ServerContext, data: LoginInput) -> LoggedIn:
     # Unknown e-mail and wrong password cost the same and answer the same.
     ok = await passwords.verify_password(user.password_hash if user else None, data.password)
     if user is None or not ok:
+        # Recorded for the account when there is one; an unknown e-mail is not kept.
+        audit.record(
+            audit.Kind.LOGIN_FAILED,
+            user_id=user.id if user else None,
+            actor=audit.Actor.ANONYMOUS,
+            outcome=audit.FAILURE,
+        )
         raise Unauthorized("Wrong e-mail or password.")
     token = await sessions.create_session(user_id=user.id, settings=ctx.settings)
+    audit.record(audit.Kind.LOGIN_SUCCEEDED, user_id=user.id, actor=audit.Actor.ANONYMOUS)
     return LoggedIn(user=_view(user), session_token=token)
 
 
 async def logout(*, principal: Principal) -> None:
     if principal.session_id is not None:
         await sessions.revoke_session(principal.session_id)
+        audit.record(
+            audit.Kind.LOGOUT,
+            user_id=principal.user_id,
+            actor=principal,
+            subject_kind="session",
+            subject_id=principal.session_id,
+        )
 
 
 async def get_current(*, principal: Principal) -> UserView:
@@ -98,4 +115,5 @@ async def set_plan(*, email: str, plan: str) -> UserView:
             raise NotFound(f"No account with e-mail {email}.")
         user = await User.get(email=email.strip().lower())
         await Agent.filter(user_id=user.id).update(config_version=F("config_version") + 1)
+    audit.record(audit.Kind.PLAN_CHANGED, user_id=user.id, actor=audit.Actor.OPERATOR, detail=plan)
     return _view(user)

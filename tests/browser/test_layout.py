@@ -90,6 +90,7 @@ async def test_live_updates_keep_the_layout_and_pages_fit_a_phone(
         ("agent", f"/#/agents/{online.agent_id}", "studio-4090"),
         ("metrics", f"/#/agents/{online.agent_id}/metrics", "studio-4090"),
         ("shares", "/#/shares", "Shares"),
+        ("activity", "/#/activity", "Activity"),
         ("settings", "/#/settings", "Settings"),
     ]
     for size_name, size in (("phone", PHONE), ("desktop", DESKTOP)):

@@ -23,7 +23,7 @@ from tortoise.contrib.test import truncate_all_models
 
 from gpugo import clock
 from gpugo.auth.sessions import COOKIE_NAME, create_session
-from gpugo.models import PersonalAccessToken, User
+from gpugo.models import AuditEvent, PersonalAccessToken, Session, User
 from gpugo.rest.openapi import AGENT, INSTALL, OPERATIONS, route_operations
 from tests.support import PUBLIC_URL, gpu_infos
 
@@ -177,6 +177,7 @@ async def build_scene(app: Starlette) -> Scene:
         )
     )
     scene.ids["share"] = share["share_id"]
+    scene.ids["owner_session_id"] = (await Session.get(user_id=scene.ids["owner_user"])).id
     await User.filter(id=scene.ids["deleted_user"]).delete()
     # Use every live credential once, so that refused requests have no bookkeeping
     # (PAT last_used_at, session last_seen_at) left to write.
@@ -204,9 +205,12 @@ def _register_body(hostname: str = "matrix-host") -> dict[str, Any]:
 
 
 async def snapshot() -> list[str]:
+    """Every row but the audit log's: recording a refusal there is its job."""
     rows = []
     for models in Tortoise.apps.values():
         for name, model in sorted(models.items()):
+            if model is AuditEvent:
+                continue
             for row in await model.all().values():
                 rows.append(f"{name} {sorted(row.items())!r}")
     return sorted(rows)
@@ -221,6 +225,7 @@ def _url(path: str, scene: Scene) -> str:
         .replace("{worker_id}", scene.ids["worker"])
         .replace("{share_id}", scene.ids["share"])
         .replace("{token_id}", scene.ids["token"])
+        .replace("{session_id}", scene.ids["owner_session_id"])
     )
 
 
@@ -361,6 +366,10 @@ GRAPHQL: dict[str, str] = {
     "workers": "{ workers { edges { node { id } } } }",
     "worker": '{ worker(id: "$worker") { id } }',
     "shares": "{ shares { edges { node { id } } } }",
+    "auditEvents": "{ auditEvents { edges { node { id kind } } totalCount } }",
+    "sessions": "{ sessions { id current } }",
+    "revokeSession": 'mutation { revokeSession(id: "$owner_session_id") }',
+    "revokeOtherSessions": "mutation { revokeOtherSessions }",
     "logout": "mutation { logout }",
     "generateInstallToken": "mutation { generateInstallToken { token } }",
     "createPersonalAccessToken": "mutation { createPersonalAccessToken { token } }",
@@ -390,6 +399,7 @@ GRAPHQL_OWNER_RESOURCE = {
     "restartWorker",
     "createShare",
     "deleteShare",
+    "revokeSession",
 }
 
 
@@ -411,6 +421,7 @@ def _document(name: str, scene: Scene) -> str:
         "$worker": scene.ids["worker"],
         "$share": scene.ids["share"],
         "$token": scene.ids["token"],
+        "$owner_session_id": scene.ids["owner_session_id"],
         "$from": (now - timedelta(hours=1)).isoformat(),
         "$to": now.isoformat(),
     }
@@ -479,3 +490,32 @@ async def test_graphql_matrix(app):
 @pytest.fixture(autouse=True)
 def _clock() -> None:
     clock.reset()
+
+
+async def _visible(scene: Scene, credential: str) -> tuple[set[str], set[str]]:
+    """(audit event ids, session ids) the credential is shown, over REST and GraphQL."""
+    events = (await scene.request(credential, "GET", "/api/v1/audit-events?limit=100")).json()
+    sessions = (await scene.request(credential, "GET", "/api/v1/auth/sessions")).json()
+    document = "{ auditEvents(first: 100) { edges { node { id } } } sessions { id } }"
+    data = (await scene.request(credential, "POST", "/graphql", {"query": document})).json()
+    event_ids = {e["event_id"] for e in events["events"]}
+    session_ids = {s["session_id"] for s in sessions["sessions"]}
+    assert event_ids == {e["node"]["id"] for e in data["data"]["auditEvents"]["edges"]}
+    assert session_ids == {s["id"] for s in data["data"]["sessions"]}
+    return event_ids, session_ids
+
+
+async def test_audit_events_and_sessions_are_the_users_own(app):
+    scene = await build_scene(app)
+    await app.state.ctx.audit.flush()
+    owner_events, owner_sessions = await _visible(scene, OWNER_PAT)
+    assert owner_events and owner_sessions
+    assert await _visible(scene, OWNER_SESSION) == (owner_events, owner_sessions)
+    for credential in OTHER_USER:
+        other_events, other_sessions = await _visible(scene, credential)
+        assert other_events and other_sessions
+        assert not other_events & owner_events
+        assert not other_sessions & owner_sessions
+    owners = await AuditEvent.filter(id__in=list(owner_events)).values_list("user_id", flat=True)
+    assert set(owners) == {scene.ids["owner_user"]}
+    await scene.http.aclose()

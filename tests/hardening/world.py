@@ -37,9 +37,7 @@ class World:
         self.server.cli(
             "user", "create", EMAIL, "--plan", "pro", "--password-stdin", stdin=PASSWORD
         )
-        self._ok(
-            self.session.post("/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD})
-        )
+        self.login()
         self.new_pat()
         self.new_install_token()
         self.new_agent()
@@ -49,6 +47,11 @@ class World:
         self.session.close()
 
     # What a fuzzed request may have destroyed, made again.
+
+    def login(self) -> None:
+        self._ok(
+            self.session.post("/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD})
+        )
 
     def new_pat(self) -> None:
         body = self._ok(self.session.post("/api/v1/tokens/pat", json={"expires_in_days": None}))
@@ -136,6 +139,9 @@ class World:
                 self.new_install_token()
         elif path == "/api/v1/tokens/pat" and method == "POST" and ok:
             self.pat = response.json()["token"]
+        elif path.startswith("/api/v1/auth/sessions") and method != "GET" and ok:
+            # A session revoked (with the PAT, "all but this one" is every one).
+            self.login()
         elif path == "/api/v1/workers" and method == "POST" and ok:
             self.session.delete(f"/api/v1/workers/{response.json()['worker_id']}")
         elif method == "DELETE" and ok:

@@ -44,6 +44,7 @@ ID_ARGUMENTS = {
     ("mutation", "deleteWorker", "id"): "not_found",
     ("mutation", "restartWorker", "id"): "not_found",
     ("mutation", "deleteShare", "id"): "not_found",
+    ("mutation", "revokeSession", "id"): "not_found",
 }
 FIELDS = "fields { name args { name type { name ofType { name } } } type { kind ofType { kind } } }"
 ROOTS = f"{{ __schema {{ queryType {{ {FIELDS} }} mutationType {{ {FIELDS} }} "

@@ -6,6 +6,7 @@ import { gql, onAuthLost, onForbiddenOrigin } from './gql.js';
 import { onFallback } from './live.js';
 import { navigate, toast } from './ui.js';
 import { client } from './ws.js';
+import * as activity from './views/activity.js';
 import * as agent from './views/agent.js';
 import * as auth from './views/auth.js';
 import * as metrics from './views/metrics.js';
@@ -25,6 +26,7 @@ const ROUTES = [
   { pattern: /^\/agents\/([^/]+)$/, view: agent.mount, title: 'Machine', nav: '/' },
   { pattern: /^\/agents\/([^/]+)\/metrics$/, view: metrics.mount, title: 'Metrics', nav: '/' },
   { pattern: /^\/shares$/, view: shares.mount, title: 'Shares', nav: '/shares' },
+  { pattern: /^\/activity$/, view: activity.mount, title: 'Activity', nav: '/activity' },
   { pattern: /^\/settings$/, view: settings.mount, title: 'Settings', nav: '/settings' },
 ];
 
@@ -32,6 +34,7 @@ const NAV = [
   ['/', 'Overview'],
   ['/add', 'Add machine'],
   ['/shares', 'Shares'],
+  ['/activity', 'Activity'],
   ['/settings', 'Settings'],
 ];
 

@@ -1,4 +1,5 @@
-// Settings: the account and its personal access token (shown once at creation).
+// Settings: the account, its personal access token (shown once at creation) and its
+// signed-in sessions (end one, or all but this one).
 
 import { h, render } from '../dom.js';
 import { ago, dateTime, titleCase } from '../format.js';
@@ -8,6 +9,9 @@ import { confirmDialog, copyButton, errorBox, field, pageHeader, skeleton, toast
 const QUERY = 'query Pat { personalAccessToken { exists expiresAt lastUsedAt createdAt } }';
 const CREATE = `mutation CreatePat($days: Int) { createPersonalAccessToken(expiresInDays: $days) { token expiresAt createdAt } }`;
 const DELETE = 'mutation DeletePat { deletePersonalAccessToken }';
+const SESSIONS = 'query Sessions { sessions { id createdAt lastSeenAt address userAgent current } }';
+const REVOKE = 'mutation RevokeSession($id: ID!) { revokeSession(id: $id) }';
+const REVOKE_OTHERS = 'mutation RevokeOthers { revokeOtherSessions }';
 
 const EXPIRIES = [
   ['30', '30 days'],
@@ -17,11 +21,12 @@ const EXPIRIES = [
 ];
 
 export function mount({ root, app }) {
-  const state = { loading: true, pat: null, fresh: null, error: null, busy: false };
+  const state = { loading: true, pat: null, fresh: null, error: null, busy: false, sessions: null };
 
   async function refresh() {
     try {
       state.pat = (await gql(QUERY)).personalAccessToken;
+      state.sessions = (await gql(SESSIONS)).sessions;
       state.error = null;
     } catch (error) {
       if (error.code === 'unauthorized') return;
@@ -76,6 +81,102 @@ export function mount({ root, app }) {
     } catch (error) {
       toast(error.message, 'error');
     }
+  }
+
+  async function endSession(session) {
+    const ok = await confirmDialog({
+      title: 'End this session?',
+      body: h('p', {}, `The browser at ${session.address || 'an unknown address'} is signed out at once.`),
+      confirmLabel: 'End session',
+    });
+    if (!ok) return;
+    try {
+      await gql(REVOKE, { id: session.id });
+      toast('Session ended.');
+      await refresh();
+    } catch (error) {
+      toast(error.message, 'error');
+    }
+  }
+
+  async function endOthers() {
+    const ok = await confirmDialog({
+      title: 'Log out everywhere else?',
+      body: h('p', {}, 'Every other browser signed in to this account is signed out at once.'),
+      confirmLabel: 'Log out everywhere else',
+    });
+    if (!ok) return;
+    try {
+      const ended = (await gql(REVOKE_OTHERS)).revokeOtherSessions;
+      toast(ended === 1 ? '1 session ended.' : `${ended} sessions ended.`);
+      await refresh();
+    } catch (error) {
+      toast(error.message, 'error');
+    }
+  }
+
+  function sessionsCard() {
+    const sessions = state.sessions || [];
+    const others = sessions.filter((s) => !s.current).length;
+    return h(
+      'section',
+      { class: 'panel', 'aria-labelledby': 'sessions-title' },
+      h('h2', { id: 'sessions-title' }, 'Sessions'),
+      h('p', { class: 'muted' }, 'Browsers signed in to this account. The activity page shows what each did.'),
+      state.loading
+        ? skeleton(2)
+        : h(
+            'div',
+            { class: 'table-wrap' },
+            h(
+              'table',
+              { class: 'table responsive', id: 'sessions-table' },
+              h(
+                'thead',
+                {},
+                h(
+                  'tr',
+                  {},
+                  ['Browser', 'Address', 'Signed in', 'Last active'].map((t) => h('th', { scope: 'col' }, t)),
+                  h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Actions')),
+                ),
+              ),
+              h(
+                'tbody',
+                {},
+                sessions.map((s) =>
+                  h(
+                    'tr',
+                    { key: s.id, 'data-session': s.id },
+                    h(
+                      'td',
+                      { 'data-label': 'Browser' },
+                      h('span', { class: 'one-line', title: s.userAgent || '' }, s.userAgent || 'Unknown'),
+                      s.current ? h('span', { class: 'tag' }, 'this session') : null,
+                    ),
+                    h('td', { 'data-label': 'Address' }, h('code', {}, s.address || '—')),
+                    h('td', { 'data-label': 'Signed in' }, dateTime(s.createdAt)),
+                    h('td', { 'data-label': 'Last active' }, h('time', { datetime: s.lastSeenAt, title: dateTime(s.lastSeenAt) }, ago(s.lastSeenAt))),
+                    h(
+                      'td',
+                      { class: 'row-actions' },
+                      s.current
+                        ? null
+                        : h(
+                            'button',
+                            { type: 'button', class: 'btn btn-small btn-danger-ghost', onclick: () => endSession(s), 'aria-label': `End the session from ${s.address || 'an unknown address'}` },
+                            'End',
+                          ),
+                    ),
+                  ),
+                ),
+              ),
+            ),
+          ),
+      others
+        ? h('div', { class: 'actions' }, h('button', { type: 'button', class: 'btn btn-danger-ghost', onclick: endOthers }, 'Log out everywhere else'))
+        : null,
+    );
   }
 
   function freshPanel() {
@@ -187,6 +288,7 @@ export function mount({ root, app }) {
           ),
         ),
         patCard(),
+        sessionsCard(),
       ),
     );
   }
