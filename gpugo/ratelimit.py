@@ -33,7 +33,14 @@ class RateLimiter:
         self._limiter = MovingWindowRateLimiter(storage)
         self.rules = {
             name: Rule(name, parse(getattr(settings, f"rate_limit_{name}")))
-            for name in ("login", "signup", "share_miss", "register", "token_generate")
+            for name in (
+                "login",
+                "signup",
+                "share_miss",
+                "register",
+                "token_generate",
+                "webhook_deliveries",
+            )
         }
 
     async def hit(self, rule_name: str, *key: str) -> None:

@@ -70,10 +70,29 @@ class Settings:
     rate_limit_share_miss: str = "30/minute"
     rate_limit_register: str = "30/minute"
     rate_limit_token_generate: str = "30/minute"  # noqa: S105 (a rate, not a secret)
+    # Per user, counted by the webhook sender; a user over it waits, nothing is dropped.
+    rate_limit_webhook_deliveries: str = "120/minute"
     redis_url: str = ""
     log_format: str = "text"
     log_level: str = "INFO"
     max_body_bytes: int = 1024 * 1024
+    # Webhooks (docs/webhooks.md). Private, loopback and link-local targets are refused
+    # unless this is set (a LAN install, the tests).
+    webhooks_allow_private: bool = False
+    webhooks_timeout_seconds: float = 10.0
+    # Retries: the first after this many seconds, doubling up to the cap, until the
+    # retry window (counted from the event) closes and the delivery is marked failed.
+    webhooks_backoff_seconds: float = 30.0
+    webhooks_backoff_max_seconds: float = 3600.0
+    webhooks_retry_window_seconds: float = 24 * 3600.0
+    # How often each instance looks for due deliveries (new ones in-process go at once).
+    webhooks_poll_seconds: float = 1.0
+    # How long a sender holds an endpoint it claimed (longer than a send's timeout): a
+    # crashed sender's endpoint is taken over after it.
+    webhooks_lease_seconds: float = 60.0
+    webhooks_max_endpoints: int = 10
+    # Endpoints one instance sends to at the same time (a slow one holds only its slot).
+    webhooks_concurrency: int = 10
     plan_limits: Mapping[str, PlanLimits] = field(default_factory=lambda: dict(DEFAULT_PLAN_LIMITS))
 
     @classmethod
@@ -139,6 +158,23 @@ class Settings:
                 raise SettingsError(f"GPUGO_{name.upper()} must be a positive number of seconds")
         if not 0 <= self.last_seen_flush_seconds <= 60:
             raise SettingsError("GPUGO_LAST_SEEN_FLUSH_SECONDS must be between 0 and 60")
+        for name in (
+            "webhooks_timeout_seconds",
+            "webhooks_backoff_seconds",
+            "webhooks_backoff_max_seconds",
+            "webhooks_retry_window_seconds",
+            "webhooks_poll_seconds",
+        ):
+            if not getattr(self, name) > 0:
+                raise SettingsError(f"GPUGO_{name.upper()} must be a positive number of seconds")
+        if not self.webhooks_lease_seconds > self.webhooks_timeout_seconds:
+            raise SettingsError(
+                "GPUGO_WEBHOOKS_LEASE_SECONDS must be longer than GPUGO_WEBHOOKS_TIMEOUT_SECONDS"
+            )
+        if self.webhooks_max_endpoints < 0 or self.webhooks_concurrency < 1:
+            raise SettingsError(
+                "GPUGO_WEBHOOKS_MAX_ENDPOINTS must be >= 0 and GPUGO_WEBHOOKS_CONCURRENCY >= 1"
+            )
         if self.metrics_retention_days < 1:
             raise SettingsError("GPUGO_METRICS_RETENTION_DAYS must be at least 1")
 
