@@ -70,10 +70,12 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
             await sweeper.start()
             await ctx.last_seen.start()
             await ctx.releases.start()
+            ctx.webhooks.start()
             try:
                 yield
             finally:
                 await ctx.releases.stop()
+                await ctx.webhooks.stop()
                 await ctx.http.aclose()
                 # Before the database closes: the last interval's heartbeats are written.
                 await ctx.last_seen.stop()
