@@ -17,6 +17,7 @@ from gpugo.rest import (
     push_channel,
     shares,
     tokens,
+    webhooks,
     workers,
 )
 
@@ -27,6 +28,7 @@ routes: list[BaseRoute] = [
     *agents.routes,
     *workers.routes,
     *shares.routes,
+    *webhooks.routes,
     *ecosystem.routes,
     *push_channel.routes,
     *openapi.routes,
