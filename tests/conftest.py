@@ -76,6 +76,8 @@ def settings(database_url: str, data_dir: Path) -> Settings:
         rate_limits_enabled=False,
         # No background sweeps in the middle of statement counts; tests/live sweep on purpose.
         offline_sweep_seconds=3600.0,
+        # Webhook deliveries go when queued (and retried when due); no polling in between.
+        webhooks_poll_seconds=3600.0,
     )
 
 

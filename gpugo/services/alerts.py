@@ -79,20 +79,30 @@ async def agent_online(*, user_id: str, agent_id: str, now: datetime) -> int:
 def failed(
     status_before: str, restarts_before: int | None, status: str, restarts: int
 ) -> str | None:
-    """Why a worker's report counts as a failure (``worker.failed``), or None."""
-    if status == "failed" and status_before != "failed":
-        return "failed"
+    """Why a worker's report may be a failure (``worker.failed``), or None.
+
+    Workers have no "failed" status: the agent restarts a crashed worker (its restart
+    count rises) or reports it stopped. A running worker reported stopped failed unless
+    it was disabled (asked to stop): ``workers_failed`` checks that.
+    """
     if restarts > (restarts_before or 0):
         return "restarted"
+    if status_before == "running" and status == "stopped":
+        return "stopped"
     return None
 
 
 async def workers_failed(*, user_id: str, reasons: Mapping[str, str], now: datetime) -> int:
-    """``reasons``: worker id -> "failed" (its status became failed) or "restarted"."""
+    """``reasons``: worker id -> "restarted" or "stopped" (see ``failed``)."""
 
     async def build(keys: list[str]) -> dict[str, dict[str, Any]]:
         found = await payloads.workers(keys)
-        return {key: {"worker": w, "reason": reasons[key]} for key, w in found.items()}
+        return {
+            key: {"worker": w, "reason": reasons[key]}
+            for key, w in found.items()
+            # A disabled worker was asked to stop.
+            if reasons[key] != "stopped" or w["enabled"]
+        }
 
     return await webhooks.announce(
         event=WebhookEvent.WORKER_FAILED,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from dataclasses import dataclass
@@ -84,8 +85,10 @@ class WebhookSender:
         self.box = SecretBox(license_key)
         # Where host names are looked up (tests answer from a table of their own).
         self.resolver = addresses.Resolver()
-        # This process's name on the leases it holds.
+        # This process's name on the leases it holds; each claim adds a number, so a drain
+        # whose lease ran out (and was claimed again) cannot renew it.
         self.owner = new_id("snd")
+        self._claims = itertools.count(1)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
@@ -95,8 +98,9 @@ class WebhookSender:
     def start(self) -> None:
         if self._task is None:
             self._wake = asyncio.Event()
+            # The first look comes after one poll interval (what waited while no instance
+            # ran), not in the middle of start-up.
             self._task = asyncio.get_running_loop().create_task(self._run(), name="webhooks")
-            self._wake.set()  # what waited while no instance ran
 
     async def stop(self) -> None:
         """Stop sending; an attempt cut short stays pending and is sent again."""
@@ -110,7 +114,7 @@ class WebhookSender:
         self._sending.clear()
         # Hand the endpoints over at once rather than when the leases run out.
         with contextlib.suppress(Exception):
-            await WebhookEndpoint.filter(lease_owner=self.owner).update(
+            await WebhookEndpoint.filter(lease_owner__startswith=f"{self.owner}.").update(
                 lease_owner=None, lease_until=None
             )
 
@@ -140,9 +144,10 @@ class WebhookSender:
         if free <= 0:
             return 0
         now = clock.now()
-        rows = await sql.fetch(_CLAIM, [self.owner, self._lease_end(now), now, now, free, now])
+        claim = f"{self.owner}.{next(self._claims)}"
+        rows = await sql.fetch(_CLAIM, [claim, self._lease_end(now), now, now, free, now])
         for row in rows:
-            task = asyncio.get_running_loop().create_task(self._drain(row))
+            task = asyncio.get_running_loop().create_task(self._drain(row, claim))
             self._sending.add(task)
             task.add_done_callback(self._done)
         return len(rows)
@@ -154,21 +159,21 @@ class WebhookSender:
         # A slot is free: other endpoints may be waiting for one.
         self._wake.set()
 
-    async def _renew(self, endpoint_id: str) -> bool:
+    async def _renew(self, endpoint_id: str, claim: str) -> bool:
         return bool(
-            await WebhookEndpoint.filter(id=endpoint_id, lease_owner=self.owner).update(
+            await WebhookEndpoint.filter(id=endpoint_id, lease_owner=claim).update(
                 lease_until=self._lease_end(clock.now())
             )
         )
 
-    async def _release(self, endpoint_id: str) -> None:
-        await WebhookEndpoint.filter(id=endpoint_id, lease_owner=self.owner).update(
+    async def _release(self, endpoint_id: str, claim: str) -> None:
+        await WebhookEndpoint.filter(id=endpoint_id, lease_owner=claim).update(
             lease_owner=None, lease_until=None
         )
 
     # --- one endpoint ----------------------------------------------------------------
 
-    async def _drain(self, endpoint: dict[str, Any]) -> None:
+    async def _drain(self, endpoint: dict[str, Any], claim: str) -> None:
         endpoint_id = endpoint["id"]
         secret = self.box.open(endpoint["secret_encrypted"])
         while True:
@@ -195,7 +200,7 @@ class WebhookSender:
                 await self.rate_limiter.hit("webhook_deliveries", endpoint["user_id"])
             except RateLimited:
                 break  # over the user's rate: the next claim tries again
-            if not await self._renew(endpoint_id):
+            if not await self._renew(endpoint_id, claim):
                 return  # the lease ran out and another sender has the endpoint
             if secret is None:
                 outcome = Outcome(None, "The signing secret is unreadable; rotate it.", 0)
@@ -203,7 +208,7 @@ class WebhookSender:
                 outcome = await self.attempt(endpoint["url"], delivery, secret)
             if not await self._settle(endpoint_id, delivery, outcome):
                 break
-        await self._release(endpoint_id)
+        await self._release(endpoint_id, claim)
 
     async def _settle(self, endpoint_id: str, delivery: dict[str, Any], outcome: Outcome) -> bool:
         """Record the attempt; True when the next delivery of the endpoint may go now."""
@@ -243,6 +248,8 @@ class WebhookSender:
             await pending.update(status="failed", **common)
             return True
         await pending.update(next_attempt_at=retry_at, **common)
+        # This instance looks again when the retry is due (others at their next poll).
+        asyncio.get_running_loop().call_later(delay, self.wake)
         return False
 
     # --- one attempt -----------------------------------------------------------------
