@@ -70,7 +70,8 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
             await sweeper.start()
             await ctx.last_seen.start()
             await ctx.releases.start()
-            ctx.webhooks.start()
+            if settings.webhooks_sender:
+                ctx.webhooks.start()
             try:
                 yield
             finally:

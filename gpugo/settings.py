@@ -79,6 +79,8 @@ class Settings:
     # Webhooks (docs/webhooks.md). Private, loopback and link-local targets are refused
     # unless this is set (a LAN install, the tests).
     webhooks_allow_private: bool = False
+    # False: this instance queues deliveries but never sends them (the others do).
+    webhooks_sender: bool = True
     webhooks_timeout_seconds: float = 10.0
     # Retries: the first after this many seconds, doubling up to the cap, until the
     # retry window (counted from the event) closes and the delivery is marked failed.

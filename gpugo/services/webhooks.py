@@ -281,17 +281,25 @@ async def list_deliveries(*, principal: Principal, webhook_id: str) -> list[Deli
 
 
 async def redeliver(
-    *, ctx: ServerContext, principal: Principal, webhook_id: str, delivery_id: str
+    *,
+    ctx: ServerContext,
+    principal: Principal,
+    delivery_id: str,
+    webhook_id: str | None = None,
 ) -> DeliveryView:
-    """Queue the same event again for this endpoint: a new delivery (a new id), same body."""
-    endpoint = await _owned(principal, webhook_id)
-    if not endpoint["enabled"]:
-        raise Conflict("The webhook is disabled; enable it first.")
-    rows = await WebhookDelivery.filter(endpoint_id=webhook_id, id=delivery_id).values(
-        "event_type", "payload", "created_at"
+    """Queue the same event again for its endpoint: a new delivery (a new id), same body.
+    ``webhook_id``, when given (REST's path), must be the delivery's endpoint."""
+    query = WebhookDelivery.filter(endpoint__user_id=principal.user_id, id=delivery_id)
+    if webhook_id is not None:
+        query = query.filter(endpoint_id=webhook_id)
+    rows = await query.values(
+        "endpoint_id", "endpoint__enabled", "event_type", "payload", "created_at"
     )
     if not rows:
         raise NotFound("No such delivery.")
+    if not rows[0]["endpoint__enabled"]:
+        raise Conflict("The webhook is disabled; enable it first.")
+    webhook_id = rows[0]["endpoint_id"]
     now = clock.now()
     again = await WebhookDelivery.create(
         endpoint_id=webhook_id,
