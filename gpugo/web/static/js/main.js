@@ -9,6 +9,7 @@ import { client } from './ws.js';
 import * as agent from './views/agent.js';
 import * as auth from './views/auth.js';
 import * as metrics from './views/metrics.js';
+import * as notifications from './views/notifications.js';
 import * as onboard from './views/onboard.js';
 import * as overview from './views/overview.js';
 import * as settings from './views/settings.js';
@@ -25,6 +26,7 @@ const ROUTES = [
   { pattern: /^\/agents\/([^/]+)$/, view: agent.mount, title: 'Machine', nav: '/' },
   { pattern: /^\/agents\/([^/]+)\/metrics$/, view: metrics.mount, title: 'Metrics', nav: '/' },
   { pattern: /^\/shares$/, view: shares.mount, title: 'Shares', nav: '/shares' },
+  { pattern: /^\/notifications$/, view: notifications.mount, title: 'Notifications', nav: '/notifications' },
   { pattern: /^\/settings$/, view: settings.mount, title: 'Settings', nav: '/settings' },
 ];
 
@@ -32,6 +34,7 @@ const NAV = [
   ['/', 'Overview'],
   ['/add', 'Add machine'],
   ['/shares', 'Shares'],
+  ['/notifications', 'Notifications'],
   ['/settings', 'Settings'],
 ];
 
