@@ -302,3 +302,25 @@ async def asyncio_sleep(seconds: float) -> None:
     import asyncio
 
     await asyncio.sleep(seconds)
+
+
+async def test_a_users_deliveries_per_minute_are_limited_and_wait(api, app, receiver):
+    from gpugo.ratelimit import RateLimiter
+
+    ctx = app.state.ctx
+    limited = ctx.settings.replace(
+        rate_limits_enabled=True, rate_limit_webhook_deliveries="2/minute"
+    )
+    ctx.webhooks.rate_limiter = RateLimiter(limited)
+    user = await api.user()
+    hook = await subscribe(user, receiver.url())
+    one = f"{API}/{hook['webhook_id']}"
+    ids = [(await user.post(f"{one}/test")).json()["delivery_id"] for _ in range(3)]
+    await eventually(lambda: len(receiver.snapshot()) == 2)
+    await asyncio_sleep(0.5)
+    assert [r.delivery for r in receiver.snapshot()] == ids[:2]
+    deliveries = {
+        d["delivery_id"]: d for d in (await user.get(f"{one}/deliveries")).json()["deliveries"]
+    }
+    # The third waits (not dropped, not failed) for the next minute.
+    assert deliveries[ids[2]]["status"] == "pending" and deliveries[ids[2]]["attempts"] == 0
