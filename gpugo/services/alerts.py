@@ -38,7 +38,10 @@ async def agent_deleted(*, ctx: ServerContext, user_id: str, agent_id: str, now:
     from gpugo.services.agents import agent_state
 
     async def build(keys: list[str]) -> dict[str, dict[str, Any]]:
-        rows = await Agent.filter(id__in=keys).values("id", "last_seen_at", "shut_down_at")
+        # Its owner's only: another user's id finds nothing (and the deletion 404s).
+        rows = await Agent.filter(id__in=keys, user_id=user_id).values(
+            "id", "last_seen_at", "shut_down_at"
+        )
         found = {}
         for row in rows:
             state = agent_state(
