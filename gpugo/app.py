@@ -82,10 +82,13 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
             await ctx.last_seen.start()
             await ctx.audit.start()
             await ctx.releases.start()
+            if settings.webhooks_sender:
+                ctx.webhooks.start()
             try:
                 yield
             finally:
                 await ctx.releases.stop()
+                await ctx.webhooks.stop()
                 await ctx.http.aclose()
                 # Before the database closes: the last interval's heartbeats are written.
                 await ctx.last_seen.stop()

@@ -19,6 +19,7 @@ from gpugo.services import audit
 from gpugo.services.audit import AuditLog
 from gpugo.services.last_seen import LastSeenWriter
 from gpugo.services.releases import ReleaseCatalogue
+from gpugo.services.webhook_sender import WebhookSender
 from gpugo.settings import Settings
 from gpugo.streams import StreamCap
 
@@ -46,15 +47,18 @@ class ServerContext:
     releases: ReleaseCatalogue
     # Audit rows wait here and are written in batches (services/audit.py).
     audit: AuditLog
+    # Sends the webhook outbox; holds the URL resolver and the signing secrets' key.
+    webhooks: WebhookSender
 
     @classmethod
     def load(cls, settings: Settings) -> ServerContext:
         http = http_client()
+        license_key = load_or_create_license_key(settings.data_dir)
         rate_limiter = RateLimiter(settings)
         rate_limiter.on_refused = audit.on_rate_limited
         return cls(
             settings=settings,
-            license_key=load_or_create_license_key(settings.data_dir),
+            license_key=license_key,
             rate_limiter=rate_limiter,
             metrics_reads=Concurrency(
                 settings.metrics_reads_per_user,
@@ -72,5 +76,8 @@ class ServerContext:
             releases=ReleaseCatalogue(settings, http),
             audit=AuditLog(
                 flush_seconds=settings.audit_flush_seconds, capacity=settings.audit_buffer_rows
+            ),
+            webhooks=WebhookSender(
+                settings, http=http, rate_limiter=rate_limiter, license_key=license_key
             ),
         )

@@ -48,6 +48,7 @@ class RateLimiter:
                 "register",
                 "token_generate",
                 "metrics",
+                "webhook_deliveries",
             )
         }
         self._turns: dict[tuple[str, ...], _Turns] = {}

@@ -91,6 +91,8 @@ class Settings:
     rate_limit_token_generate: str = "30/minute"  # noqa: S105 (a rate, not a secret)
     # Metrics reports per agent: one a second on average, bursts included.
     rate_limit_metrics: str = "60/minute"
+    # Per user, counted by the webhook sender; a user over it waits, nothing is dropped.
+    rate_limit_webhook_deliveries: str = "120/minute"
     redis_url: str = ""
     # Peers (IPs or CIDRs, comma-separated) whose X-Forwarded-For is believed; empty:
     # none, the connection's peer is the client whatever a header says.
@@ -98,6 +100,25 @@ class Settings:
     log_format: str = "text"
     log_level: str = "INFO"
     max_body_bytes: int = 1024 * 1024
+    # Webhooks (docs/webhooks.md). Private, loopback and link-local targets are refused
+    # unless this is set (a LAN install, the tests).
+    webhooks_allow_private: bool = False
+    # False: this instance queues deliveries but never sends them (the others do).
+    webhooks_sender: bool = True
+    webhooks_timeout_seconds: float = 10.0
+    # Retries: the first after this many seconds, doubling up to the cap, until the
+    # retry window (counted from the event) closes and the delivery is marked failed.
+    webhooks_backoff_seconds: float = 30.0
+    webhooks_backoff_max_seconds: float = 3600.0
+    webhooks_retry_window_seconds: float = 24 * 3600.0
+    # How often each instance looks for due deliveries (new ones in-process go at once).
+    webhooks_poll_seconds: float = 1.0
+    # How long a sender holds an endpoint it claimed (longer than a send's timeout): a
+    # crashed sender's endpoint is taken over after it.
+    webhooks_lease_seconds: float = 60.0
+    webhooks_max_endpoints: int = 10
+    # Endpoints one instance sends to at the same time (a slow one holds only its slot).
+    webhooks_concurrency: int = 10
     plan_limits: Mapping[str, PlanLimits] = field(default_factory=lambda: dict(DEFAULT_PLAN_LIMITS))
 
     @classmethod
@@ -177,6 +198,23 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"GPUGO_{name.upper()} must be at least 1")
+        for name in (
+            "webhooks_timeout_seconds",
+            "webhooks_backoff_seconds",
+            "webhooks_backoff_max_seconds",
+            "webhooks_retry_window_seconds",
+            "webhooks_poll_seconds",
+        ):
+            if not getattr(self, name) > 0:
+                raise SettingsError(f"GPUGO_{name.upper()} must be a positive number of seconds")
+        if not self.webhooks_lease_seconds > self.webhooks_timeout_seconds:
+            raise SettingsError(
+                "GPUGO_WEBHOOKS_LEASE_SECONDS must be longer than GPUGO_WEBHOOKS_TIMEOUT_SECONDS"
+            )
+        if self.webhooks_max_endpoints < 0 or self.webhooks_concurrency < 1:
+            raise SettingsError(
+                "GPUGO_WEBHOOKS_MAX_ENDPOINTS must be >= 0 and GPUGO_WEBHOOKS_CONCURRENCY >= 1"
+            )
         try:
             self.trusted_proxy_networks  # noqa: B018 (parsed to be validated)
         except ValueError as exc:

@@ -10,6 +10,8 @@ from gpugo.models.session import Session
 from gpugo.models.share import Share
 from gpugo.models.system_metric_sample import SystemMetricSample
 from gpugo.models.user import User
+from gpugo.models.webhook_delivery import WebhookDelivery
+from gpugo.models.webhook_endpoint import WebhookEndpoint
 from gpugo.models.worker import Worker
 from gpugo.models.worker_connection import WorkerConnection
 from gpugo.models.worker_metric_sample import WorkerMetricSample
@@ -25,6 +27,8 @@ __all__ = [
     "Share",
     "SystemMetricSample",
     "User",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "Worker",
     "WorkerConnection",
     "WorkerMetricSample",

@@ -33,6 +33,7 @@ from gpugo.inputs.metrics import MetricsReportInput
 from gpugo.inputs.releases import ReleaseQuery
 from gpugo.inputs.shares import CreateShareInput
 from gpugo.inputs.tokens import CreatePatInput, GenerateTokenInput
+from gpugo.inputs.webhooks import CreateWebhookInput, UpdateWebhookInput
 from gpugo.inputs.workers import CreateWorkerInput, UpdateWorkerInput, WorkerFilterInput
 from gpugo.rest.outputs.common import ErrorBody
 from gpugo.rest.outputs.graphql import GraphQLRefusal, GraphQLRequest, GraphQLResponse
@@ -299,6 +300,51 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
         "A topic naming no agent answers the same, with keep-alives only. "
         "400 without a well-formed topic. The stream stays open.",
     ),
+    ("GET", f"{API}/webhooks"): Operation("The user's webhook endpoints", "webhooks", auth=USER),
+    ("POST", f"{API}/webhooks"): Operation(
+        "Create a webhook endpoint; its signing secret is in this answer only",
+        "webhooks",
+        auth=USER,
+        body=CreateWebhookInput,
+        errors=(409,),
+        description="400 when the URL is not http(s) or its host resolves to a loopback, "
+        "private, link-local or other non-public address (unless the operator allows "
+        "them); 409 beyond the endpoints a user may have. docs/webhooks.md.",
+    ),
+    ("GET", f"{API}/webhooks/{{webhook_id}}"): Operation(
+        "A webhook endpoint", "webhooks", auth=USER, errors=(404,)
+    ),
+    ("PATCH", f"{API}/webhooks/{{webhook_id}}"): Operation(
+        "Change a webhook endpoint's URL, events, description or enabled",
+        "webhooks",
+        auth=USER,
+        body=UpdateWebhookInput,
+        errors=(404,),
+    ),
+    ("DELETE", f"{API}/webhooks/{{webhook_id}}"): Operation(
+        "Delete a webhook endpoint and its deliveries", "webhooks", auth=USER, errors=(404,)
+    ),
+    ("POST", f"{API}/webhooks/{{webhook_id}}/test"): Operation(
+        "Queue a ping for the endpoint", "webhooks", auth=USER, errors=(404, 409)
+    ),
+    ("POST", f"{API}/webhooks/{{webhook_id}}/rotate-secret"): Operation(
+        "A new signing secret (in this answer only); the old one stops signing",
+        "webhooks",
+        auth=USER,
+        errors=(404,),
+    ),
+    ("GET", f"{API}/webhooks/{{webhook_id}}/deliveries"): Operation(
+        "The endpoint's 50 most recent deliveries, newest first",
+        "webhooks",
+        auth=USER,
+        errors=(404,),
+    ),
+    ("POST", f"{API}/webhooks/{{webhook_id}}/deliveries/{{delivery_id}}/redeliver"): Operation(
+        "Queue a delivery's event again (a new delivery id, the same body data)",
+        "webhooks",
+        auth=USER,
+        errors=(404, 409),
+    ),
     ("POST", "/graphql"): Operation(
         "GraphQL (queries and mutations; subscriptions over WebSocket on the same path)",
         "graphql",
@@ -333,6 +379,8 @@ PATH_PARAMETERS: Mapping[str, str] = {
     "share_id": "A share id (`shr_…`).",
     "token_id": "An install token id (`tok_…`).",
     "short_code": "A share link's code.",
+    "webhook_id": "A webhook endpoint id (`whk_…`).",
+    "delivery_id": "A webhook delivery id (`whd_…`).",
 }
 
 

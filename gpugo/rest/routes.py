@@ -18,6 +18,7 @@ from gpugo.rest import (
     push_channel,
     shares,
     tokens,
+    webhooks,
     workers,
 )
 
@@ -29,6 +30,7 @@ routes: list[BaseRoute] = [
     *agents.routes,
     *workers.routes,
     *shares.routes,
+    *webhooks.routes,
     *ecosystem.routes,
     *push_channel.routes,
     *openapi.routes,

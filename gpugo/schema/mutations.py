@@ -32,6 +32,7 @@ from gpugo.schema.types.tokens import (
 )
 from gpugo.schema.types.users import User, user_node
 from gpugo.schema.types.workers import Worker, worker_view_node
+from gpugo.schema.webhooks import WebhookMutations
 from gpugo.services import (
     agents,
     install_tokens,
@@ -55,7 +56,7 @@ def _set_cookie(info: GraphQLInfo, token: str) -> None:
 @strawberry.type(
     description="Results are nullable so that each mutation of a document fails on its own."
 )
-class Mutation:
+class Mutation(WebhookMutations):
     @strawberry.mutation(description="Create an account and sign in (sets the session cookie).")
     async def signup(self, info: GraphQLInfo, input: CredentialsInput) -> User | None:
         ctx = info.context

@@ -38,6 +38,7 @@ from gpugo.schema.types.tokens import (
 )
 from gpugo.schema.types.users import User, user_node
 from gpugo.schema.types.workers import Worker, worker_view_node
+from gpugo.schema.webhooks import WebhookQueries
 from gpugo.services import (
     agents,
     audit,
@@ -67,7 +68,7 @@ def _worker_position(node: Worker) -> tuple[int, str]:
 
 
 @strawberry.type
-class Query:
+class Query(WebhookQueries):
     @strawberry.field(permission_classes=_USER, description="The signed-in user.")
     async def me(self, info: GraphQLInfo) -> User:
         view = await users.get_current(principal=await user(info))

@@ -17,7 +17,7 @@ from gpugo.errors import NotFound, TokenExpired, TokenUsed, Unauthorized
 from gpugo.events import Event, EventKind
 from gpugo.inputs.agents import RegisterAgentInput
 from gpugo.models import Agent, Gpu, InstallToken, Worker, WorkerConnection
-from gpugo.services import audit, licenses, plans, scope
+from gpugo.services import alerts, audit, licenses, plans, scope, webhooks
 from gpugo.services.views import (
     CONNECTION_COLUMNS,
     GPU_COLUMNS,
@@ -198,6 +198,16 @@ async def register(
         await InstallToken.filter(id=token["id"]).update(
             agent_id=agent.id, agent_hostname=data.hostname
         )
+        queued = await alerts.agent_registered(user_id=user_id, agent_id=agent.id, now=now)
+        queued += await alerts.plan_filled(
+            ctx=ctx,
+            user_id=user_id,
+            plan=plan,
+            more_gpus=len(data.gpus),
+            more_workers=int(with_default_worker),
+            now=now,
+        )
+    webhooks.wake_sender(ctx, queued)
     audit.record(
         audit.Kind.INSTALL_TOKEN_USED,
         user_id=user_id,
@@ -346,9 +356,15 @@ async def delete(*, ctx: ServerContext, principal: Principal, agent_id: str) -> 
     The caller is its owner, or the agent itself (its secret was already matched to
     ``agent_id``). The secret dies with the row.
     """
-    deleted = await Agent.filter(scope.agents(principal), id=agent_id).delete()
-    if not deleted:
-        raise NotFound("No such agent.")
+    async with in_transaction():
+        # Read for the webhook body before the row goes (a stranger's id rolls it back).
+        queued = await alerts.agent_deleted(
+            ctx=ctx, user_id=principal.user_id, agent_id=agent_id, now=clock.now()
+        )
+        deleted = await Agent.filter(scope.agents(principal), id=agent_id).delete()
+        if not deleted:
+            raise NotFound("No such agent.")
+    webhooks.wake_sender(ctx, queued)
     itself = principal.agent_id == agent_id
     audit.record(
         audit.Kind.AGENT_UNREGISTERED if itself else audit.Kind.AGENT_DELETED,

@@ -13,9 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from tortoise.transactions import in_transaction
+
 from gpugo import clock, sql
 from gpugo.context import ServerContext
 from gpugo.events import Event, EventKind
+from gpugo.services import alerts, webhooks
 
 # Agents claimed per statement, and statements per sweep (the rest waits for the next).
 BATCH = 500
@@ -71,7 +74,13 @@ async def sweep(*, ctx: ServerContext, state: SweepState) -> int:
     params = [cutoff, BATCH, cutoff] if floor is None else [cutoff, floor, BATCH, cutoff]
     for _ in range(MAX_BATCHES):
         # Claimed rows leave the SELECT's result, so the same statement reads the next batch.
-        rows = await sql.fetch(_CLAIM[floor is not None], params)
+        # The claim and its webhook deliveries commit together (an outbox).
+        async with in_transaction():
+            rows = await sql.fetch(_CLAIM[floor is not None], params)
+            queued = await alerts.agents_offline(
+                owners={row["id"]: row["user_id"] for row in rows}, reason=alerts.SILENT, now=now
+            )
+        webhooks.wake_sender(ctx, queued)
         for row in rows:
             ctx.events.emit(
                 Event(EventKind.AGENT_OFFLINE, row["user_id"], row["id"], data={"reason": "silent"})

@@ -33,7 +33,8 @@ from gpugo.ids import random_base62
 from gpugo.inputs.agents import UNKNOWN_VENDOR
 from gpugo.inputs.shares import CreateShareInput
 from gpugo.models import Agent, Gpu, Share, Worker
-from gpugo.services import audit, scope
+from gpugo.services import alerts, audit, scope, webhooks
+from gpugo.webhook_events import WebhookEvent
 
 SHORT_CODE_LENGTH = 12
 # Collisions need ~2**35 shares to become likely; a few attempts are plenty.
@@ -268,7 +269,7 @@ _WITHDRAW_EXPIRED = sql.per_dialect(
     "UPDATE shares SET withdrawn_at = $1 WHERE id IN ("
     "SELECT id FROM shares WHERE withdrawn_at IS NULL AND expires_at <= $2"
     " ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED)"
-    " AND withdrawn_at IS NULL RETURNING worker_id"
+    " AND withdrawn_at IS NULL RETURNING id, worker_id, user_id"
 )
 
 
@@ -292,6 +293,12 @@ async def withdraw_expired(*, ctx: ServerContext) -> int:
             agent_ids = sorted({agent_id for agent_id, _ in agents})
             if agent_ids:
                 await Agent.filter(id__in=agent_ids).update(config_version=F("config_version") + 1)
+            queued = await alerts.shares_withdrawn(
+                event=WebhookEvent.SHARE_EXPIRED,
+                owners={row["id"]: row["user_id"] for row in rows},
+                now=now,
+            )
+        webhooks.wake_sender(ctx, queued)
         for agent_id, user_id in set(agents):
             ctx.events.emit(
                 Event(kind=EventKind.CONFIG_CHANGED, user_id=user_id, agent_id=agent_id)
@@ -374,10 +381,15 @@ async def redeem(*, ctx: ServerContext, short_code: str) -> PublicShare:
 
 async def _withdraw_used_up(ctx: ServerContext, row: dict[str, Any], now: datetime) -> None:
     agent_id = row["worker__agent_id"]
+    queued = 0
     async with in_transaction():
         withdrawn = await Share.filter(id=row["id"], withdrawn_at=None).update(withdrawn_at=now)
         if withdrawn:
             await _bump_config_version(agent_id)
+            queued = await alerts.shares_withdrawn(
+                event=WebhookEvent.SHARE_USED_UP, owners={row["id"]: row["user_id"]}, now=now
+            )
+    webhooks.wake_sender(ctx, queued)
     if withdrawn:
         ctx.events.emit(
             Event(kind=EventKind.CONFIG_CHANGED, user_id=row["user_id"], agent_id=agent_id)

@@ -33,7 +33,7 @@ from gpugo.errors import Forbidden, Unauthorized
 from gpugo.events import Event, EventKind
 from gpugo.inputs.agents import ConnectionInput, StatusReportInput, WorkerStatusInput
 from gpugo.models import Agent, Gpu, Worker, WorkerConnection
-from gpugo.services import licenses, metrics, shares
+from gpugo.services import alerts, licenses, metrics, shares, webhooks
 from gpugo.services.agents import agent_state, license_gpu_ids
 from gpugo.timefmt import parse_stored
 
@@ -310,17 +310,57 @@ async def _apply(
             agent_id, data, state.gpus, workers=current, reported=reported
         )
         connections_changed = await _replace_connections(replacing, current)
+        came_online = before.status != "online" and not shutting_down
+        queued = await _alert(
+            ctx, state, reported, current, now, shutting_down=shutting_down, came_online=came_online
+        )
+    webhooks.wake_sender(ctx, queued)
     ctx.last_seen.forget(agent_id, now)
     return _Outcome(
         config_version=state.config_version,
         gpu_ids=_license_gpu_ids(state),
-        came_online=before.status != "online" and not shutting_down,
+        came_online=came_online,
         status_changed=status_changed,
         connections_changed=connections_changed,
         updated=[
             name for name, yes in (("gpus", gpus_changed), ("workers", process_changed)) if yes
         ],
     )
+
+
+async def _alert(
+    ctx: ServerContext,
+    state: _State,
+    reported: dict[str, WorkerStatusInput],
+    current: dict[str, _CurrentWorker],
+    now: datetime,
+    *,
+    shutting_down: bool,
+    came_online: bool,
+) -> int:
+    """The report's webhook deliveries, in its transaction (services/alerts.py)."""
+    queued = 0
+    if shutting_down:
+        # Once per going offline: not again when it was already shut down or announced.
+        if state.shut_down_at is None and not state.offline_notified:
+            queued += await alerts.agents_offline(
+                owners={state.agent_id: state.user_id}, reason=alerts.SHUTDOWN, now=now
+            )
+    elif came_online:
+        queued += await alerts.agent_online(user_id=state.user_id, agent_id=state.agent_id, now=now)
+    reasons = {
+        worker_id: reason
+        for worker_id, w in reported.items()
+        if worker_id in current
+        and (
+            reason := alerts.failed(
+                current[worker_id].status, current[worker_id].restarts, w.status, w.restarts or 0
+            )
+        )
+    }
+    if reasons:
+        queued += await alerts.workers_failed(user_id=state.user_id, reasons=reasons, now=now)
+    return queued
 
 
 def _replacing(reported: dict[str, WorkerStatusInput]) -> dict[str, list[ConnectionInput]]:

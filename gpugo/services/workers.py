@@ -23,7 +23,7 @@ from gpugo.errors import Conflict, FieldError, NotFound, ValidationFailed
 from gpugo.events import Event, EventKind
 from gpugo.inputs.workers import CreateWorkerInput, UpdateWorkerInput, WorkerFilterInput
 from gpugo.models import Agent, Gpu, Share, Worker, WorkerConnection
-from gpugo.services import plans, scope
+from gpugo.services import alerts, plans, scope, webhooks
 from gpugo.services.shares import vendor_of
 from gpugo.services.views import (
     CONNECTION_COLUMNS,
@@ -153,6 +153,10 @@ async def create(
             worker = await Worker.create(**row, updated_at=now)
         except IntegrityError:
             raise _port_conflict(data.listen_port) from None
+        queued = await alerts.plan_filled(
+            ctx=ctx, user_id=principal.user_id, plan=principal.plan, more_workers=1, now=now
+        )
+    webhooks.wake_sender(ctx, queued)
     await _published(
         ctx=ctx,
         principal=principal,

@@ -23,7 +23,7 @@ from tortoise.contrib.test import truncate_all_models
 
 from gpugo import clock
 from gpugo.auth.sessions import COOKIE_NAME, create_session
-from gpugo.models import AuditEvent, PersonalAccessToken, Session, User
+from gpugo.models import AuditEvent, PersonalAccessToken, Session, User, WebhookDelivery
 from gpugo.rest.openapi import AGENT, INSTALL, OPERATIONS, route_operations
 from tests.support import PUBLIC_URL, gpu_infos
 
@@ -178,6 +178,26 @@ async def build_scene(app: Starlette) -> Scene:
     )
     scene.ids["share"] = share["share_id"]
     scene.ids["owner_session_id"] = (await Session.get(user_id=scene.ids["owner_user"])).id
+    webhook = await _ok(
+        await scene.request_as(
+            "owner_session",
+            "POST",
+            "/api/v1/webhooks",
+            {"url": "http://127.0.0.1:9/hook", "events": ["share.expired"]},
+        )
+    )
+    scene.ids["webhook"] = webhook["webhook_id"]
+    # A past delivery to redeliver (the scene sends nothing: its sender is off).
+    delivery = await WebhookDelivery.create(
+        endpoint_id=webhook["webhook_id"],
+        event_type="share.expired",
+        payload={},
+        created_at=clock.now(),
+        queued_at=clock.now(),
+        next_attempt_at=clock.now(),
+        status="delivered",
+    )
+    scene.ids["delivery"] = delivery.id
     await User.filter(id=scene.ids["deleted_user"]).delete()
     # Use every live credential once, so that refused requests have no bookkeeping
     # (PAT last_used_at, session last_seen_at) left to write.
@@ -226,6 +246,8 @@ def _url(path: str, scene: Scene) -> str:
         .replace("{share_id}", scene.ids["share"])
         .replace("{token_id}", scene.ids["token"])
         .replace("{session_id}", scene.ids["owner_session_id"])
+        .replace("{webhook_id}", scene.ids["webhook"])
+        .replace("{delivery_id}", scene.ids["delivery"])
     )
 
 
@@ -253,6 +275,8 @@ def _body(method: str, path: str, scene: Scene) -> Any:
         },
         ("PATCH", "/api/v1/workers/{worker_id}"): {"name": "renamed"},
         ("POST", "/api/v1/shares"): {"worker_id": scene.ids["worker"], "connection_ip": "10.0.0.2"},
+        ("POST", "/api/v1/webhooks"): {"url": "http://127.0.0.1:9/new", "events": ["agent.online"]},
+        ("PATCH", "/api/v1/webhooks/{webhook_id}"): {"description": "renamed"},
     }
     return bodies.get((method, path))
 
@@ -383,6 +407,15 @@ GRAPHQL: dict[str, str] = {
     "createShare": 'mutation { createShare(input: {workerId: "$worker", '
     'connectionIp: "10.0.0.3"}) { id } }',
     "deleteShare": 'mutation { deleteShare(id: "$share") }',
+    "webhooks": "{ webhooks { id } }",
+    "webhook": '{ webhook(id: "$webhook") { id deliveries { id } } }',
+    "createWebhook": 'mutation { createWebhook(input: {url: "http://127.0.0.1:9/new", '
+    'events: ["agent.online"]}) { secret } }',
+    "updateWebhook": 'mutation { updateWebhook(id: "$webhook", input: {description: "r"}) { id } }',
+    "deleteWebhook": 'mutation { deleteWebhook(id: "$webhook") }',
+    "testWebhook": 'mutation { testWebhook(id: "$webhook") { id } }',
+    "rotateWebhookSecret": 'mutation { rotateWebhookSecret(id: "$webhook") { secret } }',
+    "redeliverWebhookDelivery": 'mutation { redeliverWebhookDelivery(id: "$delivery") { id } }',
 }
 # Public fields: credentials play no part (their own tests cover them).
 GRAPHQL_PUBLIC = {"signup", "login"}
@@ -400,6 +433,12 @@ GRAPHQL_OWNER_RESOURCE = {
     "createShare",
     "deleteShare",
     "revokeSession",
+    "webhook",
+    "updateWebhook",
+    "deleteWebhook",
+    "testWebhook",
+    "rotateWebhookSecret",
+    "redeliverWebhookDelivery",
 }
 
 
@@ -422,6 +461,8 @@ def _document(name: str, scene: Scene) -> str:
         "$share": scene.ids["share"],
         "$token": scene.ids["token"],
         "$owner_session_id": scene.ids["owner_session_id"],
+        "$webhook": scene.ids["webhook"],
+        "$delivery": scene.ids["delivery"],
         "$from": (now - timedelta(hours=1)).isoformat(),
         "$to": now.isoformat(),
     }
@@ -485,6 +526,13 @@ async def test_graphql_matrix(app):
         await scene.http.aclose()
     print(f"\nGraphQL authorization matrix: {cells['graphql']} cells")
     assert not failures, "\n".join(failures)
+
+
+@pytest.fixture
+def settings(settings):
+    # The scene's webhook points at 127.0.0.1; nothing is sent (no sender races the
+    # snapshots or the truncation of a new scene).
+    return settings.replace(webhooks_allow_private=True, webhooks_sender=False)
 
 
 @pytest.fixture(autouse=True)

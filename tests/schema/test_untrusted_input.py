@@ -30,6 +30,7 @@ BAD_IDS = [
 OTHER_ARGUMENTS = {
     "agentMetrics": "from: $from, to: $to",
     "updateWorker": "input: {}",
+    "updateWebhook": "input: {}",
 }
 # Every ID argument of a query or mutation, and what an impossible id answers: a look-up
 # is not found; the workers filter is an input (REST's query parameter, 400).
@@ -45,6 +46,12 @@ ID_ARGUMENTS = {
     ("mutation", "restartWorker", "id"): "not_found",
     ("mutation", "deleteShare", "id"): "not_found",
     ("mutation", "revokeSession", "id"): "not_found",
+    ("query", "webhook", "id"): "not_found",
+    ("mutation", "updateWebhook", "id"): "not_found",
+    ("mutation", "deleteWebhook", "id"): "not_found",
+    ("mutation", "testWebhook", "id"): "not_found",
+    ("mutation", "rotateWebhookSecret", "id"): "not_found",
+    ("mutation", "redeliverWebhookDelivery", "id"): "not_found",
 }
 FIELDS = "fields { name args { name type { name ofType { name } } } type { kind ofType { kind } } }"
 ROOTS = f"{{ __schema {{ queryType {{ {FIELDS} }} mutationType {{ {FIELDS} }} "

@@ -10,6 +10,7 @@ import * as activity from './views/activity.js';
 import * as agent from './views/agent.js';
 import * as auth from './views/auth.js';
 import * as metrics from './views/metrics.js';
+import * as notifications from './views/notifications.js';
 import * as onboard from './views/onboard.js';
 import * as overview from './views/overview.js';
 import * as settings from './views/settings.js';
@@ -27,6 +28,7 @@ const ROUTES = [
   { pattern: /^\/agents\/([^/]+)\/metrics$/, view: metrics.mount, title: 'Metrics', nav: '/' },
   { pattern: /^\/shares$/, view: shares.mount, title: 'Shares', nav: '/shares' },
   { pattern: /^\/activity$/, view: activity.mount, title: 'Activity', nav: '/activity' },
+  { pattern: /^\/notifications$/, view: notifications.mount, title: 'Notifications', nav: '/notifications' },
   { pattern: /^\/settings$/, view: settings.mount, title: 'Settings', nav: '/settings' },
 ];
 
@@ -35,6 +37,7 @@ const NAV = [
   ['/add', 'Add machine'],
   ['/shares', 'Shares'],
   ['/activity', 'Activity'],
+  ['/notifications', 'Notifications'],
   ['/settings', 'Settings'],
 ];
 
