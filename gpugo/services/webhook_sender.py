@@ -51,8 +51,11 @@ _CLAIM = sql.per_dialect(
     "UPDATE webhook_endpoints SET lease_owner = $1, lease_until = $2 WHERE id IN ("
     "SELECT e.id FROM webhook_endpoints e WHERE e.enabled = true"
     " AND (e.lease_until IS NULL OR e.lease_until < $3)"
-    " AND EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.endpoint_id = e.id"
-    " AND d.status = 'pending' AND d.next_attempt_at <= $4)"
+    # Its OLDEST pending delivery is due: deliveries go in order, so a later one that is
+    # due waits behind an older one waiting for its retry (claiming the endpoint then
+    # would only find the head not due, release it, and claim it again at once).
+    " AND (SELECT d.next_attempt_at FROM webhook_deliveries d WHERE d.endpoint_id = e.id"
+    " AND d.status = 'pending' ORDER BY d.queued_at, d.id LIMIT 1) <= $4"
     " LIMIT $5 FOR UPDATE SKIP LOCKED)"
     " AND (lease_until IS NULL OR lease_until < $6)"
     " RETURNING id, user_id, url, secret_encrypted"
@@ -153,11 +156,15 @@ class WebhookSender:
         return len(rows)
 
     def _done(self, task: asyncio.Task[None]) -> None:
+        was_full = len(self._sending) >= self.settings.webhooks_concurrency
         self._sending.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("webhook sending failed", exc_info=task.exception())
-        # A slot is free: other endpoints may be waiting for one.
-        self._wake.set()
+        # Every slot was taken: other endpoints may have waited for this one. (Waking on
+        # every finished drain would spin while an endpoint waits for its retry or its
+        # user's rate: the next poll finds those.)
+        if was_full:
+            self._wake.set()
 
     async def _renew(self, endpoint_id: str, claim: str) -> bool:
         return bool(
