@@ -4,7 +4,6 @@ a delivery that never succeeds is marked failed; a redelivery."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -30,13 +29,6 @@ def settings(settings):
         webhooks_timeout_seconds=2.0,
         webhooks_lease_seconds=5.0,
     )
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
 
 
 async def subscribe(user, url: str, events: list[str] | None = None) -> dict[str, Any]:

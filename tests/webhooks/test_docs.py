@@ -4,26 +4,17 @@ accepts a real delivery (and refuses a tampered one)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 
 from gpugo import clock
 from gpugo.webhook_events import WebhookEvent
-from tests.webhooks.receiver import Receiver
 from tests.webhooks.support import DOCS, docs_verify, eventually
 
 
 @pytest.fixture
 def settings(settings):
     return settings.replace(webhooks_allow_private=True)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
 
 
 def test_the_catalogue_lists_every_event():

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 
 from gpugo import clock
 from tests.schema.support import as_cookie, error
-from tests.webhooks.receiver import Receiver
 from tests.webhooks.support import docs_verify, eventually
 
 CREATE = """mutation($url: String!) {
@@ -23,13 +21,6 @@ CREATE = """mutation($url: String!) {
 @pytest.fixture
 def settings(settings):
     return settings.replace(webhooks_allow_private=True)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
 
 
 async def test_the_life_of_a_webhook(api, receiver):

@@ -35,13 +35,6 @@ def database(tmp_path: Path) -> Iterator[Database]:
     db.drop()
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
-
-
 def wait_until(check: Callable[[], Any], within: float = 30.0) -> Any:
     deadline = time.monotonic() + within
     while not (value := check()):

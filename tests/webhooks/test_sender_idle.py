@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 
 from gpugo.webhook_events import SUBSCRIBABLE
 from tests.sql_counter import count_sql
-from tests.webhooks.receiver import Receiver
 
 API = "/api/v1/webhooks"
 
@@ -25,13 +23,6 @@ def settings(settings):
         webhooks_lease_seconds=5.0,
         webhooks_poll_seconds=0.2,
     )
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
 
 
 async def test_later_due_deliveries_behind_a_waiting_head_do_not_spin_the_sender(api, receiver):
