@@ -94,9 +94,14 @@ async def test_worker_create_conflict_plan_limit_edit_disable_delete(browser: Br
     await page.get_by_role("button", name="Save worker").click()
     await expect(page.locator(".worker-form")).to_have_count(0)
 
+    # Restart: requested over the machine's push channel; a disabled worker has no button.
+    await page.get_by_role("button", name="Restart inference-b").click()
+    await expect(page.get_by_text("Restart of inference-b requested.")).to_be_visible()
+
     # Disable, enable.
     await page.get_by_role("button", name="Disable inference-b").click()
     await expect(row.locator(".tag")).to_have_text("disabled")
+    await expect(page.get_by_role("button", name="Restart inference-b")).to_have_count(0)
     await page.get_by_role("button", name="Enable inference-b").click()
     await expect(row.locator(".tag")).to_have_count(0)
 

@@ -44,6 +44,7 @@ const QUERY = `query Agent($id: ID!) {
 const CREATE_WORKER = `mutation CreateWorker($input: CreateWorkerInput!) { createWorker(input: $input) { id name } }`;
 const UPDATE_WORKER = `mutation UpdateWorker($id: ID!, $input: UpdateWorkerInput!) { updateWorker(id: $id, input: $input) { id name enabled } }`;
 const DELETE_WORKER = 'mutation DeleteWorker($id: ID!) { deleteWorker(id: $id) }';
+const RESTART_WORKER = 'mutation RestartWorker($id: ID!) { restartWorker(id: $id) }';
 const DELETE_AGENT = 'mutation DeleteAgent($id: ID!) { deleteAgent(id: $id) }';
 
 /** Tabs of an agent's pages. */
@@ -169,6 +170,16 @@ export function mount({ root, params, query, app }) {
       await gql(UPDATE_WORKER, { id: worker.id, input: { enabled } });
       toast(`Worker ${worker.name} ${enabled ? 'enabled' : 'disabled'}.`);
       await refresh();
+    } catch (error) {
+      toast(error.message, 'error');
+    }
+  }
+
+  async function restartWorker(worker) {
+    try {
+      await gql(RESTART_WORKER, { id: worker.id });
+      // The machine's agent restarts it when its push channel delivers the request.
+      toast(`Restart of ${worker.name} requested.`);
     } catch (error) {
       toast(error.message, 'error');
     }
@@ -396,6 +407,13 @@ export function mount({ root, params, query, app }) {
             { type: 'button', class: 'btn btn-small', onclick: () => setEnabled(w, !w.enabled), 'aria-label': `${w.enabled ? 'Disable' : 'Enable'} ${w.name}` },
             w.enabled ? 'Disable' : 'Enable',
           ),
+          w.enabled
+            ? h(
+                'button',
+                { type: 'button', class: 'btn btn-small', onclick: () => restartWorker(w), 'aria-label': `Restart ${w.name}` },
+                'Restart',
+              )
+            : null,
           h(
             'button',
             { type: 'button', class: 'btn btn-small', onclick: () => navigate(`/shares?worker=${encodeURIComponent(w.id)}`), 'aria-label': `Share ${w.name}` },
