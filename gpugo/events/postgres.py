@@ -26,6 +26,7 @@ import asyncpg
 
 from gpugo.events.bus import EventBus, log
 from gpugo.events.event import Event
+from gpugo.observability import metrics as telemetry
 
 CHANNEL = "gpugo_events"
 RECONNECT_DELAY_SECONDS = 1.0
@@ -92,12 +93,14 @@ class PostgresEventBus(EventBus):
                 await connection.close()
 
     async def publish(self, event: Event) -> None:
+        telemetry.events_published.labels(event.kind).inc()
         sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._enqueue(event, sent):
             # Once sent, this process's own subscribers hear it a moment later, like the others.
             await asyncio.wait({sent}, timeout=PUBLISH_WAIT_SECONDS)
 
     def emit(self, event: Event) -> None:
+        telemetry.events_published.labels(event.kind).inc()
         self._enqueue(event, None)
 
     def _enqueue(self, event: Event, sent: asyncio.Future[None] | None) -> bool:
