@@ -16,7 +16,7 @@ from tests.conftest import make_client
 from tests.observability.support import label_values, parse, value
 from tests.support import PASSWORD, Api, assert_error, moment, out_time, register_agent
 
-TOKEN = "operator-scrape-token-0123456789"  # noqa: S105 (a test value)
+TOKEN = "operator-scrape-token-0123456789"
 
 
 @pytest.fixture
