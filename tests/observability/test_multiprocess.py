@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.hardening.live import Database
 from tests.live.remote import ServerProcess
 from tests.observability.support import parse, value
 
@@ -16,22 +17,23 @@ TOKEN = "multiprocess-scrape-token-42"
 
 
 @pytest.fixture
-def pair(tmp_path: Path, database_url: str) -> Iterator[list[ServerProcess]]:
+def pair(tmp_path: Path) -> Iterator[list[ServerProcess]]:
     shared = tmp_path / "prometheus"
     shared.mkdir()
+    database = Database(tmp_path)
     env = {
         "GPUGO_DATA_DIR": str(tmp_path / "data"),
+        "GPUGO_DATABASE_URL": database.url,
         "PROMETHEUS_MULTIPROC_DIR": str(shared),
         "GPUGO_METRICS_TOKEN": TOKEN,
     }
-    if database_url.startswith("postgres"):
-        env["GPUGO_DATABASE_URL"] = database_url
     servers = [ServerProcess(tmp_path, env), ServerProcess(tmp_path, env)]
     try:
         yield servers
     finally:
         for server in servers:
             server.stop()
+        database.drop()
 
 
 async def test_a_scrape_sums_the_processes(pair):

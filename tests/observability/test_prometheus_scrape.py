@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests import engines
+from tests.hardening.live import Database
 from tests.live.remote import ServerProcess
 from tests.rest.test_status_report_metrics import LIBRARY_IDS, lines
 from tests.support import PASSWORD, moment, out_time
@@ -29,16 +30,21 @@ WAIT = 45.0
 
 
 @pytest.fixture
-def server(tmp_path: Path, database_url: str) -> Iterator[ServerProcess]:
-    env = {"GPUGO_DATA_DIR": str(tmp_path / "data"), "GPUGO_METRICS_TOKEN": TOKEN}
-    if database_url.startswith("postgres"):
-        env["GPUGO_DATABASE_URL"] = database_url
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    # A database of its own: the fleet's series count every agent in it.
+    database = Database(tmp_path)
+    env = {
+        "GPUGO_DATA_DIR": str(tmp_path / "data"),
+        "GPUGO_DATABASE_URL": database.url,
+        "GPUGO_METRICS_TOKEN": TOKEN,
+    }
     process = ServerProcess(tmp_path, env)
     process.start()
     try:
         yield process
     finally:
         process.stop()
+        database.drop()
 
 
 async def team_user_with_a_reporting_agent(server: ServerProcess) -> dict[str, str]:
