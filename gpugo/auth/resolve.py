@@ -92,15 +92,6 @@ async def resolve_pat(token: str) -> Principal | None:
     )
 
 
-async def authenticate_pat(authorization: str | None) -> Principal:
-    """A user by PAT bearer only (scrapers and integrations; cookies are not read)."""
-    token = bearer_token(authorization)
-    principal = await resolve_pat(token) if token is not None else None
-    if principal is None:
-        raise Unauthorized("Use 'Authorization: Bearer <personal access token>'.")
-    return principal
-
-
 AGENT_SCOPE_MESSAGE = (
     "An agent secret acts only on its own agent, its workers and their share links; "
     "use a personal access token or sign in."

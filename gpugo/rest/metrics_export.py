@@ -7,7 +7,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gpugo.auth import resolve
 from gpugo.observability import exposition
 from gpugo.rest import requests
 from gpugo.rest.paths import API
@@ -21,7 +20,8 @@ async def operator_metrics(request: Request) -> Response:
 
 
 async def user_metrics(request: Request) -> Response:
-    principal = await resolve.authenticate_pat(request.headers.get("authorization"))
+    # A scraper sends the PAT; a signed-in browser may look too. An agent secret: 403.
+    principal = await requests.user(request)
     body = await metrics_export.export(ctx=requests.server(request), principal=principal)
     return Response(body, media_type=exposition.CONTENT_TYPE)
 

@@ -129,7 +129,7 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
         "The latest sample of each of the user's GPUs, hosts and workers as Prometheus "
         "gauges (Team and Pro plans)",
         "metrics",
-        auth=(PAT,),
+        auth=USER,
         errors=(403,),
         response=(200, "text/plain"),
         description="For the user's own Prometheus: scrape it with the PAT as bearer token. "

@@ -108,14 +108,14 @@ async def test_a_missing_or_bad_pat_is_401(api, client):
         {"Authorization": "Bearer gpgo_pat_nonsense"},
         {"Authorization": f"Bearer {token[:-1]}x"},
         {"Authorization": f"Basic {token}"},
-        # Other credentials are not a PAT.
-        agent.auth,
     ):
         response = await client.get(URL, headers=headers)
         assert_error(response, 401, "unauthorized")
         assert response.headers["www-authenticate"].startswith("Bearer")
-    # A signed-in browser without a PAT is not a scraper either.
-    assert_error(await user.get(URL), 401, "unauthorized")
+    # An agent secret is known, and not a user's key (as on every account endpoint).
+    assert_error(await client.get(URL, headers=agent.auth), 403, "forbidden")
+    # A signed-in browser may look at its own export.
+    assert (await user.get(URL)).status_code == 200
     # A regenerated PAT ends the old one at once.
     await user.create_pat()
     assert_error(
