@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,8 +23,25 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 _CONVERTOR = re.compile(r"\{(\w+):\w+\}")
 
 
+# Label values and series children are computed once per route (and per method and
+# status): the routes are fixed at start, so these stay small.
+# Routes are not hashable (they compare by value): keyed by identity, holding the route
+# so that its id cannot be reused by another.
+_templates: dict[int, tuple[object, str]] = {}
+_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
 def route_template(scope: Scope) -> str:
     route = scope.get("route")
+    if route is None:
+        return UNMATCHED
+    found = _templates.get(id(route))
+    if found is None:
+        found = _templates[id(route)] = (route, _template_of(route))
+    return found[1]
+
+
+def _template_of(route: object) -> str:
     path = getattr(route, "path", None)
     if not isinstance(path, str):
         return UNMATCHED
@@ -31,6 +49,17 @@ def route_template(scope: Scope) -> str:
         # A mounted app (the dashboard's static files) serves whatever lies below it.
         path = f"{path.rstrip('/')}/{{path}}"
     return _CONVERTOR.sub(r"{\1}", path) or "/"
+
+
+def _children(route: str, method: str, status: int) -> tuple[Any, Any]:
+    key = (route, method, status)
+    found = _series.get(key)
+    if found is None:
+        found = _series[key] = (
+            metrics.http_requests.labels(route, method, str(status)),
+            metrics.http_request_seconds.labels(route, method),
+        )
+    return found
 
 
 async def observe(scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> None:
@@ -59,5 +88,6 @@ async def observe(scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> N
         route = route_template(scope)
         if elapsed is None:
             elapsed = time.perf_counter() - started
-        metrics.http_requests.labels(route, method, str(status)).inc()
-        metrics.http_request_seconds.labels(route, method).observe(elapsed)
+        counter, histogram = _children(route, method, status)
+        counter.inc()
+        histogram.observe(elapsed)
