@@ -97,6 +97,14 @@ class BoundedBuffer(Generic[T]):
     def pending(self) -> int:
         return len(self._rows)
 
+    def discard(self, unwanted: Callable[[T], bool]) -> int:
+        """Drop the waiting rows ``unwanted`` picks (their subject was deleted)."""
+        kept = deque(row for row in self._rows if not unwanted(row))
+        gone = len(self._rows) - len(kept)
+        self._rows = kept
+        self._depth.set(len(kept))
+        return gone
+
     def _trim(self) -> None:
         overflow = len(self._rows) - self.capacity
         if overflow <= 0:

@@ -100,6 +100,8 @@ class VictoriaMetrics:
         insert, select = urls
         self._write_url = f"{insert}/write"
         self._select = select
+        # A cluster deletes through vmselect's /delete/<tenant>/ path; one node at its root.
+        self._delete = select.replace("/select/", "/delete/", 1)
         self._http = http
         self._timeout = settings.timeseries_timeout_seconds
         self.buffer: BoundedBuffer[str] = BoundedBuffer(
@@ -126,6 +128,23 @@ class VictoriaMetrics:
         )
         if response.status_code >= 300:
             raise RuntimeError(f"VictoriaMetrics answered {response.status_code} to a write")
+
+    async def forget_agent(self, agent_id: str) -> None:
+        """Delete a deleted agent's series (and drop its points still waiting). Best
+        effort: the agent is gone from SQL either way, so nothing can read them; if the
+        engine is away they stay until its retention ends them."""
+        tag = f",agent_id={_escape_tag(agent_id)},"
+        self.buffer.discard(lambda row: tag in row)
+        try:
+            response = await self._http.post(
+                f"{self._delete}/api/v1/admin/tsdb/delete_series",
+                data={"match[]": f"{{agent_id={_label(agent_id)}}}"},
+                timeout=self._timeout,
+            )
+            if response.status_code >= 300:
+                raise RuntimeError(f"VictoriaMetrics answered {response.status_code}")
+        except Exception as exc:
+            log.warning("could not delete the series of a deleted agent: %s", exc)
 
     def start(self) -> None:
         self.buffer.start()

@@ -259,3 +259,28 @@ async def test_an_engine_outage_loses_nothing_acknowledged(vm_app, api, engine):
             "model": "RTX 4090",
         }
         assert value(samples, "gpugo_gpu_utilization_percent", **gpu0) == 10 + 7 * 11 % 83 + 0.25
+
+
+async def test_a_deleted_agents_points_leave_the_engine(vm_app, api, engine):
+    user = await api.user(plan="team")
+    agent = await register(user)
+    keep = await register(user)
+    async with make_client(vm_app) as http:
+        for each in (agent, keep):
+            worker_id = (await Worker.get(agent_id=each.agent_id)).id
+            body = report(
+                worker_id, lines(each.agent_id, worker_id, moment(-timedelta(seconds=30)))
+            )
+            response = await http.post(
+                f"/api/v1/agents/{each.agent_id}/status", json=body, headers=each.auth
+            )
+            assert response.status_code == 200, response.text
+        await vm_app.state.ctx.timeseries.buffer.flush()
+        await asyncio.to_thread(engine.make_searchable)
+        assert await vm_count(engine, agent.agent_id) == 2
+        # The agent unregisters itself (its own secret), as the shipped agent does.
+        response = await http.delete(f"/api/v1/agents/{agent.agent_id}", headers=agent.auth)
+        assert response.status_code in (200, 204), response.text
+    await asyncio.to_thread(engine.make_searchable)
+    assert await vm_count(engine, agent.agent_id) == 0
+    assert await vm_count(engine, keep.agent_id) == 2
