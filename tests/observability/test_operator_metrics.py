@@ -69,7 +69,7 @@ async def test_metrics_answer_only_the_token(observed_app, headers):
     assert response.headers["www-authenticate"].startswith("Bearer")
 
 
-async def test_series_move_with_traffic_and_carry_no_user_data(observed_app):
+async def test_series_move_with_traffic_and_carry_no_user_data(observed_app, is_postgres):
     api = Api(observed_app, make_client)
     scraper = api.client()
     try:
@@ -134,6 +134,12 @@ async def test_series_move_with_traffic_and_carry_no_user_data(observed_app):
     assert value(after, "gpugo_agents", state="online") == 1
     assert value(after, "gpugo_agents", state="pending") == 1  # the other one
 
+    if is_postgres:
+        # The pool of this process (SQLite has one connection, no pool).
+        assert value(after, "gpugo_db_pool_connections", pool="default") >= 1
+        in_use = value(after, "gpugo_db_pool_connections_in_use", pool="default")
+        assert 0 <= in_use <= value(after, "gpugo_db_pool_connections", pool="default")
+
     # No label value names a user, an agent, a host, a share or a credential.
     secrets = {
         user.user_id,
@@ -186,3 +192,13 @@ async def test_agents_are_counted_by_state(observed_app):
     assert value(samples, "gpugo_agents", state="pending") == 1
     assert value(samples, "gpugo_agents", state="online") == 1
     assert value(samples, "gpugo_agents", state="offline") == 1
+
+
+async def test_event_subscribers_are_counted_while_open(observed_app):
+    bus = observed_app.state.ctx.events
+    async with make_client(observed_app) as http:
+        before = value(await scrape(http), "gpugo_event_subscribers")
+        async with bus.subscribe(user_id="usr_x"), bus.subscribe(agent_id="agt_y"):
+            during = value(await scrape(http), "gpugo_event_subscribers")
+        after = value(await scrape(http), "gpugo_event_subscribers")
+    assert (during - before, after - before) == (2, 0)
