@@ -40,9 +40,12 @@ async def test_an_online_agent_state_is_current(api):
     [worker] = detail["workers"]
     assert (worker["agent_online"], worker["last_known_at"]) == (True, None)
     assert worker["live_connection_count"] == 1
-    assert [(g["used_by_worker"], g["agent_online"], g["last_known_at"]) for g in detail["gpus"]][
-        0
-    ] == (worker_id, True, None)
+    gpu = detail["gpus"][0]
+    assert (gpu["used_by_worker"], gpu["agent_online"], gpu["last_known_at"]) == (
+        worker_id,
+        True,
+        None,
+    )
     one = (await user.get(f"/api/v1/workers/{worker_id}")).json()
     assert (one["agent_online"], one["last_known_at"], one["live_connection_count"]) == (
         True,

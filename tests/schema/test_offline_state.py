@@ -16,7 +16,9 @@ QUERY = f"""query($id: ID!, $worker: ID!) {{
   }}
   worker(id: $worker) {{ {PRESENCE} liveConnectionCount }}
   workers {{ edges {{ node {{ {PRESENCE} liveConnectionCount }} }} }}
-  agents {{ edges {{ node {{ gpus {{ {PRESENCE} }} workers {{ {PRESENCE} liveConnectionCount }} }} }} }}
+  agents {{ edges {{ node {{
+    gpus {{ {PRESENCE} }} workers {{ {PRESENCE} liveConnectionCount }}
+  }} }} }}
 }}"""
 
 
