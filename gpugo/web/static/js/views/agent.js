@@ -487,7 +487,7 @@ export function mount({ root, params, query, app }) {
     );
   }
 
-  /** The worker's GPUs as short labels; the full ids on hover and for screen readers. */
+  /** The worker's GPUs as short labels; the full id on hover (and in the GPUs table). */
   function gpuChips(worker) {
     const agent = state.agent;
     const byId = new Map(agent.gpus.map((g) => [g.gpuId, g]));
@@ -499,14 +499,12 @@ export function mount({ root, params, query, app }) {
       worker.gpuIds.map((id) => {
         const gpu = byId.get(id);
         const label = gpu ? gpuLabel(gpu) : id.length <= 12 ? id : `${id.slice(0, 10)}…`;
-        const long = (full) => full !== label;
         const with_ = worker.enabled ? (shared.get(id) || []).filter((n) => n !== worker.name) : [];
         const detail = `${id}${gpu ? ` · ${gpu.model}` : ''}${with_.length ? ` · shared with ${with_.join(', ')}` : ''}`;
         return h(
           'li',
           { key: id, class: `gpu-chip ${with_.length ? 'gpu-chip-shared' : ''}`.trim(), title: detail },
           label,
-          long(id) ? h('span', { class: 'visually-hidden' }, ` (${id})`) : null,
         );
       }),
     );
