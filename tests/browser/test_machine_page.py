@@ -90,7 +90,9 @@ async def test_eight_gpus_six_workers_focus_and_phone_layout(browser: Browser, h
                 ],
             }
             for w in config["workers"]
-        ]
+        ],
+        # null: "not said"; the server names the running worker that has each GPU.
+        gpus=[{"gpu_id": gpu_id, "used_by_worker": None} for gpu_id in UUIDS],
     )
 
     page = browser.page
@@ -122,6 +124,9 @@ async def test_eight_gpus_six_workers_focus_and_phone_layout(browser: Browser, h
         rows.filter(has_text="whisper").locator(".tag", has_text="shared GPU")
     ).to_be_visible()
 
+    # The docs show this one (docs/machine.png).
+    await browser.shot("machine-8-gpus")
+
     # The default worker gives its GPUs up: GPU 7 is free, and the form offers it.
     await page.get_by_role("button", name="Edit default").click()
     for i in range(7):
@@ -152,7 +157,6 @@ async def test_eight_gpus_six_workers_focus_and_phone_layout(browser: Browser, h
     await expect(page.locator("#worker-gpus-error")).to_have_text("Choose at least one GPU.")
     await expect(page.get_by_label("Name")).to_be_focused()
     await page.get_by_role("button", name="Cancel").click()
-    await browser.shot("machine-8-gpus", fit=True)
 
     # Deleting a worker: focus moves to the next worker's row, not to the page's end.
     await page.get_by_role("button", name="Delete embeddings").click()

@@ -84,7 +84,8 @@ async def test_a_silent_machine_greys_its_workers_without_a_reload(browser: Brow
     await expect(page.locator("#config-sync")).to_have_attribute("data-sync", "stale")
     await expect(page.locator("#config-sync")).to_contain_text("Last known")
     await expect(page.locator("#offline-notice")).to_contain_text("llama-box is offline")
-    await browser.shot("machine-offline", fit=True)
+    # The docs show this one (docs/machine-offline.png).
+    await browser.shot("machine-offline")
 
     # It reports again: current again, without a reload.
     await agent.report(workers=[running])

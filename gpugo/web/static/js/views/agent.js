@@ -694,7 +694,7 @@ export function mount({ root, params, query, app }) {
                           )
                         : null,
                     ),
-                    h('td', { 'data-label': 'Model' }, shortModel(gpu.model), h('div', { class: 'muted small' }, gpu.vendor)),
+                    h('td', { 'data-label': 'Model' }, gpu.model, h('div', { class: 'muted small' }, gpu.vendor)),
                     h('td', { 'data-label': 'VRAM', class: 'num' }, vram(gpu.vramMb)),
                     h(
                       'td',
