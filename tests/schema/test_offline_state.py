@@ -58,6 +58,7 @@ async def test_worker_and_gpu_presence(api, gql_user):
     assert data["workers"]["edges"][0]["node"] == {**current, "liveConnectionCount": 1}
     node = data["agents"]["edges"][0]["node"]
     assert node["gpus"] == [current]
+    assert node["workers"] == [{**current, "liveConnectionCount": 1}]
 
     clock.advance(timedelta(seconds=api.app.state.ctx.settings.agent_offline_seconds + 1))
     data = await gql.data(QUERY, variables)

@@ -122,8 +122,12 @@ class Worker:
         description="Client connections counted as live: none while the agent is not online."
     )
     def live_connection_count(self, info: GraphQLInfo) -> int:
-        if "agent_online" in self.known and self.known_connections is not None:
-            return len(self.known_connections) if self.known["agent_online"] else 0
+        if "agent_online" in self.known:
+            if not self.known["agent_online"]:
+                return 0
+            if self.known_connections is not None:
+                return len(self.known_connections)
+            return then(info.context.loaders.connections_by_worker.load(self.id), len)
         return self._count_live(info)  # type: ignore[return-value]
 
     async def _count_live(self, info: GraphQLInfo) -> int:
