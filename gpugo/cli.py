@@ -1,5 +1,5 @@
-"""The `gpugo` command: serve, migrate, user create, user set-plan, schema export,
-releases validate, audit tail."""
+"""The `gpugo` command: serve, migrate, user create, user set-plan, user reset-password,
+schema export, releases validate, audit tail."""
 
 from __future__ import annotations
 
@@ -57,6 +57,23 @@ def _parser() -> argparse.ArgumentParser:
     set_plan = user_commands.add_parser("set-plan", help="change an account's plan")
     set_plan.add_argument("email")
     set_plan.add_argument("plan", choices=PLANS)
+    reset = user_commands.add_parser(
+        "reset-password",
+        help="set a new password for an account and end all its sessions",
+        description="The new password comes from a prompt (asked twice), from standard input "
+        "(--password-stdin), or is generated and printed once (--generate). It is never "
+        "logged. Every session of the account ends; personal access tokens keep working.",
+    )
+    reset.add_argument("email")
+    source = reset.add_mutually_exclusive_group()
+    source.add_argument(
+        "--password-stdin", action="store_true", help="read the new password from standard input"
+    )
+    source.add_argument(
+        "--generate",
+        action="store_true",
+        help="generate a random password and print it once (give it to the user)",
+    )
 
     audit = commands.add_parser("audit", help="the security log (docs/audit.md)")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
@@ -125,6 +142,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         )
         print(f"created {view.email} ({view.plan})")
         return EXIT_OK
+    if args.user_command == "reset-password":
+        return _reset_password(args, settings)
     from gpugo.services import users
 
     view = _run_db(settings, lambda: _audited(users.set_plan(email=args.email, plan=args.plan)))
@@ -219,6 +238,30 @@ def _validate_releases(path: str, settings: Settings) -> int:
         print(f"gpugo: warning: {warning}", file=sys.stderr)
     artifacts = sum(len(r.artifacts) for r in manifest.releases)
     print(f"{path}: {len(manifest.releases)} releases, {artifacts} artifacts")
+    return EXIT_OK
+
+
+# Generated passwords: 16 characters of secrets.token_urlsafe, about 96 bits.
+GENERATED_PASSWORD_BYTES = 12
+
+
+def _reset_password(args: argparse.Namespace, settings: Settings) -> int:
+    from gpugo.services import users
+
+    if args.generate:
+        import secrets
+
+        password = secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
+    else:
+        password = _read_password(args.password_stdin)
+    view, ended = _run_db(
+        settings,
+        lambda: _audited(users.reset_password(email=args.email, password=password)),
+    )
+    print(f"password of {view.email} reset; {ended} session(s) ended")
+    if args.generate:
+        # Shown this once; only its hash is kept.
+        print(f"new password: {password}")
     return EXIT_OK
 
 

@@ -77,3 +77,18 @@ async def test_the_audit_log_holds_no_secret(api):
     assert code not in dump
     assert code[:6] not in dump
     assert "mistyped-secret" not in dump
+
+
+async def test_password_changes_store_and_log_no_password(app, api):
+    user = await api.user()
+    wrong = "a wrong current password"
+    new = "the new secret passphrase"
+    for current in (wrong, PASSWORD):
+        await user.post(
+            "/api/v1/auth/password", json={"current_password": current, "new_password": new}
+        )
+    await app.state.ctx.audit.flush()
+    assert await AuditEvent.filter(user_id=user.user_id, kind="password.changed").exists()
+    dump = await _dump_database()
+    for secret in (PASSWORD, wrong, new):
+        assert secret not in dump

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, Field
 
@@ -29,3 +29,11 @@ class LoginInput(Input):
     email: Email
     # Any length is checked against the stored hash; the limit only bounds the work.
     password: Annotated[str, Field(min_length=1, max_length=MAX_LENGTH)]
+
+
+class ChangePasswordInput(Input):
+    # Any length is checked against the stored hash; the limit only bounds the work.
+    current_password: Annotated[str, Field(min_length=1, max_length=MAX_LENGTH)]
+    new_password: Password
+    # Only compared with the stored hash, never stored.
+    unstored_text: ClassVar[frozenset[str]] = frozenset({"current_password"})

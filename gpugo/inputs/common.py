@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, TypeVar
@@ -145,14 +146,77 @@ def field_path(loc: tuple[int | str, ...]) -> str:
     return path or "body"
 
 
+def _count(n: Any, one: str) -> str:
+    return f"{n} {one}" if n == 1 else f"{n} {one}s"
+
+
+# Pydantic's own messages ("Input should be a valid integer", "String should have at least 1
+# character") in plain words, by error type; ``ctx`` holds the limit a rule names.
+_PLAIN: dict[str, Callable[[dict[str, Any]], str]] = {
+    "missing": lambda ctx: "This field is required.",
+    "string_too_short": lambda ctx: (
+        "Must not be empty."
+        if ctx["min_length"] == 1
+        else f"Must be at least {_count(ctx['min_length'], 'character')} long."
+    ),
+    "string_too_long": lambda ctx: (
+        f"Must be at most {_count(ctx['max_length'], 'character')} long."
+    ),
+    "too_short": lambda ctx: f"Must hold at least {_count(ctx['min_length'], 'item')}.",
+    "too_long": lambda ctx: f"Must hold at most {_count(ctx['max_length'], 'item')}.",
+    "int_type": lambda ctx: "Must be a whole number.",
+    "int_parsing": lambda ctx: "Must be a whole number.",
+    "int_from_float": lambda ctx: "Must be a whole number.",
+    "float_type": lambda ctx: "Must be a number.",
+    "float_parsing": lambda ctx: "Must be a number.",
+    "bool_type": lambda ctx: "Must be true or false.",
+    "bool_parsing": lambda ctx: "Must be true or false.",
+    "string_type": lambda ctx: "Must be text.",
+    "list_type": lambda ctx: "Must be a list.",
+    "dict_type": lambda ctx: "Must be a JSON object.",
+    "model_type": lambda ctx: "Must be a JSON object.",
+    "model_attributes_type": lambda ctx: "Must be a JSON object.",
+    "greater_than_equal": lambda ctx: f"Must be at least {ctx['ge']}.",
+    "less_than_equal": lambda ctx: f"Must be at most {ctx['le']}.",
+    "greater_than": lambda ctx: f"Must be more than {ctx['gt']}.",
+    "less_than": lambda ctx: f"Must be less than {ctx['lt']}.",
+    "literal_error": lambda ctx: f"Must be one of {ctx['expected']}.",
+    "enum": lambda ctx: f"Must be one of {ctx['expected']}.",
+    "string_pattern_mismatch": lambda ctx: (
+        "Is not an id this server gives out."
+        if ctx.get("pattern") == f"^{ID_REGEX}$"
+        else "Contains characters that are not allowed here."
+    ),
+    "datetime_type": lambda ctx: "Must be an RFC 3339 / ISO 8601 timestamp.",
+    "datetime_from_date_parsing": lambda ctx: "Must be an RFC 3339 / ISO 8601 timestamp.",
+    "json_invalid": lambda ctx: f"The body is not valid JSON ({ctx.get('error', 'unreadable')}).",
+    # A rule of ours raised ValueError/AssertionError: its own sentence, without the prefix.
+    "value_error": lambda ctx: str(ctx["error"]),
+    "assertion_error": lambda ctx: str(ctx["error"]),
+}
+
+
+def plain_message(error: Mapping[str, Any]) -> str:
+    """One pydantic error in plain words (the project's own messages pass unchanged)."""
+    plain = _PLAIN.get(error["type"])
+    if plain is not None:
+        try:
+            return plain(error.get("ctx") or {})
+        except (KeyError, TypeError):
+            pass
+    message = str(error["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    return message
+
+
 def validation_failed(exc: ValidationError) -> ValidationFailed:
-    details = []
-    for error in exc.errors(include_url=False):
-        message = error["msg"]
-        if error["type"] == "missing":
-            message = "This field is required."
-        details.append(FieldError(field_path(error["loc"]), message))
-    summary = "; ".join(f"{d.field}: {d.message}" for d in details[:3])
+    """Every field's error at once (``details``), each in plain words."""
+    details = [
+        FieldError(field_path(error["loc"]), plain_message(error))
+        for error in exc.errors(include_url=False)
+    ]
+    summary = "; ".join(f"{d.field}: {d.message}" for d in details)
     return ValidationFailed(f"Invalid request: {summary}", details=details)
 
 

@@ -62,6 +62,8 @@ def gpu_json(gpu: GpuView) -> AgentGpu:
         "driver_version": gpu.driver_version,
         "cuda_version": gpu.cuda_version,
         "used_by_worker": gpu.used_by_worker,
+        "agent_online": gpu.presence.agent_online,
+        "last_known_at": iso(gpu.presence.last_known_at),
     }
 
 

@@ -7,9 +7,9 @@ from starlette.routing import BaseRoute, Route
 
 from gpugo.auth.cookies import clear_session_cookie, set_session_cookie
 from gpugo.auth.csrf import check_same_origin
-from gpugo.inputs.auth import LoginInput, SignupInput
+from gpugo.inputs.auth import ChangePasswordInput, LoginInput, SignupInput
 from gpugo.rest import requests
-from gpugo.rest.outputs.auth import MeBody, UserBody
+from gpugo.rest.outputs.auth import MeBody, PasswordChanged, UserBody
 from gpugo.rest.outputs.common import Success
 from gpugo.rest.paths import API
 from gpugo.rest.responses import SUCCESS, Created, Ok
@@ -89,9 +89,20 @@ async def me(request: Request) -> Ok[MeBody]:
     return Ok(me_json(user, usage))
 
 
+async def change_password(request: Request) -> Ok[PasswordChanged]:
+    ctx = requests.server(request)
+    principal = await requests.user(request)
+    data = await requests.read_json(request, ChangePasswordInput)
+    # Guessing the current password through this door costs what guessing at login does.
+    await ctx.rate_limiter.hit("login", "account", principal.user_id)
+    ended = await users.change_password(principal=principal, data=data)
+    return Ok({"success": True, "sessions_ended": ended})
+
+
 routes: list[BaseRoute] = [
     Route(f"{API}/auth/signup", signup, methods=["POST"]),
     Route(f"{API}/auth/login", login, methods=["POST"]),
     Route(f"{API}/auth/logout", logout, methods=["POST"]),
     Route(f"{API}/auth/me", me, methods=["GET"]),
+    Route(f"{API}/auth/password", change_password, methods=["POST"]),
 ]

@@ -28,7 +28,7 @@ from starlette.routing import BaseRoute, Route
 from gpugo.auth.sessions import COOKIE_NAME
 from gpugo.inputs.agents import RegisterAgentInput, StatusReportInput
 from gpugo.inputs.audit import AuditQueryInput
-from gpugo.inputs.auth import LoginInput, SignupInput
+from gpugo.inputs.auth import ChangePasswordInput, LoginInput, SignupInput
 from gpugo.inputs.metrics import MetricsReportInput
 from gpugo.inputs.releases import ReleaseQuery
 from gpugo.inputs.shares import CreateShareInput
@@ -173,6 +173,15 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
     ),
     ("DELETE", f"{API}/auth/sessions/{{session_id}}"): Operation(
         "End one of the user's sessions", "auth", auth=USER, errors=(404,)
+    ),
+    ("POST", f"{API}/auth/password"): Operation(
+        "Change the password; ends the user's other sessions",
+        "auth",
+        auth=USER,
+        body=ChangePasswordInput,
+        rate_limited=True,
+        description="A wrong `current_password` is a 400 `validation_error` naming that field. "
+        "The session asking stays; personal access tokens keep working.",
     ),
     ("POST", f"{API}/auth/sessions/revoke-others"): Operation(
         "End every session of the user but the one asking (log out everywhere else)",

@@ -40,6 +40,8 @@ def worker_json(worker: WorkerView) -> WorkerListItem:
         "compute_percent": worker.compute_percent,
         "isolation_mode": worker.isolation_mode,
         "created_at": iso(worker.created_at),
+        "agent_online": worker.presence.agent_online,
+        "last_known_at": iso(worker.presence.last_known_at),
     }
 
 
@@ -54,7 +56,11 @@ def connection_json(connection: ConnectionView) -> WorkerConnection:
 
 def worker_detail_json(worker: WorkerView) -> WorkerDetail:
     """A worker with its client connections (worker and agent details)."""
-    return {**worker_json(worker), "connections": [connection_json(c) for c in worker.connections]}
+    return {
+        **worker_json(worker),
+        "connections": [connection_json(c) for c in worker.connections],
+        "live_connection_count": worker.live_connection_count,
+    }
 
 
 async def list_workers(request: Request) -> Ok[WorkerList]:
@@ -62,7 +68,9 @@ async def list_workers(request: Request) -> Ok[WorkerList]:
     # An empty parameter (?agent_id=) filters nothing, like an absent one.
     params = {k: v for k, v in request.query_params.items() if k in ("agent_id", "hostname") and v}
     filters = parse_input(WorkerFilterInput, params)
-    found = await workers.list_workers(principal=principal, filters=filters)
+    found = await workers.list_workers(
+        ctx=requests.server(request), principal=principal, filters=filters
+    )
     return Ok({"workers": [worker_json(w) for w in found]})
 
 
@@ -76,7 +84,11 @@ async def create(request: Request) -> Created[WorkerListItem]:
 
 async def get(request: Request) -> Ok[WorkerDetail]:
     principal = await requests.owner(request)
-    worker = await workers.get(principal=principal, worker_id=request.path_params["worker_id"])
+    worker = await workers.get(
+        ctx=requests.server(request),
+        principal=principal,
+        worker_id=request.path_params["worker_id"],
+    )
     return Ok(worker_detail_json(worker))
 
 

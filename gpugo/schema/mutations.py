@@ -7,6 +7,7 @@ from typing import Annotated
 import strawberry
 
 from gpugo.auth.cookies import clear_session_cookie, set_session_cookie
+from gpugo.inputs.auth import ChangePasswordInput as ChangePasswordModel
 from gpugo.inputs.auth import LoginInput, SignupInput
 from gpugo.inputs.common import lookup_id, parse_input
 from gpugo.inputs.shares import CreateShareInput as CreateShareModel
@@ -16,6 +17,7 @@ from gpugo.inputs.workers import UpdateWorkerInput as UpdateWorkerModel
 from gpugo.schema.context import GraphQLInfo
 from gpugo.schema.permissions import IsUser, user
 from gpugo.schema.types.inputs import (
+    ChangePasswordInput,
     CreateShareInput,
     CreateWorkerInput,
     CredentialsInput,
@@ -90,6 +92,19 @@ class Mutation(WebhookMutations):
         session_id = lookup_id(id, "session")
         await sessions.revoke(principal=await user(info), session_id=session_id)
         return True
+
+    @strawberry.mutation(
+        permission_classes=_USER,
+        description="Change the password after checking the current one. Ends every other "
+        "session of the account (this one stays); personal access tokens keep working. "
+        "How many sessions ended.",
+    )
+    async def change_password(self, info: GraphQLInfo, input: ChangePasswordInput) -> int | None:
+        principal = await user(info)
+        data = parse(ChangePasswordModel, input)
+        # Guessing the current password here costs what guessing at login does.
+        await info.context.server.rate_limiter.hit("login", "account", principal.user_id)
+        return await users.change_password(principal=principal, data=data)
 
     @strawberry.mutation(
         permission_classes=_USER,

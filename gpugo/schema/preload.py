@@ -77,11 +77,12 @@ async def agents_page(info: GraphQLInfo, *, first: int, after: str | None) -> Co
     nodes = []
     for view, children in found.items:
         node = agent_summary_node(view)
+        heard = node.presence()
         if with_gpus:
-            node.known_gpus = [gpu_node(row) for row in children.gpus]
+            node.known_gpus = [gpu_node(row, heard) for row in children.gpus]
         if with_workers:
             node.known_workers = [
-                worker_node(row, row.get("connections")) for row in children.workers
+                worker_node(row, heard, row.get("connections")) for row in children.workers
             ]
         nodes.append(node)
     return connection(nodes, key=by_creation, has_next=found.has_next, total=found.total)

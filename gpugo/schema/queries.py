@@ -151,14 +151,18 @@ class Query(WebhookQueries):
             WorkerFilterInput,
             {k: v for k, v in (("agent_id", agent_id), ("hostname", hostname)) if v is not None},
         )
-        found = await workers.list_workers(principal=await user(info), filters=filters)
+        found = await workers.list_workers(
+            ctx=info.context.server, principal=await user(info), filters=filters
+        )
         nodes = [worker_view_node(view) for view in found]
         return paginate(nodes, first=first, after=after, key=_worker_position)
 
     @strawberry.field(permission_classes=_USER)
     async def worker(self, info: GraphQLInfo, id: strawberry.ID) -> Worker | None:
         worker_id = lookup_id(id, "worker")
-        view = await workers.get(principal=await user(info), worker_id=worker_id)
+        view = await workers.get(
+            ctx=info.context.server, principal=await user(info), worker_id=worker_id
+        )
         return worker_view_node(view, with_connections=True)
 
     @strawberry.field(

@@ -29,6 +29,7 @@ from gpugo.services.views import (
     WorkerView,
     gpu_order,
     gpu_views,
+    presence_of,
     worker_view,
 )
 from gpugo.timefmt import parse_stored
@@ -213,11 +214,15 @@ async def listing(*, ctx: ServerContext, principal: Principal) -> list[ListedAge
         params.append(principal.agent_id)
     rows = await sql.fetch(_LISTING[principal.agent_id is not None], params)
     now = clock.now()
-    return [
-        ListedAgent(
-            summary=summary(ctx, row, now),
-            gpus=gpu_views(_gpus(row["gpus"])),
-            workers=tuple(worker_view(w) for w in _workers(row["workers"], False)),
+    listed = []
+    for row in rows:
+        found = summary(ctx, row, now)
+        heard = presence_of(status=found.state.status, last_seen_at=found.last_seen_at)
+        listed.append(
+            ListedAgent(
+                summary=found,
+                gpus=gpu_views(_gpus(row["gpus"]), heard),
+                workers=tuple(worker_view(w, heard) for w in _workers(row["workers"], False)),
+            )
         )
-        for row in rows
-    ]
+    return listed

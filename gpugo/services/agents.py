@@ -24,10 +24,12 @@ from gpugo.services.views import (
     WORKER_COLUMNS,
     ConnectionView,
     GpuView,
+    Presence,
     WorkerView,
     connection_view,
     gpu_order,
     gpu_views,
+    presence_of,
     worker_view,
 )
 from gpugo.timefmt import parse_stored
@@ -109,8 +111,21 @@ def agent_state(
     threshold = timedelta(seconds=ctx.settings.agent_offline_seconds)
     if now - last_seen_at <= threshold:
         return AgentState("online", "The agent reported recently.")
-    minutes = ctx.settings.agent_offline_seconds // 60
-    return AgentState("offline", f"No report for more than {minutes} minutes.")
+    seconds = ctx.settings.agent_offline_seconds
+    span = f"{seconds // 60} minutes" if seconds >= 120 else f"{seconds} seconds"
+    return AgentState("offline", f"No report for more than {span}.")
+
+
+def agent_presence(
+    *,
+    ctx: ServerContext,
+    last_seen_at: datetime | None,
+    shut_down_at: datetime | None,
+    now: datetime | None = None,
+) -> Presence:
+    """Whether what the agent last reported is current (see ``views.Presence``)."""
+    state = agent_state(ctx=ctx, last_seen_at=last_seen_at, shut_down_at=shut_down_at, now=now)
+    return presence_of(status=state.status, last_seen_at=last_seen_at)
 
 
 def license_gpu_ids(gpus: Iterable[tuple[int | None, str]]) -> list[str]:
@@ -310,6 +325,10 @@ async def get_agent(*, ctx: ServerContext, principal: Principal, agent_id: str) 
     if not rows:
         raise NotFound("No such agent.")
     agent = rows[0]
+    state = agent_state(
+        ctx=ctx, last_seen_at=agent["last_seen_at"], shut_down_at=agent["shut_down_at"]
+    )
+    heard = presence_of(status=state.status, last_seen_at=agent["last_seen_at"])
     # The agent is the caller's (checked above), so its children need no further join.
     gpus = await Gpu.filter(agent_id=agent_id).values(*GPU_COLUMNS)
     workers = (
@@ -319,14 +338,12 @@ async def get_agent(*, ctx: ServerContext, principal: Principal, agent_id: str) 
     return AgentDetail(
         agent_id=agent["id"],
         hostname=agent["hostname"],
-        state=agent_state(
-            ctx=ctx, last_seen_at=agent["last_seen_at"], shut_down_at=agent["shut_down_at"]
-        ),
+        state=state,
         os=agent["os"],
         arch=agent["arch"],
         network_ips=tuple(agent["network_ips"] or ()),
-        gpus=gpu_views(gpus),
-        workers=tuple(worker_view(w, connections.get(w["id"], ())) for w in workers),
+        gpus=gpu_views(gpus, heard),
+        workers=tuple(worker_view(w, heard, connections.get(w["id"], ())) for w in workers),
         config_version=agent["config_version"],
         fetched_config_version=agent["fetched_config_version"],
         config_fetched_at=agent["config_fetched_at"],

@@ -61,6 +61,9 @@ class Kind(StrEnum):
     SHARE_DELETED = "share.deleted"
     SHARE_USED_UP = "share.used_up"
     PLAN_CHANGED = "plan.changed"
+    PASSWORD_CHANGED = "password.changed"  # noqa: S105
+    PASSWORD_CHANGE_REFUSED = "password.change_refused"  # noqa: S105
+    PASSWORD_RESET = "password.reset"  # noqa: S105
     RATE_LIMITED = "rate_limited"
 
 

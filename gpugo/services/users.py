@@ -1,4 +1,5 @@
-"""Accounts: signup, login, logout, the current user, operators' plan changes."""
+"""Accounts: signup, login, logout, the current user, password changes, operators' plan
+changes and password resets."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from gpugo.auth import passwords, sessions
 from gpugo.auth.principal import Principal
 from gpugo.context import ServerContext
 from gpugo.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
-from gpugo.inputs.auth import LoginInput, SignupInput
+from gpugo.inputs.auth import ChangePasswordInput, LoginInput, SignupInput
 from gpugo.inputs.common import parse_input
-from gpugo.models import Agent, User
+from gpugo.models import Agent, Session, User
 from gpugo.plans import PLANS
 from gpugo.services import audit
 
@@ -117,3 +118,58 @@ async def set_plan(*, email: str, plan: str) -> UserView:
         await Agent.filter(user_id=user.id).update(config_version=F("config_version") + 1)
     audit.record(audit.Kind.PLAN_CHANGED, user_id=user.id, actor=audit.Actor.OPERATOR, detail=plan)
     return _view(user)
+
+
+async def change_password(*, principal: Principal, data: ChangePasswordInput) -> int:
+    """Set a new password after checking the current one; ends every other session of the
+    account (the asking one stays, so the user stays signed in here). Returns how many
+    ended. A personal access token keeps working: it is its own credential, regenerated or
+    deleted on its own.
+
+    A wrong current password is a 400 on the field (not a 401: the caller is signed in).
+    """
+    user = await User.get_or_none(id=principal.user_id)
+    if user is None:
+        raise Unauthorized()
+    if not await passwords.verify_password(user.password_hash, data.current_password):
+        audit.record(
+            audit.Kind.PASSWORD_CHANGE_REFUSED,
+            user_id=user.id,
+            actor=principal,
+            outcome=audit.FAILURE,
+        )
+        raise ValidationFailed.field("current_password", "The current password is wrong.")
+    password_hash = await passwords.hash_password(data.new_password)
+    async with in_transaction():
+        await User.filter(id=user.id).update(password_hash=password_hash)
+        others = Session.filter(user_id=user.id)
+        if principal.session_id is not None:
+            others = others.exclude(id=principal.session_id)
+        ended = await others.delete()
+    audit.record(
+        audit.Kind.PASSWORD_CHANGED,
+        user_id=user.id,
+        actor=principal,
+        detail=f"{ended} other sessions ended",
+    )
+    return ended
+
+
+async def reset_password(*, email: str, password: str) -> tuple[UserView, int]:
+    """An operator sets a new password (the user forgot theirs); every session of the
+    account ends. Returns the user and how many sessions ended."""
+    data = parse_input(SignupInput, {"email": email, "password": password})
+    password_hash = await passwords.hash_password(data.password)
+    async with in_transaction():
+        user = await User.get_or_none(email=data.email)
+        if user is None:
+            raise NotFound(f"No account with e-mail {data.email}.")
+        await User.filter(id=user.id).update(password_hash=password_hash)
+        ended = await Session.filter(user_id=user.id).delete()
+    audit.record(
+        audit.Kind.PASSWORD_RESET,
+        user_id=user.id,
+        actor=audit.Actor.OPERATOR,
+        detail=f"{ended} sessions ended",
+    )
+    return _view(user), ended

@@ -46,6 +46,24 @@ CONNECTION_COLUMNS = ("id", "client_ip", "client_port", "client_pid", "connected
 
 
 @dataclass(frozen=True, slots=True)
+class Presence:
+    """Whether what an agent last reported (worker status, GPU use, connections) is current.
+
+    ``last_known_at`` is None while the agent is online (the report is current);
+    otherwise it is when the report was made (None too if the agent never reported).
+    """
+
+    agent_online: bool
+    last_known_at: datetime | None
+
+
+def presence_of(*, status: str, last_seen_at: datetime | None) -> Presence:
+    """From an agent's status (``agents.agent_state``) and its last report."""
+    online = status == "online"
+    return Presence(agent_online=online, last_known_at=None if online else last_seen_at)
+
+
+@dataclass(frozen=True, slots=True)
 class GpuView:
     gpu_id: str
     gpu_index: int | None
@@ -55,6 +73,8 @@ class GpuView:
     driver_version: str | None
     cuda_version: str | None
     used_by_worker: str | None
+    # Whether ``used_by_worker`` is current or only what an offline agent last said.
+    presence: Presence
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +102,14 @@ class WorkerView:
     compute_percent: int | None
     isolation_mode: str | None
     created_at: datetime
+    # Whether ``status`` and ``connections`` are current or an offline agent's last word.
+    presence: Presence
     connections: tuple[ConnectionView, ...] = ()
+
+    @property
+    def live_connection_count(self) -> int:
+        """Connections counted as live: none while the agent is not online."""
+        return len(self.connections) if self.presence.agent_online else 0
 
 
 def gpu_order(gpu_index: int | None, gpu_id: str) -> tuple[bool, int, str]:
@@ -90,8 +117,8 @@ def gpu_order(gpu_index: int | None, gpu_id: str) -> tuple[bool, int, str]:
     return (gpu_index is None, gpu_index or 0, gpu_id)
 
 
-def gpu_view(row: Mapping[str, Any]) -> GpuView:
-    """From a row of GPU_COLUMNS."""
+def gpu_view(row: Mapping[str, Any], presence: Presence) -> GpuView:
+    """From a row of GPU_COLUMNS, on an agent whose presence is ``presence``."""
     return GpuView(
         gpu_id=row["gpu_id"],
         gpu_index=row["gpu_index"],
@@ -101,13 +128,14 @@ def gpu_view(row: Mapping[str, Any]) -> GpuView:
         driver_version=row["driver_version"],
         cuda_version=row["cuda_version"],
         used_by_worker=row["used_by_worker_id"],
+        presence=presence,
     )
 
 
-def gpu_views(rows: Iterable[Mapping[str, Any]]) -> tuple[GpuView, ...]:
-    """In the one GPU order."""
+def gpu_views(rows: Iterable[Mapping[str, Any]], presence: Presence) -> tuple[GpuView, ...]:
+    """One agent's GPUs, in the one GPU order."""
     ordered = sorted(rows, key=lambda row: gpu_order(row["gpu_index"], row["gpu_id"]))
-    return tuple(gpu_view(row) for row in ordered)
+    return tuple(gpu_view(row, presence) for row in ordered)
 
 
 def connection_view(row: Mapping[str, Any]) -> ConnectionView:
@@ -119,8 +147,11 @@ def connection_view(row: Mapping[str, Any]) -> ConnectionView:
     )
 
 
-def worker_view(row: Mapping[str, Any], connections: Iterable[ConnectionView] = ()) -> WorkerView:
-    """From a row of WORKER_COLUMNS (SQLite's JSON gives booleans as 0 and 1)."""
+def worker_view(
+    row: Mapping[str, Any], presence: Presence, connections: Iterable[ConnectionView] = ()
+) -> WorkerView:
+    """From a row of WORKER_COLUMNS (SQLite's JSON gives booleans as 0 and 1), on an agent
+    whose presence is ``presence``."""
     return WorkerView(
         worker_id=row["id"],
         agent_id=row["agent_id"],
@@ -136,5 +167,6 @@ def worker_view(row: Mapping[str, Any], connections: Iterable[ConnectionView] = 
         compute_percent=row["compute_percent"],
         isolation_mode=row["isolation_mode"],
         created_at=parse_stored(row["created_at"]),  # type: ignore[arg-type]
+        presence=presence,
         connections=tuple(connections),
     )

@@ -24,35 +24,51 @@ from gpugo.events import Event, EventKind
 from gpugo.inputs.workers import CreateWorkerInput, UpdateWorkerInput, WorkerFilterInput
 from gpugo.models import Agent, Gpu, Share, Worker, WorkerConnection
 from gpugo.services import alerts, plans, scope, webhooks
+from gpugo.services.agents import agent_presence
 from gpugo.services.shares import vendor_of
 from gpugo.services.views import (
     CONNECTION_COLUMNS,
     WORKER_COLUMNS,
+    Presence,
     WorkerView,
     connection_view,
     worker_view,
 )
 
+# Read with a worker: what its agent's presence is decided from (``_presence``).
+_AGENT_COLUMNS = ("agent__last_seen_at", "agent__shut_down_at")
+_AGENT_COLUMNS_OWN = ("last_seen_at", "shut_down_at")
+
+
+def _presence(ctx: ServerContext, row: dict[str, Any]) -> Presence:
+    return agent_presence(
+        ctx=ctx, last_seen_at=row["agent__last_seen_at"], shut_down_at=row["agent__shut_down_at"]
+    )
+
 
 async def _owned_row(*, principal: Principal, worker_id: str) -> dict[str, Any]:
-    rows = await Worker.filter(scope.workers(principal), id=worker_id).values(*WORKER_COLUMNS)
+    rows = await Worker.filter(scope.workers(principal), id=worker_id).values(
+        *WORKER_COLUMNS, *_AGENT_COLUMNS
+    )
     if not rows:
         raise NotFound("No such worker.")
     return rows[0]
 
 
-async def list_workers(*, principal: Principal, filters: WorkerFilterInput) -> list[WorkerView]:
+async def list_workers(
+    *, ctx: ServerContext, principal: Principal, filters: WorkerFilterInput
+) -> list[WorkerView]:
     """The caller's workers, oldest first; one statement whatever the filters."""
     query = Worker.filter(scope.workers(principal))
     if filters.agent_id is not None:
         query = query.filter(agent_id=filters.agent_id)
     if filters.hostname is not None:
         query = query.filter(agent__hostname=filters.hostname)
-    rows = await query.order_by("created_at", "id").values(*WORKER_COLUMNS)
-    return [worker_view(row) for row in rows]
+    rows = await query.order_by("created_at", "id").values(*WORKER_COLUMNS, *_AGENT_COLUMNS)
+    return [worker_view(row, _presence(ctx, row)) for row in rows]
 
 
-async def get(*, principal: Principal, worker_id: str) -> WorkerView:
+async def get(*, ctx: ServerContext, principal: Principal, worker_id: str) -> WorkerView:
     """One of the caller's workers with its client connections."""
     row = await _owned_row(principal=principal, worker_id=worker_id)
     connections = await (
@@ -60,7 +76,7 @@ async def get(*, principal: Principal, worker_id: str) -> WorkerView:
         .order_by("connected_at", "id")
         .values(*CONNECTION_COLUMNS)
     )
-    return worker_view(row, [connection_view(c) for c in connections])
+    return worker_view(row, _presence(ctx, row), [connection_view(c) for c in connections])
 
 
 async def _bump_config_version(*, principal: Principal, agent_id: str) -> None:
@@ -134,6 +150,7 @@ async def create(
             ctx=ctx, user_id=principal.user_id, plan=principal.plan, more_workers=1
         )
         await _check_port_free(agent_id=data.agent_id, listen_port=data.listen_port, worker_id=None)
+        heard = await Agent.filter(id=data.agent_id).values(*_AGENT_COLUMNS_OWN)
         row: dict[str, Any] = {
             "agent_id": data.agent_id,
             "name": data.name,
@@ -164,7 +181,10 @@ async def create(
         agent_id=data.agent_id,
         worker_id=worker.id,
     )
-    return worker_view({**row, "id": worker.id})
+    presence = agent_presence(
+        ctx=ctx, last_seen_at=heard[0]["last_seen_at"], shut_down_at=heard[0]["shut_down_at"]
+    )
+    return worker_view({**row, "id": worker.id}, presence)
 
 
 def _changes(row: dict[str, Any], data: UpdateWorkerInput) -> dict[str, Any]:
@@ -188,7 +208,7 @@ async def update(
         row = await _owned_row(principal=principal, worker_id=worker_id)
         changes = _changes(row, data)
         if not changes:
-            return worker_view(row)
+            return worker_view(row, _presence(ctx, row))
         agent_id = row["agent_id"]
         await _bump_config_version(principal=principal, agent_id=agent_id)
         vendors = None
@@ -218,7 +238,7 @@ async def update(
         agent_id=agent_id,
         worker_id=worker_id,
     )
-    return worker_view({**row, **changes, "status": status})
+    return worker_view({**row, **changes, "status": status}, _presence(ctx, row))
 
 
 async def _refresh_share_vendor(*, worker_id: str, vendor: str) -> None:

@@ -3,6 +3,8 @@ edit, disable, delete with confirmation; and deleting the machine."""
 
 from __future__ import annotations
 
+import re
+
 from playwright.async_api import expect
 
 from tests.browser.support import Browser, login, requires_browser, signup
@@ -25,7 +27,7 @@ async def test_worker_create_conflict_plan_limit_edit_disable_delete(browser: Br
     await expect(page.get_by_label("Name")).to_be_focused()
     await page.get_by_label("Name").fill("inference")
     await page.get_by_label("Port").fill("9001")
-    await page.get_by_label("GPU-1 · NVIDIA GeForce RTX 4090 · 24 GB").check()
+    await page.get_by_label(re.compile(r"^GPU-1 · RTX 4090 · 24 GB")).check()
     await page.get_by_role("button", name="Create worker").click()
     port_error = page.locator("#worker-port-error")
     await expect(port_error).to_have_text(
@@ -38,12 +40,12 @@ async def test_worker_create_conflict_plan_limit_edit_disable_delete(browser: Br
 
     # No GPU chosen: the validation message sits at the GPU choice.
     await page.get_by_label("Port").fill("9100")
-    await page.get_by_label("GPU-1 · NVIDIA GeForce RTX 4090 · 24 GB").uncheck()
+    await page.get_by_label(re.compile(r"^GPU-1 · RTX 4090 · 24 GB")).uncheck()
     await page.get_by_role("button", name="Create worker").click()
     await expect(page.locator("#worker-gpus-error")).not_to_be_empty()
     await expect(port_error).to_be_empty()
 
-    await page.get_by_label("GPU-1 · NVIDIA GeForce RTX 4090 · 24 GB").check()
+    await page.get_by_label(re.compile(r"^GPU-1 · RTX 4090 · 24 GB")).check()
     await page.get_by_role("button", name="Create worker").click()
     await expect(rows).to_have_count(2)
     row = rows.filter(has_text="inference")
@@ -51,17 +53,17 @@ async def test_worker_create_conflict_plan_limit_edit_disable_delete(browser: Br
     await expect(row.locator(".badge")).to_have_text("Pending")
     await expect(page.locator("#config-sync")).to_contain_text("v2")
 
-    # A third worker is over the free plan's two: said next to the form's button.
-    await page.get_by_role("button", name="Add worker").click()
-    await page.get_by_label("Name").fill("third")
-    await page.get_by_label("Port").fill("9200")
-    await page.get_by_label("GPU-0 · NVIDIA GeForce RTX 4090 · 24 GB").check()
-    await page.get_by_role("button", name="Create worker").click()
-    form_error = page.locator(".worker-form .form-error")
-    await expect(form_error).to_contain_text("plan")
-    await expect(form_error).to_contain_text("Remove a worker or change plans")
+    # Focus is back on the new worker's row, not at the top of the page.
+    await expect(page.get_by_role("button", name="Edit inference")).to_be_focused()
+
+    # A third worker is over the free plan's two: said before any form is filled in.
+    limit = page.locator("#worker-limit")
+    await expect(limit).to_contain_text("2 workers are all in use")
+    add = page.get_by_role("button", name="Add worker")
+    await expect(add).to_have_attribute("aria-disabled", "true")
+    await add.click(force=True)
+    await expect(page.locator(".worker-form")).to_have_count(0)
     await browser.shot("worker-plan-limit")
-    await page.get_by_role("button", name="Cancel").click()
 
     # Edit: rename and move the port.
     await page.get_by_role("button", name="Edit inference").click()
@@ -103,7 +105,9 @@ async def test_worker_create_conflict_plan_limit_edit_disable_delete(browser: Br
     await expect(row.locator(".tag")).to_have_text("disabled")
     await expect(page.get_by_role("button", name="Restart inference-b")).to_have_count(0)
     await page.get_by_role("button", name="Enable inference-b").click()
-    await expect(row.locator(".tag")).to_have_count(0)
+    await expect(row.locator(".tag", has_text="disabled")).to_have_count(0)
+    # Enabled again, it shares GPU-1 with the default worker: flagged on its row.
+    await expect(row.locator(".tag", has_text="shared GPU")).to_be_visible()
 
     # The agent reports the worker running with two clients: it shows without a reload.
     config = await agent.config()

@@ -233,3 +233,73 @@ def test_serve_runs_on_the_embedded_default_and_stops_on_sigterm(tmp_path):
     stderr = process.stderr.read() if process.stderr else ""
     assert "Traceback" not in stderr
     assert "Application shutdown complete" in stderr
+
+
+async def test_user_reset_password_from_stdin_ends_every_session(app, client, cli_env, api):
+    from gpugo.models import AuditEvent, Session
+    from tests.support import PASSWORD
+
+    user = await api.user("forgetful@example.com")
+    assert (await user.get("/api/v1/auth/me")).status_code == 200
+    result = run_cli(
+        "user",
+        "reset-password",
+        "Forgetful@Example.com",
+        "--password-stdin",
+        env=cli_env,
+        stdin="brand-new-operator-pw\n",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "password of forgetful@example.com reset; 1 session(s) ended\n"
+    # Never printed, never logged.
+    assert "brand-new-operator-pw" not in result.stdout + result.stderr
+    assert await Session.filter(user_id=user.user_id).count() == 0
+    assert (await user.get("/api/v1/auth/me")).status_code == 401
+    for password, status in ((PASSWORD, 401), ("brand-new-operator-pw", 200)):
+        response = await client.post(
+            "/api/v1/auth/login", json={"email": "forgetful@example.com", "password": password}
+        )
+        assert response.status_code == status
+    [row] = await AuditEvent.filter(user_id=user.user_id, kind="password.reset").values(
+        "actor_kind", "outcome"
+    )
+    assert row == {"actor_kind": "operator", "outcome": "success"}
+
+
+async def test_user_reset_password_generated_is_printed_once(client, cli_env, api):
+    await api.user("generated@example.com")
+    result = run_cli("user", "reset-password", "generated@example.com", "--generate", env=cli_env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "password of generated@example.com reset; 1 session(s) ended"
+    assert lines[1].startswith("new password: ")
+    password = lines[1].removeprefix("new password: ")
+    assert len(password) == 16
+    response = await client.post(
+        "/api/v1/auth/login", json={"email": "generated@example.com", "password": password}
+    )
+    assert response.status_code == 200
+
+
+async def test_user_reset_password_refusals(client, cli_env, api):
+    await api.user("kept@example.com")
+    unknown = run_cli(
+        "user",
+        "reset-password",
+        "nobody@example.com",
+        "--password-stdin",
+        env=cli_env,
+        stdin="whatever-long-enough\n",
+    )
+    assert unknown.returncode == 1
+    assert "No account with e-mail nobody@example.com." in unknown.stderr
+    short = run_cli(
+        "user", "reset-password", "kept@example.com", "--password-stdin", env=cli_env, stdin="x\n"
+    )
+    assert short.returncode == 1
+    assert "password: Must be at least 8 characters long." in short.stderr
+    assert "x\n" not in short.stdout
+    # No terminal and no --password-stdin: it does not hang on a prompt.
+    no_tty = run_cli("user", "reset-password", "kept@example.com", env=cli_env)
+    assert no_tty.returncode == 2
+    assert "--password-stdin" in no_tty.stderr

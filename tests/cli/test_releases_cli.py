@@ -69,12 +69,12 @@ def test_the_example_of_the_docs_is_valid_and_warns_of_nothing(tmp_path, env):
 @pytest.mark.parametrize(
     ("content", "says"),
     [
-        ("{", "Invalid JSON"),
-        ('{"releases": {}}', "releases: Input should be a valid array"),
+        ("{", "not valid JSON"),
+        ('{"releases": {}}', "releases: Must be a list."),
         # The agent decodes metadata as strings: a number would break its decode.
         (
             json.dumps(manifest(metadata={"type": "vgpu-library", "size": 1024})),
-            "releases[0].artifacts[0].metadata.size: Input should be a valid string",
+            "releases[0].artifacts[0].metadata.size: Must be text.",
         ),
         (json.dumps(manifest(url="ftp://mirror/x.so")), "must be an http(s) URL"),
         (json.dumps(manifest(url="https://mirror.example.com/")), "must end in a file name"),

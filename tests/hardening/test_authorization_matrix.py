@@ -22,6 +22,7 @@ from tortoise import Tortoise
 from tortoise.contrib.test import truncate_all_models
 
 from gpugo import clock
+from gpugo.auth import passwords
 from gpugo.auth.sessions import COOKIE_NAME, create_session
 from gpugo.models import AuditEvent, PersonalAccessToken, Session, User, WebhookDelivery
 from gpugo.rest.openapi import AGENT, INSTALL, OPERATIONS, route_operations
@@ -103,9 +104,23 @@ class Scene:
             self.http.cookies.clear()
 
 
+# Every scene user's password; hashed once per run (hashing per scene would slow the
+# matrix down), so a password change can succeed where it should.
+SCENE_PASSWORD = "matrix scene password"
+_scene_hash: list[str] = []
+
+
+async def _password_hash() -> str:
+    if not _scene_hash:
+        _scene_hash.append(await passwords.hash_password(SCENE_PASSWORD))
+    return _scene_hash[0]
+
+
 async def _session_for(email: str, plan: str = "pro") -> tuple[str, str]:
-    # Created directly: password hashing would only slow the matrix down.
-    user = await User.create(email=email, password_hash="-", plan=plan, created_at=clock.now())
+    # Created directly, with the one precomputed hash.
+    user = await User.create(
+        email=email, password_hash=await _password_hash(), plan=plan, created_at=clock.now()
+    )
     from gpugo.settings import Settings
 
     return user.id, await create_session(user_id=user.id, settings=Settings())
@@ -277,6 +292,10 @@ def _body(method: str, path: str, scene: Scene) -> Any:
         ("POST", "/api/v1/shares"): {"worker_id": scene.ids["worker"], "connection_ip": "10.0.0.2"},
         ("POST", "/api/v1/webhooks"): {"url": "http://127.0.0.1:9/new", "events": ["agent.online"]},
         ("PATCH", "/api/v1/webhooks/{webhook_id}"): {"description": "renamed"},
+        ("POST", "/api/v1/auth/password"): {
+            "current_password": SCENE_PASSWORD,
+            "new_password": "a new matrix password",
+        },
     }
     return bodies.get((method, path))
 
@@ -394,6 +413,8 @@ GRAPHQL: dict[str, str] = {
     "sessions": "{ sessions { id current } }",
     "revokeSession": 'mutation { revokeSession(id: "$owner_session_id") }',
     "revokeOtherSessions": "mutation { revokeOtherSessions }",
+    "changePassword": "mutation { changePassword(input: "
+    '{currentPassword: "matrix scene password", newPassword: "a new matrix password"}) }',
     "logout": "mutation { logout }",
     "generateInstallToken": "mutation { generateInstallToken { token } }",
     "createPersonalAccessToken": "mutation { createPersonalAccessToken { token } }",

@@ -199,6 +199,8 @@ async def test_agent_detail(api):
         "driver_version": "550.54.14",
         "cuda_version": "12.4",
         "used_by_worker": default_id,
+        "agent_online": True,
+        "last_known_at": None,
     }
     default, extra = body["workers"]
     assert_iso(default.pop("created_at"))
@@ -217,6 +219,8 @@ async def test_agent_detail(api):
         "vram_mb": None,
         "compute_percent": None,
         "isolation_mode": None,
+        "agent_online": True,
+        "last_known_at": None,
         "connections": [
             {
                 "client_ip": "10.1.2.3",
@@ -225,6 +229,7 @@ async def test_agent_detail(api):
                 "client_pid": None,
             }
         ],
+        "live_connection_count": 1,
     }
     assert extra["worker_id"] == second_id
     assert (extra["is_default"], extra["status"], extra["connections"]) == (False, "pending", [])

@@ -28,6 +28,8 @@ WORKER_KEYS = {
     "compute_percent",
     "isolation_mode",
     "created_at",
+    "agent_online",
+    "last_known_at",
 }
 LIMIT_KEYS = {"vram_mb", "compute_percent", "isolation_mode"}
 PATCH_KEYS = {"worker_id", "name", "gpu_ids", "listen_port", "enabled", "status", *LIMIT_KEYS}
@@ -45,6 +47,10 @@ def assert_worker_item(item: dict[str, Any]) -> None:
     assert type(item["enabled"]) is bool
     assert item["status"] in ("pending", "running", "stopping", "stopped")
     assert_iso(item["created_at"])
+    assert type(item["agent_online"]) is bool
+    if item["last_known_at"] is not None:
+        assert not item["agent_online"]
+        assert_iso(item["last_known_at"])
 
 
 async def agent_config(agent) -> dict[str, Any]:
@@ -394,9 +400,12 @@ async def test_get_worker(api):
     response = await user.get(f"/api/v1/workers/{created['worker_id']}")
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == WORKER_KEYS | {"connections"}
+    assert set(body) == WORKER_KEYS | {"connections", "live_connection_count"}
     assert body["connections"] == []
-    assert {k: v for k, v in body.items() if k != "connections"} == created
+    assert body["live_connection_count"] == 0
+    assert {k: v for k, v in body.items() if k not in ("connections", "live_connection_count")} == (
+        created
+    )
 
 
 async def test_get_worker_lists_its_connections(api):

@@ -28,6 +28,10 @@ class AgentGpu(TypedDict):
     driver_version: str | None
     cuda_version: str | None
     used_by_worker: str | None
+    # Whether the agent is online: false means used_by_worker is only its last word.
+    agent_online: bool
+    # When that last word was said; null while the agent is online.
+    last_known_at: NullableTimestamp
 
 
 class AgentListItem(TypedDict):

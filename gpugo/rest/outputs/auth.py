@@ -28,3 +28,9 @@ class UsageBody(TypedDict):
 class MeBody(UserBody):
     limits: PlanLimitsBody
     usage: UsageBody
+
+
+class PasswordChanged(TypedDict):
+    success: bool
+    # The account's other sessions, ended by the change (the asking one stays).
+    sessions_ended: int

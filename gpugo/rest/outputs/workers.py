@@ -6,7 +6,7 @@ from typing import Literal
 
 from typing_extensions import TypedDict
 
-from gpugo.rest.outputs.common import Timestamp, WorkerStatus
+from gpugo.rest.outputs.common import NullableTimestamp, Timestamp, WorkerStatus
 
 IsolationMode = Literal["shared", "soft", "hard", "partitioned"]
 
@@ -35,6 +35,10 @@ class WorkerListItem(TypedDict):
     compute_percent: int | None
     isolation_mode: IsolationMode | None
     created_at: Timestamp
+    # Whether the agent is online: false means status is only the agent's last word.
+    agent_online: bool
+    # When that last word was said; null while the agent is online (status is current).
+    last_known_at: NullableTimestamp
 
 
 class WorkerList(TypedDict):
@@ -42,7 +46,10 @@ class WorkerList(TypedDict):
 
 
 class WorkerDetail(WorkerListItem):
+    # As last reported; those of an offline agent are not live.
     connections: list[WorkerConnection]
+    # The connections counted as live: 0 while the agent is not online.
+    live_connection_count: int
 
 
 class WorkerUpdateResponse(TypedDict):

@@ -10,7 +10,7 @@ from gpugo.schema.context import GraphQLInfo
 from gpugo.schema.loaders import Row
 from gpugo.schema.resolving import then
 from gpugo.services import agents
-from gpugo.services.views import GpuView, gpu_view
+from gpugo.services.views import GpuView, Presence, gpu_view, presence_of
 
 if TYPE_CHECKING:
     from gpugo.schema.types.workers import Worker
@@ -37,11 +37,17 @@ class Gpu:
     used_by_worker: strawberry.ID | None = strawberry.field(
         description="Id of the worker the agent last reported using this GPU."
     )
+    agent_online: bool = strawberry.field(
+        description="Whether the agent is online; false: usedByWorker is only what it last said."
+    )
+    last_known_at: datetime | None = strawberry.field(
+        description="When the agent last reported, if it is not online (null while online)."
+    )
 
 
-def gpu_node(row: Row) -> Gpu:
-    """From a loader row (``GPU_COLUMNS``)."""
-    return gpu_view_node(gpu_view(row))
+def gpu_node(row: Row, presence: Presence) -> Gpu:
+    """From a loader row (``GPU_COLUMNS``) of an agent whose presence is ``presence``."""
+    return gpu_view_node(gpu_view(row, presence))
 
 
 def gpu_view_node(view: GpuView) -> Gpu:
@@ -54,6 +60,8 @@ def gpu_view_node(view: GpuView) -> Gpu:
         driver_version=view.driver_version,
         cuda_version=view.cuda_version,
         used_by_worker=strawberry.ID(view.used_by_worker) if view.used_by_worker else None,
+        agent_online=view.presence.agent_online,
+        last_known_at=view.presence.last_known_at,
     )
 
 
@@ -82,6 +90,10 @@ class Agent:
     async def _load_column(self, info: GraphQLInfo, name: str) -> Any:
         row = await info.context.loaders.agent.load(self.id)
         return row[name] if row else None
+
+    def presence(self) -> Presence:
+        """Whether what this agent last reported (its GPUs' and workers') is current."""
+        return presence_of(status=self.status.value, last_seen_at=self.last_seen_at)
 
     @strawberry.field
     def gpu_count(self, info: GraphQLInfo) -> int:
@@ -120,7 +132,7 @@ class Agent:
             return self.known_gpus
         return then(
             info.context.loaders.gpus_by_agent.load(self.id),
-            lambda rows: [gpu_node(row) for row in rows],
+            lambda rows: [gpu_node(row, self.presence()) for row in rows],
         )
 
     @strawberry.field(description="Every worker of the agent, enabled or not, oldest first.")
@@ -131,7 +143,7 @@ class Agent:
 
         return then(
             info.context.loaders.workers_by_agent.load(self.id),
-            lambda rows: [worker_node(row) for row in rows],
+            lambda rows: [worker_node(row, self.presence()) for row in rows],
         )
 
 

@@ -41,6 +41,12 @@ class CredentialsInput:
     password: str
 
 
+@strawberry.input(description="The current password, and the new one (8 to 1024 characters).")
+class ChangePasswordInput:
+    current_password: str
+    new_password: str
+
+
 @strawberry.input
 class CreateWorkerInput:
     agent_id: strawberry.ID

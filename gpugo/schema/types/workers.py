@@ -9,7 +9,8 @@ import strawberry
 from gpugo.schema.context import GraphQLInfo
 from gpugo.schema.loaders import Row
 from gpugo.schema.resolving import then
-from gpugo.services.views import WorkerView
+from gpugo.services import agents
+from gpugo.services.views import Presence, WorkerView
 
 if TYPE_CHECKING:
     from gpugo.schema.types.agents import Agent
@@ -99,6 +100,52 @@ class Worker:
     def isolation_mode(self, info: GraphQLInfo) -> str | None:
         return self._column(info, "isolation_mode")
 
+    @strawberry.field(
+        description="Whether the worker's agent is online; false: status and connections are "
+        "only what it last reported (see lastKnownAt)."
+    )
+    def agent_online(self, info: GraphQLInfo) -> bool:
+        if "agent_online" in self.known:
+            return self.known["agent_online"]
+        return then(self._load_presence(info), lambda p: p.agent_online)
+
+    @strawberry.field(
+        description="When the agent made the report status comes from, if the agent is not "
+        "online; null while it is (status is current) or if it never reported."
+    )
+    def last_known_at(self, info: GraphQLInfo) -> datetime | None:
+        if "agent_online" in self.known:
+            return self.known["last_known_at"]
+        return then(self._load_presence(info), lambda p: p.last_known_at)
+
+    @strawberry.field(
+        description="Client connections counted as live: none while the agent is not online."
+    )
+    def live_connection_count(self, info: GraphQLInfo) -> int:
+        if "agent_online" in self.known:
+            if not self.known["agent_online"]:
+                return 0
+            if self.known_connections is not None:
+                return len(self.known_connections)
+            return then(info.context.loaders.connections_by_worker.load(self.id), len)
+        return self._count_live(info)  # type: ignore[return-value]
+
+    async def _count_live(self, info: GraphQLInfo) -> int:
+        presence = await self._load_presence(info)
+        if not presence.agent_online:
+            return 0
+        return len(await info.context.loaders.connections_by_worker.load(self.id))
+
+    async def _load_presence(self, info: GraphQLInfo) -> Presence:
+        row = await info.context.loaders.agent.load(self.agent_id)
+        if row is None:
+            return Presence(agent_online=False, last_known_at=None)
+        return agents.agent_presence(
+            ctx=info.context.server,
+            last_seen_at=row["last_seen_at"],
+            shut_down_at=row["shut_down_at"],
+        )
+
     @strawberry.field(description="Oldest first.")
     def connections(self, info: GraphQLInfo) -> list[ClientConnection]:
         if self.known_connections is not None:
@@ -117,8 +164,17 @@ class Worker:
         return agent_row_node(info, row) if row else None
 
 
-def worker_node(row: Row, connections: list[Row] | None = None) -> Worker:
-    """From a loader row (``loaders.WORKER_COLUMNS``), with its connections if loaded."""
+def worker_node(
+    row: Row, presence: Presence | None = None, connections: list[Row] | None = None
+) -> Worker:
+    """From a loader row (``loaders.WORKER_COLUMNS``), with its connections if loaded; its
+    agent's presence if known (else loaded when asked)."""
+    if presence is not None:
+        row = {
+            **row,
+            "agent_online": presence.agent_online,
+            "last_known_at": presence.last_known_at,
+        }
     return Worker(
         id=strawberry.ID(row["id"]),
         agent_id=strawberry.ID(row["agent_id"]),
@@ -153,6 +209,8 @@ def worker_view_node(view: WorkerView, *, with_connections: bool = False) -> Wor
             "compute_percent": view.compute_percent,
             "isolation_mode": view.isolation_mode,
             "created_at": view.created_at,
+            "agent_online": view.presence.agent_online,
+            "last_known_at": view.presence.last_known_at,
         },
         known_connections=(
             [

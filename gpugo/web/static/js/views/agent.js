@@ -1,5 +1,6 @@
 // Agent detail: status, config sync, GPUs, workers (create, edit, enable/disable,
-// delete), and deleting the machine.
+// delete), and deleting the machine. What an offline machine last reported is shown
+// greyed as "last known", never as current.
 
 import { h, render } from '../dom.js';
 import { ago, dateTime, plural, vram } from '../format.js';
@@ -23,8 +24,11 @@ import { USER_FIELDS } from './auth.js';
 import { configState } from './overview.js';
 
 const WORKER_FIELDS = `id name gpuIds listenPort enabled status isDefault pid restarts createdAt
-  vramMb computePercent isolationMode
+  vramMb computePercent isolationMode agentOnline lastKnownAt liveConnectionCount
   connections { clientIp clientPort clientPid connectedAt }`;
+// The first port offered to a new worker (the default worker's), and the highest.
+const FIRST_PORT = 9001;
+const LAST_PORT = 65535;
 const ISOLATION_MODES = [
   ['', 'Agent default'],
   ['shared', 'Shared'],
@@ -37,7 +41,7 @@ const QUERY = `query Agent($id: ID!) {
   agent(id: $id) {
     id hostname os arch status statusReason lastSeenAt createdAt gpuCount networkIps
     configVersion fetchedConfigVersion configFetchedAt
-    gpus { gpuId gpuIndex vendor model vramMb driverVersion cudaVersion usedByWorker }
+    gpus { gpuId gpuIndex vendor model vramMb driverVersion cudaVersion usedByWorker agentOnline lastKnownAt }
     workers { ${WORKER_FIELDS} }
   }
 }`;
@@ -58,6 +62,39 @@ export function agentTabs(agentId, current) {
     { class: 'tabs', 'aria-label': 'Machine sections' },
     tabs.map(([path, text, key]) => link(path, { 'aria-current': key === current ? 'page' : null }, text)),
   );
+}
+
+/** A GPU's short label: its index ("GPU 3"), else its id when short. */
+export function gpuLabel(gpu) {
+  if (gpu.gpuIndex != null) return `GPU ${gpu.gpuIndex}`;
+  return gpu.gpuId.length <= 12 ? gpu.gpuId : `${gpu.gpuId.slice(0, 10)}…`;
+}
+
+/** "RTX 4090" from "NVIDIA GeForce RTX 4090": the vendor is shown apart. */
+export function shortModel(model) {
+  return String(model || '').replace(/^(NVIDIA|AMD|Intel)\s+/i, '').replace(/^(GeForce|Radeon)\s+/i, '');
+}
+
+/** The lowest port from FIRST_PORT on that no worker of the machine uses. */
+export function nextFreePort(workers, except = null) {
+  const taken = new Set(workers.filter((w) => w.id !== except).map((w) => w.listenPort));
+  for (let port = FIRST_PORT; port <= LAST_PORT; port += 1) {
+    if (!taken.has(port)) return port;
+  }
+  return null;
+}
+
+/** gpuId -> names of the enabled workers assigned it (a GPU in two or more is shared). */
+export function claims(workers) {
+  const out = new Map();
+  for (const w of workers) {
+    if (!w.enabled) continue;
+    for (const id of w.gpuIds) {
+      if (!out.has(id)) out.set(id, []);
+      out.get(id).push(w.name);
+    }
+  }
+  return out;
 }
 
 function mapWorkerError(error) {
@@ -81,7 +118,20 @@ export function mount({ root, params, query, app }) {
     formErrors: { fields: {}, message: null },
     busy: false,
     justRegistered: query.get('new') === '1',
+    // Where keyboard focus goes after the next draw: {worker: id} | {add: true}.
+    focusNext: null,
   };
+
+  function placeFocus() {
+    const target = state.focusNext;
+    state.focusNext = null;
+    if (!target) return;
+    let el = null;
+    if (target.worker) el = root.querySelector(`tr[data-worker="${CSS.escape(target.worker)}"] .btn-edit`);
+    if (!el) el = root.querySelector('#add-worker');
+    if (!el) el = root.querySelector('#workers-title');
+    if (el) el.focus();
+  }
 
   async function refresh() {
     try {
@@ -128,7 +178,10 @@ export function mount({ root, params, query, app }) {
       isolationMode: form.isolation.value === '' ? null : form.isolation.value,
     };
     const fields = {};
+    if (!input.name) fields.name = 'Enter a name for the worker.';
+    if (gpuIds.length === 0) fields.gpuIds = 'Choose at least one GPU.';
     if (port === '' || !Number.isInteger(input.listenPort)) fields.listenPort = 'Enter a port number.';
+    else if (input.listenPort < 1024 || input.listenPort > 65535) fields.listenPort = 'Enter a port from 1024 to 65535.';
     if (input.vramMb !== null && !(Number.isInteger(input.vramMb) && input.vramMb >= 1)) {
       fields.vramMb = 'Enter whole MiB, or leave empty for no limit.';
     }
@@ -138,23 +191,29 @@ export function mount({ root, params, query, app }) {
     if (Object.keys(fields).length) {
       state.formErrors = { fields, message: null };
       draw();
-      form.querySelector('[aria-invalid="true"]').focus();
+      const bad = form.querySelector('[aria-invalid="true"]');
+      if (bad) (bad.matches('fieldset') ? bad.querySelector('input') || bad : bad).focus();
       return;
     }
     state.busy = true;
     draw();
     try {
+      let saved;
       if (state.form.mode === 'create') {
         input.agentId = agentId;
         input.enabled = form.enabled.checked;
         const data = await gql(CREATE_WORKER, { input });
-        toast(`Worker ${data.createWorker.name} created.`);
+        saved = data.createWorker;
+        toast(`Worker ${saved.name} created.`);
       } else {
         const data = await gql(UPDATE_WORKER, { id: state.form.id, input });
-        toast(`Worker ${data.updateWorker.name} saved.`);
+        saved = data.updateWorker;
+        toast(`Worker ${saved.name} saved.`);
       }
       state.form = null;
       state.formErrors = { fields: {}, message: null };
+      // Back to the saved worker's row, not to the top of the page.
+      state.focusNext = { worker: saved.id };
       await refresh();
     } catch (error) {
       state.formErrors = mapWorkerError(error);
@@ -162,7 +221,7 @@ export function mount({ root, params, query, app }) {
     state.busy = false;
     draw();
     const bad = root.querySelector('.worker-form [aria-invalid="true"]');
-    if (bad) bad.focus();
+    if (bad) (bad.matches('fieldset') ? bad.querySelector('input') || bad : bad).focus();
   }
 
   async function setEnabled(worker, enabled) {
@@ -192,9 +251,15 @@ export function mount({ root, params, query, app }) {
       confirmLabel: 'Delete worker',
     });
     if (!ok) return;
+    // The next worker's row takes focus (else the previous one, else "Add worker").
+    const list = state.agent.workers;
+    const at = list.findIndex((w) => w.id === worker.id);
+    const neighbour = list[at + 1] || list[at - 1];
     try {
       await gql(DELETE_WORKER, { id: worker.id });
       toast(`Worker ${worker.name} deleted.`);
+      state.focusNext = neighbour ? { worker: neighbour.id } : { add: true };
+      if (state.form && state.form.id === worker.id) state.form = null;
       await refresh();
     } catch (error) {
       toast(error.message, 'error');
@@ -225,11 +290,34 @@ export function mount({ root, params, query, app }) {
     }
   }
 
+  /** "Last known 5 min ago" (the time in full on hover) for what an offline machine said. */
+  function lastKnown(at, now = Date.now()) {
+    if (!at) return h('span', { class: 'muted small last-known' }, 'Not reported yet');
+    return h(
+      'span',
+      { class: 'muted small last-known' },
+      'Last known ',
+      h('time', { datetime: at, title: dateTime(at) }, ago(at, now)),
+    );
+  }
+
+  function workerLimit() {
+    const usage = app.me && app.me.usage;
+    if (!usage) return null;
+    return { used: usage.workersUsed, allowed: usage.workersAllowed, full: usage.workersUsed >= usage.workersAllowed };
+  }
+
   function workerForm() {
     const agent = state.agent;
     const editing = state.form.mode === 'edit' ? agent.workers.find((w) => w.id === state.form.id) : null;
     const errors = state.formErrors;
-    const chosen = new Set(editing ? editing.gpuIds : []);
+    const others = agent.workers.filter((w) => !editing || w.id !== editing.id);
+    const taken = claims(others);
+    // A new worker is offered the GPUs no other enabled worker has, and the next free port.
+    const free = agent.gpus.filter((g) => !taken.has(g.gpuId)).map((g) => g.gpuId);
+    const chosen = new Set(editing ? editing.gpuIds : free);
+    const port = editing ? editing.listenPort : nextFreePort(agent.workers);
+    const usedPorts = others.map((w) => w.listenPort).sort((a, b) => a - b);
     const title = editing ? `Edit worker ${editing.name}` : 'New worker';
     return h(
       'form',
@@ -261,9 +349,11 @@ export function mount({ root, params, query, app }) {
             min: 1024,
             max: 65535,
             required: true,
-            value: editing ? editing.listenPort : '',
+            value: port == null ? '' : port,
           }),
-          hint: 'TCP port on the machine, 1024–65535.',
+          hint: usedPorts.length
+            ? `TCP port on the machine, 1024–65535. In use: ${usedPorts.join(', ')}.`
+            : 'TCP port on the machine, 1024–65535.',
           error: errors.fields.listenPort,
         }),
       ),
@@ -315,15 +405,25 @@ export function mount({ root, params, query, app }) {
       fieldset({
         id: 'worker-gpus',
         legend: 'GPUs',
+        hint: free.length
+          ? `Free: ${agent.gpus.filter((g) => free.includes(g.gpuId)).map(gpuLabel).join(', ')}. A GPU given to several workers is shared between them.`
+          : 'Every GPU is assigned to another worker already; a GPU given to several workers is shared between them.',
         error: errors.fields.gpuIds,
-        children: agent.gpus.map((gpu) =>
-          h(
+        children: agent.gpus.map((gpu) => {
+          const users = taken.get(gpu.gpuId) || [];
+          return h(
             'label',
-            { class: 'check' },
+            { class: 'check gpu-check', title: gpu.gpuId },
             h('input', { type: 'checkbox', name: 'gpu', value: gpu.gpuId, checked: chosen.has(gpu.gpuId) }),
-            h('span', {}, `${gpu.gpuId} · ${gpu.model} · ${vram(gpu.vramMb)}`),
-          ),
-        ),
+            h(
+              'span',
+              {},
+              h('span', { class: 'strong' }, gpuLabel(gpu)),
+              ` · ${shortModel(gpu.model)} · ${vram(gpu.vramMb)}`,
+              h('span', { class: `small ${users.length ? 'gpu-taken' : 'gpu-free'}` }, users.length ? ` · in ${users.join(', ')}` : ' · free'),
+            ),
+          );
+        }),
       }),
       editing
         ? null
@@ -344,6 +444,7 @@ export function mount({ root, params, query, app }) {
             type: 'button',
             class: 'btn',
             onclick() {
+              state.focusNext = editing ? { worker: editing.id } : { add: true };
               state.form = null;
               draw();
             },
@@ -357,6 +458,15 @@ export function mount({ root, params, query, app }) {
   function connectionsCell(worker) {
     const list = worker.connections;
     if (!list.length) return h('span', { class: 'muted' }, 'None');
+    if (!worker.agentOnline) {
+      // What the machine said before it went quiet: not counted as live.
+      return h(
+        'div',
+        {},
+        h('span', { class: 'muted' }, 'None live'),
+        h('div', { class: 'muted small' }, `${plural(list.length, 'client')} when last heard`),
+      );
+    }
     return h(
       'div',
       {},
@@ -377,29 +487,87 @@ export function mount({ root, params, query, app }) {
     );
   }
 
+  /** The worker's GPUs as short labels; the full id on hover (and in the GPUs table). */
+  function gpuChips(worker) {
+    const agent = state.agent;
+    const byId = new Map(agent.gpus.map((g) => [g.gpuId, g]));
+    const shared = claims(agent.workers);
+    if (!worker.gpuIds.length) return h('span', { class: 'muted' }, 'None');
+    return h(
+      'ul',
+      { class: 'gpu-chips', 'aria-label': `GPUs of ${worker.name}` },
+      worker.gpuIds.map((id) => {
+        const gpu = byId.get(id);
+        const label = gpu ? gpuLabel(gpu) : id.length <= 12 ? id : `${id.slice(0, 10)}…`;
+        const with_ = worker.enabled ? (shared.get(id) || []).filter((n) => n !== worker.name) : [];
+        const detail = `${id}${gpu ? ` · ${gpu.model}` : ''}${with_.length ? ` · shared with ${with_.join(', ')}` : ''}`;
+        return h(
+          'li',
+          { key: id, class: `gpu-chip ${with_.length ? 'gpu-chip-shared' : ''}`.trim(), title: detail },
+          label,
+        );
+      }),
+    );
+  }
+
+  function overlapNotice() {
+    const agent = state.agent;
+    const shared = [...claims(agent.workers).entries()].filter(([, names]) => names.length > 1);
+    if (!shared.length) return null;
+    const byId = new Map(agent.gpus.map((g) => [g.gpuId, g]));
+    const label = (id) => (byId.has(id) ? gpuLabel(byId.get(id)) : id);
+    const workers = new Set(shared.flatMap(([, names]) => names));
+    return h(
+      'div',
+      { class: 'notice notice-warning overlap', role: 'note', id: 'gpu-overlap' },
+      h(
+        'p',
+        {},
+        h('strong', {}, `${plural(shared.length, 'GPU')} ${shared.length === 1 ? 'is' : 'are'} assigned to more than one worker`),
+        ` (${shared.map(([id, names]) => `${label(id)}: ${names.join(', ')}`).join('; ')}).`,
+      ),
+      h(
+        'p',
+        { class: 'small' },
+        `${plural(workers.size, 'worker')} share memory and compute there; set VRAM and compute limits, or edit the workers so each has its own GPUs.`,
+      ),
+    );
+  }
+
   function workersSection() {
     const agent = state.agent;
-    const rows = agent.workers.map((w) =>
-      h(
+    const now = Date.now();
+    const shared = claims(agent.workers);
+    const limit = workerLimit();
+    const rows = agent.workers.map((w) => {
+      const overlaps = w.enabled && w.gpuIds.some((id) => (shared.get(id) || []).length > 1);
+      const stale = !w.agentOnline;
+      return h(
         'tr',
-        { key: w.id, 'data-worker': w.id },
+        { key: w.id, 'data-worker': w.id, 'data-agent-online': String(w.agentOnline), class: stale ? 'stale' : null },
         h(
           'td',
           { 'data-label': 'Worker' },
-          h('span', { class: 'strong' }, w.name),
+          h('span', { class: 'strong worker-name', title: w.name }, w.name),
           w.isDefault ? h('span', { class: 'tag' }, 'default') : null,
           w.enabled ? null : h('span', { class: 'tag tag-muted' }, 'disabled'),
+          overlaps ? h('span', { class: 'tag tag-warn', title: 'Shares a GPU with another worker' }, 'shared GPU') : null,
         ),
-        h('td', { 'data-label': 'Status' }, badge(w.status)),
+        h(
+          'td',
+          { 'data-label': 'Status' },
+          badge(w.status, stale ? 'badge-stale' : ''),
+          stale && agent.status !== 'PENDING' ? lastKnown(w.lastKnownAt, now) : null,
+        ),
         h('td', { 'data-label': 'Port', class: 'num' }, String(w.listenPort)),
-        h('td', { 'data-label': 'GPUs' }, w.gpuIds.join(', ')),
+        h('td', { 'data-label': 'GPUs' }, gpuChips(w)),
         h('td', { 'data-label': 'Connections' }, connectionsCell(w)),
         h(
           'td',
           { class: 'row-actions' },
           h(
             'button',
-            { type: 'button', class: 'btn btn-small', onclick: () => openForm({ mode: 'edit', id: w.id }), 'aria-label': `Edit ${w.name}` },
+            { type: 'button', class: 'btn btn-small btn-edit', onclick: () => openForm({ mode: 'edit', id: w.id }), 'aria-label': `Edit ${w.name}` },
             'Edit',
           ),
           h(
@@ -425,19 +593,42 @@ export function mount({ root, params, query, app }) {
             'Delete',
           ),
         ),
-      ),
-    );
+      );
+    });
+    const full = limit && limit.full;
     return h(
       'section',
       { class: 'panel', 'aria-labelledby': 'workers-title' },
       h(
         'div',
         { class: 'panel-head' },
-        h('h2', { id: 'workers-title' }, 'Workers', h('span', { class: 'count' }, String(agent.workers.length))),
+        h('h2', { id: 'workers-title', tabindex: '-1' }, 'Workers', h('span', { class: 'count' }, String(agent.workers.length))),
         state.form && state.form.mode === 'create'
           ? null
-          : h('button', { type: 'button', class: 'btn btn-primary', onclick: () => openForm({ mode: 'create' }) }, 'Add worker'),
+          : h(
+              'button',
+              {
+                type: 'button',
+                id: 'add-worker',
+                class: 'btn btn-primary',
+                // Full: the reason is said next to it before anything is filled in.
+                'aria-disabled': full ? 'true' : null,
+                'aria-describedby': limit ? 'worker-limit' : null,
+                onclick: () => (full ? null : openForm({ mode: 'create' })),
+              },
+              'Add worker',
+            ),
       ),
+      limit
+        ? h(
+            'p',
+            { id: 'worker-limit', class: `small worker-limit ${full ? 'worker-limit-full' : 'muted'}` },
+            full
+              ? `Your ${String(app.me.plan).toLowerCase()} plan's ${plural(limit.allowed, 'worker')} are all in use (over all machines): delete one, or change plans (see Settings) to add more.`
+              : `${limit.used} of ${plural(limit.allowed, 'worker')} in use on your ${String(app.me.plan).toLowerCase()} plan (over all machines).`,
+          )
+        : null,
+      overlapNotice(),
       state.form ? workerForm() : null,
       agent.workers.length
         ? h(
@@ -465,7 +656,8 @@ export function mount({ root, params, query, app }) {
 
   function gpusSection() {
     const agent = state.agent;
-    const configured = (gpuId) => agent.workers.filter((w) => w.gpuIds.includes(gpuId)).map((w) => w.name);
+    const now = Date.now();
+    const assignedTo = claims(agent.workers);
     return h(
       'section',
       { class: 'panel', 'aria-labelledby': 'gpus-title' },
@@ -483,11 +675,25 @@ export function mount({ root, params, query, app }) {
                 {},
                 agent.gpus.map((gpu) => {
                   const user = gpu.usedByWorker ? workerName(gpu.usedByWorker) || 'another worker' : null;
-                  const assigned = configured(gpu.gpuId);
+                  const assigned = assignedTo.get(gpu.gpuId) || [];
+                  const stale = !gpu.agentOnline;
+                  const long = gpu.gpuId !== gpuLabel(gpu);
                   return h(
                     'tr',
-                    { key: gpu.gpuId },
-                    h('td', { 'data-label': 'GPU' }, h('code', {}, gpu.gpuId)),
+                    { key: gpu.gpuId, 'data-gpu': gpu.gpuId, 'data-agent-online': String(gpu.agentOnline), class: stale ? 'stale' : null },
+                    h(
+                      'td',
+                      { 'data-label': 'GPU' },
+                      h('span', { class: 'strong' }, gpuLabel(gpu)),
+                      long
+                        ? h(
+                            'details',
+                            { class: 'gpu-id' },
+                            h('summary', { class: 'small muted' }, 'Full id'),
+                            h('code', { class: 'small' }, gpu.gpuId),
+                          )
+                        : null,
+                    ),
                     h('td', { 'data-label': 'Model' }, gpu.model, h('div', { class: 'muted small' }, gpu.vendor)),
                     h('td', { 'data-label': 'VRAM', class: 'num' }, vram(gpu.vramMb)),
                     h(
@@ -499,8 +705,16 @@ export function mount({ root, params, query, app }) {
                     h(
                       'td',
                       { 'data-label': 'Used by' },
-                      user ? h('span', { class: 'strong' }, user) : h('span', { class: 'muted' }, 'Idle'),
-                      assigned.length ? h('div', { class: 'muted small' }, `Assigned: ${assigned.join(', ')}`) : null,
+                      user ? h('span', { class: 'strong' }, user) : h('span', { class: 'muted' }, stale ? 'Unknown' : 'Idle'),
+                      stale && user ? lastKnown(gpu.lastKnownAt, now) : null,
+                      assigned.length
+                        ? h(
+                            'div',
+                            { class: 'muted small' },
+                            `Assigned: ${assigned.join(', ')}`,
+                            assigned.length > 1 ? h('span', { class: 'tag tag-warn' }, `shared by ${assigned.length}`) : null,
+                          )
+                        : null,
                     ),
                   );
                 }),
@@ -521,6 +735,9 @@ export function mount({ root, params, query, app }) {
         : config.key === 'never'
           ? `The host has not fetched its configuration yet (v${agent.configVersion} is waiting).`
           : `Configuration v${agent.configVersion} is waiting: the host last fetched v${agent.fetchedConfigVersion} ${ago(agent.configFetchedAt, now)}.`;
+    // Offline: what the host fetched is only known up to its last report.
+    const offline = agent.status === 'OFFLINE';
+    const syncKey = offline ? 'stale' : config.key;
     return h(
       'section',
       { class: 'panel facts', 'aria-label': 'Machine status' },
@@ -541,8 +758,36 @@ export function mount({ root, params, query, app }) {
           'div',
           { class: 'wide' },
           h('dt', {}, 'Configuration'),
-          h('dd', {}, h('span', { class: `sync sync-${config.key}`, id: 'config-sync', 'data-sync': config.key }, configText)),
+          h(
+            'dd',
+            {},
+            h(
+              'span',
+              { class: `sync sync-${syncKey}`, id: 'config-sync', 'data-sync': syncKey },
+              offline ? `Last known ${ago(agent.lastSeenAt, now)} (${dateTime(agent.lastSeenAt)}): ${configText}` : configText,
+            ),
+          ),
         ),
+      ),
+    );
+  }
+
+  /** Above the GPUs and workers of a machine that went quiet. */
+  function offlineNotice() {
+    const agent = state.agent;
+    if (agent.status !== 'OFFLINE') return null;
+    return h(
+      'div',
+      { class: 'notice notice-offline', role: 'status', id: 'offline-notice' },
+      h(
+        'p',
+        {},
+        h('strong', {}, `${agent.hostname} is offline.`),
+        ' Its GPUs and workers below are shown as it last reported them, ',
+        h('time', { datetime: agent.lastSeenAt || '', title: dateTime(agent.lastSeenAt) }, ago(agent.lastSeenAt)),
+        ' (',
+        dateTime(agent.lastSeenAt),
+        '); clients are not counted as connected.',
       ),
     );
   }
@@ -602,6 +847,7 @@ export function mount({ root, params, query, app }) {
           : null,
         errorBox(state.error),
         facts(),
+        offlineNotice(),
         gpusSection(),
         workersSection(),
         h(
@@ -613,6 +859,7 @@ export function mount({ root, params, query, app }) {
         ),
       ),
     );
+    placeFocus();
   }
 
   draw();

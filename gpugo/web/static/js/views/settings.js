@@ -1,10 +1,11 @@
-// Settings: the account, its personal access token (shown once at creation) and its
-// signed-in sessions (end one, or all but this one).
+// Settings: the account and its plan (with how plans change on this installation), the
+// password, its personal access token (shown once at creation) and its signed-in sessions
+// (end one, or all but this one).
 
 import { h, render } from '../dom.js';
 import { ago, dateTime, titleCase } from '../format.js';
 import { gql } from '../gql.js';
-import { confirmDialog, copyButton, errorBox, field, pageHeader, skeleton, toast } from '../ui.js';
+import { confirmDialog, copyButton, errorBox, field, meter, pageHeader, skeleton, toast } from '../ui.js';
 
 const QUERY = 'query Pat { personalAccessToken { exists expiresAt lastUsedAt createdAt } }';
 const CREATE = `mutation CreatePat($days: Int) { createPersonalAccessToken(expiresInDays: $days) { token expiresAt createdAt } }`;
@@ -12,6 +13,8 @@ const DELETE = 'mutation DeletePat { deletePersonalAccessToken }';
 const SESSIONS = 'query Sessions { sessions { id createdAt lastSeenAt address userAgent current } }';
 const REVOKE = 'mutation RevokeSession($id: ID!) { revokeSession(id: $id) }';
 const REVOKE_OTHERS = 'mutation RevokeOthers { revokeOtherSessions }';
+const CHANGE_PASSWORD = 'mutation ChangePassword($input: ChangePasswordInput!) { changePassword(input: $input) }';
+const MIN_PASSWORD = 8;
 
 const EXPIRIES = [
   ['30', '30 days'],
@@ -21,7 +24,53 @@ const EXPIRIES = [
 ];
 
 export function mount({ root, app }) {
-  const state = { loading: true, pat: null, fresh: null, error: null, busy: false, sessions: null };
+  const state = {
+    loading: true,
+    pat: null,
+    fresh: null,
+    error: null,
+    busy: false,
+    sessions: null,
+    password: { fields: {}, message: null, busy: false },
+  };
+
+  async function changePassword(event) {
+    event.preventDefault();
+    const form = event.currentTarget;
+    const current = form.current.value;
+    const next = form.next.value;
+    const fields = {};
+    // Every problem at once, before anything is sent.
+    if (!current) fields.currentPassword = 'Enter your current password.';
+    if (next.length < MIN_PASSWORD) fields.newPassword = `Use at least ${MIN_PASSWORD} characters.`;
+    else if (next !== form.repeat.value) fields.repeatPassword = 'The two new passwords differ.';
+    state.password = { fields, message: null, busy: Object.keys(fields).length === 0 };
+    draw();
+    if (!state.password.busy) {
+      form.querySelector('[aria-invalid="true"]').focus();
+      return;
+    }
+    try {
+      const ended = (await gql(CHANGE_PASSWORD, { input: { currentPassword: current, newPassword: next } })).changePassword;
+      form.reset();
+      state.password = { fields: {}, message: null, busy: false };
+      toast(`Password changed. ${ended === 1 ? '1 other session' : `${ended} other sessions`} ended.`);
+      await refresh();
+      const heading = root.querySelector('#password-title');
+      if (heading) heading.focus();
+      return;
+    } catch (error) {
+      const found = error.fields;
+      state.password = {
+        fields: found,
+        message: Object.keys(found).length ? null : error.message,
+        busy: false,
+      };
+    }
+    draw();
+    const bad = root.querySelector('#password-form [aria-invalid="true"]');
+    if (bad) bad.focus();
+  }
 
   async function refresh() {
     try {
@@ -113,6 +162,63 @@ export function mount({ root, app }) {
     } catch (error) {
       toast(error.message, 'error');
     }
+  }
+
+  function passwordCard() {
+    const errors = state.password;
+    const input = (name, autocomplete) =>
+      h('input', { name, type: 'password', autocomplete, required: true, maxlength: 1024 });
+    return h(
+      'section',
+      { class: 'panel', 'aria-labelledby': 'password-title' },
+      h('h2', { id: 'password-title', tabindex: '-1' }, 'Password'),
+      h(
+        'p',
+        { class: 'muted' },
+        'Changing it signs out every other browser signed in to this account; this one stays. The personal access token keeps working: regenerate it below if someone else may have it.',
+      ),
+      h(
+        'form',
+        { id: 'password-form', class: 'form', novalidate: true, onsubmit: changePassword },
+        field({ id: 'password-current', label: 'Current password', control: input('current', 'current-password'), error: errors.fields.currentPassword }),
+        field({
+          id: 'password-new',
+          label: 'New password',
+          control: input('next', 'new-password'),
+          hint: `At least ${MIN_PASSWORD} characters.`,
+          error: errors.fields.newPassword,
+        }),
+        field({ id: 'password-repeat', label: 'New password again', control: input('repeat', 'new-password'), error: errors.fields.repeatPassword }),
+        errorBox(errors.message),
+        h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'btn btn-primary', disabled: errors.busy }, 'Change password')),
+      ),
+    );
+  }
+
+  function planCard() {
+    const me = app.me;
+    const usage = me.usage;
+    return h(
+      'section',
+      { class: 'panel', 'aria-labelledby': 'plan-title', id: 'plan' },
+      h('h2', { id: 'plan-title' }, `Plan: ${titleCase(me.plan)}`),
+      usage
+        ? h(
+            'div',
+            { class: 'plan-meters' },
+            meter({ label: 'GPUs (all machines)', used: usage.gpusUsed, allowed: usage.gpusAllowed }),
+            meter({ label: 'Workers (all machines)', used: usage.workersUsed, allowed: usage.workersAllowed }),
+            h('p', { class: 'small muted' }, usage.metricsIncluded ? 'Metrics charts are included.' : 'Metrics charts are not included in this plan.'),
+          )
+        : null,
+      h(
+        'p',
+        { id: 'plan-change' },
+        'Plans on this installation are set by whoever runs this GPU Go server; there is no payment here. Ask them to run ',
+        h('code', {}, `gpugo user set-plan ${me.email} PLAN`),
+        ' with PLAN one of free, personal, team or pro. Your machines pick up the new limits at once.',
+      ),
+    );
   }
 
   function sessionsCard() {
@@ -287,6 +393,8 @@ export function mount({ root, app }) {
             h('div', {}, h('dt', {}, 'Member since'), h('dd', {}, dateTime(me.createdAt))),
           ),
         ),
+        planCard(),
+        passwordCard(),
         patCard(),
         sessionsCard(),
       ),
