@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
             await sweeper.start()
             await ctx.last_seen.start()
             await ctx.audit.start()
+            ctx.metrics.start()
             await ctx.releases.start()
             if settings.webhooks_sender:
                 ctx.webhooks.start()
@@ -95,6 +96,8 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
                 await sweeper.stop()
                 # After the sweeper (it records too), before the database closes.
                 await ctx.audit.stop()
+                # Every acknowledged point is written, and announced before the bus stops.
+                await ctx.metrics.stop()
                 await ctx.events.stop()
                 await ctx.metrics_db.close()
 

@@ -18,6 +18,7 @@ from gpugo.ratelimit import Concurrency, RateLimiter
 from gpugo.services import audit
 from gpugo.services.audit import AuditLog
 from gpugo.services.last_seen import LastSeenWriter
+from gpugo.services.metrics_store import MetricsIngest
 from gpugo.services.releases import ReleaseCatalogue
 from gpugo.services.webhook_sender import WebhookSender
 from gpugo.settings import Settings
@@ -47,6 +48,8 @@ class ServerContext:
     releases: ReleaseCatalogue
     # Audit rows wait here and are written in batches (services/audit.py).
     audit: AuditLog
+    # Accepted metric points wait here and are written in batches (services/metrics_store.py).
+    metrics: MetricsIngest
     # Sends the webhook outbox; holds the URL resolver and the signing secrets' key.
     webhooks: WebhookSender
 
@@ -56,6 +59,7 @@ class ServerContext:
         license_key = load_or_create_license_key(settings.data_dir)
         rate_limiter = RateLimiter(settings)
         rate_limiter.on_refused = audit.on_rate_limited
+        events = bus_for(settings.effective_database_url)
         return cls(
             settings=settings,
             license_key=license_key,
@@ -66,7 +70,7 @@ class ServerContext:
                 "run at once; try again when one has finished.",
             ),
             metrics_db=db.metrics_client(settings.effective_database_url),
-            events=bus_for(settings.effective_database_url),
+            events=events,
             agent_streams=StreamCap(settings.agent_event_streams),
             user_sockets=StreamCap(settings.graphql_websockets_per_user),
             credential_rechecks=CredentialRechecks(),
@@ -76,6 +80,12 @@ class ServerContext:
             releases=ReleaseCatalogue(settings, http),
             audit=AuditLog(
                 flush_seconds=settings.audit_flush_seconds, capacity=settings.audit_buffer_rows
+            ),
+            metrics=MetricsIngest(
+                flush_seconds=settings.metrics_flush_seconds,
+                capacity=settings.metrics_buffer_points,
+                events=events,
+                retention_days=settings.metrics_retention_days,
             ),
             webhooks=WebhookSender(
                 settings, http=http, rate_limiter=rate_limiter, license_key=license_key

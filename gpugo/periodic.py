@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Generic, TypeVar
 
 log = logging.getLogger("gpugo.periodic")
@@ -67,6 +67,7 @@ class BoundedBuffer(Generic[T]):
         self.dropped = 0
         self._rows: deque[T] = deque()
         self._write = write
+        self._flushing = asyncio.Lock()
         self._periodic = Periodic(f"{name} flush", interval, self.flush)
 
     def add(self, row: T) -> None:
@@ -75,14 +76,22 @@ class BoundedBuffer(Generic[T]):
         # Started by the app's lifespan; this covers a buffer used without one.
         self._periodic.start()
 
+    def extend(self, rows: Iterable[T]) -> None:
+        """``add`` for several rows at once."""
+        self._rows.extend(rows)
+        self._trim()
+        self._periodic.start()
+
     @property
     def pending(self) -> int:
         return len(self._rows)
 
     def _trim(self) -> None:
-        while len(self._rows) > self.capacity:
-            self._rows.popleft()
-            self.dropped += 1
+        excess = len(self._rows) - self.capacity
+        if excess > 0:
+            for _ in range(excess):
+                self._rows.popleft()
+            self.dropped += excess
 
     def start(self) -> None:
         self._periodic.start()
@@ -93,6 +102,10 @@ class BoundedBuffer(Generic[T]):
 
     async def flush(self) -> int:
         """Write what waits; on an error keep it (within the bound) for the next flush."""
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> int:
         if not self._rows:
             return 0
         batch = list(self._rows)

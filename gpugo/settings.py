@@ -73,6 +73,10 @@ class Settings:
     # Open connections (streams and WebSockets included) before requests get 503.
     max_connections: int = 1000
     metrics_retention_days: int = 7
+    # Accepted metric points wait in memory at most this long before one batch writes
+    # them, and at most this many wait (past it the oldest unwritten ones are dropped).
+    metrics_flush_seconds: float = 1.0
+    metrics_buffer_points: int = 200_000
     # Audit events older than this are deleted by the sweeper.
     audit_retention_days: int = 90
     # Audit rows wait in memory at most this long before one batch writes them, and at
@@ -181,6 +185,7 @@ class Settings:
             "releases_upstream_timeout_seconds",
             "request_read_timeout_seconds",
             "audit_flush_seconds",
+            "metrics_flush_seconds",
         ):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"GPUGO_{name.upper()} must be a positive number of seconds")
@@ -190,6 +195,7 @@ class Settings:
             "metrics_retention_days",
             "audit_retention_days",
             "audit_buffer_rows",
+            "metrics_buffer_points",
             "metrics_query_budget",
             "metrics_reads_per_user",
             "agent_event_streams",
