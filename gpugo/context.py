@@ -85,7 +85,6 @@ class ServerContext:
                 flush_seconds=settings.metrics_flush_seconds,
                 capacity=settings.metrics_buffer_points,
                 events=events,
-                retention_days=settings.metrics_retention_days,
             ),
             webhooks=WebhookSender(
                 settings, http=http, rate_limiter=rate_limiter, license_key=license_key

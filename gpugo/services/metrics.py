@@ -6,12 +6,14 @@ both validate each reading with the same declarations and make the same points.
 Validated points are handed to the process's ``MetricsIngest``
 (``services/metrics_store.py``): the report is answered once they wait in its
 bounded buffer, and they are written in batches within ``GPUGO_METRICS_FLUSH_SECONDS``
-(the flush also applies retention and tells live subscribers).
+(the flush also tells live subscribers); the sweeper rolls them up
+(``services/metrics_rollups.py``).
 
 A report is stored at its own timestamp unless the agent's clock is visibly wrong
 (docs/decisions.md, "Metrics timestamps"): one further ahead than ``FUTURE_TOLERANCE``
-is stamped with the server's time, one older than the retention window is dropped
-(retention would delete it at once) and counted in a log line.
+is stamped with the server's time, one older than the raw tier's window
+(``GPUGO_METRICS_RAW_HOURS``) is dropped (retention would delete it at once) and
+counted in a log line.
 """
 
 from __future__ import annotations
@@ -181,7 +183,8 @@ def sample_time(*, ctx: ServerContext, agent_id: str, stamped: datetime) -> date
     if stamped > now + FUTURE_TOLERANCE:
         # The agent measured it just now; its clock runs ahead.
         return now
-    if stamped < now - timedelta(days=ctx.settings.metrics_retention_days):
+    # Points are stored raw first: older than the raw tier's window, nowhere to go.
+    if stamped < now - timedelta(hours=ctx.settings.metrics_raw_hours):
         dropped_reports.add(agent_id, detail=f"stamped {stamped.isoformat()}")
         return None
     # UTC: the batch writers store the instant as given (SQLite keeps it as text).

@@ -20,16 +20,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
 from tortoise import connections
 from tortoise.transactions import in_transaction
 
-from gpugo import clock
+from gpugo import partitions
 from gpugo.events import Event, EventBus, EventKind
-from gpugo.models import GpuMetricSample, SystemMetricSample, WorkerMetricSample
 from gpugo.periodic import BoundedBuffer
 
 log = logging.getLogger("gpugo.metrics")
@@ -80,12 +79,25 @@ class MetricsSink(Protocol):
 class SqlSink:
     """The sample tables of the application's database."""
 
+    def __init__(self) -> None:
+        # PostgreSQL day partitions this process knows exist (gpugo.partitions).
+        self._days: set[tuple[str, date]] = set()
+
     async def write(self, points: list[Point]) -> None:
         client = connections.get("default")
         if client.capabilities.dialect == "postgres":
+            await self._ensure_partitions(client, points)
             await _write_postgres(client, points)
         else:
             await _write_sqlite(points)
+
+    async def _ensure_partitions(self, client: Any, points: list[Point]) -> None:
+        """Each point's day partition exists (the sweeper makes them ahead; a batch after
+        a long stop or a moved clock may need one now)."""
+        needed = {(p.table.value, partitions.day_of(p.recorded_at)) for p in points}
+        for table, day in sorted(needed - self._days):
+            await partitions.ensure_days(client, table, {day})
+            self._days.add((table, day))
 
 
 def _by_table(points: Iterable[Point]) -> dict[Table, list[Point]]:
@@ -145,43 +157,6 @@ async def _write_sqlite(points: list[Point]) -> None:
                 )
 
 
-class Retention:
-    """Deletes each written agent's samples older than the window, at most once per
-    ``PRUNE_INTERVAL`` per agent in this process, through the (agent_id, recorded_at)
-    indexes: never a scan of the tables."""
-
-    PRUNE_INTERVAL = timedelta(minutes=5)
-    # Past this many remembered agents, forget those not pruned within the interval.
-    MEMORY = 10_000
-
-    def __init__(self, window: timedelta) -> None:
-        self.window = window
-        # agent id -> when this process last pruned that agent's samples.
-        self._last_pruned: dict[str, datetime] = {}
-
-    async def prune(self, agent_ids: Iterable[str]) -> int:
-        """Prune the agents due; how many were."""
-        now = clock.now()
-        due = []
-        for agent_id in agent_ids:
-            last = self._last_pruned.get(agent_id)
-            if last is None or now - last >= self.PRUNE_INTERVAL:
-                due.append(agent_id)
-        if not due:
-            return 0
-        if len(self._last_pruned) + len(due) > self.MEMORY:
-            stale = [a for a, at in self._last_pruned.items() if now - at >= self.PRUNE_INTERVAL]
-            for agent_id in stale:
-                del self._last_pruned[agent_id]
-        cutoff = now - self.window
-        for agent_id in due:
-            # Marked first so a failure does not retry this agent at every flush.
-            self._last_pruned[agent_id] = now
-            for model in (GpuMetricSample, SystemMetricSample, WorkerMetricSample):
-                await model.filter(agent_id=agent_id, recorded_at__lt=cutoff).delete()
-        return len(due)
-
-
 class MetricsIngest:
     """The process's buffer of accepted points and the sink they go to."""
 
@@ -191,14 +166,12 @@ class MetricsIngest:
         flush_seconds: float,
         capacity: int,
         events: EventBus,
-        retention_days: int,
         sink: MetricsSink | None = None,
     ) -> None:
         self.sink: MetricsSink = sink or SqlSink()
         self.buffer: BoundedBuffer[Point] = BoundedBuffer(
             "metrics", flush_seconds, capacity, self._write
         )
-        self.retention = Retention(timedelta(days=retention_days))
         self._events = events
 
     def accept(self, points: Iterable[Point]) -> None:
@@ -217,12 +190,6 @@ class MetricsIngest:
 
     async def _write(self, points: list[Point]) -> None:
         await self.sink.write(points)
-        if isinstance(self.sink, SqlSink):
-            try:
-                await self.retention.prune({p.agent_id for p in points})
-            except Exception:
-                # Stored is stored: upkeep (retention) is retried with a later batch.
-                log.warning("metrics upkeep after a write failed", exc_info=True)
         self._announce(points)
 
     def _announce(self, points: list[Point]) -> None:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -10,8 +10,6 @@ from gpugo import clock
 from gpugo.auth import resolve
 from gpugo.models import Agent, GpuMetricSample, SystemMetricSample
 from gpugo.services import metrics
-from gpugo.services.metrics_store import Retention
-from tests.sql_counter import count_sql
 from tests.support import (
     BAD_GPU_IDS,
     Api,
@@ -196,52 +194,10 @@ async def test_metrics_need_the_agents_secret(api, client):
     assert_error(await client.post(url, json=metrics_body(), headers=pat), 401, "unauthorized")
 
 
-async def test_retention_deletes_old_samples_at_most_once_per_interval(api, settings):
+async def test_a_report_older_than_the_raw_window_is_dropped_and_counted(api, settings, caplog):
     user = await api.user(plan="team")
     agent = await register_agent(user, gpus=1)
-
-    def at(when: datetime) -> dict[str, Any]:
-        return metrics_body(timestamp=when.isoformat())
-
-    start = clock.now()
-    with count_sql() as request:
-        assert (await post_metrics(agent, at(start))).status_code == 200
-    # The secret and the GPU ids: the points wait for the flush, no write on the request.
-    assert len(request) == 2, request
-    with count_sql() as first:
-        await flush_metrics(api.app)
-    # This agent's first pruning (GPU, host and worker samples: three DELETEs).
-    assert sum(s.startswith("DELETE") for s in first) == 3, first
-
-    clock.advance(timedelta(days=settings.metrics_retention_days, minutes=1))
-    # Within the interval of the last pruning? No: days have passed, so this one prunes.
-    assert (await post_metrics(agent, at(clock.now()))).status_code == 200
-    gpus, system = await samples(api, agent.agent_id)
-    assert len(gpus) == len(system) == 1, "the sample from a week ago is gone"
-
-    # A late report of a sample a minute short of the window: stored...
-    old = clock.now() - timedelta(days=settings.metrics_retention_days) + timedelta(minutes=1)
-    assert (await post_metrics(agent, at(old))).status_code == 200
-    with count_sql() as throttled:
-        await flush_metrics(api.app)
-    assert not any(s.startswith("DELETE") for s in throttled), throttled
-    # ...and once it is out of the window, kept until the next pruning is due...
-    clock.advance(timedelta(minutes=2))
-    assert (await post_metrics(agent, at(clock.now()))).status_code == 200
-    assert len((await samples(api, agent.agent_id))[0]) == 3
-    # ...which is a few minutes later.
-    clock.advance(Retention.PRUNE_INTERVAL)
-    assert (await post_metrics(agent, at(clock.now()))).status_code == 200
-    gpus, _ = await samples(api, agent.agent_id)
-    assert len(gpus) == 3 and all(g["recorded_at"] > old for g in gpus)
-
-
-async def test_a_report_older_than_the_retention_window_is_dropped_and_counted(
-    api, settings, caplog
-):
-    user = await api.user(plan="team")
-    agent = await register_agent(user, gpus=1)
-    stale = moment(-timedelta(days=settings.metrics_retention_days, hours=1))
+    stale = moment(-timedelta(hours=settings.metrics_raw_hours + 1))
     before = metrics.dropped_reports.total
     with caplog.at_level(logging.WARNING, logger="gpugo.metrics"):
         for _ in range(3):
@@ -273,22 +229,6 @@ async def test_a_report_from_a_clock_far_ahead_is_stamped_with_the_servers_time(
     assert before <= gpus[0]["recorded_at"] <= after
     assert gpus[1]["recorded_at"] == slightly_ahead
     assert [s["recorded_at"] for s in system] == [g["recorded_at"] for g in gpus]
-
-
-async def test_retention_only_touches_the_reporting_agent(api, settings):
-    user = await api.user(plan="team")
-    quiet = await register_agent(user, gpus=1, hostname="quiet")
-    busy = await register_agent(user, gpus=1, hostname="busy")
-    assert (
-        await post_metrics(quiet, metrics_body(timestamp=clock.now().isoformat()))
-    ).status_code == 200
-    await flush_metrics(api.app)
-    clock.advance(timedelta(days=settings.metrics_retention_days + 1))
-    assert (
-        await post_metrics(busy, metrics_body(timestamp=clock.now().isoformat()))
-    ).status_code == 200
-    # No table scan: the quiet agent's old rows wait for its own next report.
-    assert len((await samples(api, quiet.agent_id))[0]) == 1
 
 
 async def test_an_agent_deleted_while_its_gpu_metrics_are_on_the_way_gets_401(api, monkeypatch):

@@ -114,12 +114,13 @@ async def test_empty_buckets_are_left_out_and_bounds_are_half_open(api):
     agent = await register_agent(user)
     await _seed(agent.agent_id)
     gql = Gql(user)
-    # [T0+40s, T0+10min) with 5-minute buckets: all seven later samples land in the first.
+    # [T0+40s, T0+8min) with 4-minute buckets (the samples' own tier): all seven later
+    # samples land in the first.
     variables = {
         "agentId": agent.agent_id,
         "from": out_time(T0 + timedelta(seconds=40)),
-        "to": out_time(T0 + timedelta(minutes=10)),
-        "bucket": 300,
+        "to": out_time(T0 + timedelta(minutes=8)),
+        "bucket": 240,
     }
     result = (await gql.data(QUERY, variables))["agentMetrics"]
     points = result["gpus"][0]["points"]
