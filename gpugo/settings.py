@@ -78,7 +78,7 @@ class Settings:
     metrics_5m_days: int = 7
     metrics_retention_days: int = 30
     # How often the sweeper brings the rollups up to date and applies retention.
-    metrics_rollup_seconds: float = 60.0
+    metrics_rollup_seconds: float = 15.0
     # Accepted metric points wait in memory at most this long before one batch writes
     # them, and at most this many wait (past it the oldest unwritten ones are dropped).
     metrics_flush_seconds: float = 1.0

@@ -36,7 +36,7 @@ class Sweeper:
             Periodic(
                 "metrics rollups and retention",
                 ctx.settings.metrics_rollup_seconds,
-                MetricsUpkeep(ctx.settings).run,
+                MetricsUpkeep(ctx.settings, ctx.metrics).run,
             ),
         )
 

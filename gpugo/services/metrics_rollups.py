@@ -11,7 +11,8 @@ A rollup row holds, per GPU (host, worker) and bucket, the sample count, the sum
 maintains them with set-based statements (``roll_up``): every
 ``GPUGO_METRICS_ROLLUP_SECONDS`` it recomputes the 5-minute buckets from the raw
 samples written since its last pass (plus ``LATE_TOLERANCE`` for points that arrive
-late), then the hourly buckets from the 5-minute ones. A recomputed bucket replaces
+late, and back to the oldest point its own process wrote meanwhile), then the hourly
+buckets from the 5-minute ones. A recomputed bucket replaces
 its row (``ON CONFLICT ... DO UPDATE``), so passes may overlap and instances may
 run it alike. The same statements fill the rollups of existing samples when the
 migration adds them, and of the benchmark's seeded history.
@@ -31,14 +32,16 @@ from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from gpugo import clock, partitions
+from gpugo.services.metrics_store import MetricsIngest
 from gpugo.settings import Settings
 
 log = logging.getLogger("gpugo.metrics")
 
 FIVE_MINUTES = 300
 HOUR = 3600
-# A point stored this long after its bucket's last pass still reaches the rollups.
-LATE_TOLERANCE = timedelta(minutes=5)
+# A point another instance stored this long after its bucket's last pass still reaches
+# the rollups (an agent's points arrive within its report period, 30 s, of their time).
+LATE_TOLERANCE = timedelta(minutes=1)
 # Where a process's first pass starts (rollups of earlier samples were made before it).
 FIRST_PASS_LOOKBACK = timedelta(minutes=15)
 
@@ -219,15 +222,29 @@ async def apply_retention(settings: Settings, now: datetime | None = None) -> No
 
 
 class MetricsUpkeep:
-    """The sweeper's pass: rollups of what was written since the last one, then retention."""
+    """The sweeper's pass: rollups of what was written since the last one, then retention.
 
-    def __init__(self, settings: Settings) -> None:
+    A pass covers the buckets since the previous pass (less ``LATE_TOLERANCE``, for
+    points other instances wrote late) and back to the oldest point this instance wrote
+    meanwhile (a late report's buckets are recomputed, within the raw window)."""
+
+    def __init__(self, settings: Settings, ingest: MetricsIngest) -> None:
         self.settings = settings
+        self.ingest = ingest
         self._last: datetime | None = None
 
     async def run(self) -> None:
         now = clock.now()
         since = (self._last - LATE_TOLERANCE) if self._last else now - FIRST_PASS_LOOKBACK
-        await roll_up(since, now)
+        oldest = self.ingest.take_oldest_written()
+        if oldest is not None:
+            since = min(since, max(oldest, now - timedelta(hours=self.settings.metrics_raw_hours)))
+        try:
+            await roll_up(since, now)
+        except Exception:
+            # The next pass covers these buckets again.
+            if oldest is not None:
+                self.ingest.note_written(oldest)
+            raise
         self._last = now
         await apply_retention(self.settings, now)

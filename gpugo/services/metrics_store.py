@@ -173,6 +173,13 @@ class MetricsIngest:
             "metrics", flush_seconds, capacity, self._write
         )
         self._events = events
+        # The oldest point written since the rollup pass last asked (late points included).
+        self._oldest_written: datetime | None = None
+
+    def take_oldest_written(self) -> datetime | None:
+        """The oldest point time written since the last call (for the rollup pass)."""
+        oldest, self._oldest_written = self._oldest_written, None
+        return oldest
 
     def accept(self, points: Iterable[Point]) -> None:
         """Never waits, never fails: past the bound the oldest waiting points go."""
@@ -190,7 +197,12 @@ class MetricsIngest:
 
     async def _write(self, points: list[Point]) -> None:
         await self.sink.write(points)
+        self.note_written(min(p.recorded_at for p in points))
         self._announce(points)
+
+    def note_written(self, oldest: datetime) -> None:
+        if self._oldest_written is None or oldest < self._oldest_written:
+            self._oldest_written = oldest
 
     def _announce(self, points: list[Point]) -> None:
         """One event per report (agent and time) of GPU or host points, in time order."""

@@ -144,3 +144,23 @@ async def test_a_second_rollup_pass_changes_nothing(history):
     before = await chart(gql, agent_id, t0, timedelta(hours=1), 300)
     await roll_up_metrics(t0, t0 + timedelta(hours=1))
     assert await chart(gql, agent_id, t0, timedelta(hours=1), 300) == before
+
+
+async def test_the_sweepers_pass_rolls_up_late_points_it_wrote(api, settings):
+    user = await api.user(plan="team")
+    agent = await register_agent(user, gpus=2)
+    ingest = api.app.state.ctx.metrics
+    upkeep = metrics_rollups.MetricsUpkeep(settings, ingest)
+    await upkeep.run()
+    # A report from two hours ago arrives after that pass (an agent back online).
+    t0 = hour_start()
+    response = await agent.http.post(
+        f"/api/v1/agents/{agent.agent_id}/metrics", json=body(t0, 3), headers=agent.auth
+    )
+    assert response.status_code == 200, response.text
+    await flush_metrics(api.app)
+    gql = Gql(user)
+    assert gpu0(await chart(gql, agent.agent_id, t0, timedelta(hours=24), 3600)) == []
+    await upkeep.run()
+    hourly = await chart(gql, agent.agent_id, t0, timedelta(hours=24), 3600)
+    assert gpu0(hourly) == [(out_time(t0), 1, 15.0, 15.0)]
