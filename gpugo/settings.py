@@ -90,7 +90,7 @@ class Settings:
     audit_flush_seconds: float = 1.0
     audit_buffer_rows: int = 10_000
     # What one GraphQL request may ask agentMetrics to aggregate (gpugo/schema/cost.py).
-    metrics_query_budget: int = 1_000_000
+    metrics_query_budget: int = 1_100_000
     # agentMetrics reads one user may have running at once in this process.
     metrics_reads_per_user: int = 2
     rate_limits_enabled: bool = True

@@ -28,7 +28,8 @@ from tortoise.queryset import QuerySet
 from gpugo.errors import FieldError, ValidationFailed
 from gpugo.models import Agent, GpuMetricSample, SystemMetricSample, WorkerMetricSample
 
-MAX_BUCKETS = 1000
+# A day in one-minute buckets.
+MAX_BUCKETS = 1440
 MIN_BUCKET_SECONDS = 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNIX_EPOCH_JULIAN_DAY = 2440587.5

@@ -46,7 +46,7 @@ async def test_the_reported_document_is_refused_before_any_query(api):
     with count_sql() as sql:
         response = await gql(document)
     err = error(response, "validation_error")
-    assert "metric values" in err["message"] and "at most 1,000,000" in err["message"]
+    assert "metric values" in err["message"] and "at most 1,100,000" in err["message"]
     assert response.json()["data"] is None
     # Not even the session is looked up.
     assert sql == []
@@ -61,19 +61,19 @@ async def test_one_query_over_the_whole_retention_window_answers(api):
 
 async def test_the_cost_is_summed_over_aliases(api):
     gql, agent_id = await _team_agent(api)
-    # Each fits alone; two do not.
-    error(await gql(aliases(2, agent_id=agent_id, days=30, bucket=3600)), "validation_error")
+    # Each fits alone; three do not.
+    error(await gql(aliases(3, agent_id=agent_id, days=30, bucket=3600)), "validation_error")
     # Many short ranges do (the dashboard's last hour, 60 s buckets).
     result = await gql.data(aliases(15, agent_id=agent_id, days=1 / 24, bucket=60))
     assert len(result) == 15
 
 
 async def test_one_wide_bucket_costs_the_rows_it_reads(api):
-    # One bucket over 30 days still reads 30 days of hourly rows: two are refused.
+    # One bucket over 30 days still reads 30 days of hourly rows: three are refused.
     gql, agent_id = await _team_agent(api)
     month = 30 * 86400
     assert (await gql.data(aliases(1, agent_id=agent_id, days=30, bucket=month)))["m0"]
-    error(await gql(aliases(2, agent_id=agent_id, days=30, bucket=month)), "validation_error")
+    error(await gql(aliases(3, agent_id=agent_id, days=30, bucket=month)), "validation_error")
 
 
 async def test_variables_and_fragments_count_too(api):
