@@ -27,7 +27,7 @@ from gpugo.rest.middleware import (
 )
 from gpugo.rest.routes import routes
 from gpugo.schema import routes as graphql_routes
-from gpugo.services import audit
+from gpugo.services import audit, metrics_rollups
 from gpugo.settings import Settings
 from gpugo.sweeper import Sweeper
 from gpugo.web import routes as web_routes
@@ -76,6 +76,8 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
         url = settings.effective_database_url
         db.prepare_sqlite(settings)
         async with RegisterTortoise(app, config=db.tortoise_config(url)):
+            # PostgreSQL: the day partitions metric points go to exist before any write.
+            await metrics_rollups.prepare_partitions()
             await ctx.events.start()
             sweeper = Sweeper(ctx)
             await sweeper.start()

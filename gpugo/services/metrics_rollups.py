@@ -192,20 +192,31 @@ def windows(settings: Settings) -> dict[str, timedelta]:
     }
 
 
+async def prepare_partitions(now: datetime | None = None) -> None:
+    """On PostgreSQL, yesterday's, today's and tomorrow's partitions of every metrics table
+    (at start, before the sweeper's first pass); nothing on SQLite."""
+    client = connections.get("default")
+    if _dialect(client) != "postgres":
+        return
+    now = now or clock.now()
+    ahead = {partitions.day_of(now + timedelta(days=d)) for d in (-1, 0, 1)}
+    for spec in (*partitions.RAW, *partitions.ROLLUPS):
+        for parent in spec.parents():
+            await partitions.ensure_days(client, parent, ahead)
+
+
 async def apply_retention(settings: Settings, now: datetime | None = None) -> None:
     """Remove what is past each tier's window; on PostgreSQL also prepare the next days."""
     now = now or clock.now()
     client = connections.get("default")
     tiers = windows(settings)
     if _dialect(client) == "postgres":
-        ahead = {partitions.day_of(now), partitions.day_of(now + timedelta(days=1))}
+        await prepare_partitions(now)
         for spec in partitions.RAW:
-            await partitions.ensure_days(client, spec.table, ahead)
             await partitions.drop_before(client, spec.table, now - tiers["raw"])
         for spec in partitions.ROLLUPS:
             for width, tier in ((FIVE_MINUTES, "5m"), (HOUR, "1h")):
                 parent = f"{spec.table}_{width}"
-                await partitions.ensure_days(client, parent, ahead)
                 await partitions.drop_before(client, parent, now - tiers[tier])
         return
     for spec in partitions.RAW:
