@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
@@ -31,7 +32,7 @@ import httpx
 from tortoise import Tortoise
 
 from bench import seed
-from bench.servers import gpugo_server
+from bench.servers import Server, gpugo_server
 from gpugo import db
 from gpugo.services import metrics_rollups
 from gpugo.settings import Settings
@@ -218,16 +219,25 @@ async def _apply_retention(url: str, workdir: Path) -> None:
 
 
 async def _chart(
-    http: httpx.AsyncClient, pat: str, agent_id: str, span: timedelta, bucket: int, runs: int
-) -> tuple[list[float], dict[str, Any]]:
+    http: httpx.AsyncClient,
+    pat: str,
+    agent_id: str,
+    span: timedelta,
+    bucket: int,
+    runs: int,
+    server: Server,
+) -> tuple[list[float], dict[str, Any], float]:
+    """Wall times (ms), the last answer, and the server's CPU ms per request."""
     now = datetime.now(UTC)
     to_s = -(-int(now.timestamp()) // bucket) * bucket
     to = datetime.fromtimestamp(to_s, UTC)
     variables = {"id": agent_id, "from": _iso(to - span), "to": _iso(to), "bucket": bucket}
     body = {"query": QUERY, "variables": variables}
     headers = {"Authorization": f"Bearer {pat}"}
-    timings, answer = [], {}
+    timings, answer, cpu_began = [], {}, 0.0
     for i in range(runs + 5):
+        if i == 5:
+            cpu_began = server.cpu_seconds()
         began = time.perf_counter()
         response = await http.post("/graphql", json=body, headers=headers)
         elapsed = (time.perf_counter() - began) * 1000
@@ -236,7 +246,8 @@ async def _chart(
         assert "errors" not in answer, answer
         if i >= 5:
             timings.append(elapsed)
-    return timings, answer["data"]["agentMetrics"]
+    cpu_ms = (server.cpu_seconds() - cpu_began) * 1000 / runs
+    return timings, answer["data"]["agentMetrics"], cpu_ms
 
 
 def _summary(timings: list[float]) -> dict[str, float]:
@@ -271,10 +282,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     server.start()
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-            month, month_answer = await _chart(
-                http, pat, agent_id, timedelta(days=DAYS), 3600, args.runs
+            month, month_answer, month_cpu = await _chart(
+                http, pat, agent_id, timedelta(days=DAYS), 3600, args.runs, server
             )
-            day, day_answer = await _chart(http, pat, agent_id, timedelta(days=1), 60, args.runs)
+            day, day_answer, day_cpu = await _chart(
+                http, pat, agent_id, timedelta(days=1), 60, args.runs, server
+            )
         month_points = sum(len(s["points"]) for s in month_answer["gpus"])
         day_points = sum(len(s["points"]) for s in day_answer["gpus"])
         result = {
@@ -282,8 +295,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "at": datetime.now(UTC).isoformat(),
             "samples_seeded": samples,
             "runs": args.runs,
-            "chart_30d_1h": {**_summary(month), "gpu_points": month_points, "target_ms": 100},
-            "chart_24h_1m": {**_summary(day), "gpu_points": day_points, "target_ms": 50},
+            "chart_30d_1h": {
+                **_summary(month),
+                "server_cpu_ms": round(month_cpu, 1),
+                "gpu_points": month_points,
+                "target_ms": 100,
+            },
+            "chart_24h_1m": {
+                **_summary(day),
+                "server_cpu_ms": round(day_cpu, 1),
+                "gpu_points": day_points,
+                "target_ms": 50,
+            },
+            "load_average_1m": round(os.getloadavg()[0], 2),
             "baseline_30d_1h_raw_sql": _summary(baseline),
             "server_rss_mb": round(server.rss_mb(), 1),
         }
