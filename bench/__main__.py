@@ -422,6 +422,14 @@ def command_sustained(args: argparse.Namespace) -> int:
     return sustained.main(args)
 
 
+def command_metrics_history(args: argparse.Namespace) -> int:
+    from bench import metrics_history
+
+    if args.db == "gpugo_bench":
+        args.db = "gpugo_bench_history"
+    return metrics_history.main(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--server", default=DEFAULT_SERVER, help="PostgreSQL server URL")
@@ -455,8 +463,18 @@ def main(argv: list[str] | None = None) -> int:
     sus.add_argument("--period", type=float, default=30, help="seconds between an agent's reports")
     sus.add_argument("--agents", type=int, default=0, help="default: rate x period (all seeded)")
     sus.add_argument("--gpugo-db-query", default="")
+    history = commands.add_parser(
+        "metrics-history", help="30 days of one 8-GPU agent: the 30-day and 24-hour charts"
+    )
+    history.add_argument("--runs", type=int, default=50)
+    history.add_argument("--port-base", type=int, default=18090, help="gpugo's port")
     args = parser.parse_args(argv)
-    handler = {"seed": command_seed, "run": command_run, "sustained": command_sustained}
+    handler = {
+        "seed": command_seed,
+        "run": command_run,
+        "sustained": command_sustained,
+        "metrics-history": command_metrics_history,
+    }
     return handler[args.command](args)
 
 

@@ -28,7 +28,7 @@ from gpugo.rest.middleware import (
 )
 from gpugo.rest.routes import routes
 from gpugo.schema import routes as graphql_routes
-from gpugo.services import audit
+from gpugo.services import audit, metrics_rollups
 from gpugo.settings import Settings
 from gpugo.sweeper import Sweeper
 from gpugo.web import routes as web_routes
@@ -85,14 +85,15 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
         url = settings.effective_database_url
         db.prepare_sqlite(settings)
         async with RegisterTortoise(app, config=db.tortoise_config(url)):
+            # PostgreSQL: the day partitions metric points go to exist before any write.
+            await metrics_rollups.prepare_partitions()
             await ctx.events.start()
             sweeper = Sweeper(ctx)
             await sweeper.start()
             await ctx.last_seen.start()
             await ctx.audit.start()
+            ctx.metrics.start()
             await ctx.releases.start()
-            if ctx.timeseries is not None:
-                ctx.timeseries.start()
             if settings.webhooks_sender:
                 ctx.webhooks.start()
             try:
@@ -100,9 +101,9 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
             finally:
                 await ctx.releases.stop()
                 await ctx.webhooks.stop()
-                if ctx.timeseries is not None:
-                    # Before the HTTP client closes: the points still waiting are sent.
-                    await ctx.timeseries.stop()
+                # Every acknowledged point is written (a time-series engine needs the HTTP
+                # client, the SQL tables the database), and announced before the bus stops.
+                await ctx.metrics.stop()
                 await ctx.http.aclose()
                 # Before the database closes: the last interval's heartbeats are written.
                 await ctx.last_seen.stop()

@@ -18,11 +18,13 @@ from gpugo.ratelimit import Concurrency, RateLimiter
 from gpugo.services import audit
 from gpugo.services.audit import AuditLog
 from gpugo.services.last_seen import LastSeenWriter
+from gpugo.services.metrics_store import MetricsIngest
 from gpugo.services.releases import ReleaseCatalogue
 from gpugo.services.webhook_sender import WebhookSender
 from gpugo.settings import Settings
 from gpugo.streams import StreamCap
 from gpugo.timeseries import VictoriaMetrics, engine_for
+from gpugo.timeseries.victoria import WRITER
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,8 @@ class ServerContext:
     releases: ReleaseCatalogue
     # Audit rows wait here and are written in batches (services/audit.py).
     audit: AuditLog
+    # Accepted metric points wait here and are written in batches (services/metrics_store.py).
+    metrics: MetricsIngest
     # Sends the webhook outbox; holds the URL resolver and the signing secrets' key.
     webhooks: WebhookSender
     # The time-series engine metric points go to instead of SQL; None: the SQL tables.
@@ -59,6 +63,8 @@ class ServerContext:
         license_key = load_or_create_license_key(settings.data_dir)
         rate_limiter = RateLimiter(settings)
         rate_limiter.on_refused = audit.on_rate_limited
+        events = bus_for(settings.effective_database_url)
+        timeseries = engine_for(settings, http)
         return cls(
             settings=settings,
             license_key=license_key,
@@ -69,7 +75,7 @@ class ServerContext:
                 "run at once; try again when one has finished.",
             ),
             metrics_db=db.metrics_client(settings.effective_database_url),
-            events=bus_for(settings.effective_database_url),
+            events=events,
             agent_streams=StreamCap(settings.agent_event_streams),
             user_sockets=StreamCap(settings.graphql_websockets_per_user),
             credential_rechecks=CredentialRechecks(),
@@ -80,8 +86,29 @@ class ServerContext:
             audit=AuditLog(
                 flush_seconds=settings.audit_flush_seconds, capacity=settings.audit_buffer_rows
             ),
+            metrics=_metrics_ingest(settings, events, timeseries),
             webhooks=WebhookSender(
                 settings, http=http, rate_limiter=rate_limiter, license_key=license_key
             ),
-            timeseries=engine_for(settings, http),
+            timeseries=timeseries,
         )
+
+
+def _metrics_ingest(
+    settings: Settings, events: EventBus, timeseries: VictoriaMetrics | None
+) -> MetricsIngest:
+    """Accepted points go to the SQL tables, or to the time-series engine when one is set."""
+    if timeseries is None:
+        return MetricsIngest(
+            flush_seconds=settings.metrics_flush_seconds,
+            capacity=settings.metrics_buffer_points,
+            events=events,
+        )
+    return MetricsIngest(
+        flush_seconds=settings.timeseries_flush_seconds,
+        capacity=settings.timeseries_buffer_points,
+        events=events,
+        sink=timeseries,
+        name=WRITER,
+        backoff_max=settings.timeseries_backoff_max_seconds,
+    )

@@ -8,7 +8,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Generic, TypeVar
 
 from gpugo.observability import metrics as telemetry
@@ -72,6 +72,7 @@ class BoundedBuffer(Generic[T]):
         self.dropped = 0
         self._rows: deque[T] = deque()
         self._write = write
+        self._flushing = asyncio.Lock()
         self._periodic = Periodic(f"{name} flush", interval, self._tick)
         # With backoff_max, failed writes are retried after 1, 2, 4... intervals (capped):
         # an engine that is down is not hammered every interval.
@@ -91,6 +92,13 @@ class BoundedBuffer(Generic[T]):
         self._trim()
         self._depth.set(len(self._rows))
         # Started by the app's lifespan; this covers a buffer used without one.
+        self._periodic.start()
+
+    def extend(self, rows: Iterable[T]) -> None:
+        """``add`` for several rows at once."""
+        self._rows.extend(rows)
+        self._trim()
+        self._depth.set(len(self._rows))
         self._periodic.start()
 
     @property
@@ -128,6 +136,10 @@ class BoundedBuffer(Generic[T]):
 
     async def flush(self) -> int:
         """Write what waits; on an error keep it (within the bound) for the next flush."""
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> int:
         if not self._rows:
             return 0
         batch = list(self._rows)

@@ -72,7 +72,17 @@ class Settings:
     request_read_timeout_seconds: float = 20.0
     # Open connections (streams and WebSockets included) before requests get 503.
     max_connections: int = 1000
-    metrics_retention_days: int = 7
+    # Metrics tiers (services/metrics_rollups.py): raw samples for this many hours,
+    # 5-minute rollups for this many days, hourly rollups for metrics_retention_days.
+    metrics_raw_hours: int = 24
+    metrics_5m_days: int = 7
+    metrics_retention_days: int = 30
+    # How often the sweeper brings the rollups up to date and applies retention.
+    metrics_rollup_seconds: float = 15.0
+    # Accepted metric points wait in memory at most this long before one batch writes
+    # them, and at most this many wait (past it the oldest unwritten ones are dropped).
+    metrics_flush_seconds: float = 1.0
+    metrics_buffer_points: int = 200_000
     # Audit events older than this are deleted by the sweeper.
     audit_retention_days: int = 90
     # Audit rows wait in memory at most this long before one batch writes them, and at
@@ -80,7 +90,7 @@ class Settings:
     audit_flush_seconds: float = 1.0
     audit_buffer_rows: int = 10_000
     # What one GraphQL request may ask agentMetrics to aggregate (gpugo/schema/cost.py).
-    metrics_query_budget: int = 1_000_000
+    metrics_query_budget: int = 1_100_000
     # agentMetrics reads one user may have running at once in this process.
     metrics_reads_per_user: int = 2
     rate_limits_enabled: bool = True
@@ -219,9 +229,19 @@ class Settings:
             "timeseries_flush_seconds",
             "timeseries_backoff_max_seconds",
             "timeseries_timeout_seconds",
+            "metrics_flush_seconds",
+            "metrics_rollup_seconds",
         ):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"GPUGO_{name.upper()} must be a positive number of seconds")
+        if not (
+            self.metrics_raw_hours <= 24 * self.metrics_5m_days
+            and self.metrics_5m_days <= self.metrics_retention_days
+        ):
+            raise SettingsError(
+                "Metrics tiers must not shrink: GPUGO_METRICS_RAW_HOURS <= 24 x "
+                "GPUGO_METRICS_5M_DAYS, and GPUGO_METRICS_5M_DAYS <= GPUGO_METRICS_RETENTION_DAYS"
+            )
         if not 0 <= self.last_seen_flush_seconds <= 60:
             raise SettingsError("GPUGO_LAST_SEEN_FLUSH_SECONDS must be between 0 and 60")
         for name in (
@@ -229,6 +249,9 @@ class Settings:
             "audit_retention_days",
             "audit_buffer_rows",
             "timeseries_buffer_points",
+            "metrics_buffer_points",
+            "metrics_raw_hours",
+            "metrics_5m_days",
             "metrics_query_budget",
             "metrics_reads_per_user",
             "agent_event_streams",

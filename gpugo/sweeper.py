@@ -4,8 +4,10 @@ Every few seconds (``GPUGO_OFFLINE_SWEEP_SECONDS``): agents fallen silent
 (``presence.sweep``, announced as offline), share links expired
 (``shares.withdraw_expired``, withdrawn from their agents' configs), install tokens
 expired unused (recorded once in the audit log) and audit events past their retention
-(``GPUGO_AUDIT_RETENTION_DAYS``). Every instance runs one; each service makes sure
-each moment is acted on once across all of them.
+(``GPUGO_AUDIT_RETENTION_DAYS``). Every ``GPUGO_METRICS_ROLLUP_SECONDS``: the metrics
+rollups and each tier's retention (``services/metrics_rollups.py``).
+Every instance runs one; each service makes sure each moment is acted on once across
+all of them (the rollups replace a bucket's row, so a second pass changes nothing).
 A failed sweep (the database away) is retried at the next tick; presence's floor
 stays where it was, so the next tick covers the same window again.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 from gpugo.context import ServerContext
 from gpugo.periodic import Periodic
 from gpugo.services import audit, presence, shares
+from gpugo.services.metrics_rollups import MetricsUpkeep
 
 
 async def _audit_sweep(ctx: ServerContext) -> None:
@@ -30,6 +33,11 @@ class Sweeper:
             Periodic("offline sweep", interval, lambda: presence.sweep(ctx=ctx, state=state)),
             Periodic("share expiry sweep", interval, lambda: shares.withdraw_expired(ctx=ctx)),
             Periodic("audit sweep", interval, lambda: _audit_sweep(ctx)),
+            Periodic(
+                "metrics rollups and retention",
+                ctx.settings.metrics_rollup_seconds,
+                MetricsUpkeep(ctx.settings, ctx.metrics).run,
+            ),
         )
 
     async def start(self) -> None:

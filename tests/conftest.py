@@ -78,6 +78,10 @@ def settings(database_url: str, data_dir: Path) -> Settings:
         offline_sweep_seconds=3600.0,
         # Nor background audit writes: tests that read the log flush it (app.state.ctx.audit).
         audit_flush_seconds=3600.0,
+        # Nor metrics writes: tests that read points flush them (tests.support.flush_metrics).
+        metrics_flush_seconds=3600.0,
+        # Nor rollup passes: tests that read rollups run one (services.metrics_rollups.roll_up).
+        metrics_rollup_seconds=3600.0,
         # Webhook deliveries go when queued (and retried when due); no polling in between.
         webhooks_poll_seconds=3600.0,
     )

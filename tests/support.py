@@ -42,6 +42,18 @@ def moment(delta: timedelta = timedelta(0)) -> datetime:
     return at.replace(microsecond=at.microsecond // 1000 * 1000)
 
 
+async def flush_metrics(app: Starlette) -> int:
+    """Write the metric points the app has accepted (the tests' app flushes only when told)."""
+    return await app.state.ctx.metrics.flush()
+
+
+async def roll_up_metrics(start: datetime, end: datetime) -> None:
+    """The sweeper's rollup pass over [start, end) (the tests' app runs none by itself)."""
+    from gpugo.services import metrics_rollups
+
+    await metrics_rollups.roll_up(start, end)
+
+
 def go_time(at: datetime, *, offset_hours: int = 0, nanos: int | None = None) -> str:
     """``at`` as the Go agent writes it (RFC 3339 with an offset; RFC3339Nano with ``nanos``)."""
     local = at.astimezone(timezone(timedelta(hours=offset_hours)))

@@ -30,6 +30,7 @@ from typing import Any
 from graphql import (
     GraphQLBoolean,
     GraphQLField,
+    GraphQLFloat,
     GraphQLID,
     GraphQLInt,
     GraphQLList,
@@ -173,6 +174,9 @@ def _passes(named: Any, var: str) -> str:
         return f"{var}.__class__ is bool"
     if named is GraphQLInt:
         return f"({var}.__class__ is int and {_INT_MIN} <= {var} <= {_INT_MAX})"
+    if named is GraphQLFloat:
+        # Finite: x - x is NaN for an infinity or NaN (which the coercion refuses).
+        return f"({var}.__class__ is float and {var} - {var} == 0.0)"
     return "False"
 
 

@@ -8,10 +8,11 @@ before any resolver runs; over the budget, nothing runs (``validation_error``).
 
 Per ``agentMetrics``: buckets x GPUs x fields, where
 
-- buckets: of the range, but at least one per ``RANGE_UNIT_SECONDS``: the database
-  reads every sample in the range whatever the bucket width, so one wide bucket over
-  a week costs like a week of 10-minute buckets. Only the retention window can hold
-  samples, so a longer range counts as that window;
+- buckets: of the range, but at least one per row the database reads: per
+  ``RANGE_UNIT_SECONDS`` from the raw samples (it reads every sample in the range
+  whatever the bucket width, so one wide bucket over a day costs like a day of
+  10-minute buckets), per rollup width from a rollup tier (``metrics.tier``). Only
+  the retention window can hold samples, so a longer range counts as that window;
 - GPUs: the most an agent of a plan with metrics may have, plus the host's series
   (the agent's real count would take a query);
 - fields: the values the database aggregates per GPU and bucket, selected or not.
@@ -64,9 +65,10 @@ def agent_metrics_cost(
     except ValidationFailed:
         return 0
     span = min((end - start).total_seconds(), retention.total_seconds())
+    unit = metrics.tier(bucket_seconds) or RANGE_UNIT_SECONDS
     buckets = max(
         math.ceil(span / bucket_seconds),
-        math.ceil(span / RANGE_UNIT_SECONDS),
+        math.ceil(span / unit),
     )
     return buckets * gpus * AGGREGATED_FIELDS
 

@@ -3,6 +3,13 @@
 Pure reads (the plan rule is ``services.plans.require_metrics``, called by the
 resolver). The database groups the samples, so a week of 10-second reports
 comes back as at most ``MAX_BUCKETS`` rows per GPU, never as the raw samples.
+
+The tier read follows the bucket asked (``tier``): raw samples for buckets under
+5 minutes, the 5-minute rollups under an hour, the hourly rollups above
+(``services/metrics_rollups.py``). The answer has the same shape whichever tier:
+averages are the rollups' sums over their counts. A rollup row counts in the bucket
+where it starts, so with a range not aligned to the tier the first partial tier
+bucket is left out.
 """
 
 from __future__ import annotations
@@ -14,23 +21,12 @@ from typing import Any
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.expressions import RawSQL
-from tortoise.functions import Avg, Count, Max, Sum
-from tortoise.queryset import QuerySet
 
 from gpugo.errors import FieldError, ValidationFailed
-from gpugo.models import Agent, GpuMetricSample, SystemMetricSample, WorkerMetricSample
+from gpugo.models import Agent
 
-MAX_BUCKETS = 1000
-
-
-class Mean(Avg):
-    """AVG as the database computes it. Tortoise's Avg converts the result through the
-    column's field, so the mean of an integer column came back truncated (57.5 -> 57)."""
-
-    populate_field_object = False
-
-
+# A day in one-minute buckets.
+MAX_BUCKETS = 1440
 MIN_BUCKET_SECONDS = 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNIX_EPOCH_JULIAN_DAY = 2440587.5
@@ -74,7 +70,19 @@ async def owns_agent(*, user_id: str, agent_id: str) -> bool:
     return await Agent.filter(id=agent_id, user_id=user_id).exists()
 
 
-def _bucket_expression(w: Window) -> RawSQL:
+RAW = 0
+FIVE_MINUTES = 300
+HOUR = 3600
+
+
+def tier(bucket_seconds: int) -> int:
+    """The rollup width read for a bucket (``RAW``: the samples themselves)."""
+    if bucket_seconds < FIVE_MINUTES:
+        return RAW
+    return FIVE_MINUTES if bucket_seconds < HOUR else HOUR
+
+
+def _bucket_sql(w: Window, column: str = "recorded_at") -> str:
     """Whole buckets since ``w.start``, in integer milliseconds so boundaries are exact.
 
     Only integers computed here enter the SQL text.
@@ -84,14 +92,130 @@ def _bucket_expression(w: Window) -> RawSQL:
     if connections.get("default").capabilities.dialect == "sqlite":
         # SQLite keeps timestamps as ISO text and julianday() at millisecond precision;
         # rounding the float back to whole milliseconds makes the division exact.
-        days = f'julianday("recorded_at") - {_UNIX_EPOCH_JULIAN_DAY}'
+        days = f'julianday("{column}") - {_UNIX_EPOCH_JULIAN_DAY}'
         unix_ms = f"CAST(ROUND(({days}) * 86400000.0) AS INTEGER)"
-        return RawSQL(f"({unix_ms} - {start_ms}) / {width_ms}")
-    return RawSQL(f'FLOOR((EXTRACT(EPOCH FROM "recorded_at") * 1000 - {start_ms}) / {width_ms})')
+        return f"({unix_ms} - {start_ms}) / {width_ms}"
+    # date_part is double precision (EXTRACT is numeric, several times slower over a day
+    # of samples); rounded to whole milliseconds first, the division is exact.
+    return f"FLOOR((ROUND(date_part('epoch', \"{column}\") * 1000) - {start_ms}) / {width_ms})"
 
 
-def _in_window(query: QuerySet[Any], w: Window, db: BaseDBAsyncClient) -> QuerySet[Any]:
-    return query.filter(recorded_at__gte=w.start, recorded_at__lt=w.end).using_db(db)
+async def _grouped(
+    *,
+    table: str,
+    keys: tuple[str, ...],
+    columns: str,
+    agent_id: str,
+    w: Window,
+    db: BaseDBAsyncClient,
+) -> list[dict[str, Any]]:
+    """One tier's rows of the agent grouped into the window's buckets, ordered by key and
+    time: the raw samples by ``recorded_at``, a rollup's rows of the tier's width by
+    ``bucket_start``. Plain SQL: the rows go straight to the answer, never through models."""
+    width = tier(w.bucket_seconds)
+    column = "recorded_at" if width == RAW else "bucket_start"
+    bucket = _bucket_sql(w, column)
+    marks = ["$1", "$2", "$3", "$4"] if db.capabilities.dialect == "postgres" else ["?"] * 4
+    group = ", ".join((*keys, "bucket"))
+    select_keys = "".join(f"{key}, " for key in keys)
+    where = f"agent_id = {marks[0]} AND {column} >= {marks[1]} AND {column} < {marks[2]}"
+    params: list[Any] = [agent_id, w.start, w.end]
+    if width != RAW:
+        where += f" AND width = {marks[3]}"
+        params.append(width)
+    sql = (
+        f"SELECT {select_keys}{bucket} AS bucket, {columns} FROM {table} "  # noqa: S608
+        f"WHERE {where} GROUP BY {group} ORDER BY {group}"
+    )
+    return await db.execute_query_dict(sql, params)
+
+
+def _raw_avg(column: str) -> str:
+    # Double precision on both databases (PostgreSQL's AVG of integers is numeric).
+    return f"CAST(AVG({column}) AS DOUBLE PRECISION) AS {column}_avg"
+
+
+def _raw_max(column: str) -> str:
+    return f"MAX({column}) AS {column}_max"
+
+
+_GPU_RAW_COLUMNS = ", ".join(
+    [
+        "COUNT(*) AS samples",
+        _raw_avg("utilization"),
+        _raw_max("utilization"),
+        _raw_avg("vram_used_mb"),
+        _raw_max("vram_used_mb"),
+        "MAX(vram_total_mb) AS vram_total_mb",
+        _raw_avg("temperature"),
+        _raw_max("temperature"),
+        _raw_avg("power_usage_w"),
+        _raw_max("power_usage_w"),
+    ]
+)
+_SYSTEM_RAW_COLUMNS = ", ".join(
+    [
+        "COUNT(*) AS samples",
+        _raw_avg("cpu_usage"),
+        _raw_max("cpu_usage"),
+        _raw_avg("memory_used_mb"),
+        _raw_max("memory_used_mb"),
+        "MAX(memory_total_mb) AS memory_total_mb",
+    ]
+)
+_WORKER_RAW_COLUMNS = ", ".join(
+    [
+        "COUNT(*) AS samples",
+        # The agent's code for running is 1.
+        "SUM(CASE WHEN status = 1 THEN 1 ELSE 0 END) AS running_samples",
+        _raw_avg("connections"),
+        _raw_max("connections"),
+        "MAX(restarts) AS restarts_max",
+    ]
+)
+
+
+def _avg(column: str) -> str:
+    return f"CAST(SUM({column}_sum) AS DOUBLE PRECISION) / SUM(samples) AS {column}_avg"
+
+
+def _max(column: str) -> str:
+    return f"MAX({column}_max) AS {column}_max"
+
+
+_GPU_ROLLUP_COLUMNS = ", ".join(
+    [
+        "SUM(samples) AS samples",
+        _avg("utilization"),
+        _max("utilization"),
+        _avg("vram_used_mb"),
+        _max("vram_used_mb"),
+        "MAX(vram_total_mb) AS vram_total_mb",
+        _avg("temperature"),
+        _max("temperature"),
+        _avg("power_usage_w"),
+        _max("power_usage_w"),
+    ]
+)
+_SYSTEM_ROLLUP_COLUMNS = ", ".join(
+    [
+        "SUM(samples) AS samples",
+        _avg("cpu_usage"),
+        _max("cpu_usage"),
+        _avg("memory_used_mb"),
+        _max("memory_used_mb"),
+        "MAX(memory_total_mb) AS memory_total_mb",
+    ]
+)
+_WORKER_ROLLUP_COLUMNS = ", ".join(
+    [
+        "SUM(samples) AS samples",
+        "SUM(running_samples) AS running_samples",
+        _avg("connections"),
+        _max("connections"),
+        "MAX(restarts_max) AS restarts_max",
+    ]
+)
 
 
 async def gpu_buckets(*, agent_id: str, w: Window, db: BaseDBAsyncClient) -> list[dict[str, Any]]:
@@ -99,65 +223,28 @@ async def gpu_buckets(*, agent_id: str, w: Window, db: BaseDBAsyncClient) -> lis
 
     ``db`` is the metrics connection (``gpugo.db.metrics_client``): a long read there
     holds no other request."""
-    query = _in_window(GpuMetricSample.filter(agent_id=agent_id), w, db)
-    return (
-        await query.annotate(
-            bucket=_bucket_expression(w),
-            samples=Count("id"),
-            utilization_avg=Mean("utilization"),
-            utilization_max=Max("utilization"),
-            vram_used_mb_avg=Mean("vram_used_mb"),
-            vram_used_mb_max=Max("vram_used_mb"),
-            vram_total_mb=Max("vram_total_mb"),
-            temperature_avg=Mean("temperature"),
-            temperature_max=Max("temperature"),
-            power_usage_w_avg=Mean("power_usage_w"),
-            power_usage_w_max=Max("power_usage_w"),
-        )
-        .group_by("gpu_id", "bucket")
-        .order_by("gpu_id", "bucket")
-        .values(
-            "gpu_id",
-            "bucket",
-            "samples",
-            "utilization_avg",
-            "utilization_max",
-            "vram_used_mb_avg",
-            "vram_used_mb_max",
-            "vram_total_mb",
-            "temperature_avg",
-            "temperature_max",
-            "power_usage_w_avg",
-            "power_usage_w_max",
-        )
+    raw = tier(w.bucket_seconds) == RAW
+    return await _grouped(
+        table="gpu_metric_samples" if raw else "gpu_metric_rollups",
+        keys=("gpu_id",),
+        columns=_GPU_RAW_COLUMNS if raw else _GPU_ROLLUP_COLUMNS,
+        agent_id=agent_id,
+        w=w,
+        db=db,
     )
 
 
 async def system_buckets(
     *, agent_id: str, w: Window, db: BaseDBAsyncClient
 ) -> list[dict[str, Any]]:
-    query = _in_window(SystemMetricSample.filter(agent_id=agent_id), w, db)
-    return (
-        await query.annotate(
-            bucket=_bucket_expression(w),
-            samples=Count("id"),
-            cpu_usage_avg=Mean("cpu_usage"),
-            cpu_usage_max=Max("cpu_usage"),
-            memory_used_mb_avg=Mean("memory_used_mb"),
-            memory_used_mb_max=Max("memory_used_mb"),
-            memory_total_mb=Max("memory_total_mb"),
-        )
-        .group_by("bucket")
-        .order_by("bucket")
-        .values(
-            "bucket",
-            "samples",
-            "cpu_usage_avg",
-            "cpu_usage_max",
-            "memory_used_mb_avg",
-            "memory_used_mb_max",
-            "memory_total_mb",
-        )
+    raw = tier(w.bucket_seconds) == RAW
+    return await _grouped(
+        table="system_metric_samples" if raw else "system_metric_rollups",
+        keys=(),
+        columns=_SYSTEM_RAW_COLUMNS if raw else _SYSTEM_ROLLUP_COLUMNS,
+        agent_id=agent_id,
+        w=w,
+        db=db,
     )
 
 
@@ -165,26 +252,12 @@ async def worker_buckets(
     *, agent_id: str, w: Window, db: BaseDBAsyncClient
 ) -> list[dict[str, Any]]:
     """Per worker and bucket: samples, how many found it running, clients and restarts."""
-    query = _in_window(WorkerMetricSample.filter(agent_id=agent_id), w, db)
-    return (
-        await query.annotate(
-            bucket=_bucket_expression(w),
-            samples=Count("id"),
-            # The agent's code for running is 1.
-            running_samples=Sum(RawSQL("CASE WHEN status = 1 THEN 1 ELSE 0 END")),
-            connections_avg=Mean("connections"),
-            connections_max=Max("connections"),
-            restarts_max=Max("restarts"),
-        )
-        .group_by("worker_id", "bucket")
-        .order_by("worker_id", "bucket")
-        .values(
-            "worker_id",
-            "bucket",
-            "samples",
-            "running_samples",
-            "connections_avg",
-            "connections_max",
-            "restarts_max",
-        )
+    raw = tier(w.bucket_seconds) == RAW
+    return await _grouped(
+        table="worker_metric_samples" if raw else "worker_metric_rollups",
+        keys=("worker_id",),
+        columns=_WORKER_RAW_COLUMNS if raw else _WORKER_ROLLUP_COLUMNS,
+        agent_id=agent_id,
+        w=w,
+        db=db,
     )

@@ -111,7 +111,7 @@ class Query(WebhookQueries):
         start: Annotated[datetime, strawberry.argument(name="from")],
         to: datetime,
         bucket: Annotated[
-            int, strawberry.argument(description="Bucket width in seconds; at most 1000 buckets.")
+            int, strawberry.argument(description="Bucket width in seconds; at most 1440 buckets.")
         ] = 60,
     ) -> AgentMetrics | None:
         agent_id = lookup_id(agent_id, "agent")

@@ -383,7 +383,9 @@ async def delete(*, ctx: ServerContext, principal: Principal, agent_id: str) -> 
             raise NotFound("No such agent.")
     webhooks.wake_sender(ctx, queued)
     if ctx.timeseries is not None:
-        # The agent's points in the time-series engine go with it, as SQL rows cascade.
+        # The agent's points in the time-series engine go with it, as SQL rows cascade
+        # (the SQL sink leaves a deleted agent's waiting points out by itself).
+        ctx.metrics.buffer.discard(lambda point: point.agent_id == agent_id)
         await ctx.timeseries.forget_agent(agent_id)
     itself = principal.agent_id == agent_id
     audit.record(

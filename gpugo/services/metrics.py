@@ -1,36 +1,34 @@
-"""Agents' metrics reports (Team and Pro plans): stored per GPU and per host, kept for a while.
-
-Retention never scans the tables: each agent's own rows older than the window are
-deleted through the (agent_id, recorded_at) index, at most once per
-``PRUNE_INTERVAL`` per agent in this process.
+"""Agents' metrics reports (Team and Pro plans): validated here, stored in batches.
 
 Two doors: ``POST /metrics`` (the spec's JSON report, ``record``) and the line
 protocol the shipped agent puts in its status reports (``record_line_protocol``);
-both validate each reading with the same declarations and store the same rows.
+both validate each reading with the same declarations and make the same points.
+Validated points are handed to the process's ``MetricsIngest``
+(``services/metrics_store.py``): the report is answered once they wait in its
+bounded buffer, and they are written in batches within ``GPUGO_METRICS_FLUSH_SECONDS``
+(the flush also tells live subscribers); the sweeper rolls them up
+(``services/metrics_rollups.py``).
 
 A report is stored at its own timestamp unless the agent's clock is visibly wrong
 (docs/decisions.md, "Metrics timestamps"): one further ahead than ``FUTURE_TOLERANCE``
-is stamped with the server's time, one older than the retention window is dropped
-(retention would delete it at once) and counted in a log line.
+is stamped with the server's time, one older than the raw tier's window
+(``GPUGO_METRICS_RAW_HOURS``) is dropped (retention would delete it at once) and
+counted in a log line.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
-from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from gpugo import clock
 from gpugo.auth.principal import Principal
 from gpugo.context import ServerContext
 from gpugo.counted_log import CountedLog
 from gpugo.errors import FieldError, Unauthorized, ValidationFailed
-from gpugo.events import Event, EventKind
 from gpugo.inputs import line_protocol
 from gpugo.inputs.metrics import (
     GpuMetricsInput,
@@ -38,10 +36,10 @@ from gpugo.inputs.metrics import (
     SystemMetricsInput,
     WorkerMetricsInput,
 )
-from gpugo.models import Agent, GpuMetricSample, SystemMetricSample, WorkerMetricSample
+from gpugo.models import Agent
 from gpugo.services import plans
+from gpugo.services.metrics_store import Point, Table
 
-PRUNE_INTERVAL = timedelta(minutes=5)
 # Clocks of healthy hosts agree within seconds (NTP); past this the agent's clock is wrong.
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
@@ -49,15 +47,10 @@ log = logging.getLogger("gpugo.metrics")
 dropped_reports = CountedLog(log, "metrics reports older than the retention window dropped")
 skipped_lines = CountedLog(log, "metrics lines of status reports skipped")
 failed_writes = CountedLog(log, "metrics of status reports not stored")
-# Past this many remembered agents, forget those not pruned within the interval.
-_PRUNE_MEMORY = 10_000
-
-# agent id -> when this process last pruned that agent's samples.
-_last_pruned: dict[str, datetime] = {}
 
 
 async def record(*, ctx: ServerContext, principal: Principal, data: MetricsReportInput) -> None:
-    """Store one report at its own timestamp; 403 below Team, 400 for GPUs not of this agent."""
+    """Accept one report at its own timestamp; 403 below Team, 400 for GPUs not of this agent."""
     agent_id = principal.agent_id
     if agent_id is None:
         raise Unauthorized("An agent secret is required.")
@@ -67,76 +60,29 @@ async def record(*, ctx: ServerContext, principal: Principal, data: MetricsRepor
     recorded_at = sample_time(ctx=ctx, agent_id=agent_id, stamped=data.timestamp)
     if recorded_at is None:
         return
-    samples = _Samples(
-        gpus=[_gpu_row(agent_id, recorded_at, gpu) for gpu in data.gpus],
-        systems=[_system_row(agent_id, recorded_at, data.system)],
+    user_id = principal.user_id
+    points = [_gpu_point(user_id, agent_id, recorded_at, gpu) for gpu in data.gpus]
+    points.append(_system_point(user_id, agent_id, recorded_at, data.system))
+    ctx.metrics.accept(points)
+
+
+def _gpu_point(user_id: str, agent_id: str, at: datetime, gpu: GpuMetricsInput) -> Point:
+    values = (
+        gpu.gpu_id,
+        gpu.utilization,
+        gpu.vram_used_mb,
+        gpu.vram_total_mb,
+        gpu.temperature,
+        gpu.power_usage_w,
+        gpu.pcie_rx_kb,
+        gpu.pcie_tx_kb,
     )
-    try:
-        await _store(ctx, principal.user_id, samples)
-    except IntegrityError:
-        # The agent was deleted since its secret was checked.
-        raise Unauthorized("Unknown agent secret.") from None
-    await prune_if_due(ctx=ctx, agent_id=agent_id)
-    await _announce(ctx, principal.user_id, agent_id, recorded_at)
+    return Point(Table.GPU, user_id, agent_id, at, values)
 
 
-@dataclass(slots=True)
-class _Samples:
-    gpus: list[GpuMetricSample] = field(default_factory=list)
-    systems: list[SystemMetricSample] = field(default_factory=list)
-    workers: list[WorkerMetricSample] = field(default_factory=list)
-
-
-async def _store(ctx: ServerContext, user_id: str, samples: _Samples) -> None:
-    """One multi-row INSERT per kind, in one transaction."""
-    # --- time-series engine: if one is configured, the points go to it instead of the
-    # SQL tables (batched and retried there; gpugo/timeseries/victoria.py). ---
-    if ctx.timeseries is not None:
-        ctx.timeseries.add(
-            user_id=user_id, samples=[*samples.gpus, *samples.systems, *samples.workers]
-        )
-        return
-    async with in_transaction():
-        for rows in (samples.gpus, samples.systems, samples.workers):
-            if rows:
-                await type(rows[0]).bulk_create(rows)
-
-
-async def _announce(ctx: ServerContext, user_id: str, agent_id: str, at: datetime) -> None:
-    # The report's own time (full precision) lets a live view read this report back.
-    await ctx.events.publish(
-        Event(
-            kind=EventKind.METRICS_REPORTED,
-            user_id=user_id,
-            agent_id=agent_id,
-            data={"recorded_at": at.isoformat()},
-        )
-    )
-
-
-def _gpu_row(agent_id: str, at: datetime, gpu: GpuMetricsInput) -> GpuMetricSample:
-    return GpuMetricSample(
-        agent_id=agent_id,
-        gpu_id=gpu.gpu_id,
-        recorded_at=at,
-        utilization=gpu.utilization,
-        vram_used_mb=gpu.vram_used_mb,
-        vram_total_mb=gpu.vram_total_mb,
-        temperature=gpu.temperature,
-        power_usage_w=gpu.power_usage_w,
-        pcie_rx_kb=gpu.pcie_rx_kb,
-        pcie_tx_kb=gpu.pcie_tx_kb,
-    )
-
-
-def _system_row(agent_id: str, at: datetime, system: SystemMetricsInput) -> SystemMetricSample:
-    return SystemMetricSample(
-        agent_id=agent_id,
-        recorded_at=at,
-        cpu_usage=system.cpu_usage,
-        memory_used_mb=system.memory_used_mb,
-        memory_total_mb=system.memory_total_mb,
-    )
+def _system_point(user_id: str, agent_id: str, at: datetime, system: SystemMetricsInput) -> Point:
+    values = (system.cpu_usage, system.memory_used_mb, system.memory_total_mb)
+    return Point(Table.SYSTEM, user_id, agent_id, at, values)
 
 
 async def record_line_protocol(
@@ -150,7 +96,7 @@ async def record_line_protocol(
     worker_ids: Collection[str],
     reported_at: datetime,
 ) -> int:
-    """Store the metrics a status report carries; the number of samples stored.
+    """Accept the metrics a status report carries; the number of points accepted.
 
     Team and Pro only (others' are dropped quietly: the agent cannot tell them apart).
     GPU ids match the registered ones whatever their case (the agent's library writes
@@ -162,39 +108,31 @@ async def record_line_protocol(
         return 0
     parsed = line_protocol.parse(text)
     registered = {gpu_id.lower(): gpu_id for gpu_id in gpu_ids}
-    samples = _Samples()
+    points: list[Point] = []
     skipped = parsed.skipped
     # One decision per distinct timestamp: a dropped report counts once, not per line.
     times: dict[int | None, datetime | None] = {}
-    for point in parsed.points:
-        if point.timestamp not in times:
-            times[point.timestamp] = _point_time(ctx, agent_id, point.timestamp, reported_at)
-        at = times[point.timestamp]
+    for parsed_point in parsed.points:
+        if parsed_point.timestamp not in times:
+            times[parsed_point.timestamp] = _point_time(
+                ctx, agent_id, parsed_point.timestamp, reported_at
+            )
+        at = times[parsed_point.timestamp]
         if at is None:
             continue
         try:
-            row = _point_row(agent_id, at, point, registered, worker_ids)
+            point = _point(user_id, agent_id, at, parsed_point, registered, worker_ids)
         except ValidationError:
-            row = None
-        if row is None:
+            point = None
+        if point is None:
             skipped += 1
-        elif isinstance(row, GpuMetricSample):
-            samples.gpus.append(row)
-        elif isinstance(row, SystemMetricSample):
-            samples.systems.append(row)
         else:
-            samples.workers.append(row)
+            points.append(point)
     if skipped:
         skipped_lines.add(agent_id, count=skipped)
-    stored = len(samples.gpus) + len(samples.systems) + len(samples.workers)
-    if not stored:
-        return 0
-    await _store(ctx, user_id, samples)
-    await prune_if_due(ctx=ctx, agent_id=agent_id)
-    readings = samples.systems or samples.gpus
-    if readings:
-        await _announce(ctx, user_id, agent_id, max(r.recorded_at for r in readings))
-    return stored
+    if points:
+        ctx.metrics.accept(points)
+    return len(points)
 
 
 def _point_time(
@@ -211,49 +149,46 @@ def _point_time(
     return sample_time(ctx=ctx, agent_id=agent_id, stamped=stamped)
 
 
-def _point_row(
+def _point(
+    user_id: str,
     agent_id: str,
     at: datetime,
     point: line_protocol.Point,
     registered: dict[str, str],
     worker_ids: Collection[str],
-) -> GpuMetricSample | SystemMetricSample | WorkerMetricSample | None:
-    """The sample a point makes, or None when it is not one of this agent's readings."""
+) -> Point | None:
+    """The point a line makes, or None when it is not one of this agent's readings."""
     if point.measurement == "gpu_metrics":
         gpu_id = registered.get(point.tags.get("gpu_id", "").lower())
         if gpu_id is None:
             return None
-        return _gpu_row(
-            agent_id, at, GpuMetricsInput.model_validate({**point.fields, "gpu_id": gpu_id})
-        )
+        gpu = GpuMetricsInput.model_validate({**point.fields, "gpu_id": gpu_id})
+        return _gpu_point(user_id, agent_id, at, gpu)
     if point.measurement == "system_metrics":
-        return _system_row(agent_id, at, SystemMetricsInput.model_validate(point.fields))
+        system = SystemMetricsInput.model_validate(point.fields)
+        return _system_point(user_id, agent_id, at, system)
     if point.measurement == "worker_metrics":
         worker_id = point.tags.get("worker_id")
         if worker_id not in worker_ids:
             return None
         worker = WorkerMetricsInput.model_validate(point.fields)
-        return WorkerMetricSample(
-            agent_id=agent_id,
-            worker_id=worker_id,
-            recorded_at=at,
-            status=worker.status,
-            connections=worker.connections,
-            restarts=worker.restarts,
-        )
+        values = (worker_id, worker.status, worker.connections, worker.restarts)
+        return Point(Table.WORKER, user_id, agent_id, at, values)
     return None
 
 
 def sample_time(*, ctx: ServerContext, agent_id: str, stamped: datetime) -> datetime | None:
-    """When a sample stamped ``stamped`` by the agent is stored; None when it is dropped."""
+    """When a sample stamped ``stamped`` by the agent is stored (in UTC); None: dropped."""
     now = clock.now()
     if stamped > now + FUTURE_TOLERANCE:
         # The agent measured it just now; its clock runs ahead.
         return now
-    if stamped < now - timedelta(days=ctx.settings.metrics_retention_days):
+    # Points are stored raw first: older than the raw tier's window, nowhere to go.
+    if stamped < now - timedelta(hours=ctx.settings.metrics_raw_hours):
         dropped_reports.add(agent_id, detail=f"stamped {stamped.isoformat()}")
         return None
-    return stamped
+    # UTC: the batch writers store the instant as given (SQLite keeps it as text).
+    return stamped.astimezone(UTC)
 
 
 async def _check_gpu_ids(*, agent_id: str, data: MetricsReportInput) -> None:
@@ -271,20 +206,3 @@ async def _check_gpu_ids(*, agent_id: str, data: MetricsReportInput) -> None:
         raise ValidationFailed(
             "; ".join(f"{d.field}: {d.message}" for d in details[:3]), details=details
         )
-
-
-async def prune_if_due(*, ctx: ServerContext, agent_id: str) -> bool:
-    """Delete the agent's samples older than the retention window, if not done lately."""
-    now = clock.now()
-    last = _last_pruned.get(agent_id)
-    if last is not None and now - last < PRUNE_INTERVAL:
-        return False
-    if len(_last_pruned) >= _PRUNE_MEMORY:
-        for stale in [a for a, at in _last_pruned.items() if now - at >= PRUNE_INTERVAL]:
-            del _last_pruned[stale]
-    # Marked before the deletes so concurrent reports of this agent do not prune twice.
-    _last_pruned[agent_id] = now
-    cutoff = now - timedelta(days=ctx.settings.metrics_retention_days)
-    for model in (GpuMetricSample, SystemMetricSample, WorkerMetricSample):
-        await model.filter(agent_id=agent_id, recorded_at__lt=cutoff).delete()
-    return True

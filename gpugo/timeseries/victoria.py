@@ -1,11 +1,12 @@
 """VictoriaMetrics: points written as InfluxDB line protocol, read through PromQL.
 
-Writes are a buffer, not an outbox (docs/observability.md): a point acknowledged to
-its agent waits in memory (``GPUGO_TIMESERIES_BUFFER_POINTS`` at most) until a batch
-reaches the engine; while the engine is down, batches are kept and retried after
-1, 2, 4... flush intervals (capped by ``GPUGO_TIMESERIES_BACKOFF_MAX_SECONDS``), and past
-the bound the oldest points are dropped and counted (``gpugo_writer_rows_dropped``).
-A crash of the process loses what waits.
+The engine is a sink of the metrics ingest (services/metrics_store.py): a point
+acknowledged to its agent waits in that buffer (``GPUGO_TIMESERIES_BUFFER_POINTS`` at
+most) until a batch reaches the engine; while the engine is down, batches are kept and
+retried after 1, 2, 4... flush intervals (capped by
+``GPUGO_TIMESERIES_BACKOFF_MAX_SECONDS``), and past the bound the oldest points are
+dropped and counted (``gpugo_writer_rows_dropped``). A crash of the process loses what
+waits (docs/observability.md).
 
 Series: ``<measurement>_<field>`` (``gpu_metrics_utilization``) labelled ``agent_id``,
 ``user_id`` and, per GPU or worker, ``gpu_id`` / ``worker_id``, all set by the server
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,8 +26,7 @@ from typing import Any
 import httpx
 
 from gpugo.errors import ServiceUnavailable
-from gpugo.models import GpuMetricSample, SystemMetricSample, WorkerMetricSample
-from gpugo.periodic import BoundedBuffer
+from gpugo.services.metrics_store import VALUE_COLUMNS, Point, Table
 from gpugo.settings import Settings
 
 log = logging.getLogger("gpugo.timeseries")
@@ -47,7 +47,13 @@ GPU_FIELDS = (
 SYSTEM_FIELDS = ("cpu_usage", "memory_used_mb", "memory_total_mb")
 WORKER_FIELDS = ("status", "connections", "restarts")
 
-Sample = GpuMetricSample | SystemMetricSample | WorkerMetricSample
+_MEASUREMENTS = {
+    Table.GPU: "gpu_metrics",
+    Table.SYSTEM: "system_metrics",
+    Table.WORKER: "worker_metrics",
+}
+# Columns of a point that are labels of its series, not values.
+_LABEL_COLUMNS = frozenset({"gpu_id", "worker_id"})
 
 
 def _escape_tag(value: str) -> str:
@@ -58,22 +64,18 @@ def _number(value: float | int) -> str:
     return repr(float(value)) if isinstance(value, float) else str(int(value))
 
 
-def line(*, user_id: str, sample: Sample) -> str:
-    """One sample as a line of InfluxDB line protocol (millisecond timestamp)."""
-    tags = {"agent_id": sample.agent_id, "user_id": user_id}
-    if isinstance(sample, GpuMetricSample):
-        measurement, names = "gpu_metrics", GPU_FIELDS
-        tags["gpu_id"] = sample.gpu_id
-    elif isinstance(sample, SystemMetricSample):
-        measurement, names = "system_metrics", SYSTEM_FIELDS
-    else:
-        measurement, names = "worker_metrics", WORKER_FIELDS
-        tags["worker_id"] = sample.worker_id
-    values = ((name, getattr(sample, name)) for name in names)
-    fields = ",".join(f"{name}={_number(value)}" for name, value in values if value is not None)
+def line(point: Point) -> str:
+    """One point as a line of InfluxDB line protocol (millisecond timestamp)."""
+    tags = {"agent_id": point.agent_id, "user_id": point.user_id}
+    fields = []
+    for name, value in zip(VALUE_COLUMNS[point.table], point.values, strict=True):
+        if name in _LABEL_COLUMNS:
+            tags[name] = value
+        elif value is not None:
+            fields.append(f"{name}={_number(value)}")
     tag_text = ",".join(f"{key}={_escape_tag(value)}" for key, value in sorted(tags.items()))
-    at_ms = (sample.recorded_at - _EPOCH) // timedelta(milliseconds=1)
-    return f"{measurement},{tag_text} {fields} {at_ms}"
+    at_ms = (point.recorded_at - _EPOCH) // timedelta(milliseconds=1)
+    return f"{_MEASUREMENTS[point.table]},{tag_text} {','.join(fields)} {at_ms}"
 
 
 def _label(value: str) -> str:
@@ -104,26 +106,15 @@ class VictoriaMetrics:
         self._delete = select.replace("/select/", "/delete/", 1)
         self._http = http
         self._timeout = settings.timeseries_timeout_seconds
-        self.buffer: BoundedBuffer[str] = BoundedBuffer(
-            WRITER,
-            settings.timeseries_flush_seconds,
-            settings.timeseries_buffer_points,
-            self._write,
-            backoff_max=settings.timeseries_backoff_max_seconds,
-        )
 
-    # Writes
+    # Writes (a MetricsSink)
 
-    def add(self, *, user_id: str, samples: Iterable[Sample]) -> None:
-        """Queue samples of one user's agent; never waits, never fails."""
-        for sample in samples:
-            self.buffer.add(line(user_id=user_id, sample=sample))
-
-    async def _write(self, lines: list[str]) -> None:
+    async def write(self, points: list[Point]) -> None:
+        """One batch of the ingest's points; raises so that the batch is kept and retried."""
         response = await self._http.post(
             self._write_url,
             params={"precision": "ms"},
-            content="\n".join(lines).encode(),
+            content="\n".join(line(point) for point in points).encode(),
             timeout=self._timeout,
         )
         if response.status_code >= 300:
@@ -133,8 +124,6 @@ class VictoriaMetrics:
         """Delete a deleted agent's series (and drop its points still waiting). Best
         effort: the agent is gone from SQL either way, so nothing can read them; if the
         engine is away they stay until its retention ends them."""
-        tag = f",agent_id={_escape_tag(agent_id)},"
-        self.buffer.discard(lambda row: tag in row)
         try:
             response = await self._http.post(
                 f"{self._delete}/api/v1/admin/tsdb/delete_series",
@@ -145,12 +134,6 @@ class VictoriaMetrics:
                 raise RuntimeError(f"VictoriaMetrics answered {response.status_code}")
         except Exception as exc:
             log.warning("could not delete the series of a deleted agent: %s", exc)
-
-    def start(self) -> None:
-        self.buffer.start()
-
-    async def stop(self) -> None:
-        await self.buffer.stop()
 
     # Reads
 

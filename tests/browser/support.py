@@ -94,6 +94,8 @@ async def live_server(
         "public_url": url,
         "rate_limits_enabled": False,
         "offline_sweep_seconds": 3600.0,
+        # Charts of 5 minutes and more read the rollups: kept up to date at once.
+        "metrics_rollup_seconds": 0.5,
     }
     values.update(overrides)
     settings = Settings(**values)

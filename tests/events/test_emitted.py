@@ -19,7 +19,7 @@ from gpugo.events import Event, EventBus, EventKind, Subscription
 from gpugo.models import Agent, InstallToken
 from gpugo.services import presence
 from tests.sql_counter import count_sql
-from tests.support import moment, out_time, register_agent
+from tests.support import flush_metrics, moment, out_time, register_agent
 
 # Reports carry the server's now, as an agent with a correct clock sends them.
 NOW = out_time(moment())
@@ -188,6 +188,9 @@ async def test_metrics_share_uses_and_deletion_are_published(api, app, client):
             },
         )
         assert metrics.status_code == 200, metrics.text
+        # Told once the points are stored, so a live chart can read them back.
+        assert await events.until_quiet() == []
+        await flush_metrics(app)
         assert (await client.get(f"/s/{share.json()['short_code']}")).status_code == 200
         await user.delete(f"/api/v1/agents/{agent.agent_id}")
         received = await events.until_quiet()

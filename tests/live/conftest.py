@@ -24,7 +24,10 @@ KEEPALIVE_SECONDS = 0.5
 def settings(settings: Settings) -> Settings:
     # Sweeps often (tests move the clock instead of waiting) and keeps idle streams chatty.
     return settings.replace(
-        offline_sweep_seconds=SWEEP_SECONDS, agent_events_keepalive_seconds=KEEPALIVE_SECONDS
+        offline_sweep_seconds=SWEEP_SECONDS,
+        agent_events_keepalive_seconds=KEEPALIVE_SECONDS,
+        # Live metrics reach subscribers when their batch is written.
+        metrics_flush_seconds=SWEEP_SECONDS,
     )
 
 

@@ -11,7 +11,7 @@ from gpugo import clock
 from gpugo.models import Worker
 from tests.observability.support import parse, value
 from tests.rest.test_status_report_metrics import LIBRARY_IDS, lines, register, report
-from tests.support import assert_error, moment
+from tests.support import assert_error, flush_metrics, moment
 
 URL = "/api/v1/metrics/prometheus"
 MIB = 1024 * 1024
@@ -26,7 +26,9 @@ async def reporting_agent(user, *, at=None):
     return agent, worker_id
 
 
-async def scrape(user, client) -> dict:
+async def scrape(api, user, client) -> dict:
+    # Accepted points are written by the ingest's next flush: write them now.
+    await flush_metrics(api.app)
     token = user.pat or await user.create_pat()
     response = await client.get(URL, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200, response.text
@@ -43,7 +45,7 @@ async def test_the_export_holds_the_users_latest_samples(api, client, plan):
         "utilization=50.50", "utilization=77.00"
     )
     assert (await agent.report(report(worker_id, text))).status_code == 200
-    samples = await scrape(user, client)
+    samples = await scrape(api, user, client)
     gpu0 = {
         "agent_id": agent.agent_id,
         "hostname": "gpu-box-01",
@@ -77,7 +79,7 @@ async def test_the_export_shows_only_the_users_gpus(api, client):
     alices, _ = await reporting_agent(alice)
     bobs, _ = await reporting_agent(bob)
     for user, own, other in ((alice, alices, bobs), (bob, bobs, alices)):
-        samples = await scrape(user, client)
+        samples = await scrape(api, user, client)
         agents = {v for _, labels in samples for k, v in labels if k == "agent_id"}
         assert agents == {own.agent_id}, (agents, other.agent_id)
 
@@ -85,9 +87,10 @@ async def test_the_export_shows_only_the_users_gpus(api, client):
 async def test_stale_samples_leave_the_export(api, client, settings):
     user = await api.user(plan="team")
     await reporting_agent(user)
-    assert any(name == "gpugo_gpu_utilization_percent" for name, _ in await scrape(user, client))
+    samples = await scrape(api, user, client)
+    assert any(name == "gpugo_gpu_utilization_percent" for name, _ in samples)
     clock.advance(timedelta(seconds=settings.agent_offline_seconds + 10))
-    samples = await scrape(user, client)
+    samples = await scrape(api, user, client)
     assert not any(name.startswith("gpugo_gpu_") for name, _ in samples)
 
 

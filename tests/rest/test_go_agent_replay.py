@@ -15,7 +15,14 @@ from gpugo.models import GpuMetricSample, SystemMetricSample
 from tests.go_client import decode
 from tests.rest.test_releases import RELEASES_RESPONSE
 from tests.schema.support import Gql
-from tests.support import assert_error, go_time, moment, out_time
+from tests.support import (
+    assert_error,
+    flush_metrics,
+    go_time,
+    moment,
+    out_time,
+    roll_up_metrics,
+)
 
 GPU_IDS = [
     "GPU-8f2c1a3e-5b7d-4c1e-9a0b-1234567890ab",
@@ -321,7 +328,10 @@ async def test_the_real_agent_lifecycle(api, client):
     # What interactive `ggo worker create` offers: agents whose list item has GPUs.
     assert listed["agents"][0]["gpu_count"] == 2 and len(listed["agents"][0]["gpus"]) == 2
 
-    # The reports' line protocol reached the dashboard's charts.
+    # The reports' line protocol reached the dashboard's charts (hourly buckets: the
+    # hourly rollups, once written and rolled up).
+    await flush_metrics(api.app)
+    await roll_up_metrics(moment(-timedelta(hours=1)), moment(timedelta(hours=1)))
     charts = """query($id: ID!, $from: DateTime!, $to: DateTime!) {
       agentMetrics(agentId: $id, from: $from, to: $to, bucket: 3600) {
         gpus { gpuId points { samples } } system { samples }
@@ -340,6 +350,7 @@ async def test_the_real_agent_lifecycle(api, client):
     # a POST /metrics for both GPUs; floats where the spec has ints are stored rounded.
     response = await client.post(f"{base}/metrics", json=metrics_report(), headers=secret)
     decode(response, SUCCESS_RESPONSE)
+    await flush_metrics(api.app)
     samples = await GpuMetricSample.filter(agent_id=agent_id).order_by("gpu_id").values()
     assert [(s["temperature"], s["pcie_rx_kb"], s["pcie_tx_kb"]) for s in samples] == [
         (62, 1234, 100)

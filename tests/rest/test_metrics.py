@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -10,8 +10,15 @@ from gpugo import clock
 from gpugo.auth import resolve
 from gpugo.models import Agent, GpuMetricSample, SystemMetricSample
 from gpugo.services import metrics
-from tests.sql_counter import count_sql
-from tests.support import BAD_GPU_IDS, assert_error, go_time, moment, register_agent
+from tests.support import (
+    BAD_GPU_IDS,
+    Api,
+    assert_error,
+    flush_metrics,
+    go_time,
+    moment,
+    register_agent,
+)
 
 
 def metrics_body(gpu_ids: list[str] | None = None, **change: Any) -> dict[str, Any]:
@@ -40,7 +47,9 @@ async def post_metrics(agent, body: dict[str, Any]):
     )
 
 
-async def samples(agent_id: str) -> tuple[list[dict], list[dict]]:
+async def samples(api: Api, agent_id: str) -> tuple[list[dict], list[dict]]:
+    """The agent's stored samples, once every accepted point is written."""
+    await flush_metrics(api.app)
     gpus = (
         await GpuMetricSample.filter(agent_id=agent_id).order_by("recorded_at", "gpu_id").values()
     )
@@ -57,7 +66,7 @@ async def test_metrics_are_stored_with_the_reports_timestamp(api, plan):
     response = await post_metrics(agent, body)
     assert response.status_code == 200
     assert response.json() == {"success": True}
-    gpus, [system] = await samples(agent.agent_id)
+    gpus, [system] = await samples(api, agent.agent_id)
     assert [(g["gpu_id"], g["recorded_at"]) for g in gpus] == [
         ("GPU-0", recorded),
         ("GPU-1", recorded),
@@ -80,7 +89,7 @@ async def test_metrics_need_a_team_or_pro_plan(api, plan):
     agent = await register_agent(user, gpus=1)
     response = await post_metrics(agent, metrics_body())
     assert_error(response, 403, "plan_feature_unavailable")
-    assert await samples(agent.agent_id) == ([], [])
+    assert await samples(api, agent.agent_id) == ([], [])
 
 
 async def test_a_report_without_gpus_stores_the_host(api):
@@ -88,7 +97,7 @@ async def test_a_report_without_gpus_stores_the_host(api):
     agent = await register_agent(user, gpus=1)
     for gpus in ([], None):
         assert (await post_metrics(agent, metrics_body(gpus=gpus))).status_code == 200
-    gpus, system = await samples(agent.agent_id)
+    gpus, system = await samples(api, agent.agent_id)
     assert (len(gpus), len(system)) == (0, 2)
 
 
@@ -101,7 +110,7 @@ async def test_gpus_of_other_agents_are_refused_by_name(api):
         {"field": "gpus[1].gpu_id", "message": "GPU-7 is not a GPU of this agent."}
     ]
     assert "GPU-7" in error["message"]
-    assert await samples(agent.agent_id) == ([], [])
+    assert await samples(api, agent.agent_id) == ([], [])
 
 
 @pytest.mark.parametrize(
@@ -131,7 +140,7 @@ async def test_values_out_of_range_are_refused_with_their_field(api, path, value
     error = assert_error(await post_metrics(agent, body), 400, "validation_error")
     field = ".".join(str(p) for p in path).replace(".0.", "[0].")
     assert [d["field"] for d in error["details"]] == [field]
-    assert await samples(agent.agent_id) == ([], [])
+    assert await samples(api, agent.agent_id) == ([], [])
 
 
 @pytest.mark.parametrize("gpu_id", BAD_GPU_IDS)
@@ -142,7 +151,7 @@ async def test_gpu_ids_outside_the_rule_are_refused(api, gpu_id):
         await post_metrics(agent, metrics_body(["GPU-0", gpu_id])), 400, "validation_error"
     )
     assert [d["field"] for d in error["details"]] == ["gpus[1].gpu_id"]
-    assert await samples(agent.agent_id) == ([], [])
+    assert await samples(api, agent.agent_id) == ([], [])
 
 
 async def test_a_gpu_reported_twice_is_refused(api):
@@ -160,7 +169,7 @@ async def test_the_real_agents_floats_are_stored_rounded(api):
     body = metrics_body()
     body["gpus"][0].update({"temperature": 61.7, "pcie_rx_kb": 1234.6, "pcie_tx_kb": 0.4})
     assert (await post_metrics(agent, body)).status_code == 200
-    [gpu], _ = await samples(agent.agent_id)
+    [gpu], _ = await samples(api, agent.agent_id)
     assert (gpu["temperature"], gpu["pcie_rx_kb"], gpu["pcie_tx_kb"]) == (62, 1235, 0)
 
 
@@ -172,8 +181,8 @@ async def test_another_agents_secret_is_forbidden_and_stores_nothing(api, client
         f"/api/v1/agents/{target.agent_id}/metrics", json=metrics_body(), headers=other.auth
     )
     assert_error(response, 403, "forbidden")
-    assert await samples(target.agent_id) == ([], [])
-    assert await samples(other.agent_id) == ([], [])
+    assert await samples(api, target.agent_id) == ([], [])
+    assert await samples(api, other.agent_id) == ([], [])
 
 
 async def test_metrics_need_the_agents_secret(api, client):
@@ -185,57 +194,17 @@ async def test_metrics_need_the_agents_secret(api, client):
     assert_error(await client.post(url, json=metrics_body(), headers=pat), 401, "unauthorized")
 
 
-async def test_retention_deletes_old_samples_at_most_once_per_interval(api, settings):
+async def test_a_report_older_than_the_raw_window_is_dropped_and_counted(api, settings, caplog):
     user = await api.user(plan="team")
     agent = await register_agent(user, gpus=1)
-
-    def at(when: datetime) -> dict[str, Any]:
-        return metrics_body(timestamp=when.isoformat())
-
-    start = clock.now()
-    with count_sql() as first:
-        assert (await post_metrics(agent, at(start))).status_code == 200
-    # The secret, the GPU ids, two INSERTs, then this agent's first pruning (GPU, host and
-    # worker samples: three DELETEs).
-    assert len(first) == 7, first
-    assert sum(s.startswith("DELETE") for s in first) == 3
-
-    clock.advance(timedelta(days=settings.metrics_retention_days, minutes=1))
-    # Within the interval of the last pruning? No: days have passed, so this one prunes.
-    assert (await post_metrics(agent, at(clock.now()))).status_code == 200
-    gpus, system = await samples(agent.agent_id)
-    assert len(gpus) == len(system) == 1, "the sample from a week ago is gone"
-
-    # A late report of a sample a minute short of the window: stored...
-    old = clock.now() - timedelta(days=settings.metrics_retention_days) + timedelta(minutes=1)
-    with count_sql() as throttled:
-        assert (await post_metrics(agent, at(old))).status_code == 200
-    assert not any(s.startswith("DELETE") for s in throttled)
-    assert len(throttled) == 4, throttled
-    # ...and once it is out of the window, kept until the next pruning is due...
-    clock.advance(timedelta(minutes=2))
-    assert (await post_metrics(agent, at(clock.now()))).status_code == 200
-    assert len((await samples(agent.agent_id))[0]) == 3
-    # ...which is a few minutes later.
-    clock.advance(metrics.PRUNE_INTERVAL)
-    assert (await post_metrics(agent, at(clock.now()))).status_code == 200
-    gpus, _ = await samples(agent.agent_id)
-    assert len(gpus) == 3 and all(g["recorded_at"] > old for g in gpus)
-
-
-async def test_a_report_older_than_the_retention_window_is_dropped_and_counted(
-    api, settings, caplog
-):
-    user = await api.user(plan="team")
-    agent = await register_agent(user, gpus=1)
-    stale = moment(-timedelta(days=settings.metrics_retention_days, hours=1))
+    stale = moment(-timedelta(hours=settings.metrics_raw_hours + 1))
     before = metrics.dropped_reports.total
     with caplog.at_level(logging.WARNING, logger="gpugo.metrics"):
         for _ in range(3):
             response = await post_metrics(agent, metrics_body(timestamp=stale.isoformat()))
             # Nothing for the agent to correct by retrying: the report is answered.
             assert response.json() == {"success": True}
-    assert await samples(agent.agent_id) == ([], [])
+    assert await samples(api, agent.agent_id) == ([], [])
     assert metrics.dropped_reports.total == before + 3
     # Counted, and one line for the agent within a minute.
     lines = [r.getMessage() for r in caplog.records if r.name == "gpugo.metrics"]
@@ -255,30 +224,14 @@ async def test_a_report_from_a_clock_far_ahead_is_stamped_with_the_servers_time(
     ahead = metrics_body(timestamp=moment(timedelta(days=1)).isoformat())
     assert (await post_metrics(agent, ahead)).is_success
     after = clock.now()
-    gpus, system = await samples(agent.agent_id)
+    gpus, system = await samples(api, agent.agent_id)
     # In time order: the day-ahead report first.
     assert before <= gpus[0]["recorded_at"] <= after
     assert gpus[1]["recorded_at"] == slightly_ahead
     assert [s["recorded_at"] for s in system] == [g["recorded_at"] for g in gpus]
 
 
-async def test_retention_only_touches_the_reporting_agent(api, settings):
-    user = await api.user(plan="team")
-    quiet = await register_agent(user, gpus=1, hostname="quiet")
-    busy = await register_agent(user, gpus=1, hostname="busy")
-    assert (
-        await post_metrics(quiet, metrics_body(timestamp=clock.now().isoformat()))
-    ).status_code == 200
-    clock.advance(timedelta(days=settings.metrics_retention_days + 1))
-    assert (
-        await post_metrics(busy, metrics_body(timestamp=clock.now().isoformat()))
-    ).status_code == 200
-    # No table scan: the quiet agent's old rows wait for its own next report.
-    assert len((await samples(quiet.agent_id))[0]) == 1
-
-
-@pytest.mark.parametrize("gpus", [[], ["GPU-0"]])
-async def test_an_agent_deleted_while_its_metrics_are_on_the_way_gets_401(api, monkeypatch, gpus):
+async def test_an_agent_deleted_while_its_gpu_metrics_are_on_the_way_gets_401(api, monkeypatch):
     user = await api.user(plan="team")
     agent = await register_agent(user, gpus=1)
     authenticate = resolve.authenticate_agent
@@ -289,5 +242,21 @@ async def test_an_agent_deleted_while_its_metrics_are_on_the_way_gets_401(api, m
         return principal
 
     monkeypatch.setattr(resolve, "authenticate_agent", authenticate_then_delete)
-    assert_error(await post_metrics(agent, metrics_body(gpus)), 401, "unauthorized")
-    assert await samples(agent.agent_id) == ([], [])
+    # The GPU ids are checked against the agent's row: gone, so its secret is unknown.
+    assert_error(await post_metrics(agent, metrics_body(["GPU-0"])), 401, "unauthorized")
+    assert await samples(api, agent.agent_id) == ([], [])
+
+
+async def test_points_of_an_agent_deleted_before_the_flush_leave_the_batch_whole(api):
+    user = await api.user(plan="team")
+    gone = await register_agent(user, gpus=1, hostname="gone")
+    kept = await register_agent(user, gpus=1, hostname="kept")
+    assert (await post_metrics(gone, metrics_body())).status_code == 200
+    assert (await post_metrics(kept, metrics_body())).status_code == 200
+    assert (await user.delete(f"/api/v1/agents/{gone.agent_id}")).is_success
+    # One batch holds both agents' points: the deleted one's are left out, not the batch.
+    assert await flush_metrics(api.app) == 4
+    assert api.app.state.ctx.metrics.buffer.pending == 0
+    assert await samples(api, gone.agent_id) == ([], [])
+    gpus, system = await samples(api, kept.agent_id)
+    assert len(gpus) == len(system) == 1

@@ -10,7 +10,16 @@ from tortoise.contrib.test import truncate_all_models
 from gpugo.app import create_app
 from gpugo.models import SystemMetricSample
 from tests.conftest import make_client
-from tests.support import ORIGIN, PASSWORD, PUBLIC_URL, Api, assert_error, moment, register_agent
+from tests.support import (
+    ORIGIN,
+    PASSWORD,
+    PUBLIC_URL,
+    Api,
+    assert_error,
+    flush_metrics,
+    moment,
+    register_agent,
+)
 
 
 @pytest.fixture
@@ -135,6 +144,7 @@ async def test_metrics_reports_are_limited_per_agent(limited_app):
         refused = await report(agent)
         assert_error(refused, 429, "rate_limited")
         assert int(refused.headers["retry-after"]) >= 1
+        await flush_metrics(limited_app)
         assert await SystemMetricSample.filter(agent_id=agent.agent_id).count() == 2
         # Counted per agent: another agent of the same user still reports.
         assert (await report(other)).status_code == 200

@@ -15,7 +15,7 @@ import pytest
 from gpugo.models import GpuMetricSample, SystemMetricSample, Worker, WorkerMetricSample
 from gpugo.services import metrics
 from tests.schema.support import Gql
-from tests.support import Agent, moment, out_time, register_agent
+from tests.support import Agent, Api, flush_metrics, moment, out_time, register_agent
 
 # The agent's library names GPUs its own way; registration lowercased them.
 LIBRARY_IDS = ["GPU-8F2C1A3E", "GPU-0D9E8F7A"]
@@ -79,7 +79,9 @@ def report(worker_id: str, text: str | None, **extra: Any) -> dict[str, Any]:
     return body
 
 
-async def counts(agent_id: str) -> tuple[int, int, int]:
+async def counts(api: Api, agent_id: str) -> tuple[int, int, int]:
+    """The agent's stored samples per table, once every accepted point is written."""
+    await flush_metrics(api.app)
     return (
         await GpuMetricSample.filter(agent_id=agent_id).count(),
         await SystemMetricSample.filter(agent_id=agent_id).count(),
@@ -95,6 +97,9 @@ async def test_the_metrics_of_a_status_report_are_stored_and_charted(api, plan):
     at = moment(-timedelta(seconds=5))
     response = await agent.report(report(worker_id, lines(agent.agent_id, worker_id, at)))
     assert response.status_code == 200, response.text
+    # Answered once accepted; stored by the next flush.
+    assert await GpuMetricSample.filter(agent_id=agent.agent_id).count() == 0
+    assert await flush_metrics(api.app) == 4
     gpus = await GpuMetricSample.filter(agent_id=agent.agent_id).order_by("utilization").values()
     # Matched to the registered ids whatever the case; floats stored rounded.
     assert [(g["gpu_id"], g["utilization"], g["temperature"]) for g in gpus] == [
@@ -134,7 +139,7 @@ async def test_below_team_they_are_dropped_quietly(api, plan):
     text = lines(agent.agent_id, worker_id, moment(), gpu_ids=["GPU-0"])
     response = await agent.report(report(worker_id, text))
     assert response.status_code == 200 and response.json()["success"] is True
-    assert await counts(agent.agent_id) == (0, 0, 0)
+    assert await counts(api, agent.agent_id) == (0, 0, 0)
 
 
 def bad_texts(agent_id: str, worker_id: str) -> list[str]:
@@ -170,7 +175,7 @@ async def test_bad_metrics_text_never_fails_a_report(api, caplog):
             assert response.status_code == 200, (text[:80], response.text)
             # The report's other writes happened.
             assert (await Worker.get(id=worker_id)).pid == pid
-    assert await counts(agent.agent_id) == (0, 0, 0)
+    assert await counts(api, agent.agent_id) == (0, 0, 0)
     assert metrics.skipped_lines.total > before
     # Counted, in one line for the agent within the minute (plus the seconds-stamped
     # report, dropped as older than the retention window).
@@ -185,7 +190,7 @@ async def test_good_lines_next_to_bad_ones_are_kept(api):
     good = lines(agent.agent_id, worker_id, moment(), gpu_ids=["gpu-0"])
     text = "\n".join(["garbage", good, 'x y="'])
     assert (await agent.report(report(worker_id, text))).status_code == 200
-    assert await counts(agent.agent_id) == (1, 1, 1)
+    assert await counts(api, agent.agent_id) == (1, 1, 1)
 
 
 async def test_a_clock_far_ahead_is_stamped_with_the_servers_time(api):
@@ -195,5 +200,6 @@ async def test_a_clock_far_ahead_is_stamped_with_the_servers_time(api):
     before = moment()
     text = lines(agent.agent_id, worker_id, moment(timedelta(days=30)), gpu_ids=["GPU-0"])
     assert (await agent.report(report(worker_id, text))).status_code == 200
+    await flush_metrics(api.app)
     [system] = await SystemMetricSample.filter(agent_id=agent.agent_id).values()
     assert before <= system["recorded_at"] <= moment(timedelta(seconds=5))

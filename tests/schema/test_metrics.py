@@ -1,4 +1,4 @@
-"""agentMetrics: samples bucketed by the database, Team/Pro only, at most 1000 buckets."""
+"""agentMetrics: samples bucketed by the database, Team/Pro only, at most 1440 buckets."""
 
 from __future__ import annotations
 
@@ -114,12 +114,13 @@ async def test_empty_buckets_are_left_out_and_bounds_are_half_open(api):
     agent = await register_agent(user)
     await _seed(agent.agent_id)
     gql = Gql(user)
-    # [T0+40s, T0+10min) with 5-minute buckets: all seven later samples land in the first.
+    # [T0+40s, T0+8min) with 4-minute buckets (the samples' own tier): all seven later
+    # samples land in the first.
     variables = {
         "agentId": agent.agent_id,
         "from": out_time(T0 + timedelta(seconds=40)),
-        "to": out_time(T0 + timedelta(minutes=10)),
-        "bucket": 300,
+        "to": out_time(T0 + timedelta(minutes=8)),
+        "bucket": 240,
     }
     result = (await gql.data(QUERY, variables))["agentMetrics"]
     points = result["gpus"][0]["points"]
@@ -162,8 +163,8 @@ async def test_metrics_need_team_or_pro(gql_user, plan):
 @pytest.mark.parametrize(
     ("span", "bucket", "fields"),
     [
-        (timedelta(seconds=1001), 1, ["bucket"]),
-        (timedelta(days=7), 600, ["bucket"]),
+        (timedelta(seconds=1441), 1, ["bucket"]),
+        (timedelta(days=7), 419, ["bucket"]),
         (timedelta(0), 60, ["to"]),
         (timedelta(seconds=-60), 60, ["to"]),
         (timedelta(hours=1), 0, ["bucket"]),
@@ -183,13 +184,13 @@ async def test_the_range_is_validated(gql_user, span, bucket, fields):
     assert [d["field"] for d in err["extensions"]["details"]] == fields
 
 
-async def test_exactly_1000_buckets_is_fine(gql_user):
+async def test_exactly_1440_buckets_is_fine(gql_user):
     gql = await gql_user(plan="team")
     agent = await register_agent(gql.user, gpus=1)
     variables = {
         "agentId": agent.agent_id,
         "from": out_time(T0),
-        "to": out_time(T0 + timedelta(seconds=1000)),
+        "to": out_time(T0 + timedelta(seconds=1440)),
         "bucket": 1,
     }
     assert (await gql.data(QUERY, variables))["agentMetrics"]["bucketSeconds"] == 1

@@ -12,7 +12,6 @@ from starlette.applications import Starlette
 from tortoise.contrib.test import truncate_all_models
 
 from gpugo.app import create_app
-from gpugo.schema.cost import RANGE_UNIT_SECONDS
 from tests.conftest import make_client
 from tests.schema.support import Gql, data, error
 from tests.sql_counter import count_sql
@@ -47,7 +46,7 @@ async def test_the_reported_document_is_refused_before_any_query(api):
     with count_sql() as sql:
         response = await gql(document)
     err = error(response, "validation_error")
-    assert "metric values" in err["message"] and "at most 1,000,000" in err["message"]
+    assert "metric values" in err["message"] and "at most 1,100,000" in err["message"]
     assert response.json()["data"] is None
     # Not even the session is looked up.
     assert sql == []
@@ -55,26 +54,26 @@ async def test_the_reported_document_is_refused_before_any_query(api):
 
 async def test_one_query_over_the_whole_retention_window_answers(api):
     gql, agent_id = await _team_agent(api)
-    # 7 days in 605 s buckets: 1000 buckets, the widest one read allows.
-    result = await gql.data(aliases(1, agent_id=agent_id, days=7, bucket=605))
+    # 30 days (the whole retention) in hourly buckets: 720 rows of the hourly tier.
+    result = await gql.data(aliases(1, agent_id=agent_id, days=30, bucket=3600))
     assert result["m0"]["agentId"] == agent_id
 
 
 async def test_the_cost_is_summed_over_aliases(api):
     gql, agent_id = await _team_agent(api)
-    # Each fits alone; two do not.
-    error(await gql(aliases(2, agent_id=agent_id, days=7, bucket=605)), "validation_error")
+    # Each fits alone; three do not.
+    error(await gql(aliases(3, agent_id=agent_id, days=30, bucket=3600)), "validation_error")
     # Many short ranges do (the dashboard's last hour, 60 s buckets).
     result = await gql.data(aliases(15, agent_id=agent_id, days=1 / 24, bucket=60))
     assert len(result) == 15
 
 
-async def test_one_wide_bucket_costs_the_samples_it_reads(api):
-    # One bucket over a week still reads a week of samples: two of them are refused.
+async def test_one_wide_bucket_costs_the_rows_it_reads(api):
+    # One bucket over 30 days still reads 30 days of hourly rows: three are refused.
     gql, agent_id = await _team_agent(api)
-    week = 7 * 86400
-    assert week // RANGE_UNIT_SECONDS > 1000
-    error(await gql(aliases(2, agent_id=agent_id, days=7, bucket=week)), "validation_error")
+    month = 30 * 86400
+    assert (await gql.data(aliases(1, agent_id=agent_id, days=30, bucket=month)))["m0"]
+    error(await gql(aliases(3, agent_id=agent_id, days=30, bucket=month)), "validation_error")
 
 
 async def test_variables_and_fragments_count_too(api):

@@ -24,7 +24,7 @@ from tests.conftest import make_client
 from tests.observability.support import parse, value
 from tests.rest.test_status_report_metrics import LIBRARY_IDS, lines, register, report
 from tests.schema.support import GRAPHQL
-from tests.support import moment, out_time
+from tests.support import flush_metrics, moment, out_time
 
 TOKEN = "vm-test-operator-token"
 QUERY = """query($id: ID!, $from: DateTime!, $to: DateTime!, $bucket: Int!) {
@@ -54,7 +54,7 @@ async def vm_app(app: Starlette, settings, engine) -> AsyncIterator[Starlette]:
 
     Tortoise is the first app's (its lifespan registered it for the process, and a second
     registration would close it on exit); this one starts and stops the rest of what its
-    lifespan would: the event bus, the engine's writer and the buffers."""
+    lifespan would: the event bus, the metrics ingest (its sink the engine) and the buffers."""
     application = create_app(
         settings.replace(
             victoria_metrics_url=engine.url,
@@ -67,11 +67,11 @@ async def vm_app(app: Starlette, settings, engine) -> AsyncIterator[Starlette]:
     )
     ctx = application.state.ctx
     await ctx.events.start()
-    ctx.timeseries.start()
+    ctx.metrics.start()
     try:
         yield application
     finally:
-        await ctx.timeseries.stop()
+        await ctx.metrics.stop()
         await ctx.last_seen.stop()
         await ctx.audit.stop()
         await ctx.events.stop()
@@ -157,8 +157,9 @@ async def test_agent_metrics_read_through_the_engine_match_sql(app, vm_app, api,
                     f"/api/v1/agents/{agent.agent_id}/status", json=body, headers=agent.auth
                 )
                 assert response.status_code == 200, response.text
-        await vm_app.state.ctx.timeseries.buffer.flush()
-        assert vm_app.state.ctx.timeseries.buffer.pending == 0
+        await vm_app.state.ctx.metrics.buffer.flush()
+        assert vm_app.state.ctx.metrics.buffer.pending == 0
+        await flush_metrics(app)
         await asyncio.to_thread(engine.make_searchable)
         # SQL holds the SQL app's points only: the engine's app wrote none there.
         assert await GpuMetricSample.filter(agent_id=agent.agent_id).count() == 80
@@ -200,8 +201,8 @@ async def test_an_engine_outage_loses_nothing_acknowledged(vm_app, api, engine):
 
     async with make_client(vm_app) as http:
         await replay(http, range(0, 5))
-        await ctx.timeseries.buffer.flush()
-        assert ctx.timeseries.buffer.pending == 0
+        await ctx.metrics.buffer.flush()
+        assert ctx.metrics.buffer.pending == 0
         await asyncio.to_thread(engine.make_searchable)
         assert await vm_count(engine, agent.agent_id) == 10
 
@@ -210,13 +211,13 @@ async def test_an_engine_outage_loses_nothing_acknowledged(vm_app, api, engine):
         before = parse((await http.get("/metrics", headers=scrape_headers)).text)
         await replay(http, range(5, 12))  # acknowledged (200) while the engine is down
         await asyncio.sleep(0.5)  # a few flushes fail meanwhile
-        assert ctx.timeseries.buffer.pending > 0
+        assert ctx.metrics.buffer.pending > 0
         during = parse((await http.get("/metrics", headers=scrape_headers)).text)
         writer = {"writer": "victoria_metrics"}
         assert value(during, "gpugo_writer_flush_failures_total", **writer) > value(
             before, "gpugo_writer_flush_failures_total", **writer
         )
-        assert value(during, "gpugo_writer_queue_depth", **writer) == ctx.timeseries.buffer.pending
+        assert value(during, "gpugo_writer_queue_depth", **writer) == ctx.metrics.buffer.pending
 
         # Reads say so, in the contract's words.
         variables = {
@@ -238,10 +239,10 @@ async def test_an_engine_outage_loses_nothing_acknowledged(vm_app, api, engine):
         engine.start()
         deadline = time.monotonic() + 20
         while await vm_count(engine, agent.agent_id) < 24:
-            assert time.monotonic() < deadline, ctx.timeseries.buffer.pending
+            assert time.monotonic() < deadline, ctx.metrics.buffer.pending
             await asyncio.sleep(0.2)
         assert await vm_count(engine, agent.agent_id) == 24
-        assert ctx.timeseries.buffer.pending == 0
+        assert ctx.metrics.buffer.pending == 0
         answer = await graphql(http, pat, variables)
         assert "errors" not in answer, answer
         gpus = answer["data"]["agentMetrics"]["gpus"]
@@ -275,7 +276,7 @@ async def test_a_deleted_agents_points_leave_the_engine(vm_app, api, engine):
                 f"/api/v1/agents/{each.agent_id}/status", json=body, headers=each.auth
             )
             assert response.status_code == 200, response.text
-        await vm_app.state.ctx.timeseries.buffer.flush()
+        await vm_app.state.ctx.metrics.buffer.flush()
         await asyncio.to_thread(engine.make_searchable)
         assert await vm_count(engine, agent.agent_id) == 2
         # The agent unregisters itself (its own secret), as the shipped agent does.

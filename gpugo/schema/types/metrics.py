@@ -98,6 +98,18 @@ class AgentMetrics:
         ]
 
 
+class _Starts(dict[int, datetime]):
+    """Bucket index -> start, computed once per answer (every series shares them)."""
+
+    def __init__(self, w: Window) -> None:
+        super().__init__()
+        self.w = w
+
+    def __missing__(self, index: int) -> datetime:
+        start = self[index] = self.w.bucket_start(index)
+        return start
+
+
 def _worker_point(w: Window, row: dict[str, Any]) -> WorkerMetricPoint:
     return WorkerMetricPoint(
         at=w.bucket_start(int(row["bucket"])),
@@ -109,9 +121,9 @@ def _worker_point(w: Window, row: dict[str, Any]) -> WorkerMetricPoint:
     )
 
 
-def _gpu_point(w: Window, row: dict[str, Any]) -> GpuMetricPoint:
+def _gpu_point(starts: _Starts, row: dict[str, Any]) -> GpuMetricPoint:
     return GpuMetricPoint(
-        at=w.bucket_start(int(row["bucket"])),
+        at=starts[int(row["bucket"])],
         samples=row["samples"],
         utilization_avg=float(row["utilization_avg"]),
         utilization_max=float(row["utilization_max"]),
@@ -125,9 +137,9 @@ def _gpu_point(w: Window, row: dict[str, Any]) -> GpuMetricPoint:
     )
 
 
-def _system_point(w: Window, row: dict[str, Any]) -> SystemMetricPoint:
+def _system_point(starts: _Starts, row: dict[str, Any]) -> SystemMetricPoint:
     return SystemMetricPoint(
-        at=w.bucket_start(int(row["bucket"])),
+        at=starts[int(row["bucket"])],
         samples=row["samples"],
         cpu_usage_avg=float(row["cpu_usage_avg"]),
         cpu_usage_max=float(row["cpu_usage_max"]),
@@ -140,15 +152,16 @@ def _system_point(w: Window, row: dict[str, Any]) -> SystemMetricPoint:
 def agent_metrics_node(
     *, agent_id: str, w: Window, gpu_rows: list[dict[str, Any]], system_rows: list[dict[str, Any]]
 ) -> AgentMetrics:
+    starts = _Starts(w)
     series: dict[str, list[GpuMetricPoint]] = defaultdict(list)
     for row in gpu_rows:
-        series[row["gpu_id"]].append(_gpu_point(w, row))
+        series[row["gpu_id"]].append(_gpu_point(starts, row))
     return AgentMetrics(
         agent_id=strawberry.ID(agent_id),
         from_=w.start,
         to=w.end,
         bucket_seconds=w.bucket_seconds,
         gpus=[GpuMetricSeries(gpu_id=gpu_id, points=points) for gpu_id, points in series.items()],
-        system=[_system_point(w, row) for row in system_rows],
+        system=[_system_point(starts, row) for row in system_rows],
         window=w,
     )
