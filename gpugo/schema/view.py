@@ -31,6 +31,7 @@ from gpugo.context import ServerContext
 from gpugo.errors import GpugoError, MethodNotAllowed, UnsupportedMediaType
 from gpugo.schema.context import GraphQLContext
 from gpugo.schema.errors import extensions_for, has_code, to_client
+from gpugo.schema.fanout import FanOutTransportWSHandler, SharedRuns
 from gpugo.schema.loaders import Loaders
 from gpugo.schema.subscriptions import on_connect
 from gpugo.streams import Held
@@ -55,6 +56,9 @@ def error_response(error: GpugoError, headers: dict[str, str] | None = None) -> 
 
 
 class GraphQLView(GraphQL[GraphQLContext, None]):
+    # Identical live subscriptions share one execution per event (schema/fanout.py).
+    graphql_transport_ws_handler_class = FanOutTransportWSHandler
+
     def __init__(self, schema: BaseSchema, server: ServerContext) -> None:
         super().__init__(
             schema,
@@ -69,6 +73,7 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
             allowed_origins=[server.settings.public_origin],
         )
         self.server = server
+        self.shared_runs = SharedRuns()
         self._closing: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
