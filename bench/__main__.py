@@ -3,6 +3,7 @@
     .venv/bin/python -m bench seed [--agents 10000]
     .venv/bin/python -m bench run [status] [share] [graphql] [--runs 3] [--duration 15]
     .venv/bin/python -m bench sustained [--rate 3333] [--duration 300]
+    .venv/bin/python -m bench fanout [--users 50] [--tabs 20] [--hold 300]
 
 See bench/README.md.
 """
@@ -422,6 +423,12 @@ def command_sustained(args: argparse.Namespace) -> int:
     return sustained.main(args)
 
 
+def command_fanout(args: argparse.Namespace) -> int:
+    from bench import fanout
+
+    return fanout.main(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--server", default=DEFAULT_SERVER, help="PostgreSQL server URL")
@@ -455,8 +462,17 @@ def main(argv: list[str] | None = None) -> int:
     sus.add_argument("--period", type=float, default=30, help="seconds between an agent's reports")
     sus.add_argument("--agents", type=int, default=0, help="default: rate x period (all seeded)")
     sus.add_argument("--gpugo-db-query", default="")
+    fan = commands.add_parser("fanout", help="dashboard tabs on agentEvents while agents report")
+    from bench.fanout import add_arguments
+
+    add_arguments(fan)
     args = parser.parse_args(argv)
-    handler = {"seed": command_seed, "run": command_run, "sustained": command_sustained}
+    handler = {
+        "seed": command_seed,
+        "run": command_run,
+        "sustained": command_sustained,
+        "fanout": command_fanout,
+    }
     return handler[args.command](args)
 
 

@@ -274,6 +274,7 @@ def _serve(settings: Settings) -> int:
     import uvicorn
 
     from gpugo.app import create_app
+    from gpugo.gcwatch import watch_collections
     from gpugo.logs import configure_logging
     from gpugo.serving import ensure_file_limit, http_protocol
 
@@ -289,6 +290,7 @@ def _serve(settings: Settings) -> int:
     app = create_app(settings, auto_migrate=False)
     events = app.state.ctx.events
     ensure_file_limit(settings.max_connections)
+    watch_collections()
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
