@@ -287,10 +287,11 @@ def _serve(settings: Settings) -> int:
         if _is_database_error(exc):
             raise CliError(f"database error: {exc}", EXIT_DATABASE) from None
         raise
+    # The connection cap the open-file limit allows (raised to the hard limit first).
+    settings = settings.replace(max_connections=ensure_file_limit(settings.max_connections))
+    watch_collections()
     app = create_app(settings, auto_migrate=False)
     events = app.state.ctx.events
-    ensure_file_limit(settings.max_connections)
-    watch_collections()
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
