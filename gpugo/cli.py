@@ -274,7 +274,7 @@ def _serve(settings: Settings) -> int:
     import uvicorn
 
     from gpugo.app import create_app
-    from gpugo.gcwatch import watch_collections
+    from gpugo.gcwatch import freeze_after_setup, watch_collections
     from gpugo.logs import configure_logging
     from gpugo.serving import ensure_file_limit, http_protocol
 
@@ -301,6 +301,8 @@ def _serve(settings: Settings) -> int:
             # paused every request for ~40 ms; frozen, ~5 ms).
             gc.collect()
             gc.freeze()
+            # Live connections' objects are frozen after their set-up too (gcwatch.py).
+            freeze_after_setup()
 
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             # Live streams (agent event streams, subscriptions) end first, so the drain

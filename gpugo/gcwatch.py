@@ -9,6 +9,7 @@ grows with the open connections shows in the log before it shows in latencies.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
@@ -45,3 +46,67 @@ def watch_collections() -> None:
     """Time every full pass from now on (once per process)."""
     if not any(isinstance(callback, _Watch) for callback in gc.callbacks):
         gc.callbacks.append(_Watch())
+
+
+# Freezing what live connections set up (see ``freeze_soon``).
+FREEZE_DELAY = 1.0
+# A compaction (unfreeze, full pass, freeze) at most this often, and only once the
+# frozen objects have doubled since the last one.
+COMPACT_SECONDS = 600.0
+
+
+class _Freezer:
+    """Moves what long-lived connections set up out of the collector's sight.
+
+    A WebSocket with its subscriptions holds a few hundred objects for as long as it is
+    open; every full pass visits all of them, so with thousands open each pass stops
+    the process for longer. ``gc.freeze()`` moves every tracked object to the permanent
+    generation, which passes never visit (freezing costs no walk). Objects frozen stay
+    freed by their reference counts when a connection ends; only reference cycles among
+    them would wait, so when the frozen set has doubled, at most every
+    ``COMPACT_SECONDS``, one full pass over everything reclaims them.
+    """
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self._pending: asyncio.TimerHandle | None = None
+        self._compacted_at = time.monotonic()
+        self._frozen_after_compaction = 0
+
+    def soon(self) -> None:
+        if not self.enabled or self._pending is not None:
+            return
+        self._pending = asyncio.get_running_loop().call_later(FREEZE_DELAY, self._freeze)
+
+    def _freeze(self) -> None:
+        self._pending = None
+        now = time.monotonic()
+        frozen = gc.get_freeze_count()
+        if (
+            frozen > 2 * self._frozen_after_compaction
+            and now - self._compacted_at > COMPACT_SECONDS
+        ):
+            gc.unfreeze()
+            gc.collect()
+            self._compacted_at = now
+            gc.freeze()
+            self._frozen_after_compaction = gc.get_freeze_count()
+            return
+        gc.collect(1)  # the young generations' garbage first (a short pass)
+        gc.freeze()
+
+
+_freezer = _Freezer()
+
+
+def freeze_after_setup() -> None:
+    """Freeze what live connections set up from now on (``gpugo serve`` only: a test
+    process keeps its collector as it is)."""
+    _freezer.enabled = True
+    _freezer._frozen_after_compaction = gc.get_freeze_count()
+
+
+def freeze_soon() -> None:
+    """A long-lived connection has set itself up: freeze within a second (once for all
+    the set-ups of that second)."""
+    _freezer.soon()

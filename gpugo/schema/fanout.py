@@ -39,6 +39,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.utils.aio import aclosing
 
+from gpugo import gcwatch
 from gpugo.errors import GpugoError
 from gpugo.schema.context import GraphQLContext
 from gpugo.schema.errors import to_client
@@ -194,6 +195,10 @@ class FanOutTransportWSHandler(BaseGraphQLTransportWSHandler[GraphQLContext, Non
     """graphql-transport-ws with shared runs for the live streams; anything else (queries
     and mutations over the socket, other subscriptions) runs as Strawberry runs it."""
 
+    async def handle_connection_init(self, message: Any) -> None:
+        await super().handle_connection_init(message)
+        gcwatch.freeze_soon()  # the socket is set up and stays: out of the full passes
+
     async def run_operation(self, operation: Operation[GraphQLContext, None]) -> None:
         key = await self._key(operation)
         if key is None:
@@ -202,6 +207,7 @@ class FanOutTransportWSHandler(BaseGraphQLTransportWSHandler[GraphQLContext, Non
         runs: SharedRuns = self.view.shared_runs  # type: ignore[attr-defined]
         subscriber = Subscriber()
         run = runs.join(key, subscriber, lambda run: self._start(run, operation))
+        gcwatch.freeze_soon()
         try:
             await self._forward(operation, subscriber)
         except (WebSocketDisconnect, OSError, RuntimeError):
