@@ -48,6 +48,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from bench.__main__ import machine_busy
 from bench.live_latency import (
     GPU,
     PASSWORD,
@@ -359,7 +360,11 @@ async def measure(args: argparse.Namespace, database_url: str, workdir: Path) ->
         stop = asyncio.Event()
         sampler = asyncio.create_task(sample_rss(server, peak, stop))
         print(f"holding for {args.hold:g} s: {len(rigs)} agents report every second", flush=True)
+        cpu_before, machine_before = cpu_seconds(server), machine_busy()
         failures = await agents_rounds(server.url, rigs, args.hold, sent, latencies)
+        cpu = cpu_seconds(server) - cpu_before
+        machine = machine_busy()
+        busy = (machine[0] - machine_before[0]) / max(1, machine[1] - machine_before[1])
         await asyncio.sleep(args.grace)  # the last round's events are on their way
         stop.set()
         await sampler
@@ -414,6 +419,11 @@ async def measure(args: argparse.Namespace, database_url: str, workdir: Path) ->
             "other_frames": others,
             "gc_full_passes_over_20ms_ms": pauses,
             "rounds": int(args.hold),
+            # The server's CPU time over the rounds, per delivered event: what fan-out
+            # costs, less sensitive than latencies to other work on the machine.
+            "server_cpu_s": round(cpu, 1),
+            "server_cpu_us_per_event": round(cpu * 1e6 / max(delivered, 1)),
+            "machine_busy": round(busy, 2),
             "load_average": os.getloadavg(),
         },
     }
@@ -425,6 +435,12 @@ def rss_mb(server: Server) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(server: Server) -> float:
+    with open(f"/proc/{server.process.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def gc_pauses(server: Server) -> list[int]:
