@@ -188,6 +188,11 @@ async def _tabs(
     stop = asyncio.Event()
     subscribed = asyncio.Event()
 
+    def settled() -> None:
+        """A tab is open, or failed: once every tab is one or the other, say so."""
+        if opened + sum(closes.values()) >= len(tabs):
+            subscribed.set()
+
     async def tab(index: int, pat: str) -> None:
         nonlocal others, opened
         times = arrivals[index]
@@ -212,8 +217,7 @@ async def _tabs(
                     json.dumps({"id": "1", "type": "subscribe", "payload": {"query": DOCUMENT}})
                 )
             opened += 1
-            if opened == len(tabs):
-                subscribed.set()
+            settled()
             async with ws:
                 reader = asyncio.ensure_future(stop.wait())
                 while not stop.is_set():
