@@ -344,7 +344,7 @@ async def measure(args: argparse.Namespace, database_url: str, workdir: Path) ->
         opened_at = time.monotonic()
         opened, refused = 0, {}
         for _, pipe in clients:
-            if not pipe.poll(900):
+            if not await asyncio.to_thread(pipe.poll, 900):
                 raise TimeoutError("the tabs did not open within 15 minutes")
             _, count, closes = pipe.recv()
             opened += count
@@ -378,7 +378,7 @@ async def measure(args: argparse.Namespace, database_url: str, workdir: Path) ->
         closes: dict[str, int] = {}
         others = 0
         for _, pipe in clients:
-            if not pipe.poll(120):
+            if not await asyncio.to_thread(pipe.poll, 120):
                 raise TimeoutError("a client process did not report")
             _, got, closed, other = pipe.recv()
             arrivals += got
