@@ -32,12 +32,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import multiprocessing
 import multiprocessing.connection
 import os
 import re
 import secrets
+import statistics
 import tempfile
 import time
 from dataclasses import dataclass
@@ -53,6 +55,7 @@ from bench.live_latency import (
     GPU,
     PASSWORD,
     Server,
+    free_port,
     start_server,
     stop_server,
     throwaway_database,
@@ -434,6 +437,96 @@ async def measure(args: argparse.Namespace, database_url: str, workdir: Path) ->
     }
 
 
+# --- the collector's full pass with the tabs open (in-process server) ---------------------
+
+
+def timed_collections(times: int = 3) -> float:
+    """The median of ``times`` full passes, in ms."""
+    spent = []
+    for _ in range(times):
+        started = time.perf_counter()
+        gc.collect()
+        spent.append((time.perf_counter() - started) * 1000)
+    return statistics.median(spent)
+
+
+async def measure_gc(args: argparse.Namespace, database_url: str, workdir: Path) -> dict[str, Any]:
+    """The server in this process: a full pass timed with the tabs open, as the app holds
+    them (nothing frozen but start-up), then with their set-up frozen (gpugo serve's way)."""
+    import uvicorn
+
+    from gpugo.app import create_app
+    from gpugo.settings import Settings
+
+    subscriptions = args.users * args.tabs
+    port = free_port()
+    settings = Settings.from_env(
+        {
+            "GPUGO_DATABASE_URL": database_url,
+            "GPUGO_DATA_DIR": str(workdir),
+            "GPUGO_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "GPUGO_RATE_LIMITS": "off",
+            "GPUGO_GRAPHQL_WEBSOCKETS_PER_USER": str(args.tabs + 4),
+            "GPUGO_MAX_CONNECTIONS": str(subscriptions * 10 // 9 + 500),
+        }
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    serving = asyncio.create_task(server.serve())
+    clients: list[tuple[Any, multiprocessing.connection.Connection]] = []
+    try:
+        while not server.started:  # noqa: ASYNC110 (uvicorn offers no event)
+            await asyncio.sleep(0.05)
+        url = f"http://127.0.0.1:{port}"
+        rigs = await set_up(url, database_url, args.users)
+        # As `gpugo serve` after start-up: what exists now is frozen.
+        gc.collect()
+        gc.freeze()
+        objects_before = len(gc.get_objects())
+        idle_ms = timed_collections()
+        tabs = [(rig.pat, rig.agent_id) for rig in rigs for _ in range(args.tabs)]
+        context = multiprocessing.get_context("spawn")
+        for n in range(args.clients):
+            parent, child = context.Pipe()
+            process = context.Process(
+                target=tabs_process, args=(url, tabs[n :: args.clients], child)
+            )
+            process.start()
+            clients.append((process, parent))
+        opened = 0
+        for _, pipe in clients:
+            # Waited for off the loop: this loop serves the tabs meanwhile.
+            if not await asyncio.to_thread(pipe.poll, 900):
+                raise TimeoutError("the tabs did not open within 15 minutes")
+            opened += pipe.recv()[1]
+        await asyncio.sleep(2)
+        objects = len(gc.get_objects())
+        open_ms = timed_collections()
+        gc.freeze()
+        frozen_ms = timed_collections()
+        for _, pipe in clients:
+            pipe.send("stop")
+        for _, pipe in clients:
+            if await asyncio.to_thread(pipe.poll, 120):
+                pipe.recv()
+    finally:
+        for process, _ in clients:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+        server.should_exit = True
+        await serving
+        gc.unfreeze()
+    return {
+        "subscriptions": opened,
+        "tracked_objects_per_subscription": round((objects - objects_before) / max(opened, 1)),
+        "full_pass_ms_without_tabs": round(idle_ms, 1),
+        "full_pass_ms_tabs_open": round(open_ms, 1),
+        "full_pass_ms_tabs_frozen": round(frozen_ms, 1),
+    }
+
+
 def rss_mb(server: Server) -> float:
     with open(f"/proc/{server.process.pid}/status") as f:
         for line in f:
@@ -462,9 +555,16 @@ def main(args: argparse.Namespace) -> int:
     async def run() -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="gpugo-fanout-") as tmp:
             async with throwaway_database(args.server) as url:
+                if args.gc_pause:
+                    return await measure_gc(args, url, Path(tmp))
                 return await measure(args, url, Path(tmp))
 
     started = datetime.now(UTC)
+    if args.gc_pause:
+        result = asyncio.run(run())
+        print(f"{started:%Y-%m-%d %H:%M} UTC, {args.users} users x {args.tabs} tabs")
+        print(json.dumps(result))
+        return 0
     result = asyncio.run(run())
     details = result.pop("_details")
     print(
@@ -483,6 +583,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hold", type=float, default=300, help="seconds of agent rounds")
     parser.add_argument("--grace", type=float, default=5, help="seconds for the last events")
     parser.add_argument("--clients", type=int, default=2, help="client processes for the tabs")
+    parser.add_argument(
+        "--gc-pause",
+        action="store_true",
+        help="instead: the server in this process, a full collector pass timed with the tabs "
+        "open, then with them frozen",
+    )
     parser.add_argument(
         "--src", default="", help="serve the gpugo package of this directory (e.g. git archive)"
     )
