@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import gc
 import json
@@ -501,7 +502,13 @@ async def measure_gc(args: argparse.Namespace, database_url: str, workdir: Path)
                 raise TimeoutError("the tabs did not open within 15 minutes")
             opened += pipe.recv()[1]
         await asyncio.sleep(2)
+        # A few rounds of reports, so the pass also meets what delivery leaves behind.
+        sent: dict[str, list[float]] = {rig.agent_id: [] for rig in rigs}
+        await agents_rounds(url, rigs, args.hold, sent, [])
+        await asyncio.sleep(args.grace)
         objects = len(gc.get_objects())
+        kinds = collections.Counter(type(o).__name__ for o in gc.get_objects(2))
+        print("largest kinds in the oldest generation:", kinds.most_common(12), flush=True)
         open_ms = timed_collections()
         gc.freeze()
         frozen_ms = timed_collections()
