@@ -71,7 +71,7 @@ DOCUMENT = (
 STATUS_EVENT = '"WORKER_STATUS_CHANGED"'
 # Handshakes in flight at once per client process while the tabs open.
 OPENING = 32
-GC_LINE = re.compile(r"full collection took (\d+) ms")
+GC_LINE = re.compile(r"full collection took (\d+) ms, (\d+) ms of CPU")
 
 
 @dataclass
@@ -548,10 +548,10 @@ def cpu_seconds(server: Server) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def gc_pauses(server: Server) -> list[int]:
-    """The full-collection pauses the server logged so far (ms)."""
+def gc_pauses(server: Server) -> list[tuple[int, int]]:
+    """The full-collection pauses the server logged so far: (ms, ms of CPU)."""
     text = server.log.read_text(errors="replace")
-    return [int(m.group(1)) for m in GC_LINE.finditer(text)]
+    return [(int(m.group(1)), int(m.group(2))) for m in GC_LINE.finditer(text)]
 
 
 def main(args: argparse.Namespace) -> int:
