@@ -502,16 +502,18 @@ async def measure_gc(args: argparse.Namespace, database_url: str, workdir: Path)
                 raise TimeoutError("the tabs did not open within 15 minutes")
             opened += pipe.recv()[1]
         await asyncio.sleep(2)
-        # A few rounds of reports, so the pass also meets what delivery leaves behind.
+        objects = len(gc.get_objects())
+        open_ms = timed_collections()
+        # As `gpugo serve` does after set-ups: frozen; then a few rounds of reports, and
+        # what the rounds left in the oldest generation meets the next pass.
+        gc.freeze()
+        frozen_ms = timed_collections()
         sent: dict[str, list[float]] = {rig.agent_id: [] for rig in rigs}
         await agents_rounds(url, rigs, args.hold, sent, [])
         await asyncio.sleep(args.grace)
-        objects = len(gc.get_objects())
         kinds = collections.Counter(type(o).__name__ for o in gc.get_objects(2))
-        print("largest kinds in the oldest generation:", kinds.most_common(12), flush=True)
-        open_ms = timed_collections()
-        gc.freeze()
-        frozen_ms = timed_collections()
+        print("largest kinds unfrozen after the rounds:", kinds.most_common(12), flush=True)
+        rounds_ms = timed_collections()
         for _, pipe in clients:
             pipe.send("stop")
         for _, pipe in clients:
@@ -531,6 +533,8 @@ async def measure_gc(args: argparse.Namespace, database_url: str, workdir: Path)
         "full_pass_ms_without_tabs": round(idle_ms, 1),
         "full_pass_ms_tabs_open": round(open_ms, 1),
         "full_pass_ms_tabs_frozen": round(frozen_ms, 1),
+        "full_pass_ms_after_rounds": round(rounds_ms, 1),
+        "unfrozen_after_rounds": sum(kinds.values()),
     }
 
 
