@@ -3,6 +3,7 @@
     .venv/bin/python -m bench seed [--agents 10000]
     .venv/bin/python -m bench run [status] [share] [graphql] [--runs 3] [--duration 15]
     .venv/bin/python -m bench sustained [--rate 3333] [--duration 300]
+    .venv/bin/python -m bench fanout [--users 50] [--tabs 20] [--hold 300]
 
 See bench/README.md.
 """
@@ -430,6 +431,12 @@ def command_metrics_history(args: argparse.Namespace) -> int:
     return metrics_history.main(args)
 
 
+def command_fanout(args: argparse.Namespace) -> int:
+    from bench import fanout
+
+    return fanout.main(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--server", default=DEFAULT_SERVER, help="PostgreSQL server URL")
@@ -468,12 +475,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     history.add_argument("--runs", type=int, default=50)
     history.add_argument("--port-base", type=int, default=18090, help="gpugo's port")
+    fan = commands.add_parser("fanout", help="dashboard tabs on agentEvents while agents report")
+    from bench.fanout import add_arguments
+
+    add_arguments(fan)
     args = parser.parse_args(argv)
     handler = {
         "seed": command_seed,
         "run": command_run,
         "sustained": command_sustained,
         "metrics-history": command_metrics_history,
+        "fanout": command_fanout,
     }
     return handler[args.command](args)
 

@@ -317,6 +317,7 @@ def _serve(settings: Settings) -> int:
     import uvicorn
 
     from gpugo.app import create_app
+    from gpugo.gcwatch import freeze_after_setup, watch_collections
     from gpugo.logs import configure_logging
     from gpugo.serving import ensure_file_limit, http_protocol
 
@@ -329,9 +330,11 @@ def _serve(settings: Settings) -> int:
         if _is_database_error(exc):
             raise CliError(f"database error: {exc}", EXIT_DATABASE) from None
         raise
+    # The connection cap the open-file limit allows (raised to the hard limit first).
+    settings = settings.replace(max_connections=ensure_file_limit(settings.max_connections))
+    watch_collections()
     app = create_app(settings, auto_migrate=False)
     events = app.state.ctx.events
-    ensure_file_limit(settings.max_connections)
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -341,6 +344,8 @@ def _serve(settings: Settings) -> int:
             # paused every request for ~40 ms; frozen, ~5 ms).
             gc.collect()
             gc.freeze()
+            # Live connections' objects are frozen after their set-up too (gcwatch.py).
+            freeze_after_setup()
 
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             # Live streams (agent event streams, subscriptions) end first, so the drain

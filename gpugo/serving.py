@@ -286,24 +286,37 @@ def http_protocol(settings: Settings) -> type[LimitedHttpProtocol]:
     return Protocol
 
 
-def ensure_file_limit(max_connections: int) -> None:
-    """Raise the soft open-file limit so ``max_connections`` can be reached at all.
+def ensure_file_limit(max_connections: int) -> int:
+    """Raise the soft open-file limit to the hard limit; the connection cap it allows.
 
-    Every connection is a file descriptor; with the common soft limit of 1024, the
-    process would run out of them (accept() failing, the database unreachable) before
-    the connection cap ever answered. Capped by the hard limit; a warning says so.
+    Every connection is a file descriptor; at the common soft limit of 1024 the process
+    would run out of them (accept() failing, handshakes dropped without an answer, the
+    database unreachable) before the connection cap ever answered. The soft limit goes
+    as high as the hard one allows, and the figure is logged. If even that is short of
+    ``max_connections`` plus the files the process needs besides (``FILE_HEADROOM``),
+    the cap is lowered to fit, with a warning: refusals stay answers (503, or a
+    WebSocket closed with 1013) instead of failures.
     """
-    needed = max_connections + FILE_HEADROOM
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        soft = target
-    log.info("open-file limit %s for at most %d connections", soft, max_connections)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        log.warning(
-            "the open-file limit (%d) is below GPUGO_MAX_CONNECTIONS plus %d; connections "
-            "may fail before the cap answers 503",
-            soft,
-            FILE_HEADROOM,
-        )
+    needed = max_connections + FILE_HEADROOM
+    target = max(soft, needed) if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as error:
+            log.warning("could not raise the open-file limit from %d: %s", soft, error)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        log.info("open-file limit %s for at most %d connections", soft, max_connections)
+        return max_connections
+    cap = max(soft - FILE_HEADROOM, 1)
+    log.warning(
+        "the open-file limit (%d, hard limit %s) is below GPUGO_MAX_CONNECTIONS (%d) plus "
+        "%d: at most %d connections (raise the hard limit, e.g. LimitNOFILE or ulimit -Hn)",
+        soft,
+        hard,
+        max_connections,
+        FILE_HEADROOM,
+        cap,
+    )
+    return cap

@@ -26,7 +26,7 @@ from strawberry.types import ExecutionContext
 from gpugo.context import ServerContext
 from gpugo.schema.cost import MetricsBudget
 from gpugo.schema.errors import ErrorCodes, log_unexpected
-from gpugo.schema.execution import GpugoExecutionContext
+from gpugo.schema.execution import GpugoExecutionContext, ResultHooksRunner
 from gpugo.schema.mutations import Mutation
 from gpugo.schema.queries import Query
 from gpugo.schema.scalars import SCALAR_MAP
@@ -66,6 +66,11 @@ class GpugoSchema(strawberry.Schema):
         # Refusals (not_found, validation_error...) are answers, not incidents: only bugs
         # are logged, with their trace.
         log_unexpected(errors, execution_context)
+
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> ResultHooksRunner:
+        return ResultHooksRunner(execution_context, extensions)
 
 
 Extension = type[SchemaExtension] | Callable[[], SchemaExtension]

@@ -47,6 +47,9 @@ class GraphQLContext:
         default_factory=lambda: random.uniform(1 - RECHECK_JITTER, 1 + RECHECK_JITTER)
     )
     _auth_error: GpugoError | None = None
+    # The context of a shared subscription run (schema/fanout.py): its subscribers
+    # re-check their own credentials, so its principal is never re-checked here.
+    shared: bool = False
     # Root fields of a query resolve concurrently: the lock makes authentication run once.
     _auth_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # The agentMetrics of one request read one after another: a request holds one of its
@@ -115,7 +118,7 @@ class GraphQLContext:
         return self.request.headers.get("authorization")
 
     def _stale(self) -> bool:
-        if not isinstance(self.request, WebSocket):
+        if self.shared or not isinstance(self.request, WebSocket):
             return False
         age = time.monotonic() - self._resolved_at
         return age > WEBSOCKET_PRINCIPAL_SECONDS * self._recheck_factor

@@ -117,6 +117,13 @@ class ErrorCodes(MaskErrors):
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         return [error if has_code(error) else to_client(error) for error in errors]
 
+    def _process_result(self, result: object) -> None:
+        # MaskErrors asks isinstance() of a runtime-checkable Protocol, slow on every
+        # result; an attribute look-up says the same.
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = self._process_errors(errors)  # type: ignore[attr-defined]
+
 
 def log_unexpected(errors: list[GraphQLError], context: ExecutionContext | None) -> None:
     """Strawberry's ``process_errors``: log bugs with their trace, not refusals."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from typing import Any
 
 import orjson
@@ -28,9 +29,11 @@ from strawberry.types.unset import UNSET, UnsetType
 from gpugo.auth.csrf import check_same_origin
 from gpugo.auth.sessions import COOKIE_NAME
 from gpugo.context import ServerContext
+from gpugo.counted_log import CountedLog
 from gpugo.errors import GpugoError, MethodNotAllowed, UnsupportedMediaType
 from gpugo.schema.context import GraphQLContext
 from gpugo.schema.errors import extensions_for, has_code, to_client
+from gpugo.schema.fanout import FanOutTransportWSHandler, SharedRuns
 from gpugo.schema.loaders import Loaders
 from gpugo.schema.subscriptions import on_connect
 from gpugo.streams import Held
@@ -42,6 +45,19 @@ MAX_SUBSCRIPTIONS = 20
 # The close code of a WebSocket ended because its user opened one too many.
 SUPERSEDED = 4008
 _SOCKET_SLOT = "gpugo.socket_slot"
+# The close code of a WebSocket refused because the process holds as many as it may
+# (1013, "try again later"); HTTP keeps the rest of the connections.
+AT_CAPACITY = 1013
+AT_CAPACITY_REASON = "The server is at its WebSocket limit; try again later."
+refused_sockets = CountedLog(
+    logging.getLogger("gpugo.connections"), "WebSockets refused at the limit"
+)
+
+
+def websocket_limit(max_connections: int) -> int:
+    """How many WebSockets a process holds at most: a tenth of the connections (at least
+    16) stays for HTTP, so agents' reports and health checks always find room."""
+    return max(max_connections - max(max_connections // 10, 16), 1)
 
 
 def error_response(error: GpugoError, headers: dict[str, str] | None = None) -> Response:
@@ -55,6 +71,9 @@ def error_response(error: GpugoError, headers: dict[str, str] | None = None) -> 
 
 
 class GraphQLView(GraphQL[GraphQLContext, None]):
+    # Identical live subscriptions share one execution per event (schema/fanout.py).
+    graphql_transport_ws_handler_class = FanOutTransportWSHandler
+
     def __init__(self, schema: BaseSchema, server: ServerContext) -> None:
         super().__init__(
             schema,
@@ -69,13 +88,21 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
             allowed_origins=[server.settings.public_origin],
         )
         self.server = server
+        self.shared_runs = SharedRuns()
+        self.sockets = 0
+        self.max_sockets = websocket_limit(server.settings.max_connections)
         self._closing: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if self.sockets >= self.max_sockets:
+                await self._refuse(scope, receive, send)
+                return
+            self.sockets += 1
             try:
                 await super().__call__(scope, receive, send)
             finally:
+                self.sockets -= 1
                 # The user's slot (taken at connection_init) is free again.
                 slot: Held | None = scope.get(_SOCKET_SLOT)
                 if slot is not None:
@@ -94,6 +121,15 @@ class GraphQLView(GraphQL[GraphQLContext, None]):
             allow = {"Allow": "POST"} if isinstance(error, MethodNotAllowed) else None
             response = error_response(error, allow)
         await response(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Accepted, then closed with 1013: a browser learns why (a refused handshake
+        would show as 1006, like a network failure) and when to come back."""
+        refused_sockets.add("graphql", f"{self.max_sockets} open")
+        socket = WebSocket(scope, receive, send)
+        offered = scope.get("subprotocols") or []
+        await socket.accept(subprotocol=offered[0] if offered else None)
+        await socket.close(code=AT_CAPACITY, reason=AT_CAPACITY_REASON)
 
     def _check_request(self, request: Request) -> None:
         if request.method != "POST":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -110,8 +111,12 @@ async def report(
 class ServerProcess:
     """`python -m gpugo serve` on a free port; always stopped by ``stop()``."""
 
-    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, workdir: Path, env: dict[str, str], open_files: tuple[int, int] | None = None
+    ) -> None:
         self.port = free_port()
+        # (soft, hard) RLIMIT_NOFILE the process starts with; None: this process's own.
+        self.open_files = open_files
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / f"server-{self.port}.log"
         self.env = {
@@ -130,7 +135,12 @@ class ServerProcess:
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=self._limit_files if self.open_files else None,
             )
+
+    def _limit_files(self) -> None:
+        assert self.open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, self.open_files)
 
     async def wait_ready(self, within: float = 30.0) -> None:
         deadline = time.monotonic() + within

@@ -1,0 +1,117 @@
+"""Full passes of the garbage collector, timed: a stop-the-world pause is logged.
+
+A pass over the oldest generation visits every object the collector tracks and holds
+up everything else in the process (requests, agents' reports, WebSocket frames) while
+it runs; its length grows with what the process holds open. Each pass longer than
+``SLOW_MS`` is logged on ``gpugo.gc`` (a warning from ``WARN_MS``), so a pause that
+grows with the open connections shows in the log before it shows in latencies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import time
+from typing import Any
+
+log = logging.getLogger("gpugo.gc")
+
+SLOW_MS = 20.0
+WARN_MS = 100.0
+
+
+class _Watch:
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.started_cpu = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self.started = time.perf_counter()
+            self.started_cpu = time.thread_time()
+            return
+        ms = (time.perf_counter() - self.started) * 1000
+        if ms >= SLOW_MS:
+            # The CPU time apart: on a busy machine, the process may also have waited
+            # for a core in the middle of the pass.
+            log.log(
+                logging.WARNING if ms >= WARN_MS else logging.INFO,
+                "full collection took %d ms, %d ms of CPU (%d objects collected, %d frozen)",
+                ms,
+                (time.thread_time() - self.started_cpu) * 1000,
+                info["collected"],
+                gc.get_freeze_count(),
+            )
+
+
+def watch_collections() -> None:
+    """Time every full pass from now on (once per process)."""
+    if not any(isinstance(callback, _Watch) for callback in gc.callbacks):
+        gc.callbacks.append(_Watch())
+
+
+# Freezing what live connections set up (see ``freeze_soon``).
+FREEZE_DELAY = 1.0
+# A compaction (unfreeze, full pass, freeze) at most this often, and only once the
+# frozen objects have doubled since the last one.
+COMPACT_SECONDS = 600.0
+
+
+class _Freezer:
+    """Moves what long-lived connections set up out of the collector's sight.
+
+    A WebSocket with its subscriptions holds a few hundred objects for as long as it is
+    open; every full pass visits all of them, so with thousands open each pass stops
+    the process for longer. ``gc.freeze()`` moves every tracked object to the permanent
+    generation, which passes never visit (freezing costs no walk). Objects frozen stay
+    freed by their reference counts when a connection ends; only reference cycles among
+    them would wait, so when the frozen set has doubled, at most every
+    ``COMPACT_SECONDS``, one full pass over everything reclaims them.
+    """
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self._pending: asyncio.TimerHandle | None = None
+        self._compacted_at = time.monotonic()
+        self._frozen_after_compaction = 0
+
+    def soon(self) -> None:
+        if not self.enabled or self._pending is not None:
+            return
+        self._pending = asyncio.get_running_loop().call_later(FREEZE_DELAY, self._freeze)
+
+    def _freeze(self) -> None:
+        self._pending = None
+        now = time.monotonic()
+        frozen = gc.get_freeze_count()
+        if (
+            frozen > 2 * self._frozen_after_compaction
+            and now - self._compacted_at > COMPACT_SECONDS
+        ):
+            gc.unfreeze()
+            gc.collect()
+            self._compacted_at = now
+            gc.freeze()
+            self._frozen_after_compaction = gc.get_freeze_count()
+            return
+        gc.collect(1)  # the young generations' garbage first (a short pass)
+        gc.freeze()
+
+
+_freezer = _Freezer()
+
+
+def freeze_after_setup() -> None:
+    """Freeze what live connections set up from now on (``gpugo serve`` only: a test
+    process keeps its collector as it is)."""
+    _freezer.enabled = True
+    _freezer._frozen_after_compaction = gc.get_freeze_count()
+
+
+def freeze_soon() -> None:
+    """A long-lived connection has set itself up: freeze within a second (once for all
+    the set-ups of that second)."""
+    _freezer.soon()
