@@ -16,6 +16,7 @@ from tortoise.contrib.starlette import RegisterTortoise
 from gpugo import db
 from gpugo.context import ServerContext
 from gpugo.errors import GpugoError
+from gpugo.leader import Leadership
 from gpugo.logs import is_share_path
 from gpugo.proxies import TrustedProxies
 from gpugo.rest import shares
@@ -78,7 +79,9 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
         async with RegisterTortoise(app, config=db.tortoise_config(url)):
             await ctx.events.start()
             sweeper = Sweeper(ctx)
-            await sweeper.start()
+            # One sweeper per installation: the process holding the lock runs it.
+            leadership = Leadership(url, name="sweeper", lead=sweeper.start, step_down=sweeper.stop)
+            await leadership.start()
             await ctx.last_seen.start()
             await ctx.audit.start()
             await ctx.releases.start()
@@ -92,7 +95,7 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
                 await ctx.http.aclose()
                 # Before the database closes: the last interval's heartbeats are written.
                 await ctx.last_seen.stop()
-                await sweeper.stop()
+                await leadership.stop()
                 # After the sweeper (it records too), before the database closes.
                 await ctx.audit.stop()
                 await ctx.events.stop()

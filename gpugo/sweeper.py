@@ -4,8 +4,9 @@ Every few seconds (``GPUGO_OFFLINE_SWEEP_SECONDS``): agents fallen silent
 (``presence.sweep``, announced as offline), share links expired
 (``shares.withdraw_expired``, withdrawn from their agents' configs), install tokens
 expired unused (recorded once in the audit log) and audit events past their retention
-(``GPUGO_AUDIT_RETENTION_DAYS``). Every instance runs one; each service makes sure
-each moment is acted on once across all of them.
+(``GPUGO_AUDIT_RETENTION_DAYS``). One process of the installation runs it (the
+holder of a PostgreSQL advisory lock, gpugo/leader.py); each service still makes
+sure each moment is acted on once, should two overlap while the lead changes hands.
 A failed sweep (the database away) is retried at the next tick; presence's floor
 stays where it was, so the next tick covers the same window again.
 """

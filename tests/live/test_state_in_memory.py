@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -120,6 +121,18 @@ async def test_a_worker_created_through_one_instance_reaches_the_others_next_rep
     assert after.json()["config_version"] == held + BEHIND_ITS_BACK + 1
 
 
+def set_plan(
+    email: str, plan: str, database_url: str, data_dir: Path
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "gpugo", "user", "set-plan", email, plan],
+        env={**os.environ, "GPUGO_DATABASE_URL": database_url, "GPUGO_DATA_DIR": str(data_dir)},
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+
 async def test_a_plan_changed_from_the_command_line_reaches_every_instance(
     servers, database, database_url, tmp_path
 ):
@@ -129,12 +142,8 @@ async def test_a_plan_changed_from_the_command_line_reaches_every_instance(
         user, agent = await setup(http, a)
         me = await http.get(f"{a.url}/api/v1/auth/me", headers=user.auth)
         held = await warm(http, b.url, agent, database)
-        changed = subprocess.run(  # noqa: S603 (this interpreter, fixed arguments)
-            [sys.executable, "-m", "gpugo", "user", "set-plan", me.json()["email"], "team"],
-            env={**os.environ, "GPUGO_DATABASE_URL": database_url, "GPUGO_DATA_DIR": str(tmp_path)},
-            capture_output=True,
-            timeout=60,
-            check=False,
+        changed = await asyncio.to_thread(
+            set_plan, me.json()["email"], "team", database_url, tmp_path
         )
         assert changed.returncode == 0, changed.stderr
         # No license_expiration held: the reply carries a fresh license, of the new plan.
