@@ -30,7 +30,6 @@ class Supervisor:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / "supervisor.log"
-        self.started = time.monotonic()
         env = {
             **os.environ,
             "GPUGO_DATABASE_URL": database_url,
