@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench seed [--agents 10000]
     .venv/bin/python -m bench run [status] [share] [graphql] [--runs 3] [--duration 15]
-    .venv/bin/python -m bench sustained [--rate 3333] [--duration 300]
+    .venv/bin/python -m bench sustained [--agents 100000] [--period 30] [--duration 300]
 
 See bench/README.md.
 """
@@ -448,12 +448,24 @@ def main(argv: list[str] | None = None) -> int:
         help="also measure the gpugo package in DIR (another commit) under LABEL",
     )
     sus = commands.add_parser("sustained", help="a constant rate of status reports")
-    sus.add_argument("--rate", type=float, default=3333)
+    sus.add_argument("--agents", type=int, default=100_000, help="agents reporting")
+    sus.add_argument("--period", type=float, default=30, help="seconds between an agent's reports")
+    sus.add_argument(
+        "--rate",
+        type=float,
+        default=0,
+        help="reports/s instead of --agents (agents: rate x period)",
+    )
     sus.add_argument("--port-base", type=int, default=18080, help="gpugo's port")
     sus.add_argument("--duration", type=float, default=300)
     sus.add_argument("--connections", type=int, default=64)
-    sus.add_argument("--period", type=float, default=30, help="seconds between an agent's reports")
-    sus.add_argument("--agents", type=int, default=0, help="default: rate x period (all seeded)")
+    sus.add_argument("--workers", type=int, default=1, help="gpugo serve --workers")
+    sus.add_argument(
+        "--seed",
+        choices=("auto", "never"),
+        default="auto",
+        help="auto: seed (drop and recreate the database) when fewer agents are seeded",
+    )
     sus.add_argument("--gpugo-db-query", default="")
     args = parser.parse_args(argv)
     handler = {"seed": command_seed, "run": command_run, "sustained": command_sustained}
