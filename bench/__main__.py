@@ -200,9 +200,12 @@ def check_same_answers(name: str, servers: dict[str, Server], workdir: Path) -> 
             answers[system] = (
                 answer["success"],
                 answer["config_version"],
-                answer["license"]["plain"].rsplit("|", 1)[0],
+                answer.get("license", {}).get("plain", "").rsplit("|", 1)[0],
             )
-        assert len(set(answers.values())) == 1, answers
+        # gpugo sends a license only when the one held is about to expire; the raw
+        # baseline signs one every time: their GPUs and plan must agree when both do.
+        licenses = {lic for _, _, lic in answers.values() if lic}
+        assert len({a[:2] for a in answers.values()}) == 1 and len(licenses) <= 1, answers
     elif name == "share":
         code = (workdir / "codes.txt").open().readline().strip()
         answers = {}

@@ -72,7 +72,6 @@ WITH a AS (
         AS x(worker_id text, client_ip text, client_port int, client_pid int,
              connected_at timestamptz)
     JOIN workers w ON w.id = x.worker_id AND w.agent_id = (SELECT id FROM a)
-)
 ), m_gpu AS (
     INSERT INTO gpu_metric_samples (agent_id, gpu_id, recorded_at, utilization, vram_used_mb,
         vram_total_mb, temperature, power_usage_w, pcie_rx_kb, pcie_tx_kb)
