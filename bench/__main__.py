@@ -252,11 +252,19 @@ def fleet_online(args: argparse.Namespace, spread_seconds: int = 20) -> None:
     async def refresh() -> None:
         conn = await asyncpg.connect(seed.db_url(args.server, args.db))
         try:
-            await conn.execute(
-                "UPDATE agents SET last_seen_at = now() - random() * $1::interval,"
-                " shut_down_at = NULL, offline_notified = false",
-                timedelta(seconds=spread_seconds),
-            )
+            # A running server's last_seen_at flush locks rows in id order, this UPDATE
+            # in its own: PostgreSQL may pick it as a deadlock's victim. Again, then.
+            for attempt in range(5):
+                try:
+                    await conn.execute(
+                        "UPDATE agents SET last_seen_at = now() - random() * $1::interval,"
+                        " shut_down_at = NULL, offline_notified = false",
+                        timedelta(seconds=spread_seconds),
+                    )
+                    break
+                except asyncpg.DeadlockDetectedError:
+                    if attempt == 4:
+                        raise
             # The dead row versions of that UPDATE would otherwise be autovacuumed mid-run.
             await conn.execute("VACUUM (ANALYZE) agents")
         finally:
