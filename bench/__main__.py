@@ -472,6 +472,10 @@ def main(argv: list[str] | None = None) -> int:
     sus.add_argument("--connections", type=int, default=64)
     sus.add_argument("--workers", type=int, default=1, help="gpugo serve --workers")
     sus.add_argument(
+        "--without-metrics", action="store_true", help="the reports without their metrics"
+    )
+    sus.add_argument("--src", type=Path, help="serve the gpugo package in this directory")
+    sus.add_argument(
         "--seed",
         choices=("auto", "never"),
         default="auto",

@@ -154,17 +154,22 @@ class Generator:
         return start
 
 
-def load_requests(path: Path, host: str, port: int, limit: int) -> list[Request]:
+def load_requests(
+    path: Path, host: str, port: int, limit: int, *, metrics: bool = True
+) -> list[Request]:
     requests = []
     with path.open() as f:
         for line in f:
             if len(requests) >= limit:
                 break
             agent_id, secret, body = line.rstrip("\n").split("\t")
+            report = json.loads(body)
+            if not metrics:
+                report.pop("metrics", None)
+                body = json.dumps(report, separators=(",", ":"))
             payload = body.encode()
             # Every line of the seeded metrics is stored (Pro accounts, their own GPUs).
-            metrics = json.loads(body).get("metrics") or ""
-            points = len(metrics.splitlines())
+            points = len((report.get("metrics") or "").splitlines())
             head = (
                 f"POST /api/v1/agents/{agent_id}/status HTTP/1.1\r\n"
                 f"Host: {host}:{port}\r\n"
@@ -188,7 +193,13 @@ async def sample_rss(
 
 async def drive(args: argparse.Namespace, server: Server) -> dict:
     # Each simulated agent reports once per period: agents / period reports a second.
-    requests = load_requests(args.workdir / "agents.tsv", "127.0.0.1", server.port, args.agents)
+    requests = load_requests(
+        args.workdir / "agents.tsv",
+        "127.0.0.1",
+        server.port,
+        args.agents,
+        metrics=not args.without_metrics,
+    )
     generator = Generator(requests, args.rate, args.duration)
     rss: list[tuple[float, float]] = []
     stop = asyncio.Event()
@@ -296,7 +307,11 @@ def main(args: argparse.Namespace) -> int:
     fleet_online(args, spread_seconds=30)
     points_before = asyncio.run(count_points(plain_url))
     server = gpugo_server(
-        database_url=url, port=args.port_base, workdir=args.workdir, workers=args.workers
+        database_url=url,
+        port=args.port_base,
+        workdir=args.workdir,
+        workers=args.workers,
+        src=args.src,
     )
     server.start()
     try:
