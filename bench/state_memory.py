@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import sys
 import tracemalloc
 from datetime import UTC, datetime
 
@@ -29,7 +30,7 @@ def row(agent_id: str, user_id: str) -> tuple[object, ...]:
     return (
         agent_id,
         user_id,
-        "pro",
+        sys.intern("pro"),
         3,
         datetime.now(UTC),
         None,

@@ -20,6 +20,7 @@ from it, anything else reads the database again.
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -137,7 +138,12 @@ async def _read_row(secret_hash: str) -> tuple[Any, ...] | None:
     rows = await sql.fetch(_STATE, [secret_hash])
     if not rows:
         return None
-    return tuple(rows[0][column] for column in _COLUMNS)
+    row = rows[0]
+    # Held in memory per agent (services/agent_states.py): one string per plan and user.
+    return tuple(
+        sys.intern(row[column]) if column in ("plan", "user_id") else row[column]
+        for column in _COLUMNS
+    )
 
 
 def _state_of(row: tuple[Any, ...], now: datetime) -> _State:
@@ -249,7 +255,7 @@ async def report(
             raise Unauthorized("Unknown agent secret.")  # deleted meanwhile
         ctx.agent_states.store(
             secret_hash,
-            agent_id=agent_id,
+            agent_id=state.agent_id,
             user_id=state.user_id,
             row=row,
             last_seen_at=now,
