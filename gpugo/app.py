@@ -18,6 +18,7 @@ from gpugo.context import ServerContext
 from gpugo.errors import GpugoError
 from gpugo.leader import Leadership
 from gpugo.logs import is_share_path
+from gpugo.observability.http import observe as observe_http
 from gpugo.proxies import TrustedProxies
 from gpugo.rest import shares
 from gpugo.rest.errors import handle_gpugo_error, handle_http_exception, handle_unexpected
@@ -56,10 +57,18 @@ class App(Starlette):
                 self.trusted_proxies.apply(scope)
             # After the proxy rule: audit rows name the same client as the rate limits.
             audit.bind_request(self.state.ctx.audit, scope)
-        if scope["type"] == "http" and is_share_path(scope["path"]):
+        if scope["type"] == "http":
+            # Counted in /metrics by the route it matched (known once it has run).
+            await observe_http(scope, receive, send, self._route)
+            return
+        await super().__call__(scope, receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if is_share_path(scope["path"]):
             match, child_scope = shares.public_share_route.matches(scope)
             if match is Match.FULL:
                 scope["app"] = self
+                scope["route"] = shares.public_share_route
                 scope.update(child_scope)
                 await self.share_links(scope, receive, send)
                 return
@@ -85,6 +94,8 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
             await ctx.last_seen.start()
             await ctx.audit.start()
             await ctx.releases.start()
+            if ctx.timeseries is not None:
+                ctx.timeseries.start()
             if settings.webhooks_sender:
                 ctx.webhooks.start()
             try:
@@ -92,6 +103,9 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
             finally:
                 await ctx.releases.stop()
                 await ctx.webhooks.stop()
+                if ctx.timeseries is not None:
+                    # Before the HTTP client closes: the points still waiting are sent.
+                    await ctx.timeseries.stop()
                 await ctx.http.aclose()
                 # Before the database closes: the last interval's heartbeats are written.
                 await ctx.last_seen.stop()

@@ -23,6 +23,7 @@ from gpugo.services.releases import ReleaseCatalogue
 from gpugo.services.webhook_sender import WebhookSender
 from gpugo.settings import Settings
 from gpugo.streams import StreamCap
+from gpugo.timeseries import VictoriaMetrics, engine_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,8 @@ class ServerContext:
     audit: AuditLog
     # Sends the webhook outbox; holds the URL resolver and the signing secrets' key.
     webhooks: WebhookSender
+    # The time-series engine metric points go to instead of SQL; None: the SQL tables.
+    timeseries: VictoriaMetrics | None
 
     @classmethod
     def load(cls, settings: Settings) -> ServerContext:
@@ -89,4 +92,5 @@ class ServerContext:
             webhooks=WebhookSender(
                 settings, http=http, rate_limiter=rate_limiter, license_key=license_key
             ),
+            timeseries=engine_for(settings, http),
         )

@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
+
+from gpugo.observability import metrics as telemetry
 
 log = logging.getLogger("gpugo.periodic")
 
@@ -61,17 +64,32 @@ class BoundedBuffer(Generic[T]):
         interval: float,
         capacity: int,
         write: Callable[[list[T]], Awaitable[object]],
+        *,
+        backoff_max: float | None = None,
     ) -> None:
         self.name = name
         self.capacity = capacity
         self.dropped = 0
         self._rows: deque[T] = deque()
         self._write = write
-        self._periodic = Periodic(f"{name} flush", interval, self.flush)
+        self._periodic = Periodic(f"{name} flush", interval, self._tick)
+        # With backoff_max, failed writes are retried after 1, 2, 4... intervals (capped):
+        # an engine that is down is not hammered every interval.
+        self._interval = interval
+        self._backoff_max = backoff_max
+        self._failures = 0
+        self._retry_at = 0.0
+        # Counted in /metrics under the writer's name (gpugo.observability.metrics).
+        self._depth = telemetry.writer_queue_depth.labels(name)
+        self._flush_seconds = telemetry.writer_flush_seconds.labels(name)
+        self._written = telemetry.writer_rows_written.labels(name)
+        self._failed = telemetry.writer_flush_failures.labels(name)
+        self._dropped = telemetry.writer_rows_dropped.labels(name)
 
     def add(self, row: T) -> None:
         self._rows.append(row)
         self._trim()
+        self._depth.set(len(self._rows))
         # Started by the app's lifespan; this covers a buffer used without one.
         self._periodic.start()
 
@@ -79,10 +97,22 @@ class BoundedBuffer(Generic[T]):
     def pending(self) -> int:
         return len(self._rows)
 
+    def discard(self, unwanted: Callable[[T], bool]) -> int:
+        """Drop the waiting rows ``unwanted`` picks (their subject was deleted)."""
+        kept = deque(row for row in self._rows if not unwanted(row))
+        gone = len(self._rows) - len(kept)
+        self._rows = kept
+        self._depth.set(len(kept))
+        return gone
+
     def _trim(self) -> None:
-        while len(self._rows) > self.capacity:
+        overflow = len(self._rows) - self.capacity
+        if overflow <= 0:
+            return
+        for _ in range(overflow):
             self._rows.popleft()
-            self.dropped += 1
+        self.dropped += overflow
+        self._dropped.inc(overflow)
 
     def start(self) -> None:
         self._periodic.start()
@@ -91,17 +121,34 @@ class BoundedBuffer(Generic[T]):
         await self._periodic.stop()
         await self.flush()
 
+    async def _tick(self) -> None:
+        if self._failures and time.monotonic() < self._retry_at:
+            return  # backing off after failed writes
+        await self.flush()
+
     async def flush(self) -> int:
         """Write what waits; on an error keep it (within the bound) for the next flush."""
         if not self._rows:
             return 0
         batch = list(self._rows)
         self._rows.clear()
+        started = time.perf_counter()
         try:
             await self._write(batch)
         except Exception:
+            self._flush_seconds.observe(time.perf_counter() - started)
+            self._failed.inc()
+            self._failures += 1
             log.warning("%s: could not write %d rows", self.name, len(batch), exc_info=True)
             self._rows.extendleft(reversed(batch))
             self._trim()
+            self._depth.set(len(self._rows))
+            if self._backoff_max is not None:
+                delay = min(self._interval * 2 ** min(self._failures - 1, 30), self._backoff_max)
+                self._retry_at = time.monotonic() + delay
             return 0
+        self._flush_seconds.observe(time.perf_counter() - started)
+        self._written.inc(len(batch))
+        self._failures = 0
+        self._depth.set(len(self._rows))
         return len(batch)

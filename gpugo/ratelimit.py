@@ -15,6 +15,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
 from gpugo.errors import RateLimited
+from gpugo.observability import metrics as telemetry
 from gpugo.settings import Settings
 
 
@@ -56,6 +57,7 @@ class RateLimiter:
         self.on_refused: Callable[[str, tuple[str, ...]], None] | None = None
 
     def _refused(self, rule_name: str, key: tuple[str, ...]) -> None:
+        telemetry.rate_limit_refusals.labels(rule_name).inc()
         if self.on_refused is not None:
             self.on_refused(rule_name, key)
 

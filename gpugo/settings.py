@@ -124,6 +124,22 @@ class Settings:
     webhooks_max_endpoints: int = 10
     # Endpoints one instance sends to at the same time (a slow one holds only its slot).
     webhooks_concurrency: int = 10
+    # GET /metrics (Prometheus) answers only "Authorization: Bearer <this>"; empty: off (404).
+    metrics_token: str = field(default="", repr=False)
+    # A VictoriaMetrics time-series engine for agents' metric points instead of the SQL
+    # tables (docs/observability.md). One URL for a single node; a cluster names its
+    # vminsert and vmselect bases (e.g. http://vminsert:8480/insert/0/influx and
+    # http://vmselect:8481/select/0/prometheus). None set: the SQL tables.
+    victoria_metrics_url: str = ""
+    victoria_metrics_insert_url: str = ""
+    victoria_metrics_select_url: str = ""
+    # Points wait at most this long in memory before one batch is written, and at most
+    # this many wait (past it, while the engine is down, the oldest are dropped). A failed
+    # write is retried after the interval, doubling up to the cap.
+    timeseries_flush_seconds: float = 1.0
+    timeseries_buffer_points: int = 200_000
+    timeseries_backoff_max_seconds: float = 30.0
+    timeseries_timeout_seconds: float = 10.0
     plan_limits: Mapping[str, PlanLimits] = field(default_factory=lambda: dict(DEFAULT_PLAN_LIMITS))
 
     @classmethod
@@ -173,6 +189,25 @@ class Settings:
                     raise SettingsError(
                         f"GPUGO_{name.upper()} contains characters unsafe in a shell"
                     )
+        for name in (
+            "victoria_metrics_url",
+            "victoria_metrics_insert_url",
+            "victoria_metrics_select_url",
+        ):
+            value = getattr(self, name)
+            if value:
+                parts = urlsplit(value)
+                if parts.scheme not in ("http", "https") or not parts.netloc:
+                    raise SettingsError(f"GPUGO_{name.upper()} must be an http(s) URL")
+        if bool(self.victoria_metrics_insert_url) != bool(self.victoria_metrics_select_url):
+            raise SettingsError(
+                "GPUGO_VICTORIA_METRICS_INSERT_URL and GPUGO_VICTORIA_METRICS_SELECT_URL "
+                "go together (a cluster's vminsert and vmselect)"
+            )
+        if self.victoria_metrics_url and self.victoria_metrics_insert_url:
+            raise SettingsError(
+                "Set GPUGO_VICTORIA_METRICS_URL (one node) or the INSERT/SELECT pair, not both"
+            )
         if self.database_url:
             scheme = urlsplit(self.database_url).scheme
             if scheme not in ("sqlite", "postgres", "postgresql"):
@@ -187,6 +222,9 @@ class Settings:
             "request_read_timeout_seconds",
             "audit_flush_seconds",
             "agent_state_cache_seconds",
+            "timeseries_flush_seconds",
+            "timeseries_backoff_max_seconds",
+            "timeseries_timeout_seconds",
         ):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"GPUGO_{name.upper()} must be a positive number of seconds")
@@ -198,6 +236,7 @@ class Settings:
             "metrics_retention_days",
             "audit_retention_days",
             "audit_buffer_rows",
+            "timeseries_buffer_points",
             "metrics_query_budget",
             "metrics_reads_per_user",
             "agent_event_streams",
@@ -232,6 +271,19 @@ class Settings:
     def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         items = (item.strip() for item in self.trusted_proxies.split(","))
         return tuple(ipaddress.ip_network(item, strict=False) for item in items if item)
+
+    @property
+    def timeseries_urls(self) -> tuple[str, str] | None:
+        """(insert base, select base) of the VictoriaMetrics engine, or None for SQL."""
+        if self.victoria_metrics_url:
+            base = self.victoria_metrics_url.rstrip("/")
+            return base, base
+        if self.victoria_metrics_insert_url:
+            return (
+                self.victoria_metrics_insert_url.rstrip("/"),
+                self.victoria_metrics_select_url.rstrip("/"),
+            )
+        return None
 
     @property
     def effective_database_url(self) -> str:

@@ -26,6 +26,8 @@ import tempfile
 import time
 from types import FrameType
 
+from prometheus_client import multiprocess
+
 from gpugo.settings import Settings
 
 STOP_SECONDS = 30.0
@@ -92,6 +94,8 @@ def serve_workers(settings: Settings, workers: int) -> int:
                 status = child.process.poll()
                 if status is None or stopping:
                     continue
+                # Its live gauges (requests in flight...) no longer count in a scrape.
+                multiprocess.mark_process_dead(child.process.pid, env["PROMETHEUS_MULTIPROC_DIR"])
                 if time.monotonic() - child.started < EARLY_SECONDS:
                     print(
                         f"gpugo: worker {child.process.pid} exited with {status} at its start; "

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from gpugo.events.event import Event
+from gpugo.observability import metrics as telemetry
 
 log = logging.getLogger("gpugo.events")
 
@@ -109,6 +110,7 @@ class EventBus:
 
     async def publish(self, event: Event) -> None:
         """Call after the change is committed, so no subscriber sees a rolled-back event."""
+        telemetry.events_published.labels(event.kind).inc()
         self.dispatch(event)
 
     def emit(self, event: Event) -> None:
@@ -117,6 +119,7 @@ class EventBus:
         For hot paths whose answer need not wait: events are at most once either way,
         and emitted and published events go out in the order they were handed over.
         """
+        telemetry.events_published.labels(event.kind).inc()
         self.dispatch(event)
 
     def close_streams(self) -> None:
@@ -151,6 +154,7 @@ class EventBus:
         key = (user_id, agent_id)
         self._subscriptions.setdefault(key, set()).add(subscription)
         self._count += 1
+        telemetry.event_subscribers.inc()
         try:
             yield subscription
         finally:
@@ -159,6 +163,7 @@ class EventBus:
             if not subscribers:
                 del self._subscriptions[key]
             self._count -= 1
+            telemetry.event_subscribers.dec()
 
     @property
     def subscriber_count(self) -> int:

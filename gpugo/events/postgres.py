@@ -28,6 +28,7 @@ from tortoise import connections
 
 from gpugo.events.bus import EventBus, log
 from gpugo.events.event import Event
+from gpugo.observability import metrics as telemetry
 
 CHANNEL = "gpugo_events"
 RECONNECT_DELAY_SECONDS = 1.0
@@ -122,6 +123,7 @@ class PostgresEventBus(EventBus):
                 await connection.close()
 
     async def publish(self, event: Event) -> None:
+        telemetry.events_published.labels(event.kind).inc()
         # This process's watchers at once (the change is committed); the others when the
         # NOTIFY arrives.
         self._tell_watchers(event)
@@ -131,6 +133,7 @@ class PostgresEventBus(EventBus):
             await asyncio.wait({sent}, timeout=PUBLISH_WAIT_SECONDS)
 
     def emit(self, event: Event) -> None:
+        telemetry.events_published.labels(event.kind).inc()
         self._tell_watchers(event)
         self._enqueue(event, None)
 

@@ -116,6 +116,25 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
     ("GET", "/robots.txt"): Operation(
         "Keeps share links and the API out of search engines", "health", database=False
     ),
+    ("GET", "/metrics"): Operation(
+        "The server's own metrics for operators (Prometheus text format)",
+        "health",
+        errors=(401, 404),
+        response=(200, "text/plain"),
+        description="Off (404) unless `GPUGO_METRICS_TOKEN` is set; then it answers only "
+        "`Authorization: Bearer <GPUGO_METRICS_TOKEN>` (401 otherwise). Series: "
+        "docs/observability.md.",
+    ),
+    ("GET", f"{API}/metrics/prometheus"): Operation(
+        "The latest sample of each of the user's GPUs, hosts and workers as Prometheus "
+        "gauges (Team and Pro plans)",
+        "metrics",
+        auth=USER,
+        errors=(403,),
+        response=(200, "text/plain"),
+        description="For the user's own Prometheus: scrape it with the PAT as bearer token. "
+        "403 `plan_feature_unavailable` on Free and Personal.",
+    ),
     ("GET", f"{API}/license/public-key"): Operation(
         "The Ed25519 key that verifies licenses offline", "health", database=False
     ),

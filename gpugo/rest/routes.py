@@ -14,6 +14,7 @@ from gpugo.rest import (
     auth,
     ecosystem,
     health,
+    metrics_export,
     openapi,
     push_channel,
     shares,
@@ -24,6 +25,7 @@ from gpugo.rest import (
 
 routes: list[BaseRoute] = [
     *health.routes,
+    *metrics_export.routes,
     *auth.routes,
     *audit.routes,
     *tokens.routes,

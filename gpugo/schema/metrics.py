@@ -22,6 +22,15 @@ from gpugo.errors import FieldError, ValidationFailed
 from gpugo.models import Agent, GpuMetricSample, SystemMetricSample, WorkerMetricSample
 
 MAX_BUCKETS = 1000
+
+
+class Mean(Avg):
+    """AVG as the database computes it. Tortoise's Avg converts the result through the
+    column's field, so the mean of an integer column came back truncated (57.5 -> 57)."""
+
+    populate_field_object = False
+
+
 MIN_BUCKET_SECONDS = 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNIX_EPOCH_JULIAN_DAY = 2440587.5
@@ -95,14 +104,14 @@ async def gpu_buckets(*, agent_id: str, w: Window, db: BaseDBAsyncClient) -> lis
         await query.annotate(
             bucket=_bucket_expression(w),
             samples=Count("id"),
-            utilization_avg=Avg("utilization"),
+            utilization_avg=Mean("utilization"),
             utilization_max=Max("utilization"),
-            vram_used_mb_avg=Avg("vram_used_mb"),
+            vram_used_mb_avg=Mean("vram_used_mb"),
             vram_used_mb_max=Max("vram_used_mb"),
             vram_total_mb=Max("vram_total_mb"),
-            temperature_avg=Avg("temperature"),
+            temperature_avg=Mean("temperature"),
             temperature_max=Max("temperature"),
-            power_usage_w_avg=Avg("power_usage_w"),
+            power_usage_w_avg=Mean("power_usage_w"),
             power_usage_w_max=Max("power_usage_w"),
         )
         .group_by("gpu_id", "bucket")
@@ -132,9 +141,9 @@ async def system_buckets(
         await query.annotate(
             bucket=_bucket_expression(w),
             samples=Count("id"),
-            cpu_usage_avg=Avg("cpu_usage"),
+            cpu_usage_avg=Mean("cpu_usage"),
             cpu_usage_max=Max("cpu_usage"),
-            memory_used_mb_avg=Avg("memory_used_mb"),
+            memory_used_mb_avg=Mean("memory_used_mb"),
             memory_used_mb_max=Max("memory_used_mb"),
             memory_total_mb=Max("memory_total_mb"),
         )
@@ -163,7 +172,7 @@ async def worker_buckets(
             samples=Count("id"),
             # The agent's code for running is 1.
             running_samples=Sum(RawSQL("CASE WHEN status = 1 THEN 1 ELSE 0 END")),
-            connections_avg=Avg("connections"),
+            connections_avg=Mean("connections"),
             connections_max=Max("connections"),
             restarts_max=Max("restarts"),
         )

@@ -50,6 +50,7 @@ from gpugo.services import (
     users,
     workers,
 )
+from gpugo.timeseries import reads as tsdb
 
 _USER = [IsUser]
 First = Annotated[int, strawberry.argument(description="Page size, 1 to 100.")]
@@ -123,9 +124,15 @@ class Query(WebhookQueries):
         # on a connection of their own.
         server = info.context.server
         async with info.context.metrics_turn, server.metrics_reads.slot(principal.user_id):
-            db = server.metrics_db
-            gpu_rows = await metrics.gpu_buckets(agent_id=agent_id, w=w, db=db)
-            system_rows = await metrics.system_buckets(agent_id=agent_id, w=w, db=db)
+            if server.timeseries is not None:
+                # --- time-series engine configured: read through its PromQL range API
+                # (service_unavailable while it cannot be read). ---
+                gpu_rows = await tsdb.gpu_buckets(server.timeseries, agent_id=agent_id, w=w)
+                system_rows = await tsdb.system_buckets(server.timeseries, agent_id=agent_id, w=w)
+            else:
+                db = server.metrics_db
+                gpu_rows = await metrics.gpu_buckets(agent_id=agent_id, w=w, db=db)
+                system_rows = await metrics.system_buckets(agent_id=agent_id, w=w, db=db)
         return agent_metrics_node(
             agent_id=agent_id, w=w, gpu_rows=gpu_rows, system_rows=system_rows
         )

@@ -365,6 +365,9 @@ async def delete(*, ctx: ServerContext, principal: Principal, agent_id: str) -> 
         if not deleted:
             raise NotFound("No such agent.")
     webhooks.wake_sender(ctx, queued)
+    if ctx.timeseries is not None:
+        # The agent's points in the time-series engine go with it, as SQL rows cascade.
+        await ctx.timeseries.forget_agent(agent_id)
     itself = principal.agent_id == agent_id
     audit.record(
         audit.Kind.AGENT_UNREGISTERED if itself else audit.Kind.AGENT_DELETED,

@@ -21,6 +21,7 @@ from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from gpugo.models import Agent
+from gpugo.observability import metrics as telemetry
 from gpugo.periodic import Periodic
 
 log = logging.getLogger("gpugo.last_seen")
@@ -32,6 +33,12 @@ WHERE agents.id = seen.id AND agents.last_seen_at < seen.at
 """
 
 
+# Its name in /metrics' writer series.
+WRITER = "last_seen_at"
+_depth = telemetry.writer_queue_depth.labels(WRITER)
+_flush_seconds = telemetry.writer_flush_seconds.labels(WRITER)
+
+
 class LastSeenWriter:
     def __init__(self, interval_seconds: float) -> None:
         self.interval = interval_seconds
@@ -41,6 +48,7 @@ class LastSeenWriter:
     def touch(self, agent_id: str, at: datetime) -> None:
         """Remember that the agent reported at ``at`` (written by the next flush)."""
         self._remember(agent_id, at)
+        _depth.set(len(self._pending))
         # Started by the app's lifespan; this covers a writer used without one.
         self._periodic.start()
 
@@ -73,12 +81,17 @@ class LastSeenWriter:
             return 0
         batch, self._pending = self._pending, {}
         try:
-            await _write(batch)
+            with _flush_seconds.time():
+                await _write(batch)
         except Exception:
+            telemetry.writer_flush_failures.labels(WRITER).inc()
             log.warning("could not write last_seen_at of %d agents", len(batch), exc_info=True)
             for agent_id, at in batch.items():
                 self._remember(agent_id, at)
             return 0
+        finally:
+            _depth.set(len(self._pending))
+        telemetry.writer_rows_written.labels(WRITER).inc(len(batch))
         return len(batch)
 
 

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from gpugo import clock
 from gpugo.context import ServerContext
 from gpugo.keys import public_key_pem
+from gpugo.observability import metrics as telemetry
 
 ALGORITHM = "Ed25519"
 
@@ -63,11 +64,13 @@ def issue(*, ctx: ServerContext, gpu_ids: Iterable[str], plan: str) -> License:
         read_back = None
     if read_back != wanted:
         raise UnsignableLicense("license fields hold a separator or are empty; not signed")
+    telemetry.licenses_issued.inc()
     return License(plain=plain, encrypted=_signature(ctx.license_key, plain))
 
 
 @functools.lru_cache(maxsize=1024)
 def _signature(key: Ed25519PrivateKey, plain: str) -> str:
+    telemetry.license_signatures.inc()
     return base64.b64encode(key.sign(plain.encode())).decode()
 
 

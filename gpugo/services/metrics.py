@@ -72,7 +72,7 @@ async def record(*, ctx: ServerContext, principal: Principal, data: MetricsRepor
         systems=[_system_row(agent_id, recorded_at, data.system)],
     )
     try:
-        await _store(samples)
+        await _store(ctx, principal.user_id, samples)
     except IntegrityError:
         # The agent was deleted since its secret was checked.
         raise Unauthorized("Unknown agent secret.") from None
@@ -87,8 +87,15 @@ class _Samples:
     workers: list[WorkerMetricSample] = field(default_factory=list)
 
 
-async def _store(samples: _Samples) -> None:
+async def _store(ctx: ServerContext, user_id: str, samples: _Samples) -> None:
     """One multi-row INSERT per kind, in one transaction."""
+    # --- time-series engine: if one is configured, the points go to it instead of the
+    # SQL tables (batched and retried there; gpugo/timeseries/victoria.py). ---
+    if ctx.timeseries is not None:
+        ctx.timeseries.add(
+            user_id=user_id, samples=[*samples.gpus, *samples.systems, *samples.workers]
+        )
+        return
     async with in_transaction():
         for rows in (samples.gpus, samples.systems, samples.workers):
             if rows:
@@ -182,7 +189,7 @@ async def record_line_protocol(
     stored = len(samples.gpus) + len(samples.systems) + len(samples.workers)
     if not stored:
         return 0
-    await _store(samples)
+    await _store(ctx, user_id, samples)
     await prune_if_due(ctx=ctx, agent_id=agent_id)
     readings = samples.systems or samples.gpus
     if readings:

@@ -8,6 +8,7 @@ import strawberry
 
 from gpugo.schema.context import GraphQLInfo
 from gpugo.schema.metrics import Window, worker_buckets
+from gpugo.timeseries import reads as tsdb
 
 
 @strawberry.type(description="One GPU over one bucket: averages and maxima of its samples.")
@@ -80,9 +81,14 @@ class AgentMetrics:
     async def workers(self, info: GraphQLInfo) -> list[WorkerMetricSeries]:
         # On the metrics connection like the GPU reads; a few workers per agent cost little
         # next to its GPUs, so no turn of the user's read limit is taken.
-        rows = await worker_buckets(
-            agent_id=self.agent_id, w=self.window, db=info.context.server.metrics_db
-        )
+        server = info.context.server
+        if server.timeseries is not None:
+            # Time-series engine configured: read through its PromQL range API.
+            rows = await tsdb.worker_buckets(
+                server.timeseries, agent_id=self.agent_id, w=self.window
+            )
+        else:
+            rows = await worker_buckets(agent_id=self.agent_id, w=self.window, db=server.metrics_db)
         series: dict[str, list[WorkerMetricPoint]] = defaultdict(list)
         for row in rows:
             series[row["worker_id"]].append(_worker_point(self.window, row))

@@ -1,0 +1,93 @@
+"""Requests counted by route template, method and status (never by raw path).
+
+Called around the whole app (``gpugo.app.App``), share links included. The route is
+the one Starlette matched (``scope["route"]``); a path no route matched is counted as
+``unmatched``, so a scanner's random paths add no series.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from starlette.routing import Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gpugo.observability import metrics
+
+UNMATCHED = "unmatched"
+# Methods are client-chosen strings: any other is one label value.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# "{agent_id:id}" -> "{agent_id}": the parameter's name without its convertor.
+_CONVERTOR = re.compile(r"\{(\w+):\w+\}")
+
+
+# Label values and series children are computed once per route (and per method and
+# status): the routes are fixed at start, so these stay small.
+# Routes are not hashable (they compare by value): keyed by identity, holding the route
+# so that its id cannot be reused by another.
+_templates: dict[int, tuple[object, str]] = {}
+_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    if route is None:
+        return UNMATCHED
+    found = _templates.get(id(route))
+    if found is None:
+        found = _templates[id(route)] = (route, _template_of(route))
+    return found[1]
+
+
+def _template_of(route: object) -> str:
+    path = getattr(route, "path", None)
+    if not isinstance(path, str):
+        return UNMATCHED
+    if isinstance(route, Mount):
+        # A mounted app (the dashboard's static files) serves whatever lies below it.
+        path = f"{path.rstrip('/')}/{{path}}"
+    return _CONVERTOR.sub(r"{\1}", path) or "/"
+
+
+def _children(route: str, method: str, status: int) -> tuple[Any, Any]:
+    key = (route, method, status)
+    found = _series.get(key)
+    if found is None:
+        found = _series[key] = (
+            metrics.http_requests.labels(route, method, str(status)),
+            metrics.http_request_seconds.labels(route, method),
+        )
+    return found
+
+
+async def observe(scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> None:
+    """Run ``app`` for one HTTP request, counting it.
+
+    The duration runs to the response's start (status and headers): a stream's answer
+    is counted once it begins, not when the client hangs up.
+    """
+    started = time.perf_counter()
+    status = 500
+    elapsed: float | None = None
+
+    async def observed_send(message: Message) -> None:
+        nonlocal status, elapsed
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            elapsed = time.perf_counter() - started
+        await send(message)
+
+    metrics.http_requests_in_flight.inc()
+    try:
+        await app(scope, receive, observed_send)
+    finally:
+        metrics.http_requests_in_flight.dec()
+        method = scope["method"] if scope["method"] in _METHODS else "other"
+        route = route_template(scope)
+        if elapsed is None:
+            elapsed = time.perf_counter() - started
+        counter, histogram = _children(route, method, status)
+        counter.inc()
+        histogram.observe(elapsed)
