@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench seed [--agents 10000]
     .venv/bin/python -m bench run [status] [share] [graphql] [--runs 3] [--duration 15]
-    .venv/bin/python -m bench sustained [--rate 3333] [--duration 300]
+    .venv/bin/python -m bench sustained [--agents 100000] [--period 30] [--duration 300]
     .venv/bin/python -m bench fanout [--users 50] [--tabs 20] [--hold 300]
 
 See bench/README.md.
@@ -201,9 +201,12 @@ def check_same_answers(name: str, servers: dict[str, Server], workdir: Path) -> 
             answers[system] = (
                 answer["success"],
                 answer["config_version"],
-                answer["license"]["plain"].rsplit("|", 1)[0],
+                answer.get("license", {}).get("plain", "").rsplit("|", 1)[0],
             )
-        assert len(set(answers.values())) == 1, answers
+        # gpugo sends a license only when the one held is about to expire; the raw
+        # baseline signs one every time: their GPUs and plan must agree when both do.
+        licenses = {lic for _, _, lic in answers.values() if lic}
+        assert len({a[:2] for a in answers.values()}) == 1 and len(licenses) <= 1, answers
     elif name == "share":
         code = (workdir / "codes.txt").open().readline().strip()
         answers = {}
@@ -250,11 +253,19 @@ def fleet_online(args: argparse.Namespace, spread_seconds: int = 20) -> None:
     async def refresh() -> None:
         conn = await asyncpg.connect(seed.db_url(args.server, args.db))
         try:
-            await conn.execute(
-                "UPDATE agents SET last_seen_at = now() - random() * $1::interval,"
-                " shut_down_at = NULL, offline_notified = false",
-                timedelta(seconds=spread_seconds),
-            )
+            # A running server's last_seen_at flush locks rows in id order, this UPDATE
+            # in its own: PostgreSQL may pick it as a deadlock's victim. Again, then.
+            for attempt in range(5):
+                try:
+                    await conn.execute(
+                        "UPDATE agents SET last_seen_at = now() - random() * $1::interval,"
+                        " shut_down_at = NULL, offline_notified = false",
+                        timedelta(seconds=spread_seconds),
+                    )
+                    break
+                except asyncpg.DeadlockDetectedError:
+                    if attempt == 4:
+                        raise
             # The dead row versions of that UPDATE would otherwise be autovacuumed mid-run.
             await conn.execute("VACUUM (ANALYZE) agents")
         finally:
@@ -463,12 +474,28 @@ def main(argv: list[str] | None = None) -> int:
         help="also measure the gpugo package in DIR (another commit) under LABEL",
     )
     sus = commands.add_parser("sustained", help="a constant rate of status reports")
-    sus.add_argument("--rate", type=float, default=3333)
+    sus.add_argument("--agents", type=int, default=100_000, help="agents reporting")
+    sus.add_argument("--period", type=float, default=30, help="seconds between an agent's reports")
+    sus.add_argument(
+        "--rate",
+        type=float,
+        default=0,
+        help="reports/s instead of --agents (agents: rate x period)",
+    )
     sus.add_argument("--port-base", type=int, default=18080, help="gpugo's port")
     sus.add_argument("--duration", type=float, default=300)
     sus.add_argument("--connections", type=int, default=64)
-    sus.add_argument("--period", type=float, default=30, help="seconds between an agent's reports")
-    sus.add_argument("--agents", type=int, default=0, help="default: rate x period (all seeded)")
+    sus.add_argument("--workers", type=int, default=1, help="gpugo serve --workers")
+    sus.add_argument(
+        "--without-metrics", action="store_true", help="the reports without their metrics"
+    )
+    sus.add_argument("--src", type=Path, help="serve the gpugo package in this directory")
+    sus.add_argument(
+        "--seed",
+        choices=("auto", "never"),
+        default="auto",
+        help="auto: seed (drop and recreate the database) when fewer agents are seeded",
+    )
     sus.add_argument("--gpugo-db-query", default="")
     history = commands.add_parser(
         "metrics-history", help="30 days of one 8-GPU agent: the 30-day and 24-hour charts"

@@ -7,7 +7,9 @@ but no input validation, no middleware and no ORM:
 - ``POST /api/v1/agents/{id}/status``: ONE statement (a CTE): the agent by its secret's
   hash (and the path's id), last_seen_at, every reported worker's status/pid/restarts,
   every reported GPU's used_by_worker (null unless it is one of the agent's workers),
-  the reported connection lists replaced (DELETE + INSERT), and the agent's
+  the reported connection lists replaced (DELETE + INSERT), the metrics' points (line
+  protocol split the plain way, one INSERT per kind: GPUs, host, workers, for Team and
+  Pro accounts, only the agent's own GPUs and workers), and the agent's
   config_version, plan and GPU ids for the license. It writes everything every time.
 - ``GET /s/{code}``: ONE conditional ``UPDATE ... RETURNING`` joined to the worker
   (a second SELECT only on a miss, to tell 404 from 410).
@@ -70,12 +72,42 @@ WITH a AS (
         AS x(worker_id text, client_ip text, client_port int, client_pid int,
              connected_at timestamptz)
     JOIN workers w ON w.id = x.worker_id AND w.agent_id = (SELECT id FROM a)
+), m_gpu AS (
+    INSERT INTO gpu_metric_samples (agent_id, gpu_id, recorded_at, utilization, vram_used_mb,
+        vram_total_mb, temperature, power_usage_w, pcie_rx_kb, pcie_tx_kb)
+    SELECT g.agent_id, g.gpu_id, to_timestamp(x.ms / 1000.0), x.utilization, x.vram_used_mb,
+        x.vram_total_mb, round(x.temperature)::int, x.power_usage_w, round(x.pcie_rx_kb)::bigint,
+        round(x.pcie_tx_kb)::bigint
+    FROM jsonb_to_recordset($7::jsonb) AS x(gpu_id text, ms bigint, utilization float8,
+        vram_used_mb int, vram_total_mb int, temperature float8, power_usage_w float8,
+        pcie_rx_kb float8, pcie_tx_kb float8)
+    JOIN gpus g ON g.agent_id = (SELECT id FROM a) AND g.gpu_id = x.gpu_id
+    WHERE (SELECT plan FROM a) IN ('team', 'pro')
+), m_system AS (
+    INSERT INTO system_metric_samples (agent_id, recorded_at, cpu_usage, memory_used_mb,
+        memory_total_mb)
+    SELECT a.id, to_timestamp(x.ms / 1000.0), x.cpu_usage, x.memory_used_mb, x.memory_total_mb
+    FROM jsonb_to_recordset($8::jsonb) AS x(ms bigint, cpu_usage float8, memory_used_mb bigint,
+        memory_total_mb bigint)
+    CROSS JOIN a
+    WHERE a.plan IN ('team', 'pro')
+), m_worker AS (
+    INSERT INTO worker_metric_samples (agent_id, worker_id, recorded_at, status, connections,
+        restarts)
+    SELECT w.agent_id, w.id, to_timestamp(x.ms / 1000.0), x.status, x.connections, x.restarts
+    FROM jsonb_to_recordset($9::jsonb) AS x(worker_id text, ms bigint, status int,
+        connections int, restarts int)
+    JOIN workers w ON w.id = x.worker_id AND w.agent_id = (SELECT id FROM a)
+    WHERE (SELECT plan FROM a) IN ('team', 'pro')
 )
 SELECT a.config_version, a.plan,
     ARRAY(SELECT gpu_id FROM gpus WHERE agent_id = a.id
           ORDER BY gpu_index NULLS LAST, gpu_id) AS gpu_ids
 FROM a
 """
+# Unescaped spaces and commas split a line-protocol line (tag values escape them).
+SPACE = re.compile(r"(?<!\\) ")
+COMMA = re.compile(r"(?<!\\),")
 
 REDEEM_SQL = """
 UPDATE shares s SET used_count = s.used_count + 1
@@ -102,6 +134,32 @@ def license_for(gpu_ids: list[str], plan: str) -> dict[str, str]:
     expiry = int(time.time() * 1000) + LICENSE_TTL_MS
     plain = f"{','.join(gpu_ids)}|{plan}|{expiry}"
     return {"plain": plain, "encrypted": base64.b64encode(KEY.sign(plain.encode())).decode()}
+
+
+def number(raw: str) -> float | int:
+    return int(raw[:-1]) if raw.endswith("i") else float(raw)
+
+
+def metric_points(text: str, fallback_ms: int) -> tuple[list[dict], list[dict], list[dict]]:
+    """GPU, host and worker points of the report's line protocol, the plain way."""
+    gpus: list[dict] = []
+    systems: list[dict] = []
+    workers: list[dict] = []
+    for line in text.splitlines():
+        parts = SPACE.split(line.strip())
+        if len(parts) < 2:
+            continue
+        head = COMMA.split(parts[0])
+        tags = dict(tag.split("=", 1) for tag in head[1:])
+        point: dict = {k: number(v) for k, v in (f.split("=", 1) for f in COMMA.split(parts[1]))}
+        point["ms"] = int(parts[2]) if len(parts) > 2 else fallback_ms
+        if head[0] == "gpu_metrics":
+            gpus.append({**point, "gpu_id": tags.get("gpu_id")})
+        elif head[0] == "system_metrics":
+            systems.append(point)
+        elif head[0] == "worker_metrics":
+            workers.append({**point, "worker_id": tags.get("worker_id")})
+    return gpus, systems, workers
 
 
 async def status_report(request: Request) -> Response:
@@ -139,6 +197,9 @@ async def status_report(request: Request) -> Response:
         {"gpu_id": g["gpu_id"], "used_by_worker": g.get("used_by_worker")}
         for g in body.get("gpus") or []
     ]
+    gpu_points, system_points, worker_points = metric_points(
+        body.get("metrics") or "", int(time.time() * 1000)
+    )
     row = await POOL["pool"].fetchrow(
         STATUS_SQL,
         secret_hash,
@@ -147,6 +208,9 @@ async def status_report(request: Request) -> Response:
         orjson.dumps(gpus).decode(),
         orjson.dumps(connections).decode(),
         replacing,
+        orjson.dumps(gpu_points).decode(),
+        orjson.dumps(system_points).decode(),
+        orjson.dumps(worker_points).decode(),
     )
     if row is None:
         return error(401, "unauthorized")

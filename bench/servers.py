@@ -94,25 +94,44 @@ class Server:
         assert self.process is not None
         return self.process.pid
 
+    def pids(self) -> list[int]:
+        """The server process and its children (the workers of ``serve --workers``)."""
+        try:
+            with open(f"/proc/{self.pid}/task/{self.pid}/children") as f:
+                return [self.pid, *(int(p) for p in f.read().split())]
+        except OSError:
+            return [self.pid]
+
     def cpu_seconds(self) -> float:
-        """User + system CPU time of the server process (all its threads)."""
-        with open(f"/proc/{self.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        """User + system CPU time of the server's processes (all their threads)."""
+        total = 0.0
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return total
+
+    def _status_mb(self, key: str) -> float:
+        total, found = 0.0, False
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    for line in f:
+                        if line.startswith(key):
+                            total += int(line.split()[1]) / 1024
+                            found = True
+            except OSError:
+                continue
+        return total if found else float("nan")
 
     def peak_rss_mb(self) -> float:
-        with open(f"/proc/{self.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        return float("nan")
+        return self._status_mb("VmHWM:")
 
     def rss_mb(self) -> float:
-        with open(f"/proc/{self.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        return float("nan")
+        return self._status_mb("VmRSS:")
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -132,6 +151,7 @@ def gpugo_server(
     workdir: Path,
     name: str = "gpugo",
     src: Path | None = None,
+    workers: int = 1,
 ) -> Server:
     """``gpugo serve``; with ``src``, the gpugo package of that directory (another commit,
     e.g. from ``git archive``) run by this venv's Python."""
@@ -146,6 +166,8 @@ def gpugo_server(
     if src is not None:
         command = [sys.executable, "-m", "gpugo.cli", "serve", "--port", str(port)]
         env["PYTHONPATH"] = str(src)
+    if workers != 1:
+        command += ["--workers", str(workers)]
     return Server(
         name=name,
         command=command,

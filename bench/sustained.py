@@ -1,4 +1,14 @@
-"""A constant rate of status reports (open loop), e.g. 100,000 agents every 30 s.
+"""A constant rate of status reports (open loop): 100,000 agents, each every 30 s.
+
+``python -m bench sustained`` seeds the agents when the work directory holds fewer
+(``--seed never`` to refuse instead), marks them all online, starts ``gpugo serve``
+(``--workers N`` for N processes) and sends each agent's real report (its metrics in
+line protocol: 7 points) once per ``--period``, i.e. agents / period reports a second.
+Afterwards, with the server stopped (so whatever it buffered is written), it counts
+the metric rows the run added and compares them with the points of every report that
+was answered 200. The last line printed is one JSON object:
+``{"agents", "offered_per_s", "achieved_per_s", "p50_ms", "p99_ms", "points_reported",
+"points_stored", "server_rss_mb"}`` (RSS: the largest sample, all processes summed).
 
 wrk2 is not packaged by Debian, so this is a small asyncio generator: request k is due
 at ``start + k / rate``; it goes out on the first idle keep-alive connection, or waits
@@ -18,6 +28,7 @@ import contextlib
 import json
 import resource
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -42,6 +53,7 @@ class Client(asyncio.Protocol):
         self.need: int | None = None
         self.status = 0
         self.due = 0.0
+        self.points = 0
         self.busy = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -50,9 +62,10 @@ class Client(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.generator.lost(self)
 
-    def send(self, request: bytes, due: float) -> None:
+    def send(self, request: Request, due: float) -> None:
         self.busy = True
         self.due = due
+        request, self.points = request
         assert self.transport is not None
         self.transport.write(request)
 
@@ -73,26 +86,33 @@ class Client(asyncio.Protocol):
             del self.buffer[: self.need]
             self.need = None
             self.busy = False
-            self.generator.completed(self, self.status, self.due)
+            self.generator.completed(self, self.status, self.due, self.points)
+
+
+# The bytes of a request, and the metric points its body carries.
+Request = tuple[bytes, int]
 
 
 class Generator:
-    def __init__(self, requests: list[bytes], rate: float, duration: float) -> None:
+    def __init__(self, requests: list[Request], rate: float, duration: float) -> None:
         self.requests = requests
         self.rate = rate
         self.duration = duration
         self.idle: collections.deque[Client] = collections.deque()
-        self.waiting: collections.deque[tuple[bytes, float]] = collections.deque()
+        self.waiting: collections.deque[tuple[Request, float]] = collections.deque()
         self.latencies: list[tuple[float, float]] = []  # (due, latency)
         self.errors = 0
         self.sent = 0
         self.lost_connections = 0
+        self.points_acknowledged = 0
 
-    def completed(self, client: Client, status: int, due: float) -> None:
+    def completed(self, client: Client, status: int, due: float, points: int) -> None:
         now = time.monotonic()
         self.latencies.append((due, now - due))
         if status >= 400:
             self.errors += 1
+        else:
+            self.points_acknowledged += points
         if self.waiting:
             request, next_due = self.waiting.popleft()
             client.send(request, next_due)
@@ -104,7 +124,7 @@ class Generator:
         if client in self.idle:
             self.idle.remove(client)
 
-    def dispatch(self, request: bytes, due: float) -> None:
+    def dispatch(self, request: Request, due: float) -> None:
         self.sent += 1
         if self.idle:
             self.idle.popleft().send(request, due)
@@ -134,22 +154,31 @@ class Generator:
         return start
 
 
-def load_requests(path: Path, host: str, port: int) -> list[bytes]:
+def load_requests(
+    path: Path, host: str, port: int, limit: int, *, metrics: bool = True
+) -> list[Request]:
     requests = []
     with path.open() as f:
         for line in f:
+            if len(requests) >= limit:
+                break
             agent_id, secret, body = line.rstrip("\n").split("\t")
+            report = json.loads(body)
+            if not metrics:
+                report.pop("metrics", None)
+                body = json.dumps(report, separators=(",", ":"))
             payload = body.encode()
-            requests.append(
-                (
-                    f"POST /api/v1/agents/{agent_id}/status HTTP/1.1\r\n"
-                    f"Host: {host}:{port}\r\n"
-                    f"Authorization: Bearer {secret}\r\n"
-                    "Content-Type: application/json\r\n"
-                    f"Content-Length: {len(payload)}\r\n\r\n"
-                ).encode()
-                + payload
+            # Every line of the seeded metrics is stored (Pro accounts, their own GPUs).
+            points = len((report.get("metrics") or "").splitlines())
+            head = (
+                f"POST /api/v1/agents/{agent_id}/status HTTP/1.1\r\n"
+                f"Host: {host}:{port}\r\n"
+                f"Authorization: Bearer {secret}\r\n"
+                "Content-Type: application/json\r\n"
+                f"Content-Length: {len(payload)}\r\n\r\n"
             )
+            request = head.encode() + payload
+            requests.append((request, points))
     return requests
 
 
@@ -163,10 +192,14 @@ async def sample_rss(
 
 
 async def drive(args: argparse.Namespace, server: Server) -> dict:
-    requests = load_requests(args.workdir / "agents.tsv", "127.0.0.1", server.port)
-    # Each simulated agent reports once per period (30 s by default): rate x period agents.
-    agents = args.agents or int(args.rate * args.period)
-    requests = requests[: max(1, min(agents, len(requests)))]
+    # Each simulated agent reports once per period: agents / period reports a second.
+    requests = load_requests(
+        args.workdir / "agents.tsv",
+        "127.0.0.1",
+        server.port,
+        args.agents,
+        metrics=not args.without_metrics,
+    )
     generator = Generator(requests, args.rate, args.duration)
     rss: list[tuple[float, float]] = []
     stop = asyncio.Event()
@@ -227,12 +260,44 @@ async def drive(args: argparse.Namespace, server: Server) -> dict:
         "rss_last_mb": rss[-1][1] if rss else float("nan"),
         "rss_median_mb": statistics.median(mb for _, mb in rss) if rss else float("nan"),
         "peak_rss_mb": server.peak_rss_mb(),
+        "rss_max_mb": max((mb for _, mb in rss), default=float("nan")),
+        "points_acknowledged": generator.points_acknowledged,
         "windows": windows,
     }
 
 
+METRIC_TABLES = ("gpu_metric_samples", "system_metric_samples", "worker_metric_samples")
+
+
+async def count_points(url: str) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        return sum([await conn.fetchval(f"SELECT count(*) FROM {t}") for t in METRIC_TABLES])
+    finally:
+        await conn.close()
+
+
+def seeded_agents(workdir: Path) -> int:
+    path = workdir / "agents.tsv"
+    if not path.exists():
+        return 0
+    with path.open() as f:
+        return sum(1 for _ in f)
+
+
 def main(args: argparse.Namespace) -> int:
-    url = seed.db_url(args.server, args.db)
+    if args.rate:
+        args.agents = int(args.rate * args.period)
+    args.rate = args.agents / args.period
+    if seeded_agents(args.workdir) < args.agents:
+        if args.seed == "never":
+            print(f"fewer than {args.agents} agents seeded in {args.workdir}", file=sys.stderr)
+            return 2
+        seed.main_seed(args.server, args.db, args.agents, args.workdir)
+    plain_url = seed.db_url(args.server, args.db)
+    url = plain_url
     if args.gpugo_db_query:
         url += f"?{args.gpugo_db_query}"
     from bench.__main__ import fleet_online
@@ -240,16 +305,26 @@ def main(args: argparse.Namespace) -> int:
     # The steady state of a fleet reporting every 30 s: every agent seen recently (else
     # each first report is a "came online" write and the sweeper announces silences).
     fleet_online(args, spread_seconds=30)
-    server = gpugo_server(database_url=url, port=args.port_base, workdir=args.workdir)
+    points_before = asyncio.run(count_points(plain_url))
+    server = gpugo_server(
+        database_url=url,
+        port=args.port_base,
+        workdir=args.workdir,
+        workers=args.workers,
+        src=args.src,
+    )
     server.start()
     try:
         print(
-            f"sustained: {args.rate:g} status reports/s for {args.duration:g}s over "
-            f"{args.connections} connections"
+            f"sustained: {args.agents} agents every {args.period:g} s = {args.rate:g} status "
+            f"reports/s for {args.duration:g}s over {args.connections} connections, "
+            f"{args.workers} server process(es)"
         )
         result = asyncio.run(drive(args, server))
     finally:
+        # Stopped first: a server buffering points writes them at shutdown.
         server.stop()
+    points_stored = asyncio.run(count_points(plain_url)) - points_before
     print(
         f"total: {result['achieved_rate']:.1f} req/s of {result['rate_target']:g} over "
         f"{result['agents']} agents; p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms, "
@@ -258,7 +333,24 @@ def main(args: argparse.Namespace) -> int:
         f"(peak {result['peak_rss_mb']:.0f}); generator CPU {result['generator_cpu']:.0%}, "
         f"server CPU {result['server_cpu']:.0%}"
     )
+    summary = {
+        "agents": result["agents"],
+        "offered_per_s": round(args.rate, 1),
+        "achieved_per_s": round(result["achieved_rate"], 1),
+        "p50_ms": round(result["p50_ms"], 2),
+        "p99_ms": round(result["p99_ms"], 2),
+        "points_reported": result["points_acknowledged"],
+        "points_stored": points_stored,
+        "server_rss_mb": round(result["rss_max_mb"], 1),
+    }
     with (args.workdir / "sustained.jsonl").open("a") as f:
-        f.write(json.dumps({"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **result}))
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        f.write(json.dumps({"at": at, "workers": args.workers, **result, "summary": summary}))
         f.write("\n")
+    if points_stored != result["points_acknowledged"]:
+        print(
+            f"points: {result['points_acknowledged']} acknowledged, {points_stored} stored",
+            file=sys.stderr,
+        )
+    print(json.dumps(summary), flush=True)
     return 0

@@ -16,6 +16,7 @@ from tortoise.contrib.starlette import RegisterTortoise
 from gpugo import db
 from gpugo.context import ServerContext
 from gpugo.errors import GpugoError
+from gpugo.leader import Leadership
 from gpugo.logs import is_share_path
 from gpugo.observability.http import observe as observe_http
 from gpugo.proxies import TrustedProxies
@@ -89,7 +90,9 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
             await metrics_rollups.prepare_partitions()
             await ctx.events.start()
             sweeper = Sweeper(ctx)
-            await sweeper.start()
+            # One sweeper per installation: the process holding the lock runs it.
+            leadership = Leadership(url, name="sweeper", lead=sweeper.start, step_down=sweeper.stop)
+            await leadership.start()
             await ctx.last_seen.start()
             await ctx.audit.start()
             ctx.metrics.start()
@@ -107,7 +110,7 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
                 await ctx.http.aclose()
                 # Before the database closes: the last interval's heartbeats are written.
                 await ctx.last_seen.stop()
-                await sweeper.stop()
+                await leadership.stop()
                 # After the sweeper (it records too), before the database closes.
                 await ctx.audit.stop()
                 await ctx.events.stop()

@@ -43,6 +43,14 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the server (applies migrations first)")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1, GPUGO_HOST)")
     serve.add_argument("--port", type=int, help="port to bind (default 8080, GPUGO_PORT)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes serving the one port (PostgreSQL only; default 1)",
+    )
+    # A worker of `serve --workers`: the listening socket it inherited (no migrations).
+    serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
 
     commands.add_parser("migrate", help="apply pending database migrations")
 
@@ -117,6 +125,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
+        if args.listen_fd is not None:
+            return _serve(settings, listen_fd=args.listen_fd)
+        if args.workers != 1:
+            from gpugo.supervisor import serve_workers
+
+            _check_workers(args.workers, settings)
+            _migrate_for_serve(settings)
+            return serve_workers(settings, args.workers)
         return _serve(settings)
     if args.command == "migrate":
         _run_db(settings, lambda: db.migrate(settings), migrate_first=False)
@@ -313,13 +329,19 @@ def _is_database_error(exc: Exception) -> bool:
     return module.startswith(("tortoise", "asyncpg", "sqlite3", "aiosqlite"))
 
 
-def _serve(settings: Settings) -> int:
-    import uvicorn
+def _check_workers(workers: int, settings: Settings) -> None:
+    if workers < 1:
+        raise CliError("--workers must be at least 1", EXIT_USAGE)
+    if not settings.effective_database_url.startswith(("postgres://", "postgresql://")):
+        raise CliError(
+            "--workers needs PostgreSQL (GPUGO_DATABASE_URL=postgres://...): an SQLite "
+            "database is served by one process; drop --workers or move to PostgreSQL",
+            EXIT_USAGE,
+        )
 
-    from gpugo.app import create_app
-    from gpugo.gcwatch import freeze_after_setup, watch_collections
+
+def _migrate_for_serve(settings: Settings) -> None:
     from gpugo.logs import configure_logging
-    from gpugo.serving import ensure_file_limit, http_protocol
 
     configure_logging(settings)
     try:
@@ -330,6 +352,21 @@ def _serve(settings: Settings) -> int:
         if _is_database_error(exc):
             raise CliError(f"database error: {exc}", EXIT_DATABASE) from None
         raise
+
+
+def _serve(settings: Settings, *, listen_fd: int | None = None) -> int:
+    """One process serving: its own port, or (a worker) the socket it inherited."""
+    import uvicorn
+
+    from gpugo.app import create_app
+    from gpugo.gcwatch import freeze_after_setup, watch_collections
+    from gpugo.logs import configure_logging
+    from gpugo.serving import ensure_file_limit, http_protocol
+
+    if listen_fd is None:
+        _migrate_for_serve(settings)
+    else:
+        configure_logging(settings)
     # The connection cap the open-file limit allows (raised to the hard limit first).
     settings = settings.replace(max_connections=ensure_file_limit(settings.max_connections))
     watch_collections()
@@ -370,9 +407,13 @@ def _serve(settings: Settings) -> int:
         timeout_graceful_shutdown=10,
     )
     server = Server(config)
-    print(f"gpugo serving on {settings.effective_public_url}", file=sys.stderr, flush=True)
+    sockets = None
+    if listen_fd is None:
+        print(f"gpugo serving on {settings.effective_public_url}", file=sys.stderr, flush=True)
+    else:
+        sockets = [socket.socket(fileno=listen_fd)]
     with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+        server.run(sockets)
     # As uvicorn.run: a server that could not start (port taken) exits with 3.
     return EXIT_OK if server.started else 3
 

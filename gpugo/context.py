@@ -16,6 +16,7 @@ from gpugo.keys import load_or_create_license_key
 from gpugo.outbound import http_client
 from gpugo.ratelimit import Concurrency, RateLimiter
 from gpugo.services import audit
+from gpugo.services.agent_states import AgentStates
 from gpugo.services.audit import AuditLog
 from gpugo.services.last_seen import LastSeenWriter
 from gpugo.services.metrics_store import MetricsIngest
@@ -41,6 +42,8 @@ class ServerContext:
     user_sockets: StreamCap
     # WebSockets' periodic credential re-checks, one look-up per credential at a time.
     credential_rechecks: CredentialRechecks
+    # What status reports are compared against, per agent, kept exact by the events.
+    agent_states: AgentStates
     # Steady heartbeats' last_seen_at, written once per interval for all agents.
     last_seen: LastSeenWriter
     # Open streams of the unauthenticated push channel, bounded per topic.
@@ -76,6 +79,11 @@ class ServerContext:
             ),
             metrics_db=db.metrics_client(settings.effective_database_url),
             events=events,
+            agent_states=AgentStates(
+                events,
+                max_entries=settings.agent_state_cache_entries,
+                ttl_seconds=settings.agent_state_cache_seconds,
+            ),
             agent_streams=StreamCap(settings.agent_event_streams),
             user_sockets=StreamCap(settings.graphql_websockets_per_user),
             credential_rechecks=CredentialRechecks(),

@@ -87,7 +87,13 @@ def create_day_sql(parent: str, day: date) -> str:
 
 async def ensure_days(client: BaseDBAsyncClient, parent: str, days: set[date]) -> None:
     for day in sorted(days):
-        await client.execute_script(create_day_sql(parent, day))
+        try:
+            await client.execute_script(create_day_sql(parent, day))
+        except Exception:
+            # Processes starting together (serve --workers) race to create the same day:
+            # IF NOT EXISTS does not cover two concurrent creations; the loser finds it made.
+            if day not in await days_of(client, parent):
+                raise
 
 
 async def days_of(client: BaseDBAsyncClient, parent: str) -> dict[date, str]:

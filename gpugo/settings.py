@@ -50,6 +50,11 @@ class Settings:
     # A steady heartbeat's last_seen_at is written within this many seconds, together with
     # every other agent's (one statement); 0 writes it with each report.
     last_seen_flush_seconds: float = 1.0
+    # Agents whose status-report state each process holds in memory (a steady heartbeat
+    # then costs no database round trip); 0 reads it with every report. An entry is read
+    # again after this many seconds whatever the event bus says (services/agent_states.py).
+    agent_state_cache_entries: int = 200_000
+    agent_state_cache_seconds: float = 600.0
     # How often each instance looks for agents that fell silent (agent.offline events).
     offline_sweep_seconds: float = 5.0
     # Comment lines on an idle agent event stream, so proxies keep it open.
@@ -226,6 +231,7 @@ class Settings:
             "releases_upstream_timeout_seconds",
             "request_read_timeout_seconds",
             "audit_flush_seconds",
+            "agent_state_cache_seconds",
             "timeseries_flush_seconds",
             "timeseries_backoff_max_seconds",
             "timeseries_timeout_seconds",
@@ -242,6 +248,8 @@ class Settings:
                 "Metrics tiers must not shrink: GPUGO_METRICS_RAW_HOURS <= 24 x "
                 "GPUGO_METRICS_5M_DAYS, and GPUGO_METRICS_5M_DAYS <= GPUGO_METRICS_RETENTION_DAYS"
             )
+        if self.agent_state_cache_entries < 0:
+            raise SettingsError("GPUGO_AGENT_STATE_CACHE_ENTRIES must be 0 or more")
         if not 0 <= self.last_seen_flush_seconds <= 60:
             raise SettingsError("GPUGO_LAST_SEEN_FLUSH_SECONDS must be between 0 and 60")
         for name in (

@@ -4,10 +4,12 @@ Every few seconds (``GPUGO_OFFLINE_SWEEP_SECONDS``): agents fallen silent
 (``presence.sweep``, announced as offline), share links expired
 (``shares.withdraw_expired``, withdrawn from their agents' configs), install tokens
 expired unused (recorded once in the audit log) and audit events past their retention
-(``GPUGO_AUDIT_RETENTION_DAYS``). Every ``GPUGO_METRICS_ROLLUP_SECONDS``: the metrics
-rollups and each tier's retention (``services/metrics_rollups.py``).
-Every instance runs one; each service makes sure each moment is acted on once across
-all of them (the rollups replace a bucket's row, so a second pass changes nothing).
+(``GPUGO_AUDIT_RETENTION_DAYS``). One process of the installation runs it (the
+holder of a PostgreSQL advisory lock, gpugo/leader.py); each service still makes
+sure each moment is acted on once, should two overlap while the lead changes hands
+(the rollups replace a bucket's row, so a second pass changes nothing). Every
+``GPUGO_METRICS_ROLLUP_SECONDS``: the metrics rollups and each tier's retention
+(``services/metrics_rollups.py``).
 A failed sweep (the database away) is retried at the next tick; presence's floor
 stays where it was, so the next tick covers the same window again.
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gpugo.events.bus import EventBus, Subscription
 from gpugo.events.event import Event, EventKind
-from gpugo.events.postgres import PostgresEventBus
+from gpugo.events.postgres import PostgresEventBus, notify_in_transaction
 
 
 def bus_for(database_url: str) -> EventBus:
@@ -21,4 +21,5 @@ __all__ = [
     "PostgresEventBus",
     "Subscription",
     "bus_for",
+    "notify_in_transaction",
 ]

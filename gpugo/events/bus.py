@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from gpugo.events.event import Event
@@ -63,6 +63,9 @@ class Subscription:
 
 
 Key = tuple[str | None, str | None]
+# Called with every event, synchronously: by the writer's process when it publishes
+# (right after its commit) and by every process when the event arrives.
+Watcher = Callable[[Event], None]
 
 
 class EventBus:
@@ -72,6 +75,32 @@ class EventBus:
         self._subscriptions: dict[Key, set[Subscription]] = {}
         self._count = 0
         self._closing = False
+        self._watchers: list[Watcher] = []
+
+    def watch(self, watcher: Watcher) -> None:
+        """Call ``watcher`` with every event (a cache keeping itself exact)."""
+        self._watchers.append(watcher)
+
+    @property
+    def delivering(self) -> bool:
+        """Whether every event committed from now on reaches this process's watchers.
+
+        Always, in one process; across processes only while the listener is connected.
+        """
+        return True
+
+    @property
+    def epoch(self) -> int:
+        """Changes whenever events may have been missed (a listener reconnected, a gap
+        in a sender's sequence): what was derived from earlier reads must be dropped."""
+        return 0
+
+    def _tell_watchers(self, event: Event) -> None:
+        for watcher in self._watchers:
+            try:
+                watcher(event)
+            except Exception:
+                log.exception("an event watcher failed")
 
     async def start(self) -> None:
         return None
@@ -105,6 +134,7 @@ class EventBus:
                 subscription.close()
 
     def dispatch(self, event: Event) -> None:
+        self._tell_watchers(event)
         keys: tuple[Key, ...] = ((event.user_id, None), (None, None))
         if event.agent_id is not None:
             keys = ((event.user_id, event.agent_id), (None, event.agent_id), *keys)

@@ -20,9 +20,11 @@ import asyncio
 import contextlib
 import itertools
 import secrets
+from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+from tortoise import connections
 
 from gpugo.events.bus import EventBus, log
 from gpugo.events.event import Event
@@ -43,6 +45,19 @@ PUBLISH_WAIT_SECONDS = 1.0
 # load one NOTIFY carries many events instead of costing a round trip each.
 EMIT_LINGER_SECONDS = 0.005
 _NOTIFY_ALL = "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload"
+
+
+async def notify_in_transaction(events: Sequence[Event]) -> None:
+    """Send events from the caller's transaction, delivered when (and if) it commits.
+
+    For writers with no bus of their own (the command line). Bare payloads: no sender
+    sequence to follow. SQLite has no channel between processes: nothing is sent there
+    (services/agent_states.py watches ``PRAGMA data_version`` instead).
+    """
+    client = connections.get("default")
+    if not events or client.capabilities.dialect != "postgres":
+        return
+    await client.execute_query(_NOTIFY_ALL, [CHANNEL, [event.encode() for event in events]])
 
 
 def asyncpg_dsn(database_url: str) -> str:
@@ -68,6 +83,21 @@ class PostgresEventBus(EventBus):
         self._dropped = 0
         self._connected = asyncio.Event()
         self._lost = asyncio.Event()
+        # Bumped whenever events may have been missed (see EventBus.epoch).
+        self._epoch = 0
+        # The last sequence number heard from each sender tag: a gap means lost events.
+        self._heard: dict[str, int] = {}
+
+    @property
+    def delivering(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    def _missed(self) -> None:
+        self._epoch += 1
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen_forever(), name="gpugo-event-listener")
@@ -94,6 +124,9 @@ class PostgresEventBus(EventBus):
 
     async def publish(self, event: Event) -> None:
         telemetry.events_published.labels(event.kind).inc()
+        # This process's watchers at once (the change is committed); the others when the
+        # NOTIFY arrives.
+        self._tell_watchers(event)
         sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._enqueue(event, sent):
             # Once sent, this process's own subscribers hear it a moment later, like the others.
@@ -101,6 +134,7 @@ class PostgresEventBus(EventBus):
 
     def emit(self, event: Event) -> None:
         telemetry.events_published.labels(event.kind).inc()
+        self._tell_watchers(event)
         self._enqueue(event, None)
 
     def _enqueue(self, event: Event, sent: asyncio.Future[None] | None) -> bool:
@@ -152,23 +186,50 @@ class PostgresEventBus(EventBus):
             try:
                 self._listener = await asyncpg.connect(self._dsn)
                 self._lost.clear()
-                self._listener.add_termination_listener(lambda _conn: self._lost.set())
+                self._listener.add_termination_listener(self._on_terminated)
                 await self._listener.add_listener(CHANNEL, self._on_notify)
+                # Whatever was committed while nobody listened is unknown here.
+                self._heard.clear()
+                self._missed()
                 self._connected.set()
                 await self._lost.wait()
             except asyncio.CancelledError:
                 raise
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 log.warning("event listener lost its connection; reconnecting", exc_info=True)
-            self._connected.clear()
+            self._on_terminated(None)
             await asyncio.sleep(RECONNECT_DELAY_SECONDS)
 
+    def _on_terminated(self, _conn: object) -> None:
+        if self._connected.is_set():
+            self._connected.clear()
+            self._missed()
+        self._lost.set()
+
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        # "<tag>.<sequence> <event>"; a bare event (an older instance) is read as well.
-        body = payload if payload.startswith("{") else payload.partition(" ")[2]
+        # "<tag>.<sequence> <event>"; a bare event (an older instance, or a statement's
+        # own NOTIFY: notify_sql) is read as well.
+        if payload.startswith("{"):
+            body = payload
+        else:
+            head, _, body = payload.partition(" ")
+            self._count_heard(head)
         try:
             event = Event.decode(body)
         except (ValueError, KeyError):
             log.warning("ignoring a malformed event on %s", CHANNEL)
             return
         self.dispatch(event)
+
+    def _count_heard(self, head: str) -> None:
+        """A sender's events arrive in its order; a skipped number was dropped or lost."""
+        tag, _, number = head.partition(".")
+        try:
+            sequence = int(number)
+        except ValueError:
+            return
+        last = self._heard.get(tag)
+        if last is not None and sequence != last + 1:
+            log.warning("events of %s were lost (%d to %d)", tag, last + 1, sequence - 1)
+            self._missed()
+        self._heard[tag] = sequence

@@ -2,12 +2,16 @@
 
 The hot path of the server (every agent, every 30 s or so). One statement reads the
 agent by its secret's hash together with its plan, GPUs, workers and connections:
-that is the credential check (a deleted agent's secret finds nothing, on every
-instance, at once) and everything needed to tell what the report changes.
+that is the credential check and everything needed to tell what the report changes.
+Each process keeps that row in memory (services/agent_states.py), dropped by the
+events of every change on every instance (a deleted agent, a new plan, a worker
+changed): a report the row in memory shows to be a steady heartbeat is answered
+from it, anything else reads the database again.
 
 - A steady heartbeat (nothing changed, the agent online) writes nothing itself: its
   ``last_seen_at`` goes to the LastSeenWriter, which writes every agent seen in the
-  last interval with one UPDATE (``GPUGO_LAST_SEEN_FLUSH_SECONDS``). One statement.
+  last interval with one UPDATE (``GPUGO_LAST_SEEN_FLUSH_SECONDS``). No statement
+  when its row is in memory, one otherwise.
 - Anything else runs in one transaction: the agent row's UPDATE first (the lock that
   serialises reports of one agent, in the same order as worker changes), the workers
   (and connections) read again under that lock, then one bulk statement per kind of
@@ -16,6 +20,7 @@ instance, at once) and everything needed to tell what the report changes.
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -115,35 +120,94 @@ WHERE a.secret_hash = $1
 """)
 
 
-async def _read_state(secret_hash: str, now: datetime) -> _State | None:
+_COLUMNS = (
+    "id",
+    "user_id",
+    "plan",
+    "config_version",
+    "last_seen_at",
+    "shut_down_at",
+    "offline_notified",
+    "gpus",
+    "workers",
+    "connections",
+    "shares",
+)
+
+
+async def _read_row(secret_hash: str) -> tuple[Any, ...] | None:
     rows = await sql.fetch(_STATE, [secret_hash])
     if not rows:
         return None
     row = rows[0]
+    # Held in memory per agent (services/agent_states.py): one string per plan and user.
+    return tuple(
+        sys.intern(row[column]) if column in ("plan", "user_id") else row[column]
+        for column in _COLUMNS
+    )
+
+
+def _state_of(row: tuple[Any, ...], now: datetime) -> _State:
+    (
+        agent_id,
+        user_id,
+        plan,
+        config_version,
+        last_seen_at,
+        shut_down_at,
+        offline_notified,
+        gpus,
+        workers_json,
+        connections,
+        shares_json,
+    ) = row
     workers = {
         worker_id: _CurrentWorker(status, pid, restarts, tuple(gpu_ids or ()))
-        for worker_id, status, pid, restarts, gpu_ids in orjson.loads(row["workers"] or "[]")
+        for worker_id, status, pid, restarts, gpu_ids in orjson.loads(workers_json or "[]")
     }
     share_codes: dict[str, list[str]] = {}
-    for worker_id, code, expires_at, max_uses, used_count in orjson.loads(row["shares"] or "[]"):
+    for worker_id, code, expires_at, max_uses, used_count in orjson.loads(shares_json or "[]"):
         if shares.is_live(
             expires_at=parse_stored(expires_at), max_uses=max_uses, used_count=used_count, now=now
         ):
             share_codes.setdefault(worker_id, []).append(code)
-    for worker_id, ip, port, pid, connected_at in orjson.loads(row["connections"] or "[]"):
+    for worker_id, ip, port, pid, connected_at in orjson.loads(connections or "[]"):
         workers[worker_id].connections[(ip, port, pid, parse_stored(connected_at))] += 1
     return _State(
-        agent_id=row["id"],
-        user_id=row["user_id"],
-        plan=row["plan"],
-        config_version=row["config_version"],
-        last_seen_at=parse_stored(row["last_seen_at"]),
-        shut_down_at=parse_stored(row["shut_down_at"]),
-        offline_notified=bool(row["offline_notified"]),
-        gpus=[tuple(g) for g in orjson.loads(row["gpus"] or "[]")],  # type: ignore[misc]
+        agent_id=agent_id,
+        user_id=user_id,
+        plan=plan,
+        config_version=config_version,
+        last_seen_at=parse_stored(last_seen_at),
+        shut_down_at=parse_stored(shut_down_at),
+        offline_notified=bool(offline_notified),
+        gpus=[tuple(g) for g in orjson.loads(gpus or "[]")],  # type: ignore[misc]
         workers=workers,
         share_codes={worker_id: sorted(codes) for worker_id, codes in share_codes.items()},
     )
+
+
+def _steady_from_memory(
+    ctx: ServerContext, secret_hash: str, agent_id: str, data: StatusReportInput, now: datetime
+) -> _State | None:
+    """The state held in memory, when it shows a steady heartbeat whose last_seen_at
+    may wait for the flush: then the report needs no database round trip. Anything else
+    (a change, a stranger's path, a stale last_seen_at) is decided on a fresh read."""
+    cached = ctx.agent_states.get(secret_hash)
+    if cached is None:
+        return None
+    state = _state_of(cached.row, now)
+    if cached.last_seen_at is not None and (
+        state.last_seen_at is None or cached.last_seen_at > state.last_seen_at
+    ):
+        state.last_seen_at = cached.last_seen_at
+    if state.agent_id != agent_id or not _is_heartbeat(ctx, state, data, now):
+        return None
+    if not _may_defer(ctx, state, now):
+        return None
+    ctx.last_seen.touch(agent_id, now)
+    cached.last_seen_at = now
+    return state
 
 
 @counts_status_reports
@@ -159,10 +223,22 @@ async def report(
     this agent is stored as null.
     """
     now = clock.now()
-    state = await _read_state(secret_hash, now)
-    if state is None:
+    await ctx.agent_states.other_writers()
+    state = _steady_from_memory(ctx, secret_hash, agent_id, data, now)
+    if state is not None:
+        return await _reply(
+            ctx=ctx,
+            state=state,
+            data=data,
+            outcome=_Outcome(state.config_version, _license_gpu_ids(state), came_online=False),
+            now=now,
+        )
+    token = ctx.agent_states.begin()
+    row = await _read_row(secret_hash)
+    if row is None:
         refused_agent_secret(agent_id=agent_id, secret_owner=None)
         raise Unauthorized("Unknown agent secret.")
+    state = _state_of(row, now)
     if state.agent_id != agent_id:
         refused_agent_secret(
             agent_id=agent_id,
@@ -179,6 +255,14 @@ async def report(
             ctx.last_seen.touch(agent_id, now)
         elif not await Agent.filter(id=agent_id).update(last_seen_at=now):
             raise Unauthorized("Unknown agent secret.")  # deleted meanwhile
+        ctx.agent_states.store(
+            secret_hash,
+            agent_id=state.agent_id,
+            user_id=state.user_id,
+            row=row,
+            last_seen_at=now,
+            token=token,
+        )
         outcome = _Outcome(
             config_version=state.config_version,
             gpu_ids=_license_gpu_ids(state),
@@ -191,7 +275,20 @@ async def report(
             # A worker of this agent was deleted between our read and our write (PostgreSQL's
             # foreign key noticed); the retry reads the current workers.
             outcome = await _apply(ctx=ctx, state=state, data=data, now=now)
+        # Whatever it wrote is read again by the next report (here; others hear the events).
+        ctx.agent_states.forget_agent(agent_id)
     await _publish(ctx=ctx, user_id=state.user_id, agent_id=agent_id, data=data, outcome=outcome)
+    return await _reply(ctx=ctx, state=state, data=data, outcome=outcome, now=now)
+
+
+async def _reply(
+    *,
+    ctx: ServerContext,
+    state: _State,
+    data: StatusReportInput,
+    outcome: _Outcome,
+    now: datetime,
+) -> StatusReply:
     if data.metrics:
         await _record_metrics(ctx=ctx, state=state, data=data)
     license = None

@@ -15,6 +15,7 @@ from gpugo.auth import passwords, sessions
 from gpugo.auth.principal import Principal
 from gpugo.context import ServerContext
 from gpugo.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from gpugo.events import Event, EventKind, notify_in_transaction
 from gpugo.inputs.auth import ChangePasswordInput, LoginInput, SignupInput
 from gpugo.inputs.common import parse_input
 from gpugo.models import Agent, Session, User
@@ -116,6 +117,12 @@ async def set_plan(*, email: str, plan: str) -> UserView:
             raise NotFound(f"No account with e-mail {email}.")
         user = await User.get(email=email.strip().lower())
         await Agent.filter(user_id=user.id).update(config_version=F("config_version") + 1)
+        agent_ids = await Agent.filter(user_id=user.id).values_list("id", flat=True)
+        # Run from the command line, away from any server's bus: the NOTIFY commits with
+        # the change, so every instance drops what it holds of these agents.
+        await notify_in_transaction(
+            [Event(EventKind.CONFIG_CHANGED, user.id, str(agent_id)) for agent_id in agent_ids]
+        )
     audit.record(audit.Kind.PLAN_CHANGED, user_id=user.id, actor=audit.Actor.OPERATOR, detail=plan)
     return _view(user)
 
