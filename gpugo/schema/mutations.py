@@ -10,6 +10,7 @@ from gpugo.auth.cookies import clear_session_cookie, set_session_cookie
 from gpugo.inputs.auth import LoginInput, SignupInput
 from gpugo.inputs.common import lookup_id, parse_input
 from gpugo.inputs.shares import CreateShareInput as CreateShareModel
+from gpugo.inputs.shares import ExtendShareInput as ExtendShareModel
 from gpugo.inputs.tokens import CreatePatInput, GenerateTokenInput
 from gpugo.inputs.workers import CreateWorkerInput as CreateWorkerModel
 from gpugo.inputs.workers import UpdateWorkerInput as UpdateWorkerModel
@@ -19,6 +20,7 @@ from gpugo.schema.types.inputs import (
     CreateShareInput,
     CreateWorkerInput,
     CredentialsInput,
+    ExtendShareInput,
     UpdateWorkerInput,
     parse,
 )
@@ -189,6 +191,20 @@ class Mutation(WebhookMutations):
         principal = await user(info)
         data = parse(CreateShareModel, input)
         view = await shares.create(ctx=info.context.server, principal=principal, data=data)
+        return share_node(view)
+
+    @strawberry.mutation(
+        permission_classes=_USER,
+        description="Change a link's expiry and use limit; its code and short link stay.",
+    )
+    async def extend_share(
+        self, info: GraphQLInfo, id: strawberry.ID, input: ExtendShareInput
+    ) -> Share | None:
+        share_id = lookup_id(id, "share")
+        data = parse(ExtendShareModel, input)
+        view = await shares.extend(
+            ctx=info.context.server, principal=await user(info), share_id=share_id, data=data
+        )
         return share_node(view)
 
     @strawberry.mutation(permission_classes=_USER)

@@ -60,6 +60,7 @@ class Kind(StrEnum):
     SHARE_CREATED = "share.created"
     SHARE_DELETED = "share.deleted"
     SHARE_USED_UP = "share.used_up"
+    SHARE_EXTENDED = "share.extended"
     PLAN_CHANGED = "plan.changed"
     RATE_LIMITED = "rate_limited"
 
