@@ -15,6 +15,7 @@ from gpugo.inputs.tokens import CreatePatInput, GenerateTokenInput
 from gpugo.inputs.workers import CreateWorkerInput as CreateWorkerModel
 from gpugo.inputs.workers import UpdateWorkerInput as UpdateWorkerModel
 from gpugo.schema.context import GraphQLInfo
+from gpugo.schema.fleet import FleetMutations
 from gpugo.schema.permissions import IsUser, user
 from gpugo.schema.types.inputs import (
     CreateShareInput,
@@ -58,7 +59,7 @@ def _set_cookie(info: GraphQLInfo, token: str) -> None:
 @strawberry.type(
     description="Results are nullable so that each mutation of a document fails on its own."
 )
-class Mutation(WebhookMutations):
+class Mutation(WebhookMutations, FleetMutations):
     @strawberry.mutation(description="Create an account and sign in (sets the session cookie).")
     async def signup(self, info: GraphQLInfo, input: CredentialsInput) -> User | None:
         ctx = info.context
