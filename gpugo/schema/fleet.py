@@ -51,8 +51,9 @@ class FleetSummary:
     offline: int
     pending: int
     gpus_total: int
-    gpus_in_use: int = strawberry.field(description="Held by a running worker.")
-    gpus_idle: int
+    gpus_in_use: int = strawberry.field(description="On online machines, held by a running worker.")
+    gpus_idle: int = strawberry.field(description="On online machines, held by no running worker.")
+    gpus_unreachable: int = strawberry.field(description="On machines offline or pending.")
     gpu_models: list[GpuModelCount]
     metrics_included: bool
     utilization: float | None = strawberry.field(
@@ -138,7 +139,8 @@ def _summary(summary: fleet.FleetSummary) -> FleetSummary:
         pending=summary.by_state["pending"],
         gpus_total=summary.gpus_total,
         gpus_in_use=summary.gpus_in_use,
-        gpus_idle=summary.gpus_total - summary.gpus_in_use,
+        gpus_idle=summary.gpus_idle,
+        gpus_unreachable=summary.gpus_total - summary.gpus_in_use - summary.gpus_idle,
         gpu_models=[GpuModelCount(model=m, count=n) for m, n in summary.gpu_models],
         metrics_included=summary.metrics_included,
         utilization=round(summary.utilization, 1) if summary.utilization is not None else None,

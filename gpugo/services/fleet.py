@@ -62,7 +62,10 @@ class FleetSummary:
     machines: int
     by_state: dict[str, int]
     gpus_total: int
+    # On online machines: held by a running worker, or free. The rest are on machines
+    # offline or pending, neither busy nor available as far as anyone knows.
     gpus_in_use: int
+    gpus_idle: int
     # Model name -> how many GPUs of it, most first.
     gpu_models: list[tuple[str, int]]
     metrics_included: bool
@@ -210,6 +213,7 @@ async def page(
 
 def _summary(machines: list[FleetMachine], metrics_included: bool) -> FleetSummary:
     by_state = Counter(m.listed.summary.state.status for m in machines)
+    online = [m for m in machines if m.listed.summary.state.status == "online"]
     models = Counter(g.model for m in machines for g in m.listed.gpus)
     live = [m.reading for m in machines if m.reading is not None]
     tags = sorted({t for m in machines for t in m.tags}, key=str.casefold)
@@ -217,7 +221,8 @@ def _summary(machines: list[FleetMachine], metrics_included: bool) -> FleetSumma
         machines=len(machines),
         by_state={s: by_state.get(s, 0) for s in STATES},
         gpus_total=sum(len(m.listed.gpus) for m in machines),
-        gpus_in_use=sum(gpus_in_use(m.listed) for m in machines),
+        gpus_in_use=sum(gpus_in_use(m.listed) for m in online),
+        gpus_idle=sum(len(m.listed.gpus) - gpus_in_use(m.listed) for m in online),
         gpu_models=sorted(models.items(), key=lambda kv: (-kv[1], kv[0])),
         metrics_included=metrics_included,
         # Per GPU: a machine of 8 GPUs weighs 8 times one of 1.
