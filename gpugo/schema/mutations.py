@@ -102,15 +102,23 @@ class Mutation(WebhookMutations, FleetMutations):
         return await sessions.revoke_others(principal=await user(info))
 
     @strawberry.mutation(
-        permission_classes=_USER, description="A 30-minute, single-use agent install token."
+        permission_classes=_USER,
+        description="A 30-minute, single-use agent install token. `replaces`: an unused "
+        "token of yours that stops working now (a new command replaces the old one).",
     )
     async def generate_install_token(
-        self, info: GraphQLInfo, type: InstallTokenType = InstallTokenType.AGENT_INSTALL
+        self,
+        info: GraphQLInfo,
+        type: InstallTokenType = InstallTokenType.AGENT_INSTALL,
+        replaces: strawberry.ID | None = None,
     ) -> NewInstallToken | None:
         principal = await user(info)
         parse_input(GenerateTokenInput, {"type": type.value})
+        old = lookup_id(replaces, "install token") if replaces is not None else None
         ctx = info.context.server
         await ctx.rate_limiter.hit("token_generate", principal.user_id)
+        if old is not None:
+            await install_tokens.revoke(principal=principal, token_id=old)
         return new_install_token_node(await install_tokens.generate(ctx=ctx, principal=principal))
 
     @strawberry.mutation(
