@@ -151,8 +151,8 @@ async def test_a_fleet_of_200_filters_sorts_and_searches_fast(
     everything = page.locator('[data-state="ALL"]')
     sort = page.get_by_label("Sort by")
     search = page.get_by_label("Search")
-    # Each change three times (the machine running the test is shared: the median counts).
-    for _ in range(3):
+    # Each change five times (the machine running the test is shared: the median counts).
+    for _ in range(5):
         await timed(
             "filter", offline.click, lambda: expect(range_text).to_have_text(shown(1, 50, 66))
         )
@@ -183,8 +183,8 @@ async def test_a_fleet_of_200_filters_sorts_and_searches_fast(
         )
         await page.get_by_role("button", name="Previous").click()
         await expect(range_text).to_have_text(shown(1, 50, 200))
-    medians = {name: sorted(values)[1] for name, values in timings.items()}
-    print("script seconds (median of 3):", {k: round(v, 4) for k, v in medians.items()})
+    medians = {name: sorted(values)[2] for name, values in timings.items()}
+    print("script seconds (median of 5):", {k: round(v, 4) for k, v in medians.items()})
     for name, seconds in medians.items():
         assert seconds < SCRIPT_BUDGET_S, (name, timings)
 

@@ -120,8 +120,11 @@ export function mount({ root, query, app }) {
   function choose(changes) {
     Object.assign(state, changes, { offset: 0 });
     remember();
-    draw();
-    // A typed value lives in the property, which a re-render leaves alone.
+    // At once, without redrawing the rows the answer replaces: the pressed filter, the
+    // search box (a typed value lives in the property, which a re-render leaves alone).
+    for (const button of root.querySelectorAll('.state-filter')) {
+      button.setAttribute('aria-pressed', String(button.dataset.state === (state.filter || 'ALL')));
+    }
     const input = root.querySelector('#fleet-search');
     if (input && 'search' in changes && input.value.trim() !== state.search) input.value = state.search;
     refresh();
