@@ -418,7 +418,6 @@ export function mount({ root, params, query, app }) {
       ),
       state.customOpen || state.custom ? customForm() : null,
       legend(),
-      currentTable(),
       h(
         'div',
         { class: 'charts' },
@@ -431,6 +430,7 @@ export function mount({ root, params, query, app }) {
           ),
         ),
       ),
+      currentTable(),
     ];
   }
 

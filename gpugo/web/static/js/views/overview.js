@@ -323,7 +323,7 @@ export function mount({ root, query, app }) {
         'td',
         { 'data-label': 'Workers', class: 'num last-known', title: `Last known, ${dateTime(agent.lastSeenAt)}` },
         text,
-        h('span', { class: 'small' }, ' (last known)'),
+        h('span', { class: 'small' }, '(last known)'),
       );
     return h('td', { 'data-label': 'Workers', class: 'num' }, text);
   }
