@@ -13,9 +13,8 @@ from gpugo.inputs.agent_labels import AgentLabelsInput as AgentLabelsModel
 from gpugo.inputs.common import lookup_id
 from gpugo.schema.context import GraphQLInfo
 from gpugo.schema.permissions import IsUser, user
-from gpugo.schema.types.agents import Agent, agent_summary_node, gpu_view_node
+from gpugo.schema.types.agents import Agent, agent_summary_node
 from gpugo.schema.types.inputs import parse
-from gpugo.schema.types.workers import worker_view_node
 from gpugo.services import agent_labels, fleet
 
 _USER = [IsUser]
@@ -108,10 +107,8 @@ class AgentLabelsInput:
 
 
 def _machine(item: fleet.FleetMachine) -> FleetMachine:
-    listed = item.listed
-    node = agent_summary_node(listed.summary)
-    node.known_gpus = [gpu_view_node(gpu) for gpu in listed.gpus]
-    node.known_workers = [worker_view_node(worker) for worker in listed.workers]
+    # The agent's GPUs and workers, if asked for, come from the per-request loaders.
+    node = agent_summary_node(item.summary)
     node.known["display_name"] = item.display_name
     node.known["tags"] = list(item.tags)
     reading = item.reading
@@ -120,9 +117,9 @@ def _machine(item: fleet.FleetMachine) -> FleetMachine:
         name=item.name,
         display_name=item.display_name,
         tags=list(item.tags),
-        gpus_in_use=fleet.gpus_in_use(listed),
-        workers_running=sum(1 for w in listed.workers if w.status == "running"),
-        workers_total=len(listed.workers),
+        gpus_in_use=item.gpus_in_use,
+        workers_running=item.workers_running,
+        workers_total=item.workers_total,
         utilization=round(reading.utilization, 1) if reading else None,
         temperature=reading.temperature if reading else None,
         vram_used_mb=reading.vram_used_mb if reading else None,

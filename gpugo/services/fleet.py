@@ -1,11 +1,12 @@
 """The fleet at a glance: a summary of every machine of a user, and one page of them
 found by name, state and tag, in the order asked.
 
-Three statements whatever the fleet's size: every agent with its GPUs and workers
-(``agent_pages.listing``), their labels, and, on plans with metrics, the latest GPU
-readings of the last few minutes. Search, filter, sort and the page are cut here, in
-memory: a fleet of 1,000 machines is a few thousand small rows, and the summary needs
-every one of them anyway.
+Two statements whatever the fleet's size: every agent with its labels and, as JSON
+arrays, what the overview needs of its GPUs (id, model, user) and workers (status,
+GPUs); and, on plans with metrics, the latest GPU readings of the last few minutes.
+Search, filter, sort and the page are cut here, in memory: a fleet of 1,000 machines
+is a thousand rows, and the summary needs every one of them anyway. Only the page's
+machines become views.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from gpugo import clock, sql
 from gpugo.auth.principal import Principal
 from gpugo.context import ServerContext
 from gpugo.errors import ValidationFailed
-from gpugo.models import Agent
-from gpugo.services import agent_pages, plans
+from gpugo.services import plans
 from gpugo.services.agent_labels import labels_of
+from gpugo.services.agents import SUMMARY_COLUMNS, AgentSummary, summary
 from gpugo.timefmt import parse_stored
 
 STATES = ("online", "offline", "pending")
@@ -46,15 +47,24 @@ class MachineReading:
 
 @dataclass(frozen=True, slots=True)
 class FleetMachine:
-    listed: agent_pages.ListedAgent
+    summary: AgentSummary
     display_name: str | None
     tags: tuple[str, ...]
+    # Its GPUs' models, in no particular order.
+    models: tuple[str, ...]
+    gpus_in_use: int
+    workers_running: int
+    workers_total: int
     # None: no metrics on this plan, or none reported lately.
     reading: MachineReading | None
 
     @property
     def name(self) -> str:
-        return self.display_name or self.listed.summary.hostname
+        return self.display_name or self.summary.hostname
+
+    @property
+    def status(self) -> str:
+        return self.summary.state.status
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +92,17 @@ class FleetPage:
     # Machines matching the search and filter, all pages.
     matching: int
     machines: list[FleetMachine]
+
+
+# Every agent of a user with what the overview shows of its GPUs and workers.
+_MACHINES = sql.per_dialect(
+    f"SELECT {SUMMARY_COLUMNS}, a.display_name, a.tags,"  # noqa: S608 (constants only)
+    " (SELECT json_agg(json_build_array(g.gpu_id, g.model, g.used_by_worker_id))"
+    " FROM gpus g WHERE g.agent_id = a.id) AS gpus,"
+    " (SELECT json_agg(json_build_array(w.status, to_json(w.gpu_ids)))"
+    " FROM workers w WHERE w.agent_id = a.id) AS workers"
+    " FROM agents a WHERE a.user_id = $1"
+)
 
 
 def _latest_sql() -> dict[str, str]:
@@ -118,42 +139,62 @@ async def _readings(user_id: str, since: datetime) -> dict[str, MachineReading]:
     return readings
 
 
-def gpus_in_use(listed: agent_pages.ListedAgent) -> int:
-    """GPUs held by a running worker (the agent's report, or the worker's own list)."""
-    running = [w for w in listed.workers if w.status == "running"]
-    held = {gpu_id for w in running for gpu_id in w.gpu_ids}
-    held |= {g.gpu_id for g in listed.gpus if g.used_by_worker}
-    return len(held & {g.gpu_id for g in listed.gpus})
+def _machine(
+    ctx: ServerContext, row: dict[str, Any], now: datetime, readings: dict[str, MachineReading]
+) -> FleetMachine:
+    view = summary(ctx, row, now)
+    gpus = sql.json_value(row["gpus"]) or []
+    workers = sql.json_value(row["workers"]) or []
+    gpu_ids = {gpu_id for gpu_id, _, _ in gpus}
+    # GPUs held by a running worker (the agent's report, or the worker's own list).
+    held = {gpu_id for gpu_id, _, user in gpus if user}
+    running = 0
+    for status, worker_gpus in workers:
+        if status == "running":
+            running += 1
+            held |= set(sql.json_value(worker_gpus) or [])
+    name, tags = labels_of(row["display_name"], sql.json_value(row["tags"]))
+    online = view.state.status == "online"
+    return FleetMachine(
+        summary=view,
+        display_name=name,
+        tags=tags,
+        models=tuple(model for _, model, _ in gpus),
+        gpus_in_use=len(held & gpu_ids),
+        workers_running=running,
+        workers_total=len(workers),
+        reading=readings.get(view.agent_id) if online else None,
+    )
 
 
 def _matches(machine: FleetMachine, words: list[str]) -> bool:
-    summary = machine.listed.summary
+    view = machine.summary
     haystack = " ".join(
-        [summary.hostname, machine.display_name or "", *machine.tags, *summary.network_ips]
+        [view.hostname, machine.display_name or "", *machine.tags, *view.network_ips]
     ).casefold()
     return all(word in haystack for word in words)
 
 
 def _sort_key(sort: str) -> Any:
     def name(m: FleetMachine) -> tuple[str, str]:
-        return (m.name.casefold(), m.listed.summary.agent_id)
+        return (m.name.casefold(), m.summary.agent_id)
 
     if sort == "name":
         return name
     if sort == "status":
-        return lambda m: (_STATE_ORDER[m.listed.summary.state.status], *name(m))
+        return lambda m: (_STATE_ORDER[m.status], *name(m))
     if sort == "gpus":
-        return lambda m: (-m.listed.summary.gpu_count, *name(m))
+        return lambda m: (-m.summary.gpu_count, *name(m))
     if sort == "utilization":
         return lambda m: (m.reading is None, -(m.reading.utilization if m.reading else 0), *name(m))
     if sort == "last_seen":
         # Longest silent first: the machines to look at.
         return lambda m: (
-            m.listed.summary.last_seen_at is not None,
-            m.listed.summary.last_seen_at or m.listed.summary.created_at,
+            m.summary.last_seen_at is not None,
+            m.summary.last_seen_at or m.summary.created_at,
             *name(m),
         )
-    return lambda m: (-m.listed.summary.created_at.timestamp(), m.listed.summary.agent_id)
+    return lambda m: (-m.summary.created_at.timestamp(), m.summary.agent_id)
 
 
 def _check(*, search: str, state: str | None, sort: str, first: int, offset: int) -> None:
@@ -181,48 +222,39 @@ async def page(
 ) -> FleetPage:
     """The summary of all the caller's machines and one page of those that match."""
     _check(search=search, state=state, sort=sort, first=first, offset=offset)
-    listed = await agent_pages.listing(ctx=ctx, principal=principal)
-    labels = {
-        agent_id: labels_of(name, tags)
-        for agent_id, name, tags in await Agent.filter(user_id=principal.user_id).values_list(
-            "id", "display_name", "tags"
-        )
-    }
+    rows = await sql.fetch(_MACHINES, [principal.user_id])
     metrics_included = plans.limits_for(ctx, principal.plan).metrics
     readings: dict[str, MachineReading] = {}
-    if metrics_included and listed:
-        since = clock.now() - timedelta(seconds=ctx.settings.agent_offline_seconds)
+    now = clock.now()
+    if metrics_included and rows:
+        since = now - timedelta(seconds=ctx.settings.agent_offline_seconds)
         readings = await _readings(principal.user_id, since)
-    machines = []
-    for item in listed:
-        agent_id = item.summary.agent_id
-        name, tags = labels.get(agent_id, (None, ()))
-        online = item.summary.state.status == "online"
-        machines.append(FleetMachine(item, name, tags, readings.get(agent_id) if online else None))
-    summary = _summary(machines, metrics_included)
+    machines = [_machine(ctx, row, now, readings) for row in rows]
+    fleet_summary = _summary(machines, metrics_included)
     words = search.casefold().split()
     found = [
         m
         for m in machines
-        if (state is None or m.listed.summary.state.status == state)
-        and (not words or _matches(m, words))
+        if (state is None or m.status == state) and (not words or _matches(m, words))
     ]
     found.sort(key=_sort_key(sort))
-    return FleetPage(summary=summary, matching=len(found), machines=found[offset : offset + first])
+    return FleetPage(
+        summary=fleet_summary, matching=len(found), machines=found[offset : offset + first]
+    )
 
 
 def _summary(machines: list[FleetMachine], metrics_included: bool) -> FleetSummary:
-    by_state = Counter(m.listed.summary.state.status for m in machines)
-    online = [m for m in machines if m.listed.summary.state.status == "online"]
-    models = Counter(g.model for m in machines for g in m.listed.gpus)
+    by_state = Counter(m.status for m in machines)
+    online = [m for m in machines if m.status == "online"]
+    models = Counter(model for m in machines for model in m.models)
     live = [m.reading for m in machines if m.reading is not None]
     tags = sorted({t for m in machines for t in m.tags}, key=str.casefold)
     return FleetSummary(
         machines=len(machines),
         by_state={s: by_state.get(s, 0) for s in STATES},
-        gpus_total=sum(len(m.listed.gpus) for m in machines),
-        gpus_in_use=sum(gpus_in_use(m.listed) for m in online),
-        gpus_idle=sum(len(m.listed.gpus) - gpus_in_use(m.listed) for m in online),
+        gpus_total=sum(len(m.models) for m in machines),
+        gpus_in_use=sum(m.gpus_in_use for m in online),
+        gpus_idle=sum(len(m.models) - m.gpus_in_use for m in online),
         gpu_models=sorted(models.items(), key=lambda kv: (-kv[1], kv[0])),
         metrics_included=metrics_included,
         # Per GPU: a machine of 8 GPUs weighs 8 times one of 1.
