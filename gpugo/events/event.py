@@ -22,6 +22,8 @@ class EventKind(StrEnum):
     CONNECTIONS_CHANGED = "worker.connections_changed"
     CONFIG_CHANGED = "agent.config_changed"
     INSTALL_TOKEN_USED = "install_token.used"  # noqa: S105 (an event name)
+    # A registration with the token was refused (data: code, message, hostname).
+    INSTALL_TOKEN_REFUSED = "install_token.refused"  # noqa: S105 (an event name)
     SHARE_USED = "share.used"
     METRICS_REPORTED = "agent.metrics_reported"
     # A user asked the agent to restart one of its workers (resource_id: the worker).

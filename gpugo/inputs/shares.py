@@ -31,3 +31,10 @@ class CreateShareInput(Input):
     connection_ip: Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_ip_or_host)]
     expires_at: Timestamp | None = None
     max_uses: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
+
+
+class ExtendShareInput(Input):
+    # Absent keeps the value; null removes the limit (no expiry, unlimited uses). The short
+    # code never changes: whoever holds the link keeps using it.
+    expires_at: Timestamp | None = None
+    max_uses: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None

@@ -22,6 +22,10 @@ class Agent(Model):
     )
     secret_hash = fields.CharField(max_length=64, unique=True)
     hostname = fields.CharField(max_length=255)
+    # The owner's own name and labels for the machine; the agent's hostname stays as it is.
+    # Nullable (null: no tags) so that the column can be added to a table with rows.
+    display_name = fields.CharField(max_length=100, null=True)
+    tags = fields.JSONField(null=True)
     os = fields.CharField(max_length=20)
     arch = fields.CharField(max_length=20)
     network_ips = fields.JSONField(default=list)

@@ -26,6 +26,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import BaseRoute, Route
 
 from gpugo.auth.sessions import COOKIE_NAME
+from gpugo.inputs.agent_labels import AgentLabelsInput
 from gpugo.inputs.agents import RegisterAgentInput, StatusReportInput
 from gpugo.inputs.audit import AuditQueryInput
 from gpugo.inputs.auth import ChangePasswordInput, LoginInput, SignupInput
@@ -251,6 +252,18 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
         rate_limited=True,
         description="403 `plan_feature_unavailable` on Free and Personal; 429 past "
         "`GPUGO_RATE_LIMIT_METRICS` reports of one agent.",
+    ),
+    ("GET", f"{API}/agents/{{agent_id}}/labels"): Operation(
+        "A machine's display name and tags", "agents", auth=USER, errors=(404,)
+    ),
+    ("PATCH", f"{API}/agents/{{agent_id}}/labels"): Operation(
+        "Set a machine's display name and tags (the hostname stays the agent's)",
+        "agents",
+        auth=USER,
+        body=AgentLabelsInput,
+        errors=(404,),
+        description="Absent fields stay; `display_name` null or blank removes it, "
+        "`tags` [] removes them. At most 16 tags of 1 to 32 letters, digits or . _ : / -.",
     ),
     ("GET", f"{API}/workers"): Operation(
         "The user's workers", "workers", auth=OWNER, query=WorkerFilterInput

@@ -9,6 +9,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from gpugo.rest import (
+    agent_labels,
     agents,
     audit,
     auth,
@@ -30,6 +31,7 @@ routes: list[BaseRoute] = [
     *audit.routes,
     *tokens.routes,
     *agents.routes,
+    *agent_labels.routes,
     *workers.routes,
     *shares.routes,
     *webhooks.routes,

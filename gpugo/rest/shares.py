@@ -11,7 +11,7 @@ from gpugo import ratelimit
 from gpugo.context import ServerContext
 from gpugo.errors import GpugoError, NotFound
 from gpugo.inputs.shares import CreateShareInput
-from gpugo.rest import requests
+from gpugo.rest import requests, share_page
 from gpugo.rest.errors import error_response
 from gpugo.rest.outputs.common import Success
 from gpugo.rest.outputs.shares import PublicShareInfo, ShareList, ShareListItem
@@ -62,7 +62,9 @@ async def delete(request: Request) -> Ok[Success]:
 
 class PublicShareLink:
     """``GET /s/{short_code}`` uses the share once; ``HEAD`` answers the same status and
-    headers (Content-Length included) without a body, and never uses it.
+    headers (Content-Length included) without a body, and never uses it. A request that
+    prefers HTML (a browser) gets a page about the link instead, and uses nothing
+    (rest/share_page.py).
 
     A plain ASGI app (no Request or Response objects): the app answers share links with
     it ahead of its router, behind the same security-headers and error middleware.
@@ -72,18 +74,53 @@ class PublicShareLink:
         ctx: ServerContext = scope["app"].state.ctx
         method = scope["method"]
         code = scope["path_params"]["short_code"]
-        try:
-            info = await _public_share(
-                ctx, ratelimit.client_address(scope), code, use=method != "HEAD"
-            )
-        except GpugoError as error:
-            response = error_response(error)
-            status, headers, body = response.status_code, response.raw_headers, response.body
+        address = ratelimit.client_address(scope)
+        if share_page.prefers_html(_header(scope, b"accept")):
+            status, headers, body = await _html_answer(ctx, address, code)
         else:
-            status, body = 200, orjson.dumps(info)
-            headers = [(b"content-length", b"%d" % len(body)), _JSON]
+            try:
+                info = await _public_share(ctx, address, code, use=method != "HEAD")
+            except GpugoError as error:
+                response = error_response(error)
+                status, headers, body = response.status_code, response.raw_headers, response.body
+            else:
+                status, body = 200, orjson.dumps(info)
+                headers = [(b"content-length", b"%d" % len(body)), _JSON]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+async def _html_answer(
+    ctx: ServerContext, address: str, code: str
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    limiter = ctx.rate_limiter
+    status = 200
+    async with limiter.one_at_a_time("share_miss", address):
+        try:
+            await limiter.check("share_miss", address)
+            try:
+                found = await shares.preview(ctx=ctx, short_code=code)
+            except NotFound:
+                await limiter.hit("share_miss", address)
+                raise
+        except GpugoError as error:
+            if error.status != 404:
+                response = error_response(error)  # rate limited: the contract's answer
+                return response.status_code, list(response.raw_headers), response.body
+            status, body = 404, share_page.missing_page(error.message)
+        else:
+            body = share_page.share_page(found, server_url=ctx.settings.effective_public_url)
+            if found.gone is not None:
+                status = 410
+    headers = [(b"content-length", b"%d" % len(body)), *share_page.HEADERS]
+    return status, headers, body
 
 
 _JSON = (b"content-type", JSONResponse.media_type.encode())

@@ -27,6 +27,8 @@ Row = dict[str, Any]
 AGENT_COLUMNS = (
     "id",
     "hostname",
+    "display_name",
+    "tags",
     "os",
     "arch",
     "network_ips",

@@ -11,16 +11,19 @@ from gpugo.inputs.auth import ChangePasswordInput as ChangePasswordModel
 from gpugo.inputs.auth import LoginInput, SignupInput
 from gpugo.inputs.common import lookup_id, parse_input
 from gpugo.inputs.shares import CreateShareInput as CreateShareModel
+from gpugo.inputs.shares import ExtendShareInput as ExtendShareModel
 from gpugo.inputs.tokens import CreatePatInput, GenerateTokenInput
 from gpugo.inputs.workers import CreateWorkerInput as CreateWorkerModel
 from gpugo.inputs.workers import UpdateWorkerInput as UpdateWorkerModel
 from gpugo.schema.context import GraphQLInfo
+from gpugo.schema.fleet import FleetMutations
 from gpugo.schema.permissions import IsUser, user
 from gpugo.schema.types.inputs import (
     ChangePasswordInput,
     CreateShareInput,
     CreateWorkerInput,
     CredentialsInput,
+    ExtendShareInput,
     UpdateWorkerInput,
     parse,
 )
@@ -58,7 +61,7 @@ def _set_cookie(info: GraphQLInfo, token: str) -> None:
 @strawberry.type(
     description="Results are nullable so that each mutation of a document fails on its own."
 )
-class Mutation(WebhookMutations):
+class Mutation(WebhookMutations, FleetMutations):
     @strawberry.mutation(description="Create an account and sign in (sets the session cookie).")
     async def signup(self, info: GraphQLInfo, input: CredentialsInput) -> User | None:
         ctx = info.context
@@ -114,15 +117,23 @@ class Mutation(WebhookMutations):
         return await sessions.revoke_others(principal=await user(info))
 
     @strawberry.mutation(
-        permission_classes=_USER, description="A 30-minute, single-use agent install token."
+        permission_classes=_USER,
+        description="A 30-minute, single-use agent install token. `replaces`: an unused "
+        "token of yours that stops working now (a new command replaces the old one).",
     )
     async def generate_install_token(
-        self, info: GraphQLInfo, type: InstallTokenType = InstallTokenType.AGENT_INSTALL
+        self,
+        info: GraphQLInfo,
+        type: InstallTokenType = InstallTokenType.AGENT_INSTALL,
+        replaces: strawberry.ID | None = None,
     ) -> NewInstallToken | None:
         principal = await user(info)
         parse_input(GenerateTokenInput, {"type": type.value})
+        old = lookup_id(replaces, "install token") if replaces is not None else None
         ctx = info.context.server
         await ctx.rate_limiter.hit("token_generate", principal.user_id)
+        if old is not None:
+            await install_tokens.revoke(principal=principal, token_id=old)
         return new_install_token_node(await install_tokens.generate(ctx=ctx, principal=principal))
 
     @strawberry.mutation(
@@ -204,6 +215,20 @@ class Mutation(WebhookMutations):
         principal = await user(info)
         data = parse(CreateShareModel, input)
         view = await shares.create(ctx=info.context.server, principal=principal, data=data)
+        return share_node(view)
+
+    @strawberry.mutation(
+        permission_classes=_USER,
+        description="Change a link's expiry and use limit; its code and short link stay.",
+    )
+    async def extend_share(
+        self, info: GraphQLInfo, id: strawberry.ID, input: ExtendShareInput
+    ) -> Share | None:
+        share_id = lookup_id(id, "share")
+        data = parse(ExtendShareModel, input)
+        view = await shares.extend(
+            ctx=info.context.server, principal=await user(info), share_id=share_id, data=data
+        )
         return share_node(view)
 
     @strawberry.mutation(permission_classes=_USER)

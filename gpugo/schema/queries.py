@@ -13,6 +13,7 @@ from gpugo.inputs.common import lookup_id, parse_input
 from gpugo.inputs.workers import WorkerFilterInput
 from gpugo.schema import metrics
 from gpugo.schema.context import GraphQLInfo
+from gpugo.schema.fleet import FleetQueries
 from gpugo.schema.pagination import (
     DEFAULT_PAGE,
     Connection,
@@ -69,7 +70,7 @@ def _worker_position(node: Worker) -> tuple[int, str]:
 
 
 @strawberry.type
-class Query(WebhookQueries):
+class Query(WebhookQueries, FleetQueries):
     @strawberry.field(permission_classes=_USER, description="The signed-in user.")
     async def me(self, info: GraphQLInfo) -> User:
         view = await users.get_current(principal=await user(info))

@@ -119,6 +119,23 @@ def _token_outcome_node(state: install_tokens.InstallTokenStatus) -> InstallToke
     )
 
 
+@strawberry.type(description="A registration refused with an install token, and why.")
+class InstallTokenRefusal:
+    token_id: strawberry.ID
+    code: str = strawberry.field(description="The error code the agent got.")
+    message: str
+    hostname: str = strawberry.field(description="The machine that tried to register.")
+
+
+def _refusal_node(refusal: live.TokenRefusal) -> InstallTokenRefusal:
+    return InstallTokenRefusal(
+        token_id=strawberry.ID(refusal.token_id),
+        code=refusal.code,
+        message=refusal.message,
+        hostname=refusal.hostname,
+    )
+
+
 @strawberry.type(description="One GPU's reading in a metrics report.")
 class GpuReading:
     gpu_id: str
@@ -218,6 +235,21 @@ class Subscription:
             token_id=lookup_id(id, "install token"),
         )
         return _deliver(info, source, _token_outcome_node)
+
+    @strawberry.subscription(
+        permission_classes=_USER,
+        description="Each registration refused with your install token (e.g. over the plan's "
+        "GPUs), with the reason the machine was given.",
+    )
+    async def install_token_refusals(
+        self, info: GraphQLInfo, id: strawberry.ID
+    ) -> AsyncGenerator[InstallTokenRefusal, None]:
+        source = await live.install_token_refusals(
+            ctx=info.context.server,
+            principal=await user(info),
+            token_id=lookup_id(id, "install token"),
+        )
+        return _deliver(info, source, _refusal_node)
 
     @strawberry.subscription(
         permission_classes=_USER,

@@ -13,11 +13,11 @@ from gpugo import clock, sql
 from gpugo.auth.principal import Principal
 from gpugo.auth.tokens import TokenKind, hash_token, new_token
 from gpugo.context import ServerContext
-from gpugo.errors import NotFound, TokenExpired, TokenUsed, Unauthorized
+from gpugo.errors import GpugoError, NotFound, TokenExpired, TokenUsed, Unauthorized
 from gpugo.events import Event, EventKind
 from gpugo.inputs.agents import RegisterAgentInput
 from gpugo.models import Agent, Gpu, InstallToken, Worker, WorkerConnection
-from gpugo.services import alerts, audit, licenses, plans, scope, webhooks
+from gpugo.services import alerts, audit, install_tokens, licenses, plans, scope, webhooks
 from gpugo.services.views import (
     CONNECTION_COLUMNS,
     GPU_COLUMNS,
@@ -134,6 +134,20 @@ def license_gpu_ids(gpus: Iterable[tuple[int | None, str]]) -> list[str]:
 
 
 async def register(
+    *, ctx: ServerContext, install_token_hash: str, data: RegisterAgentInput
+) -> Registered:
+    """Register an agent (``_register``); a refusal is told to the token's owner live (the
+    Add-machine page waiting for it says why)."""
+    try:
+        return await _register(ctx=ctx, install_token_hash=install_token_hash, data=data)
+    except GpugoError as error:
+        await install_tokens.refused(
+            ctx=ctx, install_token_hash=install_token_hash, hostname=data.hostname, error=error
+        )
+        raise
+
+
+async def _register(
     *, ctx: ServerContext, install_token_hash: str, data: RegisterAgentInput
 ) -> Registered:
     """Claim the install token and create the agent, its GPUs and its default worker.

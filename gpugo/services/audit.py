@@ -53,6 +53,7 @@ class Kind(StrEnum):
     INSTALL_TOKEN_CREATED = "install_token.created"  # noqa: S105
     INSTALL_TOKEN_USED = "install_token.used"  # noqa: S105
     INSTALL_TOKEN_EXPIRED = "install_token.expired"  # noqa: S105
+    INSTALL_TOKEN_REVOKED = "install_token.revoked"  # noqa: S105
     AGENT_REGISTERED = "agent.registered"
     AGENT_DELETED = "agent.deleted"
     AGENT_UNREGISTERED = "agent.unregistered"
@@ -60,6 +61,7 @@ class Kind(StrEnum):
     SHARE_CREATED = "share.created"
     SHARE_DELETED = "share.deleted"
     SHARE_USED_UP = "share.used_up"
+    SHARE_EXTENDED = "share.extended"
     PLAN_CHANGED = "plan.changed"
     PASSWORD_CHANGED = "password.changed"  # noqa: S105
     PASSWORD_CHANGE_REFUSED = "password.change_refused"  # noqa: S105

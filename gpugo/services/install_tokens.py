@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from gpugo import clock
 from gpugo.auth.principal import Principal
 from gpugo.auth.tokens import TokenKind, hash_token, new_token
 from gpugo.context import ServerContext
-from gpugo.errors import NotFound
+from gpugo.errors import GpugoError, NotFound
+from gpugo.events import Event, EventKind
 from gpugo.models import InstallToken
 from gpugo.services import audit
+from gpugo.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +24,26 @@ class NewInstallToken:
     token: str
     expires_at: datetime
     install_command: str
+    # Why machines may not reach the endpoint in the command (None: nothing known).
+    endpoint_warning: str | None = None
+
+
+def endpoint_warning(settings: Settings) -> str | None:
+    """A warning when install commands send machines to a loopback address: another
+    machine running the command would register with itself, not with this server."""
+    url = settings.effective_public_url
+    host = (urlsplit(url).hostname or "").lower()
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost" or host.endswith(".localhost")
+    if not loopback:
+        return None
+    return (
+        f"The command sends machines to {url}, a loopback address: only this computer "
+        "reaches it. Set GPUGO_PUBLIC_URL to an address the GPU machines can reach "
+        "(e.g. http://192.168.1.10:8080) and restart the server."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +92,44 @@ async def generate(*, ctx: ServerContext, principal: Principal) -> NewInstallTok
         token=token,
         expires_at=row.expires_at,
         install_command=install_command(ctx=ctx, token=token),
+        endpoint_warning=endpoint_warning(ctx.settings),
+    )
+
+
+async def revoke(*, principal: Principal, token_id: str) -> bool:
+    """End one of the caller's unused tokens now (replaced by a new command): a machine
+    running the old command is refused. Whether it was still active."""
+    now = clock.now()
+    ended = await InstallToken.filter(
+        id=token_id, user_id=principal.user_id, used_at=None, expires_at__gt=now
+    ).update(expires_at=now)
+    if ended:
+        audit.record(
+            audit.Kind.INSTALL_TOKEN_REVOKED,
+            user_id=principal.user_id,
+            actor=principal,
+            subject_kind="install_token",
+            subject_id=token_id,
+        )
+    return bool(ended)
+
+
+async def refused(
+    *, ctx: ServerContext, install_token_hash: str, hostname: str, error: GpugoError
+) -> None:
+    """Tell the token's owner, live, that a registration with it was refused and why.
+
+    Unknown tokens tell nobody (there is no owner to tell)."""
+    rows = await InstallToken.filter(token_hash=install_token_hash).values("id", "user_id")
+    if not rows:
+        return
+    await ctx.events.publish(
+        Event(
+            kind=EventKind.INSTALL_TOKEN_REFUSED,
+            user_id=rows[0]["user_id"],
+            resource_id=rows[0]["id"],
+            data={"code": error.code, "message": error.message, "hostname": hostname[:255]},
+        )
     )
 
 

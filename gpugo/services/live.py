@@ -108,6 +108,40 @@ async def _install_token_outcome(
 
 
 @dataclass(frozen=True, slots=True)
+class TokenRefusal:
+    token_id: str
+    code: str
+    message: str
+    hostname: str
+
+
+async def install_token_refusals(
+    *, ctx: ServerContext, principal: Principal, token_id: str
+) -> AsyncGenerator[TokenRefusal, None]:
+    """Each registration refused with the caller's install token (a plan limit, the token
+    spent), while the stream lasts. 404 for a token that is not the caller's."""
+    await install_tokens.status(principal=principal, token_id=token_id)
+    return _install_token_refusals(ctx=ctx, principal=principal, token_id=token_id)
+
+
+async def _install_token_refusals(
+    *, ctx: ServerContext, principal: Principal, token_id: str
+) -> AsyncGenerator[TokenRefusal, None]:
+    async with ctx.events.subscribe(user_id=principal.user_id) as events:
+        while True:
+            event = await events.get()
+            if event is None:
+                return  # the server is draining
+            if event.kind is EventKind.INSTALL_TOKEN_REFUSED and event.resource_id == token_id:
+                yield TokenRefusal(
+                    token_id=token_id,
+                    code=str(event.data.get("code", "")),
+                    message=str(event.data.get("message", "")),
+                    hostname=str(event.data.get("hostname", "")),
+                )
+
+
+@dataclass(frozen=True, slots=True)
 class GpuReading:
     gpu_id: str
     utilization: float

@@ -31,9 +31,9 @@ from gpugo.errors import Conflict, Gone, NotFound, ValidationFailed
 from gpugo.events import Event, EventKind
 from gpugo.ids import random_base62
 from gpugo.inputs.agents import UNKNOWN_VENDOR
-from gpugo.inputs.shares import CreateShareInput
+from gpugo.inputs.shares import CreateShareInput, ExtendShareInput
 from gpugo.models import Agent, Gpu, Share, Worker
-from gpugo.services import alerts, audit, scope, webhooks
+from gpugo.services import agents, alerts, audit, scope, webhooks
 from gpugo.webhook_events import WebhookEvent
 
 SHORT_CODE_LENGTH = 12
@@ -196,6 +196,68 @@ async def create(*, ctx: ServerContext, principal: Principal, data: CreateShareI
             "created_at": now,
         },
     )
+
+
+async def extend(
+    *, ctx: ServerContext, principal: Principal, share_id: str, data: ExtendShareInput
+) -> ShareView:
+    """Change a link's expiry and use limit, keeping its code (whoever holds it keeps it).
+
+    A link used up or expired becomes live again when the new limits allow it: it
+    re-enters its agent's config at once. The change is one conditional UPDATE, so a use
+    counted meanwhile cannot leave ``max_uses`` below ``used_count``.
+    """
+    given = data.model_fields_set
+    now = clock.now()
+    if "expires_at" in given and data.expires_at is not None and data.expires_at <= now:
+        raise ValidationFailed.field("expires_at", "Must be in the future.")
+    rows = await Share.filter(scope.shares(principal), id=share_id).values(
+        *_LIST_COLUMNS, "worker__agent_id", "withdrawn_at"
+    )
+    if not rows:
+        raise NotFound("No such share.")
+    row = rows[0]
+    changes: dict[str, Any] = {}
+    if "expires_at" in given:
+        changes["expires_at"] = data.expires_at
+    if "max_uses" in given:
+        changes["max_uses"] = data.max_uses
+    if not changes:
+        return _view(ctx, row)
+    expires_at = changes.get("expires_at", row["expires_at"])
+    max_uses = changes.get("max_uses", row["max_uses"])
+    if max_uses is not None and max_uses < row["used_count"]:
+        raise ValidationFailed.field(
+            "max_uses", f"Must be at least {row['used_count']}, the uses already counted."
+        )
+    live = is_live(expires_at=expires_at, max_uses=max_uses, used_count=row["used_count"], now=now)
+    changes["withdrawn_at"] = None if live else (row["withdrawn_at"] or now)
+    was_live = row["withdrawn_at"] is None and is_live(
+        expires_at=row["expires_at"],
+        max_uses=row["max_uses"],
+        used_count=row["used_count"],
+        now=now,
+    )
+    async with in_transaction():
+        query = Share.filter(id=share_id)
+        if changes.get("max_uses") is not None:
+            query = query.filter(used_count__lte=changes["max_uses"])
+        if not await query.update(**changes):
+            raise ValidationFailed.field("max_uses", "Must not be below the uses already counted.")
+        if live != was_live:
+            await _bump_config_version(row["worker__agent_id"])
+    if live != was_live:
+        await _config_changed(ctx, principal.user_id, row["worker__agent_id"])
+    audit.record(
+        audit.Kind.SHARE_EXTENDED,
+        user_id=principal.user_id,
+        actor=principal,
+        subject_kind="share",
+        subject_id=share_id,
+        detail=code_prefix(row["short_code"]),
+    )
+    found = await Share.filter(id=share_id).values(*_LIST_COLUMNS)
+    return _view(ctx, found[0] if found else {**row, **changes})
 
 
 async def list_shares(*, ctx: ServerContext, principal: Principal) -> list[ShareView]:
@@ -440,3 +502,60 @@ async def _redeem_postgres(db: BaseDBAsyncClient, short_code: str, now: datetime
     if row["used_now"] is None:
         _check_usable(row, now)  # expired, or used up by the snapshot: say which
     return row
+
+
+@dataclass(frozen=True, slots=True)
+class SharePreview:
+    """What the person who received a link may see of it, without using it up."""
+
+    short_link: str
+    hardware_vendor: str
+    expires_at: datetime | None
+    # None: no limit.
+    uses_left: int | None
+    # The worker's machine: pending, online or offline.
+    machine_status: str
+    # Why the link no longer lets anyone in (None: it does).
+    gone: str | None
+
+
+_PREVIEW_COLUMNS = (
+    "short_code",
+    "hardware_vendor",
+    "expires_at",
+    "max_uses",
+    "used_count",
+    "worker__agent__last_seen_at",
+    "worker__agent__shut_down_at",
+)
+
+
+async def preview(*, ctx: ServerContext, short_code: str) -> SharePreview:
+    """A link as its recipient's browser shows it: 404 unknown; never counts a use."""
+    if not _CODE_SHAPE.match(short_code):
+        raise NotFound("No such share.")
+    rows = await Share.filter(short_code=short_code).values(*_PREVIEW_COLUMNS)
+    if not rows:
+        raise NotFound("No such share.")
+    row = rows[0]
+    now = clock.now()
+    gone = None
+    try:
+        _check_usable(row, now)
+    except Gone as error:
+        gone = error.message
+    state = agents.agent_state(
+        ctx=ctx,
+        last_seen_at=row["worker__agent__last_seen_at"],
+        shut_down_at=row["worker__agent__shut_down_at"],
+        now=now,
+    )
+    max_uses = row["max_uses"]
+    return SharePreview(
+        short_link=short_link(ctx, row["short_code"]),
+        hardware_vendor=row["hardware_vendor"],
+        expires_at=row["expires_at"],
+        uses_left=None if max_uses is None else max(0, max_uses - row["used_count"]),
+        machine_status=state.status,
+        gone=gone,
+    )

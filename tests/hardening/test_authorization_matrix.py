@@ -289,6 +289,7 @@ def _body(method: str, path: str, scene: Scene) -> Any:
             "listen_port": 9200,
         },
         ("PATCH", "/api/v1/workers/{worker_id}"): {"name": "renamed"},
+        ("PATCH", "/api/v1/agents/{agent_id}/labels"): {"tags": ["rack-1"]},
         ("POST", "/api/v1/shares"): {"worker_id": scene.ids["worker"], "connection_ip": "10.0.0.2"},
         ("POST", "/api/v1/webhooks"): {"url": "http://127.0.0.1:9/new", "events": ["agent.online"]},
         ("PATCH", "/api/v1/webhooks/{webhook_id}"): {"description": "renamed"},
@@ -428,6 +429,10 @@ GRAPHQL: dict[str, str] = {
     "createShare": 'mutation { createShare(input: {workerId: "$worker", '
     'connectionIp: "10.0.0.3"}) { id } }',
     "deleteShare": 'mutation { deleteShare(id: "$share") }',
+    "extendShare": 'mutation { extendShare(id: "$share", input: {maxUses: 9}) { id } }',
+    "fleet": "{ fleet { matching machines { name } } }",
+    "setAgentLabels": 'mutation { setAgentLabels(id: "$owner_agent", input: {tags: ["t"]}) '
+    "{ agentId } }",
     "webhooks": "{ webhooks { id } }",
     "webhook": '{ webhook(id: "$webhook") { id deliveries { id } } }',
     "createWebhook": 'mutation { createWebhook(input: {url: "http://127.0.0.1:9/new", '
@@ -453,6 +458,8 @@ GRAPHQL_OWNER_RESOURCE = {
     "restartWorker",
     "createShare",
     "deleteShare",
+    "extendShare",
+    "setAgentLabels",
     "revokeSession",
     "webhook",
     "updateWebhook",

@@ -31,6 +31,8 @@ OTHER_ARGUMENTS = {
     "agentMetrics": "from: $from, to: $to",
     "updateWorker": "input: {}",
     "updateWebhook": "input: {}",
+    "extendShare": "input: {}",
+    "setAgentLabels": "input: {}",
 }
 # Every ID argument of a query or mutation, and what an impossible id answers: a look-up
 # is not found; the workers filter is an input (REST's query parameter, 400).
@@ -45,6 +47,9 @@ ID_ARGUMENTS = {
     ("mutation", "deleteWorker", "id"): "not_found",
     ("mutation", "restartWorker", "id"): "not_found",
     ("mutation", "deleteShare", "id"): "not_found",
+    ("mutation", "extendShare", "id"): "not_found",
+    ("mutation", "setAgentLabels", "id"): "not_found",
+    ("mutation", "generateInstallToken", "replaces"): "not_found",
     ("mutation", "revokeSession", "id"): "not_found",
     ("query", "webhook", "id"): "not_found",
     ("mutation", "updateWebhook", "id"): "not_found",
@@ -111,6 +116,7 @@ async def test_every_id_argument_refuses_an_id_that_cannot_name_a_row(api, caplo
     assert {k for k in found if k[0] == "subscription"} == {
         ("subscription", "agentEvents", "agentId"),
         ("subscription", "installToken", "id"),
+        ("subscription", "installTokenRefusals", "id"),
         ("subscription", "agentMetrics", "agentId"),
     }  # answered the same way over WebSockets: tests/live/test_subscriptions.py
     window = {"from": out_time(moment()), "to": out_time(moment())}

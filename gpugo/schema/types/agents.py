@@ -107,6 +107,14 @@ class Agent:
     def network_ips(self, info: GraphQLInfo) -> list[str]:
         return then(self._column(info, "network_ips"), lambda ips: list(ips or []))
 
+    @strawberry.field(description="The owner's name for the machine (null: none).")
+    def display_name(self, info: GraphQLInfo) -> str | None:
+        return self._column(info, "display_name")
+
+    @strawberry.field(description="The owner's tags for the machine.")
+    def tags(self, info: GraphQLInfo) -> list[str]:
+        return then(self._column(info, "tags"), lambda tags: list(tags or []))
+
     @strawberry.field(description="Desired configuration; increments on every worker change.")
     def config_version(self, info: GraphQLInfo) -> int:
         return self._column(info, "config_version")

@@ -87,3 +87,14 @@ class CreateShareInput:
         default=None, description="In the future; null for no expiry."
     )
     max_uses: int | None = strawberry.field(default=None, description="Null for unlimited.")
+
+
+@strawberry.input(description="New limits for a share link; its code stays the same.")
+class ExtendShareInput:
+    expires_at: datetime | None = strawberry.field(
+        default=UNSET, description="In the future; null: no expiry; absent: unchanged."
+    )
+    max_uses: int | None = strawberry.field(
+        default=UNSET,
+        description="Not below the uses counted; null: unlimited; absent: unchanged.",
+    )

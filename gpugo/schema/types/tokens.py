@@ -28,6 +28,11 @@ class NewInstallToken:
     install_command: str = strawberry.field(
         description="Shell line that installs the agent and registers it with this server."
     )
+    endpoint_warning: str | None = strawberry.field(
+        default=None,
+        description="Why machines may not reach this server at the command's address "
+        "(a loopback public URL), and the setting to change; null when none is known.",
+    )
 
 
 @strawberry.type(description="The agent that registered with an install token.")
@@ -69,6 +74,7 @@ def new_install_token_node(new: install_tokens.NewInstallToken) -> NewInstallTok
         token=new.token,
         expires_at=new.expires_at,
         install_command=new.install_command,
+        endpoint_warning=new.endpoint_warning,
     )
 
 

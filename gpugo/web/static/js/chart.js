@@ -2,7 +2,7 @@
 // legible on a phone). One line per series, a circle per point with a <title>, a gap
 // where buckets are missing. Colours come from CSS classes c0..c7.
 
-import { s } from './dom.js';
+import { h, s } from './dom.js';
 import { clock } from './format.js';
 
 const HEIGHT = 200;
@@ -65,7 +65,7 @@ function timeLabel(ms, spanMs) {
  * Draw into `container`: series [{name, cls, points: [{t (ms), v}]}], from/to (ms),
  * gapMs (a longer gap breaks the line), format(v) for labels, y options.
  */
-export function drawChart(container, { id, label, series, from, to, gapMs, format, y = {} }) {
+export function drawChart(container, { id, label, series, from, to, gapMs, format, y = {}, emptyNote = 'No samples in this range' }) {
   const width = Math.max(260, Math.floor(container.clientWidth || 600));
   const plotW = width - PAD.left - PAD.right;
   const plotH = HEIGHT - PAD.top - PAD.bottom;
@@ -152,8 +152,104 @@ export function drawChart(container, { id, label, series, from, to, gapMs, forma
     lines,
     values.length
       ? null
-      : s('text', { x: PAD.left + plotW / 2, y: PAD.top + plotH * 0.375 + 4, 'text-anchor': 'middle', class: 'empty-note' }, 'No samples in this range'),
+      : s('text', { x: PAD.left + plotW / 2, y: PAD.top + plotH * 0.375 + 4, 'text-anchor': 'middle', class: 'empty-note' }, emptyNote),
   );
   container.textContent = '';
   container.appendChild(svg);
+  if (values.length) crosshair(container, svg, { series, from, to, x, plotW, plotH, format, label });
+}
+
+function readoutTime(ms, spanMs) {
+  const d = new Date(ms);
+  if (spanMs <= 36 * 3600 * 1000) return clock(d);
+  return d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+}
+
+/**
+ * A crosshair over the chart: pointer (mouse, pen, touch) or arrow keys pick a time, a
+ * vertical line marks it, and a line of text under the chart gives every series' value
+ * at that time (its bucket), colour by colour.
+ */
+function crosshair(container, svg, { series, from, to, x, plotW, plotH, format, label }) {
+  const times = [...new Set(series.flatMap((ser) => ser.points.map((p) => p.t)))].sort((a, b) => a - b);
+  const byTime = series.map((ser) => new Map(ser.points.map((p) => [p.t, p.v])));
+  const line = s('line', { class: 'crosshair', x1: -10, x2: -10, y1: PAD.top, y2: PAD.top + plotH, visibility: 'hidden' });
+  const readout = h('p', { class: 'chart-readout small', 'aria-live': 'polite' }, h('span', { class: 'muted' }, 'Point at the chart for the values at a time.'));
+  let index = -1;
+
+  function show(i) {
+    index = Math.max(0, Math.min(times.length - 1, i));
+    const t = times[index];
+    // Kept on the container: a live redraw puts the crosshair back where it was.
+    container.crosshairTime = t;
+    const px = x(t).toFixed(1);
+    line.setAttribute('x1', px);
+    line.setAttribute('x2', px);
+    line.setAttribute('visibility', 'visible');
+    readout.textContent = '';
+    readout.setAttribute('data-t', new Date(t).toISOString());
+    readout.appendChild(h('time', { class: 'strong', datetime: new Date(t).toISOString() }, readoutTime(t, to - from)));
+    series.forEach((ser, i2) => {
+      const v = byTime[i2].get(t);
+      readout.appendChild(
+        h(
+          'span',
+          { class: 'readout-item', 'data-series': ser.name },
+          h('span', { class: `swatch ${ser.cls}`, 'aria-hidden': 'true' }),
+          `${ser.name} `,
+          h('span', { class: 'readout-value' }, v == null ? '—' : format(v)),
+        ),
+      );
+    });
+  }
+
+  function nearest(event) {
+    const box = svg.getBoundingClientRect();
+    const px = ((event.clientX - box.left) / box.width) * svg.viewBox.baseVal.width;
+    const t = from + ((px - PAD.left) / plotW) * (to - from);
+    let best = 0;
+    for (let i = 1; i < times.length; i += 1) if (Math.abs(times[i] - t) < Math.abs(times[best] - t)) best = i;
+    return best;
+  }
+
+  const hit = s('rect', {
+    class: 'hit',
+    x: PAD.left,
+    y: PAD.top,
+    width: plotW,
+    height: plotH,
+    tabindex: '0',
+    role: 'slider',
+    'aria-label': `${label}: time`,
+    'aria-valuemin': '0',
+    'aria-valuemax': String(times.length - 1),
+    onpointermove: (event) => show(nearest(event)),
+    onpointerdown: (event) => show(nearest(event)),
+    onpointerleave(event) {
+      // A finger lifted keeps its reading; a mouse leaving hides it.
+      if (event.pointerType === 'mouse') {
+        line.setAttribute('visibility', 'hidden');
+        container.crosshairTime = null;
+      }
+    },
+    onkeydown(event) {
+      const step = { ArrowLeft: -1, ArrowRight: 1, Home: -Infinity, End: Infinity }[event.key];
+      if (step == null) return;
+      event.preventDefault();
+      const next = index < 0 ? times.length - 1 : index + step;
+      show(Number.isFinite(next) ? next : step < 0 ? 0 : times.length - 1);
+      hit.setAttribute('aria-valuenow', String(index));
+      hit.setAttribute('aria-valuetext', readout.textContent);
+    },
+    onfocus() {
+      if (index < 0) show(times.length - 1);
+    },
+  });
+  svg.appendChild(line);
+  svg.appendChild(hit);
+  container.appendChild(readout);
+  if (container.crosshairTime != null) {
+    const kept = times.indexOf(container.crosshairTime);
+    if (kept >= 0) show(kept);
+  }
 }

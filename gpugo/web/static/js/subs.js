@@ -13,3 +13,7 @@ export const INSTALL_TOKEN = `subscription InstallToken($id: ID!) {
 export const AGENT_METRICS = `subscription AgentMetrics($agentId: ID!) {
   agentMetrics(agentId: $agentId) { agentId recordedAt }
 }`;
+
+export const INSTALL_TOKEN_REFUSALS = `subscription InstallTokenRefusals($id: ID!) {
+  installTokenRefusals(id: $id) { tokenId code message hostname }
+}`;

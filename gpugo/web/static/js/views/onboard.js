@@ -1,21 +1,38 @@
 // Onboarding: an install token, its command and countdown; when a machine registers
-// with it, the page moves on to that machine by itself.
+// with it, the page moves on to that machine by itself; when one is refused (the plan's
+// GPUs), the page says why at once. One command at a time: coming back to the page shows
+// the same one while it is unused, and "New command" ends the old one.
 
 import { h, render } from '../dom.js';
 import { countdown } from '../format.js';
 import { gql } from '../gql.js';
 import { coalesce } from '../live.js';
-import { INSTALL_TOKEN } from '../subs.js';
+import { INSTALL_TOKEN, INSTALL_TOKEN_REFUSALS } from '../subs.js';
 import { copyButton, errorBox, navigate, pageHeader, toast } from '../ui.js';
 import { client } from '../ws.js';
 
-const GENERATE = `mutation Generate { generateInstallToken(type: AGENT_INSTALL) { id expiresAt installCommand } }`;
+const GENERATE = `mutation Generate($replaces: ID) {
+  generateInstallToken(type: AGENT_INSTALL, replaces: $replaces) { id expiresAt installCommand endpointWarning }
+}`;
+// The command shown, kept for this tab (it is shown once by the server): a later visit
+// shows it again while it is unused rather than making another.
+const KEPT = 'gpugo.installCommand';
+
+function keptCommand(userId) {
+  try {
+    const kept = JSON.parse(sessionStorage.getItem(KEPT) || 'null');
+    return kept && kept.userId === userId ? kept : null;
+  } catch {
+    return null;
+  }
+}
 const TOKEN = `query Token($id: ID!) { installToken(id: $id) { id status expiresAt agent { agentId hostname } } }`;
 const POLL_MS = 3000;
 
 export function mount({ root, app }) {
-  const state = { token: null, error: null, busy: false, status: 'ACTIVE' };
+  const state = { token: null, error: null, busy: false, status: 'ACTIVE', refusals: [] };
   let stopSub = null;
+  let stopRefusals = null;
   let poll = null;
   let ticker = null;
   let done = false;
@@ -26,6 +43,7 @@ export function mount({ root, app }) {
     state.status = status;
     if (status === 'USED' && agentId) {
       done = true;
+      sessionStorage.removeItem(KEPT);
       toast(`${hostname || 'The machine'} registered.`);
       navigate(`/agents/${agentId}?new=1`);
       return;
@@ -47,6 +65,17 @@ export function mount({ root, app }) {
 
   function follow(id) {
     if (stopSub) stopSub();
+    if (stopRefusals) stopRefusals();
+    // A machine refused with this command: why, at once (the agent only prints it).
+    stopRefusals = client().subscribe(INSTALL_TOKEN_REFUSALS, { id }, {
+      next(result) {
+        const refusal = result.data && result.data.installTokenRefusals;
+        if (!refusal || done) return;
+        state.refusals = [refusal, ...state.refusals].slice(0, 5);
+        draw();
+        app.refreshMe().then(draw, () => {});
+      },
+    });
     clearInterval(poll);
     poll = null;
     const startPolling = () => {
@@ -76,15 +105,45 @@ export function mount({ root, app }) {
     });
   }
 
+  function keep() {
+    const userId = app.me && app.me.id;
+    if (!userId || !state.token) return;
+    sessionStorage.setItem(KEPT, JSON.stringify({ userId, token: state.token, issuedAt: state.issuedAt }));
+  }
+
+  // The command kept from an earlier visit, if it is still unused; else a new one.
+  async function resume() {
+    const kept = keptCommand(app.me && app.me.id);
+    if (kept) {
+      try {
+        const data = await gql(TOKEN, { id: kept.token.id });
+        if (data.installToken && data.installToken.status === 'ACTIVE') {
+          Object.assign(state, { token: kept.token, issuedAt: kept.issuedAt, status: 'ACTIVE' });
+          follow(state.token.id);
+          draw();
+          return;
+        }
+      } catch {
+        // fall through to a new command
+      }
+      sessionStorage.removeItem(KEPT);
+    }
+    await generate();
+  }
+
   async function generate() {
     state.busy = true;
     state.error = null;
     draw();
     try {
-      const data = await gql(GENERATE);
+      // The command on screen, if unused, stops working: one command at a time.
+      const replaces = state.token && state.status === 'ACTIVE' ? state.token.id : null;
+      const data = await gql(GENERATE, { replaces });
       state.token = data.generateInstallToken;
       state.issuedAt = Date.now();
       state.status = 'ACTIVE';
+      state.refusals = [];
+      keep();
       follow(state.token.id);
     } catch (error) {
       state.error =
@@ -174,6 +233,30 @@ export function mount({ root, app }) {
     );
   }
 
+  function endpointNotice() {
+    const warning = state.token && state.token.endpointWarning;
+    if (!warning) return null;
+    return h('div', { class: 'notice notice-warning', role: 'status', id: 'endpoint-warning' }, h('p', {}, warning));
+  }
+
+  function refusalsBlock() {
+    if (!state.refusals.length) return null;
+    return h(
+      'div',
+      { class: 'notice notice-error refusals', role: 'alert', id: 'install-refusals' },
+      state.refusals.map((r) =>
+        h('p', {}, h('strong', {}, `${r.hostname || 'A machine'} was refused: `), r.message),
+      ),
+      h(
+        'p',
+        { class: 'small' },
+        state.refusals[0].code === 'plan_limit_exceeded'
+          ? 'Nothing was added. Free GPUs by deleting a machine, or change plans, then run the command again (it still works).'
+          : 'Nothing was added. Generate a new command and run it on the machine.',
+      ),
+    );
+  }
+
   function draw() {
     const waiting = state.token && state.status === 'ACTIVE' && expiresAt() > Date.now();
     render(
@@ -199,6 +282,7 @@ export function mount({ root, app }) {
                 `It installs the GPU Go agent and registers the machine with this server. The command works once${lifetime()}.`,
               ),
               errorBox(state.error),
+              endpointNotice(),
               commandBlock(),
             ),
             h(
@@ -213,6 +297,7 @@ export function mount({ root, app }) {
                   ? 'Waiting for the machine to register… this page opens it as soon as it does.'
                   : 'Once the command runs, the machine appears here by itself.',
               ),
+              refusalsBlock(),
             ),
           ),
         ),
@@ -221,7 +306,7 @@ export function mount({ root, app }) {
   }
 
   draw();
-  generate();
+  resume();
   app.refreshMe().then(draw, () => {});
   ticker = setInterval(() => {
     if (state.token) draw();
@@ -229,6 +314,7 @@ export function mount({ root, app }) {
   return () => {
     done = true;
     if (stopSub) stopSub();
+    if (stopRefusals) stopRefusals();
     clearInterval(poll);
     clearInterval(ticker);
     check.cancel();

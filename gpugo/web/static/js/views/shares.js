@@ -9,13 +9,22 @@ import { AGENT_EVENTS } from '../subs.js';
 import { confirmDialog, copyButton, emptyState, errorBox, field, link, pageHeader, skeleton, toast } from '../ui.js';
 
 const SHARE_FIELDS = `id shortCode shortLink workerId hardwareVendor connectionUrl expiresAt maxUses usedCount createdAt
-  worker { id name listenPort agent { id hostname } }`;
+  worker { id name listenPort agent { id hostname status lastSeenAt } }`;
 const QUERY = `query Shares {
   shares(first: 100) { totalCount edges { node { ${SHARE_FIELDS} } } }
   workers(first: 100) { edges { node { id name listenPort agentId agent { id hostname networkIps } } } }
 }`;
 const CREATE = `mutation CreateShare($input: CreateShareInput!) { createShare(input: $input) { ${SHARE_FIELDS} } }`;
 const DELETE = 'mutation DeleteShare($id: ID!) { deleteShare(id: $id) }';
+const EXTEND = `mutation ExtendShare($id: ID!, $input: ExtendShareInput!) { extendShare(id: $id, input: $input) { ${SHARE_FIELDS} } }`;
+
+// "2026-12-04T21:05" in local time, for a datetime-local input.
+function localInputValue(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
 const SHARE_POLL_MS = 2000;
 
 function mapShareError(error) {
@@ -115,6 +124,87 @@ export function mount({ root, query }) {
     } catch (error) {
       toast(error.message, 'error');
     }
+  }
+
+  // Extend a link: new expiry and use limit in a dialog; its code stays the same.
+  function extend(share) {
+    let errors = {};
+    let message = null;
+    const dialog = h('dialog', { class: 'dialog extend-dialog', 'aria-labelledby': 'extend-title' });
+    const close = () => dialog.close();
+    async function save(event) {
+      event.preventDefault();
+      const formEl = event.currentTarget;
+      const expires = formEl.expires.value;
+      const maxUses = formEl.maxUses.value.trim();
+      errors = {};
+      message = null;
+      const input = {
+        expiresAt: expires ? new Date(expires).toISOString() : null,
+        maxUses: maxUses === '' ? null : Number(maxUses),
+      };
+      if (expires && new Date(expires).getTime() <= Date.now()) errors.expiresAt = 'Choose a time in the future.';
+      if (maxUses !== '' && (!Number.isInteger(input.maxUses) || input.maxUses < share.usedCount || input.maxUses < 1))
+        errors.maxUses = `Enter a whole number of at least ${Math.max(1, share.usedCount)} (uses so far), or leave it empty for no limit.`;
+      if (!Object.keys(errors).length) {
+        try {
+          await gql(EXTEND, { id: share.id, input });
+          close();
+          toast('Share link updated; its address is unchanged.');
+          await refresh();
+          return;
+        } catch (error) {
+          const mapped = mapShareError(error);
+          errors = mapped.fields;
+          message = mapped.message;
+        }
+      }
+      paint();
+      const bad = dialog.querySelector('[aria-invalid="true"]');
+      if (bad) bad.focus();
+    }
+    function paint() {
+      render(
+        dialog,
+        h(
+          'form',
+          { novalidate: true, onsubmit: save },
+          h('h2', { id: 'extend-title' }, 'Extend share link'),
+          h('p', { class: 'muted small' }, h('code', {}, share.shortLink), ' keeps working with the new limits.'),
+          field({
+            id: 'extend-expires',
+            label: 'Expires',
+            control: h('input', { name: 'expires', type: 'datetime-local', value: localInputValue(share.expiresAt) }),
+            hint: 'Empty: never.',
+            error: errors.expiresAt,
+          }),
+          field({
+            id: 'extend-max-uses',
+            label: 'Maximum uses',
+            control: h('input', {
+              name: 'maxUses',
+              type: 'number',
+              min: Math.max(1, share.usedCount),
+              inputmode: 'numeric',
+              value: share.maxUses != null ? String(share.maxUses) : '',
+            }),
+            hint: `Used ${share.usedCount} times so far. Empty: unlimited.`,
+            error: errors.maxUses,
+          }),
+          errorBox(message),
+          h(
+            'div',
+            { class: 'actions end' },
+            h('button', { type: 'button', class: 'btn', onclick: close }, 'Cancel'),
+            h('button', { type: 'submit', class: 'btn btn-primary' }, 'Save limits'),
+          ),
+        ),
+      );
+    }
+    paint();
+    dialog.addEventListener('close', () => dialog.remove());
+    document.body.appendChild(dialog);
+    dialog.showModal();
   }
 
   function form() {
@@ -262,6 +352,9 @@ export function mount({ root, query }) {
           {},
           state.shares.map((share) => {
             const expired = share.expiresAt && new Date(share.expiresAt).getTime() <= now;
+            const usedUp = share.maxUses != null && share.usedCount >= share.maxUses;
+            const agent = share.worker && share.worker.agent;
+            const offline = agent && agent.status !== 'ONLINE';
             return h(
               'tr',
               { key: share.id, 'data-share': share.id },
@@ -280,6 +373,15 @@ export function mount({ root, query }) {
                       share.worker.agent
                         ? h('div', { class: 'small' }, link(`/agents/${share.worker.agent.id}`, {}, share.worker.agent.hostname))
                         : null,
+                      offline
+                        ? h(
+                            'div',
+                            { class: 'share-offline small', title: `Last seen ${ago(agent.lastSeenAt, now)}` },
+                            agent.status === 'PENDING'
+                              ? 'Machine not reporting yet: the link cannot connect'
+                              : 'Machine offline: the link cannot connect until it is back',
+                          )
+                        : null,
                     ]
                   : '—',
               ),
@@ -294,7 +396,12 @@ export function mount({ root, query }) {
               h(
                 'td',
                 { class: 'row-actions' },
-                copyButton(share.shortLink, 'Copy', { 'aria-label': `Copy ${share.shortLink}` }),
+                expired || usedUp ? null : copyButton(share.shortLink, 'Copy', { 'aria-label': `Copy ${share.shortLink}` }),
+                h(
+                  'button',
+                  { type: 'button', class: 'btn btn-small', onclick: () => extend(share), 'aria-label': `Extend ${share.shortLink}` },
+                  'Extend',
+                ),
                 h(
                   'button',
                   { type: 'button', class: 'btn btn-small btn-danger-ghost', onclick: () => remove(share), 'aria-label': `Delete ${share.shortLink}` },
