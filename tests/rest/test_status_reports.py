@@ -272,12 +272,14 @@ async def test_another_agents_secret_is_forbidden_and_changes_nothing(api, clien
 async def test_a_report_needs_the_agents_own_secret(api, client, credential):
     user = await api.user()
     agent = await register_agent(user, gpus=1)
+    # Its last character changed (to one it does not already end with): the checksum fails.
+    altered = agent.secret[:-1] + ("y" if agent.secret.endswith("x") else "x")
     headers = {
         "none": {},
         "garbage": {"Authorization": "Bearer nope"},
         "pat": {"Authorization": f"Bearer {await user.create_pat()}"},
         "install_token": {"Authorization": f"Bearer {await user.install_token()}"},
-        "malformed_agent_secret": {"Authorization": f"Bearer {agent.secret[:-1]}x"},
+        "malformed_agent_secret": {"Authorization": f"Bearer {altered}"},
         "unknown_agent_secret": {"Authorization": "Bearer " + _unknown_agent_secret()},
     }[credential]
     before = await snapshot(agent.agent_id)
