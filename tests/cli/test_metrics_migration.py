@@ -4,7 +4,7 @@ and on PostgreSQL the tables day-partitioned."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,21 @@ from gpugo.models import (
 from gpugo.settings import Settings
 from tests.conftest import POSTGRES_URL, _create_postgres_database, _drop_postgres_database
 from tests.support import moment
+
+
+async def _agent_at_0007(user_id: str, created_at: datetime) -> Agent:
+    """An agent row as 0007 knows it: the model has columns later migrations add."""
+    client = connections.get("default")
+    sqlite = client.capabilities.dialect == "sqlite"
+    marks = ["?"] * 4 if sqlite else ["$1", "$2", "$3", "$4"]
+    await client.execute_query(
+        "INSERT INTO agents (id, user_id, secret_hash, hostname, os, arch, network_ips, "
+        "config_version, offline_notified, created_at, updated_at) VALUES "
+        f"({marks[0]}, {marks[1]}, '{'h' * 64}', 'old', 'linux', 'amd64', '[]', 1, FALSE, "
+        f"{marks[2]}, {marks[3]})",
+        ["agt_old", user_id, created_at, created_at],
+    )
+    return Agent(id="agt_old")
 
 
 @pytest.fixture
@@ -59,18 +74,10 @@ async def test_0008_keeps_the_samples_and_rolls_them_up(blank_url: str, tmp_path
     await Tortoise.init(config=config)
     try:
         user = await User.create(email="old@example.com", password_hash="x", created_at=start)
-        agent = await Agent.create(
-            user=user,
-            secret_hash="h" * 64,
-            hostname="old",
-            os="linux",
-            arch="amd64",
-            created_at=start,
-            updated_at=start,
-        )
+        agent = await _agent_at_0007(user.id, start)
         for i, at in enumerate(times):
             await GpuMetricSample.create(
-                agent=agent,
+                agent_id=agent.id,
                 gpu_id="GPU-0",
                 recorded_at=at,
                 utilization=10.0 * (i + 1),
@@ -80,10 +87,10 @@ async def test_0008_keeps_the_samples_and_rolls_them_up(blank_url: str, tmp_path
                 power_usage_w=100.0,
             )
             await SystemMetricSample.create(
-                agent=agent, recorded_at=at, cpu_usage=i, memory_used_mb=1, memory_total_mb=2
+                agent_id=agent.id, recorded_at=at, cpu_usage=i, memory_used_mb=1, memory_total_mb=2
             )
             await WorkerMetricSample.create(
-                agent=agent,
+                agent_id=agent.id,
                 worker_id="wkr_1",
                 recorded_at=at,
                 status=1 if i % 2 == 0 else 0,

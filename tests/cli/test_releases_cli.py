@@ -143,5 +143,9 @@ def test_serve_refuses_to_start_with_an_invalid_manifest(tmp_path, database_url)
     }
     result = run_cli("serve", env=env)
     assert result.returncode == 2
-    assert result.stderr.startswith("gpugo: configuration error: GPUGO_RELEASES_FILE: ")
+    # Start-up log lines (the open-file limit) may come first; then the error, no traceback.
+    errors = [line for line in result.stderr.splitlines() if line.startswith("gpugo: ")]
+    assert errors, result.stderr
+    assert errors[0].startswith("gpugo: configuration error: GPUGO_RELEASES_FILE: ")
     assert "releases[0].vendor: This field is required." in result.stderr
+    assert "Traceback" not in result.stderr

@@ -7,7 +7,7 @@ from datetime import timedelta
 from gpugo import clock
 from gpugo.models import Agent
 from tests.schema.support import Gql, error
-from tests.support import go_time, moment, register_agent
+from tests.support import flush_metrics, go_time, moment, register_agent
 
 FLEET = """query($search: String! = "", $state: FleetState, $sort: FleetSort! = NAME,
   $first: Int! = 50, $offset: Int! = 0) {
@@ -60,6 +60,7 @@ async def test_summary_search_filter_sort_and_pages(api):
         f"/api/v1/agents/{busy.agent_id}/metrics", json=metrics, headers=busy.auth
     )
     assert response.status_code == 200, response.text
+    await flush_metrics(api.app)
     gql = Gql(user)
     labelled = await gql.data(
         LABELS, {"id": silent.agent_id, "input": {"displayName": "Old box", "tags": ["rack-9"]}}
