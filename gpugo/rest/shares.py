@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 import orjson
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
@@ -100,49 +103,48 @@ def _header(scope: Scope, name: bytes) -> str | None:
 async def _html_answer(
     ctx: ServerContext, address: str, code: str
 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    limiter = ctx.rate_limiter
     status = 200
-    async with limiter.one_at_a_time("share_miss", address):
-        try:
-            await limiter.check("share_miss", address)
-            try:
-                found = await shares.preview(ctx=ctx, short_code=code)
-            except NotFound:
-                await limiter.hit("share_miss", address)
-                raise
-        except GpugoError as error:
-            if error.status != 404:
-                response = error_response(error)  # rate limited: the contract's answer
-                return response.status_code, list(response.raw_headers), response.body
-            status, body = 404, share_page.missing_page(error.message)
-        else:
-            body = share_page.share_page(found, server_url=ctx.settings.effective_public_url)
-            if found.gone is not None:
-                status = 410
+    try:
+        found = await _limited(ctx, address, lambda: shares.preview(ctx=ctx, short_code=code))
+    except GpugoError as error:
+        if error.status != 404:
+            response = error_response(error)  # rate limited: the contract's answer
+            return response.status_code, list(response.raw_headers), response.body
+        status, body = 404, share_page.missing_page(error.message)
+    else:
+        body = share_page.share_page(found, server_url=ctx.settings.effective_public_url)
+        if found.gone is not None:
+            status = 410
     headers = [(b"content-length", b"%d" % len(body)), *share_page.HEADERS]
     return status, headers, body
 
 
 _JSON = (b"content-type", JSONResponse.media_type.encode())
+T = TypeVar("T")
+
+
+async def _limited(ctx: ServerContext, address: str, look_up: Callable[[], Awaitable[T]]) -> T:
+    """One look-up of a code, JSON or page alike. Codes are capabilities: misses (guesses)
+    are limited per client address. An address's look-ups take turns, so each is counted
+    before the next is checked and a burst gets no more look-ups than the limit allows
+    (docs/decisions.md, "Shares")."""
+    limiter = ctx.rate_limiter
+    async with limiter.one_at_a_time("share_miss", address):
+        await limiter.check("share_miss", address)
+        try:
+            return await look_up()
+        except NotFound:
+            await limiter.hit("share_miss", address)
+            raise
 
 
 async def _public_share(
     ctx: ServerContext, address: str, code: str, *, use: bool
 ) -> PublicShareInfo:
-    # Codes are capabilities: misses (guesses) are limited per client address. An
-    # address's look-ups take turns, so each is counted before the next is checked and
-    # a burst gets no more look-ups than the limit allows (docs/decisions.md, "Shares").
-    limiter = ctx.rate_limiter
-    async with limiter.one_at_a_time("share_miss", address):
-        await limiter.check("share_miss", address)
-        try:
-            if use:
-                share = await shares.redeem(ctx=ctx, short_code=code)
-            else:
-                share = await shares.peek(short_code=code)
-        except NotFound:
-            await limiter.hit("share_miss", address)
-            raise
+    if use:
+        share = await _limited(ctx, address, lambda: shares.redeem(ctx=ctx, short_code=code))
+    else:
+        share = await _limited(ctx, address, lambda: shares.peek(short_code=code))
     return {
         "worker_id": share.worker_id,
         "hardware_vendor": share.hardware_vendor,
