@@ -21,6 +21,8 @@ from gpugo.app import create_app
 from gpugo.settings import Settings
 from tests.support import PUBLIC_URL, Api
 
+pytest_plugins = ["tests.stall_watch"]
+
 POSTGRES_URL = os.environ.get("GPUGO_TEST_DATABASE_URL", "")
 
 
