@@ -34,8 +34,6 @@ DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
 DEFAULT_WORKDIR = HERE / ".work"
 # Offsets from --port-base (two runs at once need different bases).
 PORTS = {"gpugo": 0, "raw": 1, "postgraphile": 2}
-# The priming pass (one report of every agent) is stopped by wrk itself; this bounds it.
-PRIME_MAX_SECONDS = 180.0
 
 
 def ensure_wrk() -> None:
@@ -187,11 +185,34 @@ def scenarios(workdir: Path) -> dict[str, Scenario]:
     }
 
 
-def check_same_answers(name: str, servers: dict[str, Server], workdir: Path) -> None:
+def gpu_users(database_url: str, agent_id: str) -> list[list[str | None]]:
+    """The agent's GPUs and the worker each is used by, as stored."""
+    import asyncio
+
+    import asyncpg
+
+    async def read() -> list[list[str | None]]:
+        conn = await asyncpg.connect(database_url)
+        try:
+            rows = await conn.fetch(
+                "SELECT gpu_id, used_by_worker_id FROM gpus WHERE agent_id = $1 ORDER BY gpu_id",
+                agent_id,
+            )
+        finally:
+            await conn.close()
+        return [[row[0], row[1]] for row in rows]
+
+    return asyncio.run(read())
+
+
+def check_same_answers(
+    name: str, servers: dict[str, Server], workdir: Path, database_url: str
+) -> None:
     """Both systems answer the scenario's request alike before anything is timed."""
     if name == "status":
         agent_id, secret, body = (workdir / "agents.tsv").open().readline().rstrip("\n").split("\t")
         answers = {}
+        stored = {}
         for system, server in servers.items():
             status, answer = http(
                 f"{server.url}/api/v1/agents/{agent_id}/status",
@@ -200,6 +221,9 @@ def check_same_answers(name: str, servers: dict[str, Server], workdir: Path) -> 
                 auth=f"Bearer {secret}",
             )
             assert status == 200, (system, status, answer)
+            # What each leaves in the shared tables must be alike too: a baseline storing
+            # another state would turn every report of the other system into a change.
+            stored[system] = gpu_users(database_url, agent_id)
             answers[system] = (
                 answer["success"],
                 answer["config_version"],
@@ -209,6 +233,7 @@ def check_same_answers(name: str, servers: dict[str, Server], workdir: Path) -> 
         # baseline signs one every time: their GPUs and plan must agree when both do.
         licenses = {lic for _, _, lic in answers.values() if lic}
         assert len({a[:2] for a in answers.values()}) == 1 and len(licenses) <= 1, answers
+        assert len({json.dumps(users) for users in stored.values()}) == 1, stored
     elif name == "share":
         code = (workdir / "codes.txt").open().readline().strip()
         answers = {}
@@ -276,6 +301,44 @@ def fleet_online(args: argparse.Namespace, spread_seconds: int = 20) -> None:
     asyncio.run(refresh())
 
 
+def prime_status(server: Server, args: argparse.Namespace) -> str:
+    """One status report of every agent, 32 at a time; what it took."""
+    import asyncio
+
+    import httpx
+
+    lines = (args.workdir / "agents.tsv").read_text().splitlines()
+
+    async def send_all() -> int:
+        queue = [line.split("\t", 2) for line in lines if line]
+        failed = 0
+
+        async def sender(http: httpx.AsyncClient) -> None:
+            nonlocal failed
+            while queue:
+                agent_id, secret, body = queue.pop()
+                answer = await http.post(
+                    f"/api/v1/agents/{agent_id}/status",
+                    content=body,
+                    headers={
+                        "Authorization": f"Bearer {secret}",
+                        "Content-Type": "application/json",
+                    },
+                )
+                failed += answer.status_code != 200
+
+        limits = httpx.Limits(max_connections=args.connections)
+        async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=30) as http:
+            await asyncio.gather(*(sender(http) for _ in range(args.connections)))
+        return failed
+
+    started = time.monotonic()
+    failed = asyncio.run(send_all())
+    if failed:
+        raise RuntimeError(f"{failed} of {len(lines)} priming reports were refused")
+    return f"{len(lines)} agents reported once in {time.monotonic() - started:.1f}s"
+
+
 def start_servers(name: str, scenario: Scenario, args: argparse.Namespace) -> dict[str, Server]:
     url = seed.db_url(args.server, args.db)
     workdir: Path = args.workdir
@@ -316,7 +379,7 @@ def run_scenario(name: str, scenario: Scenario, args: argparse.Namespace) -> dic
         for server in servers.values():
             server.start()
             started.append(server)
-        check_same_answers(name, servers, args.workdir)
+        check_same_answers(name, servers, args.workdir, seed.db_url(args.server, args.db))
         order = list(servers)
         for system in order:
             if name == "status":
@@ -324,13 +387,7 @@ def run_scenario(name: str, scenario: Scenario, args: argparse.Namespace) -> dic
                 if args.prime:
                     # Every agent's first report in this server's life reads its state from
                     # the database; a fleet that reports every 30 s is past that.
-                    prime = run_wrk(
-                        servers[system],
-                        [*scenario.lua_args[system], "once"],
-                        duration=PRIME_MAX_SECONDS,
-                        connections=args.connections,
-                    )
-                    print(f"  primed {system}: every agent once, {prime.line()}", flush=True)
+                    print(f"  primed {system}: {prime_status(servers[system], args)}", flush=True)
             if args.warmup > 0:
                 run_wrk(
                     servers[system],

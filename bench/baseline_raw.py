@@ -6,7 +6,8 @@ but no input validation, no middleware and no ORM:
 
 - ``POST /api/v1/agents/{id}/status``: ONE statement (a CTE): the agent by its secret's
   hash (and the path's id), last_seen_at, every reported worker's status/pid/restarts,
-  every reported GPU's used_by_worker (null unless it is one of the agent's workers),
+  every reported GPU's used_by_worker (one of the agent's workers, or when the agent
+  says null, the running worker holding it: what gpugo stores too),
   the reported connection lists replaced (DELETE + INSERT), the metrics' points (line
   protocol split the plain way, one INSERT per kind: GPUs, host, workers, for Team and
   Pro accounts, only the agent's own GPUs and workers), and the agent's
@@ -57,9 +58,18 @@ WITH a AS (
     WHERE w.id = x.worker_id AND w.agent_id = (SELECT id FROM a)
 ), g_up AS (
     UPDATE gpus g
-    SET used_by_worker_id = (
+    SET used_by_worker_id = CASE WHEN x.used_by_worker IS NOT NULL THEN (
         SELECT w.id FROM workers w WHERE w.id = x.used_by_worker AND w.agent_id = g.agent_id
-    )
+    ) ELSE (
+        -- null (what the real agent sends): the running worker holding the GPU, oldest id
+        -- first, by the statuses of this report.
+        SELECT w.id FROM workers w
+        LEFT JOIN jsonb_to_recordset($3::jsonb) AS r(worker_id text, status text)
+            ON r.worker_id = w.id
+        WHERE w.agent_id = g.agent_id AND w.gpu_ids ? g.gpu_id
+            AND COALESCE(r.status, w.status) = 'running'
+        ORDER BY w.id LIMIT 1
+    ) END
     FROM jsonb_to_recordset($4::jsonb) AS x(gpu_id text, used_by_worker text)
     WHERE g.agent_id = (SELECT id FROM a) AND g.gpu_id = x.gpu_id
 ), c_del AS (

@@ -1,7 +1,6 @@
 -- wrk script for every scenario; every request is formatted once, in init().
 --
 --   wrk ... -s bench.lua <url> -- status <agents.tsv>        POST each agent's status report
---   wrk ... -s bench.lua <url> -- status <agents.tsv> once   the same, every agent once, in order
 --   wrk ... -s bench.lua <url> -- get <codes.txt> <prefix>    GET <prefix><code>, code by code
 --   wrk ... -s bench.lua <url> -- post <path> <body> [auth]   POST one JSON body again and again
 --
@@ -10,8 +9,6 @@
 local requests_ = {}
 local count = 0
 local next_index = 0
-local once = false
-local answered = 0
 
 local function add(request)
   count = count + 1
@@ -48,23 +45,9 @@ function init(args)
   else
     error("unknown mode " .. tostring(mode))
   end
-  once = args[3] == "once"
-  if once then
-    return
-  end
   -- Threads (and repeated runs) start at different places of the list.
   math.randomseed(os.time() + count)
   next_index = math.random(count) - 1
-end
-
--- Only in "once" mode: the thread stops when every request has been answered once.
-function response(status, headers, body)
-  if once then
-    answered = answered + 1
-    if answered >= count then
-      wrk.thread:stop()
-    end
-  end
 end
 
 function request()

@@ -19,8 +19,9 @@ MAX_LINES = 2048
 _TRUE = frozenset({"t", "T", "true", "True", "TRUE"})
 _FALSE = frozenset({"f", "F", "false", "False", "FALSE"})
 # Python's int() and float() also take "1_000", "nan" and "inf": the grammar does not.
-_INTEGER = re.compile(r"^[+-]?\d{1,19}$")
-_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,3})?$")
+# ASCII digits only (\d alone also takes other scripts' digits, which int() reads).
+_INTEGER = re.compile(r"^[+-]?\d{1,19}$", re.ASCII)
+_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,3})?$", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +107,60 @@ def _unescape(text: str) -> str:
     return "".join(out)
 
 
+# Stands in for an escaped space while a line is split by str.split (never in such a line:
+# checked first).
+_SPACE = "\x01"
+
+
 def _point(line: str) -> Point:
+    if '"' in line:
+        return _general_point(line)
+    if "\\" not in line:
+        return _plain_point(line)
+    # The agent escapes the spaces of its GPU model (a tag value): with them swapped for a
+    # stand-in, such a line splits in C. Any other escape is read the general way.
+    if _SPACE in line:
+        return _general_point(line)
+    swapped = line.replace("\\ ", _SPACE)
+    if "\\" in swapped:
+        return _general_point(line)
+    return _plain_point(swapped, escaped_spaces=True)
+
+
+def _plain_point(line: str, *, escaped_spaces: bool = False) -> Point:
+    """A line without backslashes or double quotes (escaped spaces swapped for _SPACE)."""
+    sections = line.split(" ")
+    if len(sections) not in (2, 3) or not all(sections):
+        raise _Malformed("expected: series fields [timestamp]")
+    series, field_section = sections[0], sections[1]
+    if escaped_spaces:
+        # Unescaped: what the escape stood for.
+        series, field_section = series.replace(_SPACE, " "), field_section.replace(_SPACE, " ")
+    names = series.split(",")
+    measurement = names[0]
+    if not measurement:
+        raise _Malformed("no measurement")
+    tags: dict[str, str] = {}
+    for pair in names[1:]:
+        key, _, value = pair.partition("=")
+        if not key or not value:
+            raise _Malformed("expected key=value")
+        tags[key] = value
+    fields: dict[str, FieldValue] = {}
+    for pair in field_section.split(","):
+        key, _, value = pair.partition("=")
+        if not key or not value:
+            raise _Malformed("expected key=value")
+        fields[key] = _field_value(value)
+    timestamp = None
+    if len(sections) == 3:
+        if not _INTEGER.match(sections[2]):
+            raise _Malformed("timestamp is not an integer")
+        timestamp = int(sections[2])
+    return Point(measurement=measurement, tags=tags, fields=fields, timestamp=timestamp)
+
+
+def _general_point(line: str) -> Point:
     sections = _split(line, " ", quotes=True)
     if len(sections) not in (2, 3) or not all(sections):
         raise _Malformed("expected: series fields [timestamp]")
@@ -137,7 +191,31 @@ def _pair(text: str, *, quotes: bool = False) -> tuple[str, str]:
     return _unescape(parts[0]), parts[1] if quotes else _unescape(parts[1])
 
 
+_NUMBER_START = frozenset("0123456789+-.")
+_DECIMAL_END = frozenset("0123456789.")
+
+
 def _field_value(text: str) -> FieldValue:
+    # Most values are plain decimals ("40.50"): ASCII, no underscore or exponent, first
+    # and last characters a number's, so float() takes exactly what the grammar does.
+    last = text[-1]
+    if (
+        text[0] in _NUMBER_START
+        and text.isascii()
+        and "_" not in text
+        and "e" not in text
+        and "E" not in text
+    ):
+        if last in _DECIMAL_END:
+            try:
+                return float(text)
+            except ValueError:
+                raise _Malformed("not a number") from None
+        if last in "iu":
+            digits = text[1:-1] if text[0] in "+-" else text[:-1]
+            if digits.isdigit() and len(digits) <= 19:
+                return int(text[:-1])
+            raise _Malformed("not an integer")
     if text.startswith('"'):
         if len(text) < 2 or not text.endswith('"'):
             raise _Malformed("unterminated string")
@@ -146,8 +224,6 @@ def _field_value(text: str) -> FieldValue:
         return True
     if text in _FALSE:
         return False
-    if text[-1] in "iu" and _INTEGER.match(text[:-1]):
-        return int(text[:-1])
     if not _FLOAT.match(text):
         raise _Malformed("not a number")
     value = float(text)
