@@ -13,7 +13,7 @@ but no input validation, no middleware and no ORM:
   Pro accounts, only the agent's own GPUs and workers), and the agent's
   config_version, plan and GPU ids for the license. It writes everything every time.
 - ``GET /s/{code}``: ONE conditional ``UPDATE ... RETURNING`` joined to the worker
-  (a second SELECT only on a miss, to tell 404 from 410).
+  and its agent (for agent_arch); a second SELECT only on a miss, to tell 404 from 410.
 
 Run: ``python -m bench.baseline_raw --port 18081 --dsn postgres://...``. The pool is
 idiomatic asyncpg (``create_pool(min_size=max_size=BASELINE_POOL)``, default 10,
@@ -121,11 +121,11 @@ COMMA = re.compile(r"(?<!\\),")
 
 REDEEM_SQL = """
 UPDATE shares s SET used_count = s.used_count + 1
-FROM workers w
+FROM workers w JOIN agents a ON a.id = w.agent_id
 WHERE s.short_code = $1 AND w.id = s.worker_id
   AND (s.max_uses IS NULL OR s.used_count < s.max_uses)
   AND (s.expires_at IS NULL OR s.expires_at > now())
-RETURNING s.worker_id, s.hardware_vendor, s.connection_ip, w.listen_port
+RETURNING s.worker_id, s.hardware_vendor, s.connection_ip, w.listen_port, a.arch
 """
 
 KEY = Ed25519PrivateKey.generate()
@@ -248,6 +248,7 @@ async def public_share(request: Request) -> Response:
             "worker_id": row["worker_id"],
             "hardware_vendor": row["hardware_vendor"],
             "connection_url": f"tcp://{host}:{row['listen_port']}",
+            "agent_arch": row["arch"],
         }
     )
 
