@@ -55,6 +55,9 @@ def watch_collections() -> None:
 
 # Freezing what live connections set up (see ``freeze_soon``).
 FREEZE_DELAY = 1.0
+# Once live connections exist, what they keep making (keep-alive timers, frames
+# suspended between events) is frozen this often too.
+REFREEZE_SECONDS = 30.0
 # A compaction (unfreeze, full pass, freeze) at most this often, and only once the
 # frozen objects have doubled since the last one.
 COMPACT_SECONDS = 600.0
@@ -70,21 +73,37 @@ class _Freezer:
     freed by their reference counts when a connection ends; only reference cycles among
     them would wait, so when the frozen set has doubled, at most every
     ``COMPACT_SECONDS``, one full pass over everything reclaims them.
+
+    Open sockets keep making objects that outlive a young pass (each keep-alive ping's
+    timer and context, handlers suspended between events): left alone they fill the
+    oldest generation again and its passes grow with the sockets. So from the first
+    set-up on, a freeze also comes every ``REFREEZE_SECONDS``.
     """
 
     def __init__(self) -> None:
         self.enabled = False
         self._pending: asyncio.TimerHandle | None = None
+        self._periodic: asyncio.TimerHandle | None = None
         self._compacted_at = time.monotonic()
         self._frozen_after_compaction = 0
 
     def soon(self) -> None:
-        if not self.enabled or self._pending is not None:
+        if not self.enabled:
             return
-        self._pending = asyncio.get_running_loop().call_later(FREEZE_DELAY, self._freeze)
+        loop = asyncio.get_running_loop()
+        if self._periodic is None:
+            self._periodic = loop.call_later(REFREEZE_SECONDS, self._refreeze)
+        if self._pending is None:
+            self._pending = loop.call_later(FREEZE_DELAY, self._freeze)
+
+    def _refreeze(self) -> None:
+        self._periodic = asyncio.get_running_loop().call_later(REFREEZE_SECONDS, self._refreeze)
+        self._freeze()
 
     def _freeze(self) -> None:
-        self._pending = None
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
         now = time.monotonic()
         frozen = gc.get_freeze_count()
         if (

@@ -1,0 +1,37 @@
+"""What live connections keep making is frozen out of the collector's full passes too,
+not only what existed when they were set up (gpugo/gcwatch.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+
+from gpugo import gcwatch
+
+
+async def test_objects_made_after_the_set_up_are_frozen_on_the_next_round(monkeypatch):
+    monkeypatch.setattr(gcwatch, "FREEZE_DELAY", 0.05)
+    monkeypatch.setattr(gcwatch, "REFREEZE_SECONDS", 0.6)
+    frozen_before = gc.get_freeze_count()
+    freezer = gcwatch._Freezer()
+    freezer.enabled = True
+    kept: list[list[int]] = []
+    try:
+        freezer.soon()  # a socket set itself up
+        await asyncio.sleep(0.2)
+        after_set_up = gc.get_freeze_count()
+        assert after_set_up > frozen_before
+        # What the open sockets make afterwards, and keep: no new set-up asks for it.
+        kept.extend([i] for i in range(20_000))
+        await asyncio.sleep(0.1)
+        assert gc.get_freeze_count() < after_set_up + 20_000
+        await asyncio.sleep(0.6)
+        assert gc.get_freeze_count() >= after_set_up + 20_000
+    finally:
+        for handle in (freezer._pending, freezer._periodic):
+            if handle is not None:
+                handle.cancel()
+        # The suite's collector as it was (nothing else in a test process freezes).
+        gc.unfreeze()
+        if frozen_before:
+            gc.freeze()
