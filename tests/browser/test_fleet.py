@@ -26,6 +26,7 @@ from tests.browser.support import (
     requires_browser,
     signup,
 )
+from tests.support import flush_metrics
 
 pytestmark = requires_browser
 
@@ -111,7 +112,7 @@ async def script_seconds(cdp) -> float:
 
 
 async def test_a_fleet_of_200_filters_sorts_and_searches_fast(
-    browser: Browser, http: httpx.AsyncClient
+    browser: Browser, http: httpx.AsyncClient, live: Live
 ):
     account = await signup(http, "grace@example.com", plan="pro")
     real = await account.agent(hostname="zz-real-host", gpus=2)
@@ -144,6 +145,8 @@ async def test_a_fleet_of_200_filters_sorts_and_searches_fast(
             ],
         }
     )
+    # Written now rather than at the next flush (within a second): the page reads them.
+    await flush_metrics(live.app)
     await _seed("grace@example.com", FLEET - 1)
 
     page = browser.page
