@@ -20,6 +20,8 @@ from it, anything else reads the database again.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
@@ -482,32 +485,38 @@ def _connections_to_store(worker: WorkerStatusInput) -> list[ConnectionInput] | 
     return [] if worker.connection_changed else None
 
 
+# The agent's workers (and their connections: one row per connection), read again under
+# the agent row's lock. Hand-written like _STATE: no query is built per report.
+_WORKERS = sql.per_dialect("""
+SELECT w.id, w.status, w.pid, w.restarts, w.gpu_ids FROM workers w WHERE w.agent_id = $1
+""")
+_WORKERS_WITH_CONNECTIONS = sql.per_dialect("""
+SELECT w.id, w.status, w.pid, w.restarts, w.gpu_ids, c.id AS connection_id, c.client_ip,
+    c.client_port, c.client_pid, c.connected_at
+FROM workers w LEFT JOIN worker_connections c ON c.worker_id = w.id
+WHERE w.agent_id = $1
+""")
+
+
 async def _current_workers(agent_id: str, *, with_connections: bool) -> dict[str, _CurrentWorker]:
-    columns = ["id", "status", "pid", "restarts", "gpu_ids"]
-    if with_connections:
-        # One LEFT JOIN instead of a second query: a row per connection.
-        columns += [
-            "connections__id",
-            "connections__client_ip",
-            "connections__client_port",
-            "connections__client_pid",
-            "connections__connected_at",
-        ]
-    rows: list[dict[str, Any]] = await Worker.filter(agent_id=agent_id).values(*columns)
+    statements = _WORKERS_WITH_CONNECTIONS if with_connections else _WORKERS
     current: dict[str, _CurrentWorker] = {}
-    for row in rows:
+    for row in await sql.fetch(statements, [agent_id]):
         worker = current.get(row["id"])
         if worker is None:
             worker = current[row["id"]] = _CurrentWorker(
-                row["status"], row["pid"], row["restarts"], tuple(row["gpu_ids"] or ())
+                row["status"],
+                row["pid"],
+                row["restarts"],
+                tuple(sql.json_value(row["gpu_ids"]) or ()),
             )
-        if with_connections and row["connections__id"] is not None:
+        if with_connections and row["connection_id"] is not None:
             worker.connections[
                 (
-                    row["connections__client_ip"],
-                    row["connections__client_port"],
-                    row["connections__client_pid"],
-                    row["connections__connected_at"],
+                    row["client_ip"],
+                    row["client_port"],
+                    row["client_pid"],
+                    parse_stored(row["connected_at"]),
                 )
             ] += 1
     return current
@@ -547,10 +556,37 @@ async def _update_workers(
     """
     changed, status_changed, process_changed = _worker_changes(reported, current)
     if changed:
-        await Worker.filter(agent_id=agent_id).bulk_update(
-            changed, fields=["status", "pid", "restarts"]
-        )
+        client = connections.get("default")
+        dialect = client.capabilities.dialect
+        params: list[Any] = []
+        for column in ("status", "pid", "restarts"):
+            for worker in changed:
+                params += [worker.id, getattr(worker, column)]
+        params.append(agent_id)
+        params += [worker.id for worker in changed]
+        await client.execute_query(_update_workers_sql(len(changed), dialect), params)
     return status_changed, process_changed
+
+
+@functools.lru_cache(maxsize=32)
+def _update_workers_sql(count: int, dialect: str) -> str:
+    """One UPDATE of ``count`` workers' status, pid and restarts (a CASE per column, as
+    Tortoise's bulk_update writes it), built once per count instead of per report.
+    Parameters: (id, value) per worker for each column in turn, the agent id, the ids."""
+    numbers = itertools.count(1)
+
+    def mark(cast: str) -> str:
+        place = f"${next(numbers)}" if dialect == "postgres" else "?"
+        return f"CAST({place} AS {cast})"
+
+    columns = []
+    for column, cast in (("status", "VARCHAR(16)"), ("pid", "INT"), ("restarts", "INT")):
+        whens = " ".join(f"WHEN {mark('VARCHAR(32)')} THEN {mark(cast)}" for _ in range(count))
+        columns.append(f"{column} = CASE id {whens} END")
+    agent = mark("VARCHAR(32)")
+    ids = ", ".join(mark("VARCHAR(32)") for _ in range(count))
+    # Only placeholders and this function's own column names enter the text.
+    return f"UPDATE workers SET {', '.join(columns)} WHERE agent_id = {agent} AND id IN ({ids})"  # noqa: S608
 
 
 def _gpu_users(
