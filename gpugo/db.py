@@ -15,6 +15,7 @@ from gpugo.datadir import ensure_private_database
 from gpugo.settings import Settings
 
 MODEL_MODULES = ["gpugo.models"]
+SQLITE_ENGINE = "gpugo.sqlite_engine"
 MIGRATIONS_PACKAGE = "gpugo.migrations"
 
 
@@ -41,6 +42,10 @@ async def _keep_session_on_release(connection: object) -> None:
 def tortoise_config(database_url: str) -> dict[str, Any]:
     url = _normalise_url(database_url)
     connection: str | dict[str, Any] = url
+    if url.startswith("sqlite://"):
+        # Tortoise's engine with a cancellation-safe transaction start (gpugo/sqlite_engine.py).
+        connection = expand_db_url(url)
+        connection["engine"] = SQLITE_ENGINE
     if url.startswith("postgres://"):
         connection = expand_db_url(url)
         credentials = connection["credentials"]
@@ -73,6 +78,8 @@ def metrics_client(database_url: str) -> BaseDBAsyncClient:
     its own.
     """
     info = expand_db_url(_normalise_url(database_url))
+    if info["engine"] == "tortoise.backends.sqlite":
+        info["engine"] = SQLITE_ENGINE
     engine = importlib.import_module(info["engine"])
     client_class = (
         engine.get_client_class(info)
