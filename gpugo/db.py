@@ -41,13 +41,8 @@ async def _keep_session_on_release(connection: object) -> None:
 
 def tortoise_config(database_url: str) -> dict[str, Any]:
     url = _normalise_url(database_url)
-    connection: str | dict[str, Any] = url
-    if url.startswith("sqlite://"):
-        # Tortoise's engine with a cancellation-safe transaction start (gpugo/sqlite_engine.py).
-        connection = expand_db_url(url)
-        connection["engine"] = SQLITE_ENGINE
+    connection = _expanded(url)
     if url.startswith("postgres://"):
-        connection = expand_db_url(url)
         credentials = connection["credentials"]
         credentials.setdefault("minsize", DEFAULT_POOL_MINSIZE)
         credentials.setdefault("maxsize", DEFAULT_POOL_MAXSIZE)
@@ -77,9 +72,7 @@ def metrics_client(database_url: str) -> BaseDBAsyncClient:
     one of Tortoise's named connections: with two, every transaction would have to name
     its own.
     """
-    info = expand_db_url(_normalise_url(database_url))
-    if info["engine"] == "tortoise.backends.sqlite":
-        info["engine"] = SQLITE_ENGINE
+    info = _expanded(_normalise_url(database_url))
     engine = importlib.import_module(info["engine"])
     client_class = (
         engine.get_client_class(info)
@@ -90,6 +83,15 @@ def metrics_client(database_url: str) -> BaseDBAsyncClient:
     if info["engine"] == "tortoise.backends.asyncpg":
         credentials.update(minsize=1, maxsize=METRICS_POOL_MAXSIZE, reset=_keep_session_on_release)
     return client_class(**credentials)
+
+
+def _expanded(url: str) -> dict[str, Any]:
+    """Tortoise's connection settings for ``url``; SQLite on gpugo's engine (a
+    cancellation-safe transaction start, gpugo/sqlite_engine.py)."""
+    info = expand_db_url(url)
+    if info["engine"] == "tortoise.backends.sqlite":
+        info["engine"] = SQLITE_ENGINE
+    return info
 
 
 def _normalise_url(url: str) -> str:

@@ -10,6 +10,7 @@ never fatal: the metrics of a report are a best effort next to its heartbeat.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 FieldValue = float | int | str | bool
@@ -113,82 +114,74 @@ _SPACE = "\x01"
 
 
 def _point(line: str) -> Point:
-    if '"' in line:
-        return _general_point(line)
-    if "\\" not in line:
-        return _plain_point(line)
-    # The agent escapes the spaces of its GPU model (a tag value): with them swapped for a
-    # stand-in, such a line splits in C. Any other escape is read the general way.
-    if _SPACE in line:
-        return _general_point(line)
-    swapped = line.replace("\\ ", _SPACE)
-    if "\\" in swapped:
-        return _general_point(line)
-    return _plain_point(swapped, escaped_spaces=True)
+    if '"' not in line:
+        if "\\" not in line:
+            return _assemble(line.split(" "), _plain)
+        # The agent escapes the spaces of its GPU model (a tag value): with them swapped
+        # for a stand-in, such a line splits in C. Any other escape is read the general way.
+        swapped = line.replace("\\ ", _SPACE)
+        if "\\" not in swapped and _SPACE not in line:
+            return _assemble([part.replace(_SPACE, " ") for part in swapped.split(" ")], _plain)
+    return _assemble(_split(line, " ", quotes=True), _escaped)
 
 
-def _plain_point(line: str, *, escaped_spaces: bool = False) -> Point:
-    """A line without backslashes or double quotes (escaped spaces swapped for _SPACE)."""
-    sections = line.split(" ")
-    if len(sections) not in (2, 3) or not all(sections):
-        raise _Malformed("expected: series fields [timestamp]")
-    series, field_section = sections[0], sections[1]
-    if escaped_spaces:
-        # Unescaped: what the escape stood for.
-        series, field_section = series.replace(_SPACE, " "), field_section.replace(_SPACE, " ")
-    names = series.split(",")
-    measurement = names[0]
-    if not measurement:
-        raise _Malformed("no measurement")
-    tags: dict[str, str] = {}
-    for pair in names[1:]:
-        key, _, value = pair.partition("=")
-        if not key or not value:
-            raise _Malformed("expected key=value")
-        tags[key] = value
-    fields: dict[str, FieldValue] = {}
-    for pair in field_section.split(","):
-        key, _, value = pair.partition("=")
-        if not key or not value:
-            raise _Malformed("expected key=value")
-        fields[key] = _field_value(value)
-    timestamp = None
-    if len(sections) == 3:
-        if not _INTEGER.match(sections[2]):
-            raise _Malformed("timestamp is not an integer")
-        timestamp = int(sections[2])
-    return Point(measurement=measurement, tags=tags, fields=fields, timestamp=timestamp)
+class _Reader:
+    """How a line's parts split and read: plain (no escape or quote left) or escaped."""
+
+    __slots__ = ("name", "pair", "split")
+
+    def __init__(
+        self,
+        split: Callable[[str, str, bool], list[str]],
+        pair: Callable[[str, bool], tuple[str, str]],
+        name: Callable[[str], str],
+    ) -> None:
+        self.split, self.pair, self.name = split, pair, name
 
 
-def _general_point(line: str) -> Point:
-    sections = _split(line, " ", quotes=True)
-    if len(sections) not in (2, 3) or not all(sections):
-        raise _Malformed("expected: series fields [timestamp]")
-    series = _split(sections[0], ",")
-    measurement = _unescape(series[0])
-    if not measurement:
-        raise _Malformed("no measurement")
-    tags: dict[str, str] = {}
-    for pair in series[1:]:
-        key, value = _pair(pair)
-        tags[key] = value
-    fields: dict[str, FieldValue] = {}
-    for pair in _split(sections[1], ",", quotes=True):
-        key, value = _pair(pair, quotes=True)
-        fields[key] = _field_value(value)
-    timestamp = None
-    if len(sections) == 3:
-        if not _INTEGER.match(sections[2]):
-            raise _Malformed("timestamp is not an integer")
-        timestamp = int(sections[2])
-    return Point(measurement=measurement, tags=tags, fields=fields, timestamp=timestamp)
+def _plain_pair(text: str, quotes: bool) -> tuple[str, str]:
+    key, _, value = text.partition("=")
+    if not key or not value:
+        raise _Malformed("expected key=value")
+    return key, value
 
 
-def _pair(text: str, *, quotes: bool = False) -> tuple[str, str]:
+def _pair(text: str, quotes: bool = False) -> tuple[str, str]:
     parts = _split(text, "=", quotes=quotes, limit=1)
     if len(parts) != 2 or not parts[0] or not parts[1]:
         raise _Malformed("expected key=value")
     return _unescape(parts[0]), parts[1] if quotes else _unescape(parts[1])
+
+
+_plain = _Reader(lambda text, separator, quotes: text.split(separator), _plain_pair, str)
+_escaped = _Reader(
+    lambda text, separator, quotes: _split(text, separator, quotes=quotes), _pair, _unescape
+)
+
+
+def _assemble(sections: list[str], reader: _Reader) -> Point:
+    """``series fields [timestamp]``, each part read by ``reader``."""
+    if len(sections) not in (2, 3) or not all(sections):
+        raise _Malformed("expected: series fields [timestamp]")
+    split, read_pair = reader.split, reader.pair
+    series = split(sections[0], ",", False)
+    measurement = reader.name(series[0])
+    if not measurement:
+        raise _Malformed("no measurement")
+    tags: dict[str, str] = {}
+    for pair in series[1:]:
+        key, value = read_pair(pair, False)
+        tags[key] = value
+    fields: dict[str, FieldValue] = {}
+    for pair in split(sections[1], ",", True):
+        key, value = read_pair(pair, True)
+        fields[key] = _field_value(value)
+    timestamp = None
+    if len(sections) == 3:
+        if not _INTEGER.match(sections[2]):
+            raise _Malformed("timestamp is not an integer")
+        timestamp = int(sections[2])
+    return Point(measurement=measurement, tags=tags, fields=fields, timestamp=timestamp)
 
 
 _NUMBER_START = frozenset("0123456789+-.")

@@ -29,7 +29,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
@@ -556,37 +555,39 @@ async def _update_workers(
     """
     changed, status_changed, process_changed = _worker_changes(reported, current)
     if changed:
-        client = connections.get("default")
-        dialect = client.capabilities.dialect
         params: list[Any] = []
-        for column in ("status", "pid", "restarts"):
+        for column in _WORKER_COLUMNS:
             for worker in changed:
                 params += [worker.id, getattr(worker, column)]
         params.append(agent_id)
         params += [worker.id for worker in changed]
-        await client.execute_query(_update_workers_sql(len(changed), dialect), params)
+        await sql.fetch(_update_workers_sql(len(changed)), params)
     return status_changed, process_changed
 
 
+_WORKER_COLUMNS = {"status": "VARCHAR(16)", "pid": "INT", "restarts": "INT"}
+
+
 @functools.lru_cache(maxsize=32)
-def _update_workers_sql(count: int, dialect: str) -> str:
+def _update_workers_sql(count: int) -> dict[str, str]:
     """One UPDATE of ``count`` workers' status, pid and restarts (a CASE per column, as
     Tortoise's bulk_update writes it), built once per count instead of per report.
     Parameters: (id, value) per worker for each column in turn, the agent id, the ids."""
     numbers = itertools.count(1)
 
     def mark(cast: str) -> str:
-        place = f"${next(numbers)}" if dialect == "postgres" else "?"
-        return f"CAST({place} AS {cast})"
+        return f"CAST(${next(numbers)} AS {cast})"
 
     columns = []
-    for column, cast in (("status", "VARCHAR(16)"), ("pid", "INT"), ("restarts", "INT")):
+    for column, cast in _WORKER_COLUMNS.items():
         whens = " ".join(f"WHEN {mark('VARCHAR(32)')} THEN {mark(cast)}" for _ in range(count))
         columns.append(f"{column} = CASE id {whens} END")
     agent = mark("VARCHAR(32)")
     ids = ", ".join(mark("VARCHAR(32)") for _ in range(count))
     # Only placeholders and this function's own column names enter the text.
-    return f"UPDATE workers SET {', '.join(columns)} WHERE agent_id = {agent} AND id IN ({ids})"  # noqa: S608
+    return sql.per_dialect(
+        f"UPDATE workers SET {', '.join(columns)} WHERE agent_id = {agent} AND id IN ({ids})"  # noqa: S608
+    )
 
 
 def _gpu_users(
