@@ -52,7 +52,9 @@ class FleetSummary:
     gpus_total: int
     gpus_in_use: int = strawberry.field(description="On online machines, held by a running worker.")
     gpus_idle: int = strawberry.field(description="On online machines, held by no running worker.")
-    gpus_unreachable: int = strawberry.field(description="On machines offline or pending.")
+    gpus_unreachable: int = strawberry.field(
+        description="On machines offline or pending: in use or not, nobody knows now."
+    )
     gpu_models: list[GpuModelCount]
     metrics_included: bool
     utilization: float | None = strawberry.field(
@@ -69,9 +71,18 @@ class FleetMachine:
     name: str = strawberry.field(description="Its display name, or else its hostname.")
     display_name: str | None
     tags: list[str]
-    gpus_in_use: int
-    workers_running: int
+    gpus_in_use: int = strawberry.field(
+        description="Its GPUs held by a running worker, as it last reported: current only "
+        "while it is online (see lastKnownAt)."
+    )
+    workers_running: int = strawberry.field(description="As it last reported (see lastKnownAt).")
     workers_total: int
+    last_known_at: datetime | None = strawberry.field(
+        description="Null while the machine is online (gpusInUse and workersRunning are "
+        "current); otherwise when the report they come from was made (null too if it never "
+        "reported). An offline machine's GPUs count in the summary's gpusUnreachable, never "
+        "as in use."
+    )
     utilization: float | None = strawberry.field(
         description="Mean over its GPUs, from their latest readings (null: none lately)."
     )
@@ -120,6 +131,7 @@ def _machine(item: fleet.FleetMachine) -> FleetMachine:
         gpus_in_use=item.gpus_in_use,
         workers_running=item.workers_running,
         workers_total=item.workers_total,
+        last_known_at=item.presence.last_known_at,
         utilization=round(reading.utilization, 1) if reading else None,
         temperature=reading.temperature if reading else None,
         vram_used_mb=reading.vram_used_mb if reading else None,

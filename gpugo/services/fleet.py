@@ -23,6 +23,7 @@ from gpugo.errors import ValidationFailed
 from gpugo.services import plans
 from gpugo.services.agent_labels import labels_of
 from gpugo.services.agents import SUMMARY_COLUMNS, AgentSummary, summary
+from gpugo.services.views import Presence, presence_of
 from gpugo.timefmt import parse_stored
 
 STATES = ("online", "offline", "pending")
@@ -52,9 +53,11 @@ class FleetMachine:
     tags: tuple[str, ...]
     # Its GPUs' models, in no particular order.
     models: tuple[str, ...]
+    # What the machine last reported: current only while it is online (``presence``).
     gpus_in_use: int
     workers_running: int
     workers_total: int
+    presence: Presence
     # None: no metrics on this plan, or none reported lately.
     reading: MachineReading | None
 
@@ -73,7 +76,8 @@ class FleetSummary:
     by_state: dict[str, int]
     gpus_total: int
     # On online machines: held by a running worker, or free. The rest are on machines
-    # offline or pending, neither busy nor available as far as anyone knows.
+    # offline or pending, neither busy nor available as far as anyone knows (an offline
+    # machine's last report is not counted as use now).
     gpus_in_use: int
     gpus_idle: int
     # Model name -> how many GPUs of it, most first.
@@ -154,7 +158,7 @@ def _machine(
             running += 1
             held |= set(sql.json_value(worker_gpus) or [])
     name, tags = labels_of(row["display_name"], sql.json_value(row["tags"]))
-    online = view.state.status == "online"
+    presence = presence_of(status=view.state.status, last_seen_at=view.last_seen_at)
     return FleetMachine(
         summary=view,
         display_name=name,
@@ -163,7 +167,8 @@ def _machine(
         gpus_in_use=len(held & gpu_ids),
         workers_running=running,
         workers_total=len(workers),
-        reading=readings.get(view.agent_id) if online else None,
+        presence=presence,
+        reading=readings.get(view.agent_id) if presence.agent_online else None,
     )
 
 

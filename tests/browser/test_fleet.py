@@ -1,6 +1,7 @@
 """The overview of a fleet of 200 machines: summary, state filters, search, sort and pages
 fast in the browser (script time measured by Chromium itself), names and tags set on the
-page, offline machines' workers shown as last known, and no sideways scroll on a phone."""
+page, offline machines' GPU use and workers shown as last known (their GPUs not counted as
+in use), and no sideways scroll on a phone."""
 
 from __future__ import annotations
 
@@ -187,8 +188,14 @@ async def test_a_fleet_of_200_filters_sorts_and_searches_fast(
         await expect(offline).to_have_attribute("aria-pressed", "true")
         badges = await page.locator("#agents-table tbody .badge").all_inner_texts()
         assert badges == ["Offline"] * 50
-        # An offline machine's workers are what it last said, marked so.
-        await expect(rows.first.locator(".last-known")).to_contain_text("1/1 running(last known)")
+        # An offline machine's GPU use and workers are what it last said, marked so.
+        gone = rows.first
+        await expect(gone.locator('td.last-known[data-label="GPUs in use"]')).to_have_text(
+            "2/2(last known)"
+        )
+        await expect(gone.locator('td.last-known[data-label="Workers"]')).to_have_text(
+            "1/1 running(last known)"
+        )
         await timed(
             "unfilter", everything.click, lambda: expect(range_text).to_have_text(shown(1, 50, 200))
         )
@@ -211,6 +218,9 @@ async def test_a_fleet_of_200_filters_sorts_and_searches_fast(
         )
         await page.get_by_role("button", name="Previous").click()
         await expect(range_text).to_have_text(shown(1, 50, 200))
+    # An online machine's are current: no mark.
+    await expect(rows.first.locator('td[data-label="GPUs in use"]')).to_have_text("2/2")
+    await expect(rows.first.locator(".last-known")).to_have_count(0)
     medians = {name: sorted(values)[2] for name, values in timings.items()}
     print("script seconds (median of 5):", {k: round(v, 4) for k, v in medians.items()})
     for name, seconds in medians.items():

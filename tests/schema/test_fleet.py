@@ -1,4 +1,5 @@
-"""The fleet overview: summary, search, state filter, sort, pages, live readings, labels."""
+"""The fleet overview: summary, search, state filter, sort, pages, live readings, labels;
+an offline machine's GPU use as last known, never counted as in use."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ FLEET = """query($search: String! = "", $state: FleetState, $sort: FleetSort! = 
     summary { machines online offline pending gpusTotal gpusInUse gpusIdle gpusUnreachable
       gpuModels { model count } metricsIncluded utilization vramUsedMb vramTotalMb tags }
     matching
-    machines { name displayName tags workersRunning workersTotal utilization temperature
-      agent { id hostname status displayName tags gpuCount } }
+    machines { name displayName tags gpusInUse workersRunning workersTotal lastKnownAt
+      utilization temperature agent { id hostname status displayName tags gpuCount lastSeenAt } }
   }
 }"""
 LABELS = """mutation($id: ID!, $input: AgentLabelsInput!) {
@@ -118,3 +119,44 @@ async def test_no_readings_without_the_metrics_plan_and_only_ones_own_machines(a
     assert "theirs" not in [m["name"] for m in page["machines"]]
     other = await register_agent(stranger, hostname="other")
     error(await Gql(user)(LABELS, {"id": other.agent_id, "input": {"tags": ["x"]}}), "not_found")
+
+
+async def test_an_offline_machines_gpu_use_is_last_known_and_not_in_use(api):
+    user = await api.user(plan="personal")
+    busy = await register_agent(user, hostname="busy-01", gpus=2)
+    gone = await register_agent(user, hostname="gone-02", gpus=2)
+    # Both run their default worker on both GPUs.
+    for agent in (busy, gone):
+        [worker] = (await agent.config()).json()["workers"]
+        report = {
+            "timestamp": go_time(moment()),
+            "gpus": [{"gpu_id": g, "used_by_worker": None} for g in worker["gpu_ids"]],
+            "workers": [
+                {
+                    "worker_id": worker["worker_id"],
+                    "status": "running",
+                    "gpu_ids": worker["gpu_ids"],
+                }
+            ],
+        }
+        assert (await agent.report(report)).status_code == 200
+    gql = Gql(user)
+    page = (await gql.data(FLEET))["fleet"]
+    assert (page["summary"]["gpusInUse"], page["summary"]["gpusUnreachable"]) == (4, 0)
+    assert [(m["gpusInUse"], m["lastKnownAt"]) for m in page["machines"]] == [(2, None)] * 2
+
+    # gone-02 goes silent: what it said is still shown, as last known, and no longer use.
+    await Agent.filter(id=gone.agent_id).update(last_seen_at=clock.now() - timedelta(hours=1))
+    page = (await gql.data(FLEET))["fleet"]
+    summary = page["summary"]
+    assert (summary["online"], summary["offline"]) == (1, 1)
+    assert (summary["gpusTotal"], summary["gpusInUse"], summary["gpusIdle"]) == (4, 2, 0)
+    assert summary["gpusUnreachable"] == 2
+    current, last_known = page["machines"]
+    assert (current["name"], current["gpusInUse"], current["lastKnownAt"]) == ("busy-01", 2, None)
+    assert last_known["name"] == "gone-02"
+    assert last_known["agent"]["status"] == "OFFLINE"
+    assert (last_known["gpusInUse"], last_known["workersRunning"]) == (2, 1)
+    assert last_known["lastKnownAt"] == last_known["agent"]["lastSeenAt"] is not None
+    # The summary is the whole fleet's, whichever machines the page shows.
+    assert (await gql.data(FLEET, {"state": "OFFLINE"}))["fleet"]["summary"] == summary

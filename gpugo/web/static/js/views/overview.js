@@ -19,8 +19,8 @@ const QUERY = `query Overview($search: String!, $state: FleetState, $sort: Fleet
       gpuModels { model count } metricsIncluded utilization vramUsedMb vramTotalMb tags }
     matching
     machines {
-      name displayName tags gpusInUse workersRunning workersTotal utilization temperature
-      vramUsedMb vramTotalMb
+      name displayName tags gpusInUse workersRunning workersTotal lastKnownAt utilization
+      temperature vramUsedMb vramTotalMb
       agent { id hostname os arch status statusReason lastSeenAt createdAt gpuCount
         configVersion fetchedConfigVersion }
     }
@@ -315,17 +315,15 @@ export function mount({ root, query, app }) {
     );
   }
 
-  function workersCell(machine) {
-    const agent = machine.agent;
-    const text = `${machine.workersRunning}/${machine.workersTotal} running`;
-    if (agent.status === 'OFFLINE')
-      return h(
-        'td',
-        { 'data-label': 'Workers', class: 'num last-known', title: `Last known, ${dateTime(agent.lastSeenAt)}` },
-        text,
-        h('span', { class: 'small' }, '(last known)'),
-      );
-    return h('td', { 'data-label': 'Workers', class: 'num' }, text);
+  /** A number the machine reported: once it is offline, greyed and marked as last known. */
+  function reportedCell(machine, label, text, title) {
+    if (!machine.lastKnownAt) return h('td', { 'data-label': label, class: 'num', title }, text);
+    return h(
+      'td',
+      { 'data-label': label, class: 'num last-known', title: `Last known, ${dateTime(machine.lastKnownAt)}` },
+      text,
+      h('span', { class: 'small' }, '(last known)'),
+    );
   }
 
   function machineRow(machine, now) {
@@ -374,9 +372,9 @@ export function mount({ root, query, app }) {
         badge(agent.status),
         h('div', { class: 'muted small reason', title: agent.statusReason }, agent.statusReason),
       ),
-      h('td', { 'data-label': 'GPUs in use', class: 'num', title: `${machine.gpusInUse} of ${agent.gpuCount} GPUs in use` }, `${machine.gpusInUse}/${agent.gpuCount}`),
+      reportedCell(machine, 'GPUs in use', `${machine.gpusInUse}/${agent.gpuCount}`, `${machine.gpusInUse} of ${agent.gpuCount} GPUs in use`),
       metrics ? readingCell(machine) : null,
-      workersCell(machine),
+      reportedCell(machine, 'Workers', `${machine.workersRunning}/${machine.workersTotal} running`),
       h(
         'td',
         { 'data-label': 'Last seen', class: 'num' },
