@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import orjson
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 
 from gpugo.auth.resolve import agent_secret_hash, install_token_hash
-from gpugo.errors import GpugoError
+from gpugo.errors import GpugoError, ValidationFailed
 from gpugo.inputs.agents import RegisterAgentInput, StatusReportInput
 from gpugo.inputs.metrics import MetricsReportInput
 from gpugo.rest import agent_events, requests
@@ -106,11 +107,29 @@ def worker_config_json(worker: agent_config.WorkerConfig) -> WorkerConfig:
     return body
 
 
+def claimed_hostname(body: bytes) -> str:
+    """The host name a rejected registration body gives, if it gives a usable one."""
+    try:
+        hostname = orjson.loads(body).get("hostname")
+    except (orjson.JSONDecodeError, AttributeError):
+        return ""
+    return hostname if isinstance(hostname, str) and hostname.isprintable() else ""
+
+
 async def register(request: Request) -> Created[AgentRegisterResponse]:
     ctx = requests.server(request)
     await ctx.rate_limiter.hit("register", requests.client_address(request))
     token_hash = install_token_hash(request.headers.get("authorization"))
-    data = await requests.read_json(request, RegisterAgentInput)
+    try:
+        data = await requests.read_json(request, RegisterAgentInput)
+    except GpugoError as error:
+        # The token is checked before the body's error is answered; its owner hears why.
+        hostname = (
+            claimed_hostname(await request.body()) if isinstance(error, ValidationFailed) else ""
+        )
+        await agents.refuse_body(
+            ctx=ctx, install_token_hash=token_hash, hostname=hostname, error=error
+        )
     registered = await agents.register(ctx=ctx, install_token_hash=token_hash, data=data)
     return Created(
         {

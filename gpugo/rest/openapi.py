@@ -226,7 +226,9 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
         errors=(403,),
         rate_limited=True,
         description="401 `token_used` / `token_expired` for a spent token; "
-        "403 `plan_limit_exceeded` when the GPUs or the default worker do not fit the plan.",
+        "403 `plan_limit_exceeded` when the GPUs or the default worker do not fit the plan. "
+        "The token is checked before the body: a bad body is a 400 only with a live token. "
+        "Every refusal of a known token reaches its owner (`installTokenRefusals`).",
     ),
     ("GET", f"{API}/agents"): Operation("The user's agents", "agents", auth=OWNER),
     ("GET", f"{API}/agents/{{agent_id}}"): Operation(

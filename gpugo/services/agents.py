@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from tortoise.transactions import in_transaction
 
@@ -13,7 +13,14 @@ from gpugo import clock, sql
 from gpugo.auth.principal import Principal
 from gpugo.auth.tokens import TokenKind, hash_token, new_token
 from gpugo.context import ServerContext
-from gpugo.errors import GpugoError, NotFound, TokenExpired, TokenUsed, Unauthorized
+from gpugo.errors import (
+    GpugoError,
+    NotFound,
+    TokenExpired,
+    TokenUsed,
+    Unauthorized,
+    ValidationFailed,
+)
 from gpugo.events import Event, EventKind
 from gpugo.inputs.agents import RegisterAgentInput
 from gpugo.models import Agent, Gpu, InstallToken, Worker, WorkerConnection
@@ -166,12 +173,7 @@ async def _register(
         if not rows:
             raise Unauthorized("Unknown install token.")
         token = rows[0]
-        if token["used_at"] is not None:
-            _refused_token(token, "used")
-            raise TokenUsed()
-        if now >= token["expires_at"]:
-            _refused_token(token, "expired")
-            raise TokenExpired()
+        _check_unspent(token, now)
         user_id, plan = token["user_id"], token["user__plan"]
         await plans.lock_usage(user_id)
         # The single-use mark: one conditional UPDATE, so of racing registrations exactly
@@ -273,6 +275,56 @@ async def _register(
         agent_secret=secret,
         license=licenses.issue(ctx=ctx, gpu_ids=gpu_ids, plan=plan),
     )
+
+
+async def refuse_body(
+    *, ctx: ServerContext, install_token_hash: str, hostname: str, error: GpugoError
+) -> NoReturn:
+    """Refuse a registration whose body was rejected (``error``) before ``register`` ran.
+
+    The token is checked first, as ``register`` checks it, so a bad credential is refused
+    before a bad body: an unknown token is a 401 that tells nobody; a spent one is
+    refused as spent. Only then does the owner of the token hear, live, why the machine
+    was refused (``hostname``: the one the body claims, if any). Never on the path of a
+    registration that succeeds."""
+    rows = await InstallToken.filter(token_hash=install_token_hash).values(
+        "id", "user_id", "expires_at", "used_at"
+    )
+    if not rows:
+        raise Unauthorized("Unknown install token.")
+    token = rows[0]
+    try:
+        _check_unspent(token, clock.now())
+    except GpugoError as spent:
+        error = spent
+    await install_tokens.tell_refused(
+        ctx=ctx,
+        token_id=token["id"],
+        user_id=token["user_id"],
+        hostname=hostname,
+        code=error.code,
+        message=_refusal_message(error),
+    )
+    raise error
+
+
+def _refusal_message(error: GpugoError) -> str:
+    """What the owner reads of a refused registration: a rejected body's fields in words."""
+    if not isinstance(error, ValidationFailed) or not error.details:
+        return error.message
+    reasons = "; ".join(f"{d.field}: {d.message}" for d in error.details[:5])
+    more = f" (and {len(error.details) - 5} more)" if len(error.details) > 5 else ""
+    return f"The agent sent an invalid registration: {reasons}{more}"
+
+
+def _check_unspent(token: dict[str, Any], now: datetime) -> None:
+    """Refuse (and log) a token already used or past its expiry."""
+    if token["used_at"] is not None:
+        _refused_token(token, "used")
+        raise TokenUsed()
+    if now >= token["expires_at"]:
+        _refused_token(token, "expired")
+        raise TokenExpired()
 
 
 def _refused_token(token: dict[str, Any], why: str) -> None:

@@ -123,12 +123,27 @@ async def refused(
     rows = await InstallToken.filter(token_hash=install_token_hash).values("id", "user_id")
     if not rows:
         return
+    await tell_refused(
+        ctx=ctx,
+        token_id=rows[0]["id"],
+        user_id=rows[0]["user_id"],
+        hostname=hostname,
+        code=error.code,
+        message=error.message,
+    )
+
+
+async def tell_refused(
+    *, ctx: ServerContext, token_id: str, user_id: str, hostname: str, code: str, message: str
+) -> None:
+    """Publish a refusal of the user's install token (``installTokenRefusals``); only
+    ever called once the token itself is known to be that user's."""
     await ctx.events.publish(
         Event(
             kind=EventKind.INSTALL_TOKEN_REFUSED,
-            user_id=rows[0]["user_id"],
-            resource_id=rows[0]["id"],
-            data={"code": error.code, "message": error.message, "hostname": hostname[:255]},
+            user_id=user_id,
+            resource_id=token_id,
+            data={"code": code, "message": message, "hostname": hostname[:255]},
         )
     )
 

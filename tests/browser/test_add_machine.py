@@ -1,6 +1,7 @@
-"""The Add-machine page: a refused registration shows at once with its reason; one command
-at a time (a visit shows the same one, a new one ends the old one); a loopback endpoint
-in the command is warned about with the setting to change."""
+"""The Add-machine page: a refused registration shows at once with its reason (the plan's
+limit, or a body the server rejects); one command at a time (a visit shows the same one,
+a new one ends the old one); a loopback endpoint in the command is warned about with the
+setting to change."""
 
 from __future__ import annotations
 
@@ -48,6 +49,25 @@ async def test_a_refused_registration_appears_and_one_command_at_a_time(
     alert = page.locator("#install-refusals")
     await expect(alert).to_contain_text("big-box was refused", timeout=LIVE_MS)
     await expect(alert).to_contain_text("The free plan allows 2 GPUs")
+
+    # An agent whose registration the server rejects (the same GPU id twice) before
+    # registering anything: refused with the reason in words, and the command still works.
+    twice = gpu_infos(2)
+    twice[1]["gpu_id"] = twice[0]["gpu_id"]
+    rejected = await http.post(
+        "/api/v1/agents/register",
+        json={"hostname": "odd-box", "os": "linux", "arch": "amd64", "gpus": twice},
+        headers={"Authorization": f"Bearer {token_from_command(first)}"},
+    )
+    assert rejected.status_code == 400, rejected.text
+    await expect(alert.locator("p").first).to_have_text(
+        "odd-box was refused: The agent sent an invalid registration: gpus: Each gpu_id may "
+        "appear only once.",
+        timeout=LIVE_MS,
+    )
+    await expect(alert).to_contain_text("big-box was refused")
+    await expect(page.locator("#install-refusal-advice")).to_contain_text("the command still works")
+    await expect(command).to_have_text(first)
     await browser.shot("onboarding-refused")
 
     # Another visit shows the same, still unused command.

@@ -10,10 +10,19 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from gpugo import clock
+from gpugo.auth.tokens import TokenKind, new_token
 from gpugo.schema import context as graphql_context
 from tests.live.support import graphql_ws
 from tests.sql_counter import count_sql
-from tests.support import PUBLIC_URL, go_time, moment, out_time, register_agent
+from tests.support import (
+    PUBLIC_URL,
+    assert_error,
+    go_time,
+    gpu_infos,
+    moment,
+    out_time,
+    register_agent,
+)
 
 TIMEOUT = 20
 # Reports carry the server's now, as an agent with a correct clock sends them.
@@ -29,6 +38,10 @@ subscription ($agentId: ID) {
 INSTALL_TOKEN = """
 subscription ($id: ID!) {
   installToken(id: $id) { token { id status } agentId agent { id hostname status } }
+}"""
+REFUSALS = """
+subscription ($id: ID!) {
+  installTokenRefusals(id: $id) { tokenId code message hostname }
 }"""
 METRICS = """
 subscription ($agentId: ID!) {
@@ -162,6 +175,81 @@ async def test_install_token_fires_with_the_new_agent(api, live_server):
         # Subscribing after the fact answers at once.
         late = await socket.subscribe(INSTALL_TOKEN, {"id": generated["token_id"]})
         assert (await next_data(socket, late))["installToken"]["agentId"] == agent_id
+
+
+async def test_every_refusal_of_ones_install_token_is_told_with_its_reason(api, live_server):
+    user = await api.user()  # free: 2 GPUs
+    other_user = await api.user()
+    pat = await user.create_pat()
+    generated = (await user.post("/api/v1/tokens/generate", json={"type": "agent_install"})).json()
+    foreign = (
+        await other_user.post("/api/v1/tokens/generate", json={"type": "agent_install"})
+    ).json()
+    agent_http = user.client_for_agent()
+
+    async def register(token: str, hostname: str, gpus: list[dict], **change):
+        body = {"hostname": hostname, "os": "linux", "arch": "amd64", "gpus": gpus, **change}
+        return await agent_http.post(
+            "/api/v1/agents/register", json=body, headers={"Authorization": f"Bearer {token}"}
+        )
+
+    duplicates = gpu_infos(2)
+    duplicates[1]["gpu_id"] = "GPU-0"
+    async with asyncio.timeout(TIMEOUT), graphql_ws(live_server, init=bearer(pat)) as socket:
+        op = await socket.subscribe(REFUSALS, {"id": generated["token_id"]})
+        await asyncio.sleep(0.2)
+
+        async def refusal() -> dict:
+            return (await next_data(socket, op, within=2))["installTokenRefusals"]
+
+        # A caller without the token speaks to nobody: an unknown token is refused as a
+        # credential before its body is looked at; another user's token is theirs to hear.
+        unknown = await register(new_token(TokenKind.INSTALL), "dup-box", duplicates)
+        assert_error(unknown, 401, "unauthorized")
+        assert_error(
+            await register(foreign["token"], "dup-box", duplicates), 400, "validation_error"
+        )
+
+        # The body is rejected before registering: the owner hears why, in words.
+        rejected = await register(generated["token"], "dup-box", duplicates)
+        assert_error(rejected, 400, "validation_error")
+        assert await refusal() == {
+            "tokenId": generated["token_id"],
+            "code": "validation_error",
+            "message": "The agent sent an invalid registration: gpus: Each gpu_id may appear "
+            "only once.",
+            "hostname": "dup-box",
+        }
+        bad_id = [{**gpu_infos(1)[0], "gpu_id": "GPU 0"}]
+        assert (await register(generated["token"], "odd-box", bad_id)).status_code == 400
+        told = await refusal()
+        assert (told["hostname"], told["code"]) == ("odd-box", "validation_error")
+        assert told["message"].startswith("The agent sent an invalid registration: gpus[0].gpu_id")
+        missing = await agent_http.post(
+            "/api/v1/agents/register",
+            json={"gpus": "none"},
+            headers={"Authorization": f"Bearer {generated['token']}"},
+        )
+        assert_error(missing, 400, "validation_error")
+        told = await refusal()
+        assert told["hostname"] == ""
+        for field in ("hostname: This field is required.", "gpus: "):
+            assert field in told["message"], told
+
+        # Refused by the plan, as before.
+        too_big = await register(generated["token"], "big-box", gpu_infos(4))
+        assert_error(too_big, 403, "plan_limit_exceeded")
+        told = await refusal()
+        assert (told["code"], told["hostname"]) == ("plan_limit_exceeded", "big-box")
+
+        # Used: a bad body with the spent token is refused as spent, and told as such.
+        assert (await register(generated["token"], "fits", gpu_infos(1))).status_code == 201
+        spent = await register(generated["token"], "late-box", duplicates)
+        assert_error(spent, 401, "token_used")
+        told = await refusal()
+        assert (told["code"], told["hostname"]) == ("token_used", "late-box")
+        await socket.complete(op)
+    await agent_http.aclose()
 
 
 async def test_agent_metrics_streams_reports_on_team_and_pro_only(api, live_server):

@@ -12,7 +12,8 @@ import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from gpugo.auth.tokens import TokenKind, new_token
+from gpugo import clock
+from gpugo.auth.tokens import TokenKind, hash_token, new_token
 from gpugo.models import Agent, Gpu, InstallToken, Worker
 from tests.support import BAD_GPU_IDS, assert_error, gpu_infos, register_agent
 
@@ -224,6 +225,22 @@ async def test_duplicate_gpu_ids_are_refused(api, client):
     assert error["details"][0]["field"] == "gpus"
     assert await row_counts() == (0, 0, 0)
     assert await token_status(user, token_id) == "active"
+
+
+async def test_the_token_is_checked_before_the_body(api, client):
+    """A bad body is a 400 only with a live token: an unknown one is refused as a
+    credential, a spent one as spent (the credential first, as on every agent path)."""
+    user = await api.user()
+    bad = {**register_body(), "gpus": None}
+    assert_error(await register(client, new_token(TokenKind.INSTALL), bad), 401, "unauthorized")
+    token_id, token = await new_install_token(user)
+    assert (await register(client, token, register_body())).status_code == 201
+    assert_error(await register(client, token, bad), 401, "token_used")
+    _, revoked = await new_install_token(user)
+    await InstallToken.filter(token_hash=hash_token(revoked)).update(expires_at=clock.now())
+    assert_error(await register(client, revoked, bad), 401, "token_expired")
+    assert await row_counts() == (1, 1, 1)
+    assert await token_status(user, token_id) == "used"
 
 
 async def test_too_many_gpus_for_the_plan_leave_no_trace_and_the_token_active(api, client):

@@ -239,6 +239,15 @@ export function mount({ root, app }) {
     return h('div', { class: 'notice notice-warning', role: 'status', id: 'endpoint-warning' }, h('p', {}, warning));
   }
 
+  /** What to do after the latest refusal, by its code. */
+  function refusalAdvice(code) {
+    if (code === 'plan_limit_exceeded')
+      return 'Nothing was added. Free GPUs by deleting a machine, or change plans, then run the command again (it still works).';
+    if (code === 'validation_error')
+      return 'Nothing was added, and the command still works: the agent on that machine sent something this server does not accept. Check that it runs a current GPU Go agent, then run the command again.';
+    return 'Nothing was added. Generate a new command and run it on the machine.';
+  }
+
   function refusalsBlock() {
     if (!state.refusals.length) return null;
     return h(
@@ -247,13 +256,7 @@ export function mount({ root, app }) {
       state.refusals.map((r) =>
         h('p', {}, h('strong', {}, `${r.hostname || 'A machine'} was refused: `), r.message),
       ),
-      h(
-        'p',
-        { class: 'small' },
-        state.refusals[0].code === 'plan_limit_exceeded'
-          ? 'Nothing was added. Free GPUs by deleting a machine, or change plans, then run the command again (it still works).'
-          : 'Nothing was added. Generate a new command and run it on the machine.',
-      ),
+      h('p', { class: 'small', id: 'install-refusal-advice' }, refusalAdvice(state.refusals[0].code)),
     );
   }
 
