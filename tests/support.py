@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -11,6 +12,7 @@ import httpx
 from starlette.applications import Starlette
 
 from gpugo import clock
+from gpugo.ids import new_id
 
 PUBLIC_URL = "http://testserver"
 ORIGIN = {"Origin": PUBLIC_URL}
@@ -221,3 +223,74 @@ async def register_agent(
     assert response.status_code == 201, response.text
     body = response.json()
     return Agent(http, body["agent_id"], body["agent_secret"], body["license"])
+
+
+async def seed_fleet(user_id: str, count: int, *, gpus: int = 2, readings: bool = False) -> None:
+    """``count`` machines of the user straight into the database, in bulk (a fleet in
+    seconds): ``node-000``, ``node-001``... in turn online, offline (silent for two
+    hours) and pending, created a minute apart (the first newest), at ``10.0.x.y``;
+    each with ``gpus`` GPUs (RTX 4090 on even machines, A100 on odd ones) and its
+    default worker on all of them, running unless pending. ``readings``: each online
+    machine's GPUs have a sample from now, at ``i % 100`` percent for machine ``i``."""
+    from gpugo.models import Agent, Gpu, GpuMetricSample, Worker
+
+    now = clock.now()
+    agents, gpu_rows, workers, samples = [], [], [], []
+    for i in range(count):
+        kind = i % 3
+        agent = Agent(
+            id=new_id("agt"),
+            user_id=user_id,
+            secret_hash=secrets.token_hex(32),
+            hostname=f"node-{i:03d}",
+            os="linux",
+            arch="amd64",
+            network_ips=[f"10.0.{i // 250}.{i % 250}"],
+            last_seen_at={0: now, 1: now - timedelta(hours=2), 2: None}[kind],
+            created_at=now - timedelta(minutes=i),
+            updated_at=now,
+        )
+        agents.append(agent)
+        model = "NVIDIA A100 80GB" if i % 2 else "NVIDIA GeForce RTX 4090"
+        gpu_ids = [f"GPU-{g}" for g in range(gpus)]
+        gpu_rows += [
+            Gpu(
+                agent_id=agent.id,
+                gpu_id=gpu_id,
+                gpu_index=g,
+                vendor="nvidia",
+                model=model,
+                vram_mb=81920,
+            )
+            for g, gpu_id in enumerate(gpu_ids)
+        ]
+        workers.append(
+            Worker(
+                agent_id=agent.id,
+                name="default",
+                gpu_ids=gpu_ids,
+                listen_port=9001,
+                is_default=True,
+                status="running" if kind != 2 else "pending",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        if readings and kind == 0:
+            samples += [
+                GpuMetricSample(
+                    agent_id=agent.id,
+                    gpu_id=gpu_id,
+                    recorded_at=now,
+                    utilization=float(i % 100),
+                    vram_used_mb=40960,
+                    vram_total_mb=81920,
+                    temperature=40 + i % 50,
+                    power_usage_w=300.0,
+                )
+                for gpu_id in gpu_ids
+            ]
+    await Agent.bulk_create(agents, batch_size=500)
+    await Gpu.bulk_create(gpu_rows, batch_size=1000)
+    await Worker.bulk_create(workers, batch_size=500)
+    await GpuMetricSample.bulk_create(samples, batch_size=1000)

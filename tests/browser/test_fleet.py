@@ -5,18 +5,14 @@ in use), and no sideways scroll on a phone."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.async_api import expect
 
-from gpugo import clock
-from gpugo.ids import new_id
-from gpugo.models import Agent, Gpu, User, Worker
+from gpugo.models import Agent, User
 from gpugo.plans import DEFAULT_PLAN_LIMITS, PlanLimits
 from tests.browser.support import (
     Browser,
@@ -27,7 +23,7 @@ from tests.browser.support import (
     requires_browser,
     signup,
 )
-from tests.support import flush_metrics
+from tests.support import flush_metrics, seed_fleet
 
 pytestmark = requires_browser
 
@@ -49,57 +45,6 @@ async def live(database_url: str, data_dir: Path) -> AsyncIterator[Live]:
         database_url=database_url, data_dir=data_dir, plan_limits=limits
     ) as server:
         yield server
-
-
-async def _seed(email: str, count: int) -> None:
-    """``count`` machines of the user straight into the database: a third online, a
-    third offline, a third pending; each with 2 GPUs and its default worker."""
-    user = await User.get(email=email)
-    now = clock.now()
-    agents, gpus, workers = [], [], []
-    for i in range(count):
-        kind = i % 3
-        seen = {0: now, 1: now - timedelta(hours=2), 2: None}[kind]
-        agent = Agent(
-            id=new_id("agt"),
-            user_id=user.id,
-            secret_hash=secrets.token_hex(32),
-            hostname=f"node-{i:03d}",
-            os="linux",
-            arch="amd64",
-            network_ips=[f"10.0.{i // 250}.{i % 250}"],
-            last_seen_at=seen,
-            created_at=now - timedelta(minutes=i),
-            updated_at=now,
-        )
-        agents.append(agent)
-        model = "NVIDIA A100 80GB" if i % 2 else "NVIDIA GeForce RTX 4090"
-        for g in range(2):
-            gpus.append(
-                Gpu(
-                    agent_id=agent.id,
-                    gpu_id=f"GPU-{g}",
-                    gpu_index=g,
-                    vendor="nvidia",
-                    model=model,
-                    vram_mb=81920,
-                )
-            )
-        workers.append(
-            Worker(
-                agent_id=agent.id,
-                name="default",
-                gpu_ids=["GPU-0", "GPU-1"],
-                listen_port=9001,
-                is_default=True,
-                status="running" if kind != 2 else "pending",
-                created_at=now,
-                updated_at=now,
-            )
-        )
-    await Agent.bulk_create(agents)
-    await Gpu.bulk_create(gpus)
-    await Worker.bulk_create(workers)
 
 
 def shown(first: int, last: int, total: int) -> str:
@@ -148,7 +93,8 @@ async def test_a_fleet_of_200_filters_sorts_and_searches_fast(
     )
     # Written now rather than at the next flush (within a second): the page reads them.
     await flush_metrics(live.app)
-    await _seed("grace@example.com", FLEET - 1)
+    # A third online, a third offline, a third pending; 2 GPUs and the default worker each.
+    await seed_fleet((await User.get(email="grace@example.com")).id, FLEET - 1)
 
     page = browser.page
     await login(browser, "grace@example.com")
