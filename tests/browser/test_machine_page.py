@@ -127,30 +127,40 @@ async def test_eight_gpus_six_workers_focus_and_phone_layout(browser: Browser, h
     # The docs show this one (docs/machine.png).
     await browser.shot("machine-8-gpus")
 
-    # The default worker gives its GPUs up: GPU 7 is free, and the form offers it.
+    # The default worker gives up all its GPUs but GPU 6 (which batch has too): no worker
+    # has GPU 7 any more.
     await page.get_by_role("button", name="Edit default").click()
-    for i in range(7):
+    for i in (0, 1, 2, 3, 4, 5, 7):
         await page.locator(f'input[name="gpu"][value="{UUIDS[i]}"]').uncheck()
     await page.keyboard.press("Enter")
     # Saved with the keyboard: focus is back on that worker's row, the next Tab stays there.
     await expect(page.get_by_role("button", name="Edit default")).to_be_focused()
     await page.keyboard.press("Tab")
     await expect(page.get_by_role("button", name="Disable default")).to_be_focused()
-    await expect(page.locator(".tag", has_text="shared GPU")).to_have_count(2)
+    # GPU 0 (llama, embeddings) and GPU 6 (batch, default) are shared now.
+    await expect(page.locator(".tag", has_text="shared GPU")).to_have_count(4)
 
+    # A new worker is offered what is free: GPU 7 checked (and only it), the next port.
     await page.get_by_role("button", name="Add worker").click()
     await expect(page.get_by_label("Name")).to_be_focused()
     await expect(page.get_by_label("Port")).to_have_value("9007")
     await expect(page.locator("#worker-port-hint")).to_contain_text("In use: 9001, 9002")
     checked = page.locator('input[name="gpu"]:checked')
-    await expect(checked).to_have_count(0)
-    await expect(page.locator("#worker-gpus")).to_contain_text("GPU 7 · H100 80GB HBM3")
+    await expect(checked).to_have_count(1)
+    await expect(checked).to_have_value(UUIDS[7])
+    await expect(page.locator("#worker-gpus")).to_contain_text("Free: GPU 7.")
+    free = page.locator(".gpu-check").filter(has=page.locator(f'input[value="{UUIDS[7]}"]'))
+    await expect(free).to_contain_text("GPU 7 · H100 80GB HBM3")
+    await expect(free.locator(".gpu-free")).to_have_text(" · free")
+    taken = page.locator(".gpu-check").filter(has=page.locator(f'input[value="{UUIDS[6]}"]'))
+    await expect(taken.locator(".gpu-taken")).to_have_text(" · in default, batch")
     await page.get_by_role("button", name="Cancel").click()
     await expect(page.get_by_role("button", name="Add worker")).to_be_focused()
 
     # Every error of the form at once, in plain words.
     await page.get_by_role("button", name="Add worker").click()
     await page.get_by_label("Port").fill("")
+    await page.locator(f'input[name="gpu"][value="{UUIDS[7]}"]').uncheck()
     await page.get_by_role("button", name="Create worker").click()
     await expect(page.locator("#worker-name-error")).to_have_text("Enter a name for the worker.")
     await expect(page.locator("#worker-port-error")).to_have_text("Enter a port number.")
@@ -158,16 +168,26 @@ async def test_eight_gpus_six_workers_focus_and_phone_layout(browser: Browser, h
     await expect(page.get_by_label("Name")).to_be_focused()
     await page.get_by_role("button", name="Cancel").click()
 
+    # Taken as offered: the new worker has GPU 7 to itself, on port 9007.
+    await page.get_by_role("button", name="Add worker").click()
+    await page.get_by_label("Name").fill("mistral-7b")
+    await page.get_by_role("button", name="Create worker").click()
+    await expect(rows).to_have_count(7)
+    created = rows.filter(has_text="mistral-7b")
+    await expect(created).to_contain_text("9007")
+    await expect(created.locator(".gpu-chip")).to_have_text(["GPU 7"])
+    await expect(created.locator(".tag", has_text="shared GPU")).to_have_count(0)
+
     # Deleting a worker: focus moves to the next worker's row, not to the page's end.
     await page.get_by_role("button", name="Delete embeddings").click()
     await page.get_by_role("dialog").get_by_role("button", name="Delete worker").click()
-    await expect(rows).to_have_count(5)
+    await expect(rows).to_have_count(6)
     await expect(page.get_by_role("button", name="Edit whisper")).to_be_focused()
 
     # A 390 px phone: nothing wider than the screen, buttons at least 44 px tall.
     await page.set_viewport_size(PHONE_390)
     await browser.open(f"/#/agents/{agent.agent_id}")
-    await expect(rows).to_have_count(5)
+    await expect(rows).to_have_count(6)
     overflow = await page.evaluate(
         "document.documentElement.scrollWidth - document.documentElement.clientWidth"
     )
