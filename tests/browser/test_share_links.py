@@ -1,6 +1,7 @@
 """A share link as its recipient and its owner see it: a browser opening the link gets a
 page and uses nothing, the CLI's request uses one; the owner extends a used-up link and
-its address stays; dead links lose their Copy button; an offline machine is named."""
+its address stays; dead links (used up, expired) lose their Copy button; an offline
+machine is named."""
 
 from __future__ import annotations
 
@@ -68,6 +69,13 @@ async def test_opening_a_link_uses_nothing_the_cli_does_and_extend_keeps_the_cod
     await expect(page.locator("#shares-table code.short-link")).to_have_text(link)
     assert (await http.get(f"/s/{code}", headers=CLI)).status_code == 200
     assert (await Share.get(short_code=code)).used_count == 2
+
+    # Its expiry passes (uses left or not): the row says expired and offers no Copy.
+    await Share.filter(short_code=code).update(expires_at=clock.now() - timedelta(minutes=1))
+    assert (await http.get(f"/s/{code}", headers=CLI)).status_code == 410
+    await expect(row.locator(".tag", has_text="expired")).to_be_visible(timeout=LIVE_MS)
+    await expect(row.get_by_role("button", name=f"Copy {link}")).to_have_count(0)
+    await expect(row.get_by_role("button", name=f"Extend {link}")).to_be_visible()
 
     # The machine goes silent: the owner's page says the link cannot connect.
     await Agent.all().update(last_seen_at=clock.now() - timedelta(hours=1))
