@@ -4,6 +4,7 @@
 
 import { h, render } from '../dom.js';
 import { ago, dateTime, plural, vram } from '../format.js';
+import { focusFirstInvalid, noErrors, serverErrors } from '../forms.js';
 import { gql } from '../gql.js';
 import { watch } from '../live.js';
 import { AGENT_EVENTS } from '../subs.js';
@@ -97,14 +98,15 @@ export function claims(workers) {
   return out;
 }
 
-function mapWorkerError(error) {
-  const fields = { ...error.fields };
-  let message = null;
-  if (error.code === 'conflict') fields.listenPort = error.message;
-  else if (error.code === 'plan_limit_exceeded') message = `${error.message} Remove a worker or change plans to add more.`;
-  else if (error.code !== 'validation_error' || Object.keys(fields).length === 0) message = error.message;
-  if (fields.agentId && !message) message = fields.agentId;
-  return { fields, message };
+// The worker form's fields, as the server's details name them.
+const WORKER_FORM_FIELDS = ['name', 'gpuIds', 'listenPort', 'vramMb', 'computePercent', 'isolationMode'];
+
+function workerErrors(error) {
+  return serverErrors(error, {
+    fields: WORKER_FORM_FIELDS,
+    at: { conflict: 'listenPort' },
+    say: { plan_limit_exceeded: (e) => `${e.message} Remove a worker or change plans to add more.` },
+  });
 }
 
 export function mount({ root, params, query, app }) {
@@ -115,7 +117,7 @@ export function mount({ root, params, query, app }) {
     missing: false,
     error: null,
     form: null, // {mode: 'create'} | {mode: 'edit', id}
-    formErrors: { fields: {}, message: null },
+    formErrors: noErrors(),
     busy: false,
     justRegistered: query.get('new') === '1',
     // Where keyboard focus goes after the next draw: {worker: id} | {add: true}.
@@ -155,7 +157,7 @@ export function mount({ root, params, query, app }) {
 
   function openForm(form) {
     state.form = form;
-    state.formErrors = { fields: {}, message: null };
+    state.formErrors = noErrors();
     draw();
     const first = root.querySelector('#worker-name');
     if (first) first.focus();
@@ -191,8 +193,7 @@ export function mount({ root, params, query, app }) {
     if (Object.keys(fields).length) {
       state.formErrors = { fields, message: null };
       draw();
-      const bad = form.querySelector('[aria-invalid="true"]');
-      if (bad) (bad.matches('fieldset') ? bad.querySelector('input') || bad : bad).focus();
+      focusFirstInvalid(form);
       return;
     }
     state.busy = true;
@@ -211,17 +212,16 @@ export function mount({ root, params, query, app }) {
         toast(`Worker ${saved.name} saved.`);
       }
       state.form = null;
-      state.formErrors = { fields: {}, message: null };
+      state.formErrors = noErrors();
       // Back to the saved worker's row, not to the top of the page.
       state.focusNext = { worker: saved.id };
       await refresh();
     } catch (error) {
-      state.formErrors = mapWorkerError(error);
+      state.formErrors = workerErrors(error);
     }
     state.busy = false;
     draw();
-    const bad = root.querySelector('.worker-form [aria-invalid="true"]');
-    if (bad) (bad.matches('fieldset') ? bad.querySelector('input') || bad : bad).focus();
+    focusFirstInvalid(root.querySelector('.worker-form'));
   }
 
   async function setEnabled(worker, enabled) {
