@@ -6,6 +6,7 @@ import { h, render } from '../dom.js';
 import { ago, dateTime, plural, vram } from '../format.js';
 import { focusFirstInvalid, noErrors, serverErrors } from '../forms.js';
 import { gql } from '../gql.js';
+import { editLabels } from '../labels.js';
 import { watch } from '../live.js';
 import { AGENT_EVENTS } from '../subs.js';
 import {
@@ -40,7 +41,7 @@ const ISOLATION_MODES = [
 const QUERY = `query Agent($id: ID!) {
   me { ${USER_FIELDS} }
   agent(id: $id) {
-    id hostname os arch status statusReason lastSeenAt createdAt gpuCount networkIps
+    id hostname displayName tags os arch status statusReason lastSeenAt createdAt gpuCount networkIps
     configVersion fetchedConfigVersion configFetchedAt
     gpus { gpuId gpuIndex vendor model vramMb driverVersion cudaVersion usedByWorker agentOnline lastKnownAt }
     workers { ${WORKER_FIELDS} }
@@ -754,6 +755,34 @@ export function mount({ root, params, query, app }) {
         h('div', {}, h('dt', {}, 'System'), h('dd', {}, `${agent.os}/${agent.arch}`)),
         h('div', {}, h('dt', {}, 'Addresses'), h('dd', {}, agent.networkIps.length ? agent.networkIps.join(', ') : '—')),
         h('div', {}, h('dt', {}, 'Registered'), h('dd', {}, dateTime(agent.createdAt))),
+        h(
+          'div',
+          { class: 'wide' },
+          h('dt', {}, 'Name and tags'),
+          h(
+            'dd',
+            { class: 'labels' },
+            agent.displayName ? h('span', { class: 'strong', id: 'display-name' }, agent.displayName) : h('span', { class: 'muted' }, 'No display name'),
+            agent.tags.map((tag) => h('span', { class: 'tag', key: tag }, tag)),
+            h(
+              'button',
+              {
+                type: 'button',
+                id: 'edit-labels',
+                class: 'btn btn-small',
+                onclick: () =>
+                  editLabels({
+                    agent,
+                    displayName: agent.displayName,
+                    tags: agent.tags,
+                    opener: () => root.querySelector('#edit-labels'),
+                    onSaved: refresh,
+                  }),
+              },
+              'Edit name and tags',
+            ),
+          ),
+        ),
         h(
           'div',
           { class: 'wide' },
