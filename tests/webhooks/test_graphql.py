@@ -8,7 +8,7 @@ import pytest
 
 from gpugo import clock
 from tests.schema.support import as_cookie, error
-from tests.webhooks.support import docs_verify, eventually
+from tests.webhooks.support import TableResolver, docs_verify, eventually
 
 CREATE = """mutation($url: String!) {
   createWebhook(input: {url: $url, events: ["agent.offline", "share.expired"],
@@ -89,3 +89,13 @@ async def test_refusals_are_the_services(api):
     error(bad, "validation_error")
     hook = (await owner.data(CREATE, {"url": "http://127.0.0.1:9/"}))["createWebhook"]["webhook"]
     error(await stranger('{ webhook(id: "$ID") { id } }'.replace("$ID", hook["id"])), "not_found")
+
+
+async def test_a_host_that_does_not_resolve_is_refused_at_the_url(api, app):
+    # A refusal raised while handling the resolver's OSError is the refusal, not an outage.
+    app.state.ctx.webhooks.resolver = TableResolver({})
+    gql = await as_cookie(await api.user())
+    refused = error(await gql(CREATE, {"url": "https://nowhere.example.com/"}), "validation_error")
+    assert refused["extensions"]["details"] == [
+        {"field": "url", "message": "The URL host 'nowhere.example.com' does not resolve."}
+    ]
