@@ -248,5 +248,11 @@ async def test_a_fleet_of_200_filters_sorts_and_searches_fast(
     height = await page.evaluate("document.documentElement.scrollHeight")
     print("phone height of 50 machines:", height)
     assert height < 8000, height
+    # The machines' links and the search field are as tall as a finger needs.
+    for targets in ("#agents-table td a", "input[type=search]", "select"):
+        heights = await page.locator(targets).evaluate_all(
+            "els => els.map(e => e.getBoundingClientRect().height)"
+        )
+        assert heights and min(heights) >= 44, (targets, heights)
     await page.locator("#agents-table").scroll_into_view_if_needed()
     await browser.shot("overview-fleet-phone", full_page=False)

@@ -164,19 +164,36 @@ async def test_eight_gpus_six_workers_focus_and_phone_layout(browser: Browser, h
     await expect(rows).to_have_count(5)
     await expect(page.get_by_role("button", name="Edit whisper")).to_be_focused()
 
-    # A 390 px phone: nothing wider than the screen, buttons at least 44 px tall.
+    # A 390 px phone with a touch screen: nothing wider than the screen, and everything a
+    # finger taps at least 44 px tall: row buttons, navigation links, text fields, menus.
     await page.set_viewport_size(PHONE_390)
+    touch = await browser.context.new_cdp_session(page)
+    await touch.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
     await browser.open(f"/#/agents/{agent.agent_id}")
     await expect(rows).to_have_count(5)
+    assert await page.evaluate("matchMedia('(pointer: coarse)').matches")
+    await page.get_by_role("button", name="Add worker").click()
+    await expect(page.get_by_label("Name")).to_be_focused()
     overflow = await page.evaluate(
         "document.documentElement.scrollWidth - document.documentElement.clientWidth"
     )
     assert overflow <= 0, overflow
-    heights = await page.locator("#workers-table .btn").evaluate_all(
-        "bs => bs.map(b => b.getBoundingClientRect().height)"
-    )
-    assert heights and min(heights) >= 44, heights
+    for targets in (
+        "#workers-table .btn",
+        ".nav a",
+        ".tabs a",
+        ".crumbs a",
+        ".worker-form input:not([type=checkbox])",
+        ".worker-form select",
+        ".worker-form .check",
+    ):
+        heights = await page.locator(targets).evaluate_all(
+            "els => els.map(e => e.getBoundingClientRect().height)"
+        )
+        assert heights and min(heights) >= 44, (targets, heights)
+    await page.get_by_role("button", name="Cancel").click()
     await browser.shot("machine-8-gpus-phone")
+    await touch.send("Emulation.setTouchEmulationEnabled", {"enabled": False})
     await page.set_viewport_size(DESKTOP)
 
 
