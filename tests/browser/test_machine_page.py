@@ -151,10 +151,15 @@ async def test_eight_gpus_six_workers_focus_and_phone_layout(browser: Browser, h
     # Every error of the form at once, in plain words.
     await page.get_by_role("button", name="Add worker").click()
     await page.get_by_label("Port").fill("")
+    # More than a GraphQL Int holds: said at the field, never the server's parser's words.
+    await page.get_by_label("VRAM limit (MiB)").fill("99999999999")
     await page.get_by_role("button", name="Create worker").click()
     await expect(page.locator("#worker-name-error")).to_have_text("Enter a name for the worker.")
     await expect(page.locator("#worker-port-error")).to_have_text("Enter a port number.")
     await expect(page.locator("#worker-gpus-error")).to_have_text("Choose at least one GPU.")
+    await expect(page.locator("#worker-vram-error")).to_have_text(
+        "Enter whole MiB from 1 to 2147483647, or leave empty for no limit."
+    )
     await expect(page.get_by_label("Name")).to_be_focused()
     await page.get_by_role("button", name="Cancel").click()
 

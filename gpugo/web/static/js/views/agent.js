@@ -31,6 +31,8 @@ const WORKER_FIELDS = `id name gpuIds listenPort enabled status isDefault pid re
 // The first port offered to a new worker (the default worker's), and the highest.
 const FIRST_PORT = 9001;
 const LAST_PORT = 65535;
+// The largest VRAM limit the server takes (gpugo/inputs/workers.py).
+const MAX_VRAM_MB = 2 ** 31 - 1;
 const ISOLATION_MODES = [
   ['', 'Agent default'],
   ['shared', 'Shared'],
@@ -185,10 +187,11 @@ export function mount({ root, params, query, app }) {
     if (gpuIds.length === 0) fields.gpuIds = 'Choose at least one GPU.';
     if (port === '' || !Number.isInteger(input.listenPort)) fields.listenPort = 'Enter a port number.';
     else if (input.listenPort < 1024 || input.listenPort > 65535) fields.listenPort = 'Enter a port from 1024 to 65535.';
-    if (input.vramMb !== null && !(Number.isInteger(input.vramMb) && input.vramMb >= 1)) {
-      fields.vramMb = 'Enter whole MiB, or leave empty for no limit.';
+    // Letters typed into a number field read as empty: never "no limit" by mistake.
+    if (form.vram.validity.badInput || (input.vramMb !== null && !(Number.isInteger(input.vramMb) && input.vramMb >= 1 && input.vramMb <= MAX_VRAM_MB))) {
+      fields.vramMb = `Enter whole MiB from 1 to ${MAX_VRAM_MB}, or leave empty for no limit.`;
     }
-    if (input.computePercent !== null && !(Number.isInteger(input.computePercent) && input.computePercent >= 1 && input.computePercent <= 100)) {
+    if (form.compute.validity.badInput || (input.computePercent !== null && !(Number.isInteger(input.computePercent) && input.computePercent >= 1 && input.computePercent <= 100))) {
       fields.computePercent = 'Enter 1–100, or leave empty for no limit.';
     }
     if (Object.keys(fields).length) {
