@@ -37,9 +37,13 @@ def camel_field(path: str) -> str:
 
 def gpugo_error(error: GraphQLError) -> GpugoError | None:
     original = error.original_error
+    # A refusal of ours first: one raised while handling an OSError (a webhook host that
+    # does not resolve) still carries that OSError as its context, and is no outage.
+    if isinstance(original, GpugoError):
+        return original
     if original is not None and database_unreachable(original):
         return ServiceUnavailable()  # an outage, not a bug: the client may retry
-    return original if isinstance(original, GpugoError) else None
+    return None
 
 
 def unreadable_literal(error: GraphQLError) -> bool:

@@ -118,6 +118,14 @@ class WebhookQueries:
         found = await webhooks.list_webhooks(principal=await user(info))
         return [webhook_node(view) for view in found]
 
+    @strawberry.field(
+        permission_classes=_USER,
+        description="How many endpoints an account may have on this server "
+        "(GPUGO_WEBHOOKS_MAX_ENDPOINTS); createWebhook beyond it is a conflict.",
+    )
+    def webhook_endpoints_allowed(self, info: GraphQLInfo) -> int:
+        return webhooks.endpoints_allowed(info.context.server)
+
     @strawberry.field(permission_classes=_USER)
     async def webhook(self, info: GraphQLInfo, id: strawberry.ID) -> Webhook | None:
         webhook_id = lookup_id(id, "webhook")

@@ -147,6 +147,12 @@ async def _owned(principal: Principal, webhook_id: str) -> dict[str, Any]:
     return rows[0]
 
 
+def endpoints_allowed(ctx: ServerContext) -> int:
+    """How many endpoints an account may have on this installation (said before the
+    form, so that the 409 beyond it is no surprise)."""
+    return ctx.settings.webhooks_max_endpoints
+
+
 async def create(
     *, ctx: ServerContext, principal: Principal, data: CreateWebhookInput
 ) -> WebhookWithSecret:
@@ -155,7 +161,7 @@ async def create(
     await _check_url(ctx, data.url)
     secret = new_secret()
     now = clock.now()
-    limit = ctx.settings.webhooks_max_endpoints
+    limit = endpoints_allowed(ctx)
     async with in_transaction():
         # Serialises the count with a concurrent creation of the same user.
         await plans.lock_usage(principal.user_id)

@@ -187,6 +187,10 @@ async def test_a_fleet_of_200_filters_sorts_and_searches_fast(
     await dialog.get_by_role("button", name="Save").click()
     await expect(first.get_by_role("link", name="Training box")).to_be_visible()
     await expect(first).to_contain_text("zz-real-host")
+    # Focus is back on the button that opened the dialog (on the redrawn row).
+    await expect(
+        first.get_by_role("button", name="Edit name and tags of zz-real-host")
+    ).to_be_focused()
     await first.get_by_role("button", name="rack-7").click()
     await expect(rows).to_have_count(1)
     await expect(page.get_by_label("Search")).to_have_value("rack-7")
@@ -204,5 +208,11 @@ async def test_a_fleet_of_200_filters_sorts_and_searches_fast(
     height = await page.evaluate("document.documentElement.scrollHeight")
     print("phone height of 50 machines:", height)
     assert height < 8000, height
+    # The machines' links and the search field are as tall as a finger needs.
+    for targets in ("#agents-table td a", "input[type=search]", "select"):
+        heights = await page.locator(targets).evaluate_all(
+            "els => els.map(e => e.getBoundingClientRect().height)"
+        )
+        assert heights and min(heights) >= 44, (targets, heights)
     await page.locator("#agents-table").scroll_into_view_if_needed()
     await browser.shot("overview-fleet-phone", full_page=False)

@@ -161,10 +161,15 @@ async def test_eight_gpus_six_workers_focus_and_phone_layout(browser: Browser, h
     await page.get_by_role("button", name="Add worker").click()
     await page.get_by_label("Port").fill("")
     await page.locator(f'input[name="gpu"][value="{UUIDS[7]}"]').uncheck()
+    # More than a GraphQL Int holds: said at the field, never the server's parser's words.
+    await page.get_by_label("VRAM limit (MiB)").fill("99999999999")
     await page.get_by_role("button", name="Create worker").click()
     await expect(page.locator("#worker-name-error")).to_have_text("Enter a name for the worker.")
     await expect(page.locator("#worker-port-error")).to_have_text("Enter a port number.")
     await expect(page.locator("#worker-gpus-error")).to_have_text("Choose at least one GPU.")
+    await expect(page.locator("#worker-vram-error")).to_have_text(
+        "Enter whole MiB from 1 to 2147483647, or leave empty for no limit."
+    )
     await expect(page.get_by_label("Name")).to_be_focused()
     await page.get_by_role("button", name="Cancel").click()
 
@@ -184,17 +189,96 @@ async def test_eight_gpus_six_workers_focus_and_phone_layout(browser: Browser, h
     await expect(rows).to_have_count(6)
     await expect(page.get_by_role("button", name="Edit whisper")).to_be_focused()
 
-    # A 390 px phone: nothing wider than the screen, buttons at least 44 px tall.
+    # A 390 px phone with a touch screen: nothing wider than the screen, and everything a
+    # finger taps at least 44 px tall: row buttons, navigation links, text fields, menus.
     await page.set_viewport_size(PHONE_390)
+    touch = await browser.context.new_cdp_session(page)
+    await touch.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
     await browser.open(f"/#/agents/{agent.agent_id}")
     await expect(rows).to_have_count(6)
+    assert await page.evaluate("matchMedia('(pointer: coarse)').matches")
+    await page.get_by_role("button", name="Add worker").click()
+    await expect(page.get_by_label("Name")).to_be_focused()
     overflow = await page.evaluate(
         "document.documentElement.scrollWidth - document.documentElement.clientWidth"
     )
     assert overflow <= 0, overflow
-    heights = await page.locator("#workers-table .btn").evaluate_all(
-        "bs => bs.map(b => b.getBoundingClientRect().height)"
-    )
-    assert heights and min(heights) >= 44, heights
+    for targets in (
+        "#workers-table .btn",
+        ".nav a",
+        ".tabs a",
+        ".crumbs a",
+        ".worker-form input:not([type=checkbox])",
+        ".worker-form select",
+        ".worker-form .check",
+    ):
+        heights = await page.locator(targets).evaluate_all(
+            "els => els.map(e => e.getBoundingClientRect().height)"
+        )
+        assert heights and min(heights) >= 44, (targets, heights)
+    await page.get_by_role("button", name="Cancel").click()
     await browser.shot("machine-8-gpus-phone")
+    await touch.send("Emulation.setTouchEmulationEnabled", {"enabled": False})
     await page.set_viewport_size(DESKTOP)
+
+
+async def test_name_and_tags_dialog_says_every_problem_and_returns_focus(
+    browser: Browser, http: httpx.AsyncClient
+):
+    account = await signup(http, "grace@example.com")
+    agent = await account.agent(hostname="rack-host", gpus=1)
+    page = browser.page
+    await login(browser, "grace@example.com")
+    await browser.open(f"/#/agents/{agent.agent_id}")
+    opener = page.get_by_role("button", name="Edit name and tags")
+    await opener.click()
+    dialog = page.get_by_role("dialog")
+    name, tags = dialog.get_by_label("Display name"), dialog.get_by_label("Tags")
+    await expect(name).to_be_focused()
+    # The limits, before anything is typed.
+    await expect(dialog.locator("#labels-name-hint")).to_contain_text("Up to 100 characters")
+    await expect(dialog.locator("#labels-tags-hint")).to_contain_text(
+        "Up to 16, separated by commas; each 1 to 32 letters, digits or . _ : / -"
+    )
+
+    # Every problem of both fields at once, in plain words; focus on the first.
+    await name.fill("n" * 101)
+    await tags.fill(", ".join(["a100", "rack 3", *(f"t{i}" for i in range(16))]))
+    await dialog.get_by_role("button", name="Save").click()
+    await expect(dialog.locator("#labels-name-error")).to_have_text(
+        "Use at most 100 characters (this name has 101)."
+    )
+    await expect(dialog.locator("#labels-tags-error")).to_have_text(
+        "“rack 3” is not a tag: a tag is 1 to 32 letters, digits or . _ : / -. "
+        "Use at most 16 tags (there are 18)."
+    )
+    await expect(name).to_be_focused()
+    await expect(tags).to_have_attribute("aria-invalid", "true")
+    await browser.shot("machine-labels-errors", full_page=False)
+
+    # What only the server sees (a control character) comes back at its field, plainly.
+    await name.fill("Training\x07box")
+    await tags.fill("rack-3, a100, RACK-3")
+    await dialog.get_by_role("button", name="Save").click()
+    await expect(dialog.locator("#labels-name-error")).to_have_text(
+        "Use printable characters only."
+    )
+    await expect(dialog.locator("#labels-tags-error")).to_have_text("")
+    await expect(name).to_be_focused()
+    shown = await dialog.inner_text()
+    assert "Invalid request" not in shown and "Value error" not in shown, shown
+
+    # Saved: the dialog closes and focus is back on the button that opened it.
+    await name.fill("Training box")
+    await page.keyboard.press("Enter")
+    await expect(dialog).to_have_count(0)
+    await expect(page.locator("#display-name")).to_have_text("Training box")
+    await expect(page.locator(".facts .labels .tag")).to_have_text(["rack-3", "a100"])
+    await expect(opener).to_be_focused()
+
+    # Escape (or Cancel) gives focus back the same way, and changes nothing.
+    await page.keyboard.press("Enter")
+    await expect(dialog.get_by_label("Tags")).to_have_value("rack-3, a100")
+    await page.keyboard.press("Escape")
+    await expect(dialog).to_have_count(0)
+    await expect(opener).to_be_focused()

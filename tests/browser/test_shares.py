@@ -1,11 +1,15 @@
-"""Shares: create for a worker, copy the short link, watch used_count rise, delete."""
+"""Shares: create for a worker, copy the short link, watch used_count rise, delete; the form
+says every problem at once, its limits before typing, and where focus goes."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import httpx
 from playwright.async_api import expect
 
 from tests.browser.support import LIVE_MS, Browser, login, requires_browser, signup
+from tests.support import moment
 
 pytestmark = requires_browser
 
@@ -66,3 +70,66 @@ async def test_share_create_copy_live_uses_and_delete(browser: Browser, http: ht
     await page.get_by_role("dialog").get_by_role("button", name="Delete link").click()
     await expect(page.get_by_text("No share links yet")).to_be_visible()
     assert (await http.get(short_link)).status_code == 404
+
+
+async def test_share_form_says_every_problem_at_once_and_returns_focus(
+    browser: Browser, http: httpx.AsyncClient
+):
+    account = await signup(http, "joan@example.com")
+    await account.agent(hostname="lab-gpu", gpus=1)
+    page = browser.page
+    await login(browser, "joan@example.com")
+    await page.get_by_role("link", name="Shares").click()
+    opener = page.get_by_role("button", name="New share link")
+    await opener.click()
+    await expect(page.get_by_label("Worker")).to_be_focused()
+    address = page.get_by_label("Connection address")
+    expires = page.get_by_label("Expires (optional)")
+    uses = page.get_by_label("Maximum uses (optional)")
+    create = page.get_by_role("button", name="Create link")
+
+    # The limits, before anything is typed.
+    await expect(page.locator("#share-expires-hint")).to_have_text(
+        "A time in the future; empty: the link does not expire."
+    )
+    await expect(page.locator("#share-max-uses-hint")).to_have_text("At least 1; empty: unlimited.")
+
+    # A bad address, a past expiry and a bad use limit: all three said at once.
+    await address.fill("300.1.2.3")
+    # The browser's clock is the server's (UTC), as is its time zone.
+    await expires.fill(moment(timedelta(days=-1)).strftime("%Y-%m-%dT%H:%M"))
+    await uses.fill("0")
+    await create.click()
+    await expect(page.locator("#share-ip-error")).to_have_text(
+        "Enter an IP address or a host name."
+    )
+    await expect(page.locator("#share-expires-error")).to_have_text("Choose a time in the future.")
+    await expect(page.locator("#share-max-uses-error")).to_have_text(
+        "Enter at least 1, or leave it empty for no limit."
+    )
+    await expect(address).to_be_focused()
+
+    # What only the server reads (an IPv6 address) comes back at its field, plainly.
+    await address.fill("fe80::zz")
+    await expires.fill("")
+    await uses.fill("2")
+    await create.click()
+    await expect(page.locator("#share-ip-error")).to_have_text(
+        "Enter an IP address or a host name."
+    )
+    await expect(page.locator("#share-max-uses-error")).to_have_text("")
+    await expect(address).to_be_focused()
+    shown = await page.locator(".share-form").inner_text()
+    assert "Invalid request" not in shown and "Value error" not in shown, shown
+
+    # Cancelled: focus back on the button that opened the form.
+    await page.get_by_role("button", name="Cancel").click()
+    await expect(opener).to_be_focused()
+
+    # Created: focus on the new link's copy button.
+    await opener.click()
+    await address.fill("127.0.0.1")
+    await uses.fill("2")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("button", name="Copy link")).to_be_focused()
+    await expect(page.locator("#shares-table tbody tr")).to_contain_text("/ 2")

@@ -8,7 +8,7 @@ import pytest
 
 from gpugo import clock
 from tests.schema.support import as_cookie, error
-from tests.webhooks.support import docs_verify, eventually
+from tests.webhooks.support import TableResolver, docs_verify, eventually
 
 CREATE = """mutation($url: String!) {
   createWebhook(input: {url: $url, events: ["agent.offline", "share.expired"],
@@ -18,9 +18,13 @@ CREATE = """mutation($url: String!) {
 }"""
 
 
+# The operator allows 3 endpoints per account here (GPUGO_WEBHOOKS_MAX_ENDPOINTS).
+ALLOWED = 3
+
+
 @pytest.fixture
 def settings(settings):
-    return settings.replace(webhooks_allow_private=True)
+    return settings.replace(webhooks_allow_private=True, webhooks_max_endpoints=ALLOWED)
 
 
 async def test_the_life_of_a_webhook(api, receiver):
@@ -89,3 +93,23 @@ async def test_refusals_are_the_services(api):
     error(bad, "validation_error")
     hook = (await owner.data(CREATE, {"url": "http://127.0.0.1:9/"}))["createWebhook"]["webhook"]
     error(await stranger('{ webhook(id: "$ID") { id } }'.replace("$ID", hook["id"])), "not_found")
+
+
+async def test_the_endpoint_limit_is_said_before_it_refuses(api):
+    gql = await as_cookie(await api.user())
+    assert await gql.data("{ webhookEndpointsAllowed }") == {"webhookEndpointsAllowed": ALLOWED}
+    for _ in range(ALLOWED):
+        await gql.data(CREATE, {"url": "http://127.0.0.1:9/"})
+    refused = error(await gql(CREATE, {"url": "http://127.0.0.1:9/"}), "conflict")
+    assert refused["message"] == f"An account may have at most {ALLOWED} webhook endpoints."
+    assert len((await gql.data("{ webhooks { id } }"))["webhooks"]) == ALLOWED
+
+
+async def test_a_host_that_does_not_resolve_is_refused_at_the_url(api, app):
+    # A refusal raised while handling the resolver's OSError is the refusal, not an outage.
+    app.state.ctx.webhooks.resolver = TableResolver({})
+    gql = await as_cookie(await api.user())
+    refused = error(await gql(CREATE, {"url": "https://nowhere.example.com/"}), "validation_error")
+    assert refused["extensions"]["details"] == [
+        {"field": "url", "message": "The URL host 'nowhere.example.com' does not resolve."}
+    ]

@@ -4,7 +4,9 @@
 
 import { h, render } from '../dom.js';
 import { ago, dateTime, plural, vram } from '../format.js';
+import { focusFirstInvalid, noErrors, serverErrors } from '../forms.js';
 import { gql } from '../gql.js';
+import { editLabels } from '../labels.js';
 import { watch } from '../live.js';
 import { AGENT_EVENTS } from '../subs.js';
 import {
@@ -29,6 +31,8 @@ const WORKER_FIELDS = `id name gpuIds listenPort enabled status isDefault pid re
 // The first port offered to a new worker (the default worker's), and the highest.
 const FIRST_PORT = 9001;
 const LAST_PORT = 65535;
+// The largest VRAM limit the server takes (gpugo/inputs/workers.py).
+const MAX_VRAM_MB = 2 ** 31 - 1;
 const ISOLATION_MODES = [
   ['', 'Agent default'],
   ['shared', 'Shared'],
@@ -39,7 +43,7 @@ const ISOLATION_MODES = [
 const QUERY = `query Agent($id: ID!) {
   me { ${USER_FIELDS} }
   agent(id: $id) {
-    id hostname os arch status statusReason lastSeenAt createdAt gpuCount networkIps
+    id hostname displayName tags os arch status statusReason lastSeenAt createdAt gpuCount networkIps
     configVersion fetchedConfigVersion configFetchedAt
     gpus { gpuId gpuIndex vendor model vramMb driverVersion cudaVersion usedByWorker agentOnline lastKnownAt }
     workers { ${WORKER_FIELDS} }
@@ -97,14 +101,15 @@ export function claims(workers) {
   return out;
 }
 
-function mapWorkerError(error) {
-  const fields = { ...error.fields };
-  let message = null;
-  if (error.code === 'conflict') fields.listenPort = error.message;
-  else if (error.code === 'plan_limit_exceeded') message = `${error.message} Remove a worker or change plans to add more.`;
-  else if (error.code !== 'validation_error' || Object.keys(fields).length === 0) message = error.message;
-  if (fields.agentId && !message) message = fields.agentId;
-  return { fields, message };
+// The worker form's fields, as the server's details name them.
+const WORKER_FORM_FIELDS = ['name', 'gpuIds', 'listenPort', 'vramMb', 'computePercent', 'isolationMode'];
+
+function workerErrors(error) {
+  return serverErrors(error, {
+    fields: WORKER_FORM_FIELDS,
+    at: { conflict: 'listenPort' },
+    say: { plan_limit_exceeded: (e) => `${e.message} Remove a worker or change plans to add more.` },
+  });
 }
 
 export function mount({ root, params, query, app }) {
@@ -115,7 +120,7 @@ export function mount({ root, params, query, app }) {
     missing: false,
     error: null,
     form: null, // {mode: 'create'} | {mode: 'edit', id}
-    formErrors: { fields: {}, message: null },
+    formErrors: noErrors(),
     busy: false,
     justRegistered: query.get('new') === '1',
     // Where keyboard focus goes after the next draw: {worker: id} | {add: true}.
@@ -155,7 +160,7 @@ export function mount({ root, params, query, app }) {
 
   function openForm(form) {
     state.form = form;
-    state.formErrors = { fields: {}, message: null };
+    state.formErrors = noErrors();
     draw();
     const first = root.querySelector('#worker-name');
     if (first) first.focus();
@@ -182,17 +187,17 @@ export function mount({ root, params, query, app }) {
     if (gpuIds.length === 0) fields.gpuIds = 'Choose at least one GPU.';
     if (port === '' || !Number.isInteger(input.listenPort)) fields.listenPort = 'Enter a port number.';
     else if (input.listenPort < 1024 || input.listenPort > 65535) fields.listenPort = 'Enter a port from 1024 to 65535.';
-    if (input.vramMb !== null && !(Number.isInteger(input.vramMb) && input.vramMb >= 1)) {
-      fields.vramMb = 'Enter whole MiB, or leave empty for no limit.';
+    // Letters typed into a number field read as empty: never "no limit" by mistake.
+    if (form.vram.validity.badInput || (input.vramMb !== null && !(Number.isInteger(input.vramMb) && input.vramMb >= 1 && input.vramMb <= MAX_VRAM_MB))) {
+      fields.vramMb = `Enter whole MiB from 1 to ${MAX_VRAM_MB}, or leave empty for no limit.`;
     }
-    if (input.computePercent !== null && !(Number.isInteger(input.computePercent) && input.computePercent >= 1 && input.computePercent <= 100)) {
+    if (form.compute.validity.badInput || (input.computePercent !== null && !(Number.isInteger(input.computePercent) && input.computePercent >= 1 && input.computePercent <= 100))) {
       fields.computePercent = 'Enter 1–100, or leave empty for no limit.';
     }
     if (Object.keys(fields).length) {
       state.formErrors = { fields, message: null };
       draw();
-      const bad = form.querySelector('[aria-invalid="true"]');
-      if (bad) (bad.matches('fieldset') ? bad.querySelector('input') || bad : bad).focus();
+      focusFirstInvalid(form);
       return;
     }
     state.busy = true;
@@ -211,17 +216,16 @@ export function mount({ root, params, query, app }) {
         toast(`Worker ${saved.name} saved.`);
       }
       state.form = null;
-      state.formErrors = { fields: {}, message: null };
+      state.formErrors = noErrors();
       // Back to the saved worker's row, not to the top of the page.
       state.focusNext = { worker: saved.id };
       await refresh();
     } catch (error) {
-      state.formErrors = mapWorkerError(error);
+      state.formErrors = workerErrors(error);
     }
     state.busy = false;
     draw();
-    const bad = root.querySelector('.worker-form [aria-invalid="true"]');
-    if (bad) (bad.matches('fieldset') ? bad.querySelector('input') || bad : bad).focus();
+    focusFirstInvalid(root.querySelector('.worker-form'));
   }
 
   async function setEnabled(worker, enabled) {
@@ -754,6 +758,34 @@ export function mount({ root, params, query, app }) {
         h('div', {}, h('dt', {}, 'System'), h('dd', {}, `${agent.os}/${agent.arch}`)),
         h('div', {}, h('dt', {}, 'Addresses'), h('dd', {}, agent.networkIps.length ? agent.networkIps.join(', ') : '—')),
         h('div', {}, h('dt', {}, 'Registered'), h('dd', {}, dateTime(agent.createdAt))),
+        h(
+          'div',
+          { class: 'wide' },
+          h('dt', {}, 'Name and tags'),
+          h(
+            'dd',
+            { class: 'labels' },
+            agent.displayName ? h('span', { class: 'strong', id: 'display-name' }, agent.displayName) : h('span', { class: 'muted' }, 'No display name'),
+            agent.tags.map((tag) => h('span', { class: 'tag', key: tag }, tag)),
+            h(
+              'button',
+              {
+                type: 'button',
+                id: 'edit-labels',
+                class: 'btn btn-small',
+                onclick: () =>
+                  editLabels({
+                    agent,
+                    displayName: agent.displayName,
+                    tags: agent.tags,
+                    opener: () => root.querySelector('#edit-labels'),
+                    onSaved: refresh,
+                  }),
+              },
+              'Edit name and tags',
+            ),
+          ),
+        ),
         h(
           'div',
           { class: 'wide' },

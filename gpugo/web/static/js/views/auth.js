@@ -1,6 +1,7 @@
 // Sign up and log in.
 
 import { h, render } from '../dom.js';
+import { focusFirstInvalid, serverErrors } from '../forms.js';
 import { gql } from '../gql.js';
 import { errorBox, field, link } from '../ui.js';
 
@@ -8,23 +9,17 @@ const USER = 'id email plan createdAt usage { gpusUsed gpusAllowed workersUsed w
 const LOGIN = `mutation Login($input: CredentialsInput!) { login(input: $input) { ${USER} } }`;
 const SIGNUP = `mutation Signup($input: CredentialsInput!) { signup(input: $input) { ${USER} } }`;
 
-function messageFor(error, mode) {
-  switch (error.code) {
-    case 'unauthorized':
-      return 'Wrong e-mail or password.';
-    case 'rate_limited': {
-      const wait = error.retryAfter ? ` Try again in ${error.retryAfter} s.` : ' Try again in a minute.';
-      return `Too many attempts.${wait}`;
-    }
-    case 'conflict':
-      return null; // shown at the e-mail field
-    case 'forbidden':
-      return mode === 'signup' ? 'Sign-up is closed on this server. Ask its operator for an account.' : error.message;
-    case 'validation_error':
-      return Object.keys(error.fields).length ? null : error.message;
-    default:
-      return error.message;
-  }
+// What the server's refusal says, at the fields or above the button.
+function authErrors(error, mode) {
+  return serverErrors(error, {
+    fields: ['email', 'password'],
+    at: { conflict: 'email' },
+    say: {
+      unauthorized: () => 'Wrong e-mail or password.',
+      rate_limited: (e) => `Too many attempts.${e.retryAfter ? ` Try again in ${e.retryAfter} s.` : ' Try again in a minute.'}`,
+      forbidden: (e) => (mode === 'signup' ? 'Sign-up is closed on this server. Ask its operator for an account.' : e.message),
+    },
+  });
 }
 
 function authPage(mode) {
@@ -45,9 +40,9 @@ function authPage(mode) {
         const data = await gql(isSignup ? SIGNUP : LOGIN, { input }, { auth: false });
         app.signedIn(isSignup ? data.signup : data.login);
       } catch (error) {
-        state.error = messageFor(error, mode);
-        state.fields = error.fields;
-        if (error.code === 'conflict') state.fields = { email: error.message };
+        const said = authErrors(error, mode);
+        state.error = said.message;
+        state.fields = said.fields;
         if (error.code === 'rate_limited') {
           state.lockedUntil = Date.now() + (error.retryAfter || 60) * 1000;
           clearInterval(timer);
@@ -64,8 +59,7 @@ function authPage(mode) {
         }
         state.busy = false;
         draw();
-        const bad = form.querySelector('[aria-invalid="true"]');
-        if (bad) bad.focus();
+        focusFirstInvalid(form);
       }
     }
 

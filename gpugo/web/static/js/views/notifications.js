@@ -3,8 +3,9 @@
 
 import { h, render } from '../dom.js';
 import { ago, dateTime } from '../format.js';
+import { charCount, focusFirstInvalid, noErrors, serverErrors } from '../forms.js';
 import { gql } from '../gql.js';
-import { confirmDialog, copyButton, emptyState, errorBox, field, pageHeader, skeleton, toast } from '../ui.js';
+import { confirmDialog, copyButton, emptyState, errorBox, field, fieldset, pageHeader, skeleton, toast } from '../ui.js';
 
 const EVENTS = [
   ['agent.offline', 'Machine offline'],
@@ -17,7 +18,7 @@ const EVENTS = [
   ['plan.limit_reached', 'Plan limit reached'],
 ];
 const WEBHOOK = 'id url description events enabled disabledReason createdAt';
-const LIST = `query Webhooks { webhooks { ${WEBHOOK} } }`;
+const LIST = `query Webhooks { webhooks { ${WEBHOOK} } webhookEndpointsAllowed }`;
 const DELIVERIES = `query Deliveries($id: ID!) { webhook(id: $id) { id deliveries {
   id eventType status attempts responseStatus durationMs error queuedAt lastAttemptAt deliveredAt } } }`;
 const CREATE = `mutation CreateWebhook($input: CreateWebhookInput!) { createWebhook(input: $input) { secret webhook { ${WEBHOOK} } } }`;
@@ -26,14 +27,59 @@ const DELETE = 'mutation DeleteWebhook($id: ID!) { deleteWebhook(id: $id) }';
 const TEST = 'mutation TestWebhook($id: ID!) { testWebhook(id: $id) { id } }';
 const ROTATE = 'mutation RotateWebhookSecret($id: ID!) { rotateWebhookSecret(id: $id) { secret webhook { id } } }';
 const REDELIVER = 'mutation Redeliver($id: ID!) { redeliverWebhookDelivery(id: $id) { id } }';
+// The server's limits (gpugo/inputs/webhooks.py, gpugo/addresses.py), checked here too so
+// that every problem shows at once; the server still decides (and where a URL may point).
+const MAX_URL = 2048;
+const MAX_DESCRIPTION = 200;
+
+/** What the page can see wrong with a URL itself, or null. */
+function urlProblem(url) {
+  if (!url) return 'Enter the URL that should receive the notifications.';
+  const length = charCount(url);
+  if (length > MAX_URL) return `Use at most ${MAX_URL} characters (this URL has ${length}).`;
+  if (/[\s\u0000-\u001f]/.test(url)) return 'Remove the spaces from the URL.';
+  let parsed;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return 'Enter a whole URL: https:// (or http://), the host name, then the path.';
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return 'Use an http:// or https:// URL.';
+  if (!parsed.hostname) return 'Add the host name to the URL.';
+  if (parsed.username || parsed.password) return 'Leave the user name and password out of the URL.';
+  return null;
+}
+
+function checkWebhook(input) {
+  const fields = {};
+  const url = urlProblem(input.url);
+  if (url) fields.url = url;
+  if (!input.events.length) fields.events = 'Choose at least one event.';
+  const length = charCount(input.description);
+  if (length > MAX_DESCRIPTION) fields.description = `Use at most ${MAX_DESCRIPTION} characters (this one has ${length}).`;
+  return fields;
+}
 
 export function mount({ root }) {
-  const state = { loading: true, hooks: [], selected: null, deliveries: null, fresh: null, error: null, formError: null, busy: false };
+  const state = {
+    loading: true,
+    hooks: [],
+    // How many endpoints the account may have (the server's setting).
+    allowed: null,
+    selected: null,
+    deliveries: null,
+    fresh: null,
+    error: null,
+    formErrors: noErrors(),
+    busy: false,
+  };
   let timer = null;
 
   async function refresh() {
     try {
-      state.hooks = (await gql(LIST)).webhooks;
+      const data = await gql(LIST);
+      state.hooks = data.webhooks;
+      state.allowed = data.webhookEndpointsAllowed;
       state.error = null;
       if (state.selected && !state.hooks.some((w) => w.id === state.selected)) state.selected = null;
       if (!state.selected && state.hooks.length) state.selected = state.hooks[0].id;
@@ -59,25 +105,48 @@ export function mount({ root }) {
     await refresh();
   }
 
+  function full() {
+    return state.allowed != null && state.hooks.length >= state.allowed;
+  }
+
   async function create(event) {
     event.preventDefault();
     const form = event.currentTarget;
-    const events = EVENTS.map(([value]) => value).filter((value) => form.querySelector(`[value="${value}"]`).checked);
-    state.busy = true;
-    draw();
-    try {
-      const input = { url: form.url.value.trim(), events, description: form.description.value.trim() };
-      const created = (await gql(CREATE, { input })).createWebhook;
-      state.fresh = { id: created.webhook.id, secret: created.secret };
-      state.selected = created.webhook.id;
-      state.formError = null;
-      form.reset();
-      toast('Endpoint added. Copy its signing secret now.');
-    } catch (error) {
-      state.formError = error.message;
+    if (full()) return; // the reason is said beside the button
+    const input = {
+      url: form.url.value.trim(),
+      events: Array.from(form.querySelectorAll('input[name="events"]:checked')).map((box) => box.value),
+      description: form.description.value.trim(),
+    };
+    state.formErrors = { fields: checkWebhook(input), message: null };
+    if (!Object.keys(state.formErrors.fields).length) {
+      state.busy = true;
+      draw();
+      try {
+        const created = (await gql(CREATE, { input })).createWebhook;
+        state.fresh = { id: created.webhook.id, secret: created.secret };
+        state.selected = created.webhook.id;
+        form.reset();
+        toast('Endpoint added. Copy its signing secret now.');
+        state.busy = false;
+        await refresh();
+        // The secret is shown once: focus on it, selected, ready to copy.
+        const secret = root.querySelector('#webhook-secret');
+        if (secret) {
+          secret.focus();
+          secret.select();
+        }
+        return;
+      } catch (error) {
+        state.formErrors = serverErrors(error, {
+          fields: ['url', 'events', 'description'],
+          say: { conflict: (e) => `${e.message} Delete one to add another.` },
+        });
+      }
+      state.busy = false;
     }
-    state.busy = false;
-    await refresh();
+    draw();
+    focusFirstInvalid(form);
   }
 
   async function remove(hook) {
@@ -119,29 +188,69 @@ export function mount({ root }) {
     );
   }
 
+  function limitLine() {
+    if (state.allowed == null) return null;
+    return h(
+      'p',
+      { id: 'webhook-limit', class: `small limit-line ${full() ? 'limit-full' : 'muted'}` },
+      full()
+        ? `All ${state.allowed} endpoints your account may have are in use: delete one to add another.`
+        : `${state.hooks.length} of ${state.allowed} endpoints in use.`,
+    );
+  }
+
   function createForm() {
+    const errors = state.formErrors;
     return h(
       'section',
       { class: 'panel', 'aria-labelledby': 'new-webhook-title' },
       h('h2', { id: 'new-webhook-title' }, 'Add an endpoint'),
       h('p', { class: 'muted' }, 'GPU Go POSTs a signed JSON body to this URL for each event you pick, and retries for a day until it answers 2xx.'),
+      limitLine(),
       h(
         'form',
-        { onsubmit: create, id: 'webhook-form' },
-        field({ id: 'webhook-url', label: 'URL', control: h('input', { name: 'url', type: 'url', required: true, placeholder: 'https://…/gpugo' }) }),
-        field({ id: 'webhook-description', label: 'Description (optional)', control: h('input', { name: 'description', type: 'text', maxlength: 200 }) }),
+        { onsubmit: create, id: 'webhook-form', novalidate: true },
+        field({
+          id: 'webhook-url',
+          label: 'URL',
+          control: h('input', { name: 'url', type: 'url', required: true, placeholder: 'https://…/gpugo', autocomplete: 'off', spellcheck: 'false' }),
+          hint: `An http:// or https:// URL of your receiver, up to ${MAX_URL} characters.`,
+          error: errors.fields.url,
+        }),
+        field({
+          id: 'webhook-description',
+          label: 'Description (optional)',
+          // No maxlength: a longer text pasted in is said to be too long, not cut silently.
+          control: h('input', { name: 'description', type: 'text' }),
+          hint: `Up to ${MAX_DESCRIPTION} characters, for you to tell endpoints apart.`,
+          error: errors.fields.description,
+        }),
+        fieldset({
+          id: 'webhook-events',
+          legend: 'Events',
+          hint: 'At least one.',
+          error: errors.fields.events,
+          children: EVENTS.map(([value, text]) =>
+            h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'events', value, checked: value === 'agent.offline' }), ` ${text}`),
+          ),
+        }),
+        errorBox(errors.message),
         h(
-          'fieldset',
-          { class: 'field' },
-          h('legend', {}, 'Events'),
+          'div',
+          { class: 'actions' },
           h(
-            'div',
-            { class: 'checks' },
-            EVENTS.map(([value, text]) => h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'events', value, checked: value === 'agent.offline' }), ` ${text}`)),
+            'button',
+            {
+              type: 'submit',
+              class: 'btn btn-primary',
+              disabled: state.busy,
+              // Full: the reason is said above the form before anything is filled in.
+              'aria-disabled': full() ? 'true' : null,
+              'aria-describedby': state.allowed != null ? 'webhook-limit' : null,
+            },
+            'Add endpoint',
           ),
         ),
-        errorBox(state.formError),
-        h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'btn btn-primary', disabled: state.busy }, 'Add endpoint')),
       ),
     );
   }

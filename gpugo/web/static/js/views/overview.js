@@ -5,9 +5,10 @@
 import { h, render } from '../dom.js';
 import { ago, dateTime, plural, titleCase, vram } from '../format.js';
 import { gql } from '../gql.js';
+import { editLabels } from '../labels.js';
 import { watch } from '../live.js';
 import { AGENT_EVENTS } from '../subs.js';
-import { badge, emptyState, errorBox, field, link, meter, navigate, pageHeader, skeleton, toast } from '../ui.js';
+import { badge, emptyState, errorBox, field, link, meter, navigate, pageHeader, skeleton } from '../ui.js';
 import { USER_FIELDS } from './auth.js';
 
 const PAGE = 50;
@@ -25,9 +26,6 @@ const QUERY = `query Overview($search: String!, $state: FleetState, $sort: Fleet
         configVersion fetchedConfigVersion }
     }
   }
-}`;
-const SET_LABELS = `mutation SetAgentLabels($id: ID!, $input: AgentLabelsInput!) {
-  setAgentLabels(id: $id, input: $input) { agentId displayName tags }
 }`;
 const SORTS = [
   ['NAME', 'Name'],
@@ -246,63 +244,6 @@ export function mount({ root, query, app }) {
     );
   }
 
-  function editLabels(machine) {
-    const agent = machine.agent;
-    const dialog = h('dialog', { class: 'dialog labels-dialog', 'aria-labelledby': 'labels-title' });
-    let error = null;
-    async function save(event) {
-      event.preventDefault();
-      const form = event.currentTarget;
-      const tags = form.tags.value
-        .split(',')
-        .map((t) => t.trim())
-        .filter(Boolean);
-      try {
-        await gql(SET_LABELS, { id: agent.id, input: { displayName: form.displayName.value, tags } });
-        dialog.close();
-        toast('Saved.');
-        refresh();
-      } catch (err) {
-        error = err.message;
-        paint();
-        dialog.querySelector('#labels-name').focus();
-      }
-    }
-    function paint() {
-      render(
-        dialog,
-        h(
-          'form',
-          { novalidate: true, onsubmit: save },
-          h('h2', { id: 'labels-title' }, `Name and tags of ${agent.hostname}`),
-          field({
-            id: 'labels-name',
-            label: 'Display name',
-            control: h('input', { name: 'displayName', type: 'text', maxlength: 100, value: machine.displayName || '' }),
-            hint: `Shown instead of the host name (${agent.hostname}, which stays). Empty: the host name.`,
-          }),
-          field({
-            id: 'labels-tags',
-            label: 'Tags',
-            control: h('input', { name: 'tags', type: 'text', value: machine.tags.join(', '), autocomplete: 'off', spellcheck: 'false' }),
-            hint: 'Separated by commas; letters, digits and . _ : / - (e.g. rack-3, a100).',
-          }),
-          errorBox(error),
-          h(
-            'div',
-            { class: 'actions end' },
-            h('button', { type: 'button', class: 'btn', onclick: () => dialog.close() }, 'Cancel'),
-            h('button', { type: 'submit', class: 'btn btn-primary' }, 'Save'),
-          ),
-        ),
-      );
-    }
-    paint();
-    dialog.addEventListener('close', () => dialog.remove());
-    document.body.appendChild(dialog);
-    dialog.showModal();
-  }
-
   function readingCell(machine) {
     if (machine.utilization == null)
       return h('td', { 'data-label': 'Load', class: 'num reading muted' }, machine.agent.status === 'ONLINE' ? 'No readings' : '—');
@@ -347,7 +288,14 @@ export function mount({ root, query, app }) {
               class: 'btn-icon',
               'aria-label': `Edit name and tags of ${agent.hostname}`,
               title: 'Edit name and tags',
-              onclick: () => editLabels(machine),
+              onclick: () =>
+                editLabels({
+                  agent,
+                  displayName: machine.displayName,
+                  tags: machine.tags,
+                  opener: () => root.querySelector(`tr[data-agent="${agent.id}"] .btn-icon`),
+                  onSaved: () => refresh(),
+                }),
             },
             '✎',
           ),

@@ -4,6 +4,7 @@
 
 import { h, render } from '../dom.js';
 import { ago, dateTime, titleCase } from '../format.js';
+import { focusFirstInvalid, noErrors, serverErrors } from '../forms.js';
 import { gql } from '../gql.js';
 import { confirmDialog, copyButton, errorBox, field, meter, pageHeader, skeleton, toast } from '../ui.js';
 
@@ -31,7 +32,7 @@ export function mount({ root, app }) {
     error: null,
     busy: false,
     sessions: null,
-    password: { fields: {}, message: null, busy: false },
+    password: { ...noErrors(), busy: false },
   };
 
   async function changePassword(event) {
@@ -47,29 +48,23 @@ export function mount({ root, app }) {
     state.password = { fields, message: null, busy: Object.keys(fields).length === 0 };
     draw();
     if (!state.password.busy) {
-      form.querySelector('[aria-invalid="true"]').focus();
+      focusFirstInvalid(form);
       return;
     }
     try {
       const ended = (await gql(CHANGE_PASSWORD, { input: { currentPassword: current, newPassword: next } })).changePassword;
       form.reset();
-      state.password = { fields: {}, message: null, busy: false };
+      state.password = { ...noErrors(), busy: false };
       toast(`Password changed. ${ended === 1 ? '1 other session' : `${ended} other sessions`} ended.`);
       await refresh();
       const heading = root.querySelector('#password-title');
       if (heading) heading.focus();
       return;
     } catch (error) {
-      const found = error.fields;
-      state.password = {
-        fields: found,
-        message: Object.keys(found).length ? null : error.message,
-        busy: false,
-      };
+      state.password = { ...serverErrors(error, { fields: ['currentPassword', 'newPassword'] }), busy: false };
     }
     draw();
-    const bad = root.querySelector('#password-form [aria-invalid="true"]');
-    if (bad) bad.focus();
+    focusFirstInvalid(root.querySelector('#password-form'));
   }
 
   async function refresh() {

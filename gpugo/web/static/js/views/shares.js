@@ -3,6 +3,7 @@
 
 import { h, render } from '../dom.js';
 import { ago, dateTime } from '../format.js';
+import { charCount, focusFirstInvalid, noErrors, serverErrors } from '../forms.js';
 import { gql } from '../gql.js';
 import { watch } from '../live.js';
 import { AGENT_EVENTS } from '../subs.js';
@@ -27,12 +28,44 @@ function localInputValue(iso) {
 }
 const SHARE_POLL_MS = 2000;
 
-function mapShareError(error) {
-  const fields = { ...error.fields };
-  let message = null;
-  if (error.code === 'not_found') fields.workerId = 'This worker no longer exists.';
-  else if (error.code !== 'validation_error' || Object.keys(fields).length === 0) message = error.message;
-  return { fields, message };
+// The server's limits (gpugo/inputs/shares.py), checked here too so that every problem
+// shows at once; the server still decides.
+const MAX_USES = 2 ** 31 - 1;
+const MAX_ADDRESS = 255;
+const HOST_NAME = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const IPV4_PART = /^(0|[1-9]\d{0,2})$/;
+
+/** What the page can see wrong with the address clients dial, or null. */
+function addressProblem(value) {
+  if (!value) return 'Enter the IP address or host name that clients dial.';
+  if (charCount(value) > MAX_ADDRESS) return `Use at most ${MAX_ADDRESS} characters.`;
+  const bare = value.startsWith('[') && value.endsWith(']') ? value.slice(1, -1) : value;
+  // An IPv6 address (with a zone, perhaps): the server reads those.
+  if (bare.includes(':')) return null;
+  const parts = value.split('.');
+  if (/^[\d.]+$/.test(value)) {
+    return parts.length === 4 && parts.every((p) => IPV4_PART.test(p) && Number(p) <= 255) ? null : 'Enter an IP address or a host name.';
+  }
+  // An all-digit last label is a mistyped IPv4 address, not a host name.
+  return HOST_NAME.test(value) && !/^\d+$/.test(parts[parts.length - 1]) ? null : 'Enter an IP address or a host name.';
+}
+
+/** What the page can see wrong with a use limit (the <input type=number>), or null. */
+function maxUsesProblem(control) {
+  const text = control.value.trim();
+  // Letters typed into a number field read as empty: never "unlimited" by mistake.
+  if (control.validity.badInput) return 'Enter a whole number, or leave it empty for no limit.';
+  if (text === '') return null;
+  const value = Number(text);
+  if (!Number.isInteger(value)) return 'Enter a whole number, or leave it empty for no limit.';
+  if (value < 1) return 'Enter at least 1, or leave it empty for no limit.';
+  if (value > MAX_USES) return `Enter at most ${MAX_USES}, or leave it empty for no limit.`;
+  return null;
+}
+
+/** What the page can see wrong with an expiry (a datetime-local value), or null. */
+function expiresProblem(value) {
+  return value && new Date(value).getTime() <= Date.now() ? 'Choose a time in the future.' : null;
 }
 
 export function mount({ root, query }) {
@@ -45,7 +78,7 @@ export function mount({ root, query }) {
     formOpen: query.has('worker'),
     workerId: query.get('worker') || '',
     ipTouched: false,
-    formErrors: { fields: {}, message: null },
+    formErrors: noErrors(),
     busy: false,
     created: null,
   };
@@ -83,30 +116,45 @@ export function mount({ root, query }) {
       expiresAt: expires ? new Date(expires).toISOString() : null,
       maxUses: maxUses === '' ? null : Number(maxUses),
     };
-    if (maxUses !== '' && !Number.isInteger(input.maxUses)) {
-      state.formErrors = { fields: { maxUses: 'Enter a whole number, or leave it empty for no limit.' }, message: null };
+    // Every problem the page can see, at once.
+    const fields = {};
+    const address = addressProblem(input.connectionIp);
+    if (address) fields.connectionIp = address;
+    const expiry = expiresProblem(expires);
+    if (expiry) fields.expiresAt = expiry;
+    const uses = maxUsesProblem(form.maxUses);
+    if (uses) fields.maxUses = uses;
+    state.formErrors = { fields, message: null };
+    if (!Object.keys(fields).length) {
+      state.busy = true;
       draw();
-      root.querySelector('#share-max-uses').focus();
-      return;
+      try {
+        const data = await gql(CREATE, { input });
+        state.created = data.createShare;
+        state.formOpen = false;
+        state.formErrors = noErrors();
+        toast('Share link created.');
+        state.busy = false;
+        await refresh();
+        const copy = root.querySelector('#copy-new-share');
+        if (copy) copy.focus();
+        return;
+      } catch (error) {
+        state.formErrors = serverErrors(error, { fields: ['workerId', 'connectionIp', 'expiresAt', 'maxUses'] });
+        if (error.code === 'not_found') state.formErrors = { fields: { workerId: 'This worker no longer exists.' }, message: null };
+      }
+      state.busy = false;
     }
-    state.busy = true;
     draw();
-    try {
-      const data = await gql(CREATE, { input });
-      state.created = data.createShare;
-      state.formOpen = false;
-      state.formErrors = { fields: {}, message: null };
-      toast('Share link created.');
-      await refresh();
-      const copy = root.querySelector('#copy-new-share');
-      if (copy) copy.focus();
-    } catch (error) {
-      state.formErrors = mapShareError(error);
-    }
-    state.busy = false;
+    focusFirstInvalid(root.querySelector('.share-form'));
+  }
+
+  function closeForm() {
+    state.formOpen = false;
+    state.formErrors = noErrors();
     draw();
-    const bad = root.querySelector('.share-form [aria-invalid="true"]');
-    if (bad) bad.focus();
+    const opener = root.querySelector('#new-share');
+    if (opener) opener.focus();
   }
 
   async function remove(share) {
@@ -132,6 +180,8 @@ export function mount({ root, query }) {
     let message = null;
     const dialog = h('dialog', { class: 'dialog extend-dialog', 'aria-labelledby': 'extend-title' });
     const close = () => dialog.close();
+    // Closed by Save, Cancel or Escape: focus back on the row's Extend button.
+    const opener = () => root.querySelector(`tr[data-share="${CSS.escape(share.id)}"] .btn-extend`);
     async function save(event) {
       event.preventDefault();
       const formEl = event.currentTarget;
@@ -143,9 +193,12 @@ export function mount({ root, query }) {
         expiresAt: expires ? new Date(expires).toISOString() : null,
         maxUses: maxUses === '' ? null : Number(maxUses),
       };
-      if (expires && new Date(expires).getTime() <= Date.now()) errors.expiresAt = 'Choose a time in the future.';
-      if (maxUses !== '' && (!Number.isInteger(input.maxUses) || input.maxUses < share.usedCount || input.maxUses < 1))
-        errors.maxUses = `Enter a whole number of at least ${Math.max(1, share.usedCount)} (uses so far), or leave it empty for no limit.`;
+      const expiry = expiresProblem(expires);
+      if (expiry) errors.expiresAt = expiry;
+      const uses = maxUsesProblem(formEl.maxUses);
+      if (uses) errors.maxUses = uses;
+      else if (input.maxUses !== null && input.maxUses < share.usedCount)
+        errors.maxUses = `Enter at least ${share.usedCount} (the uses so far), or leave it empty for no limit.`;
       if (!Object.keys(errors).length) {
         try {
           await gql(EXTEND, { id: share.id, input });
@@ -154,14 +207,16 @@ export function mount({ root, query }) {
           await refresh();
           return;
         } catch (error) {
-          const mapped = mapShareError(error);
-          errors = mapped.fields;
-          message = mapped.message;
+          const said = serverErrors(error, {
+            fields: ['expiresAt', 'maxUses'],
+            say: { not_found: () => 'This share link no longer exists (it may have been deleted).' },
+          });
+          errors = said.fields;
+          message = said.message;
         }
       }
       paint();
-      const bad = dialog.querySelector('[aria-invalid="true"]');
-      if (bad) bad.focus();
+      focusFirstInvalid(dialog);
     }
     function paint() {
       render(
@@ -202,7 +257,11 @@ export function mount({ root, query }) {
       );
     }
     paint();
-    dialog.addEventListener('close', () => dialog.remove());
+    dialog.addEventListener('close', () => {
+      dialog.remove();
+      const el = opener();
+      if (el) el.focus();
+    });
     document.body.appendChild(dialog);
     dialog.showModal();
   }
@@ -266,15 +325,15 @@ export function mount({ root, query }) {
           id: 'share-expires',
           label: 'Expires (optional)',
           control: h('input', { name: 'expires', type: 'datetime-local' }),
-          hint: 'Leave empty for a link that does not expire.',
+          hint: 'A time in the future; empty: the link does not expire.',
           error: errors.fields.expiresAt,
         }),
         field({
           id: 'share-max-uses',
           label: 'Maximum uses (optional)',
           className: 'narrow',
-          control: h('input', { name: 'maxUses', type: 'number', min: 1, inputmode: 'numeric' }),
-          hint: 'Empty: unlimited.',
+          control: h('input', { name: 'maxUses', type: 'number', min: 1, max: MAX_USES, inputmode: 'numeric' }),
+          hint: 'At least 1; empty: unlimited.',
           error: errors.fields.maxUses,
         }),
       ),
@@ -283,18 +342,7 @@ export function mount({ root, query }) {
         'div',
         { class: 'actions' },
         h('button', { type: 'submit', class: 'btn btn-primary', disabled: state.busy }, 'Create link'),
-        h(
-          'button',
-          {
-            type: 'button',
-            class: 'btn',
-            onclick() {
-              state.formOpen = false;
-              draw();
-            },
-          },
-          'Cancel',
-        ),
+        h('button', { type: 'button', class: 'btn', onclick: closeForm }, 'Cancel'),
       ),
     );
   }
@@ -399,7 +447,7 @@ export function mount({ root, query }) {
                 expired || usedUp ? null : copyButton(share.shortLink, 'Copy', { 'aria-label': `Copy ${share.shortLink}` }),
                 h(
                   'button',
-                  { type: 'button', class: 'btn btn-small', onclick: () => extend(share), 'aria-label': `Extend ${share.shortLink}` },
+                  { type: 'button', class: 'btn btn-small btn-extend', onclick: () => extend(share), 'aria-label': `Extend ${share.shortLink}` },
                   'Extend',
                 ),
                 h(
@@ -441,6 +489,7 @@ export function mount({ root, query }) {
                     'button',
                     {
                       type: 'button',
+                      id: 'new-share',
                       class: 'btn btn-primary',
                       onclick() {
                         state.formOpen = true;
