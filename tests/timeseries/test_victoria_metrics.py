@@ -8,16 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from starlette.applications import Starlette
 
-from gpugo.app import create_app
 from gpugo.models import GpuMetricSample, Worker
 from tests import engines
 from tests.conftest import make_client
@@ -25,8 +20,8 @@ from tests.observability.support import parse, value
 from tests.rest.test_status_report_metrics import LIBRARY_IDS, lines, register, report
 from tests.schema.support import GRAPHQL
 from tests.support import flush_metrics, moment, out_time
+from tests.timeseries.support import OPERATOR_TOKEN
 
-TOKEN = "vm-test-operator-token"
 QUERY = """query($id: ID!, $from: DateTime!, $to: DateTime!, $bucket: Int!) {
   agentMetrics(agentId: $id, from: $from, to: $to, bucket: $bucket) {
     bucketSeconds
@@ -36,47 +31,6 @@ QUERY = """query($id: ID!, $from: DateTime!, $to: DateTime!, $bucket: Int!) {
     workers { workerId points { at samples runningSamples connectionsAvg connectionsMax
       restartsMax } }
   } }"""
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[engines.Engine]:
-    vm = engines.victoria_metrics(tmp_path)
-    vm.start()
-    try:
-        yield vm
-    finally:
-        vm.stop()
-
-
-@pytest.fixture
-async def vm_app(app: Starlette, settings, engine) -> AsyncIterator[Starlette]:
-    """A second app on the same database whose metric points go to the engine.
-
-    Tortoise is the first app's (its lifespan registered it for the process, and a second
-    registration would close it on exit); this one starts and stops the rest of what its
-    lifespan would: the event bus, the metrics ingest (its sink the engine) and the buffers."""
-    application = create_app(
-        settings.replace(
-            victoria_metrics_url=engine.url,
-            timeseries_flush_seconds=0.1,
-            timeseries_backoff_max_seconds=0.4,
-            timeseries_timeout_seconds=2.0,
-            metrics_token=TOKEN,
-        ),
-        auto_migrate=False,
-    )
-    ctx = application.state.ctx
-    await ctx.events.start()
-    ctx.metrics.start()
-    try:
-        yield application
-    finally:
-        await ctx.metrics.stop()
-        await ctx.last_seen.stop()
-        await ctx.audit.stop()
-        await ctx.events.stop()
-        await ctx.http.aclose()
-        await ctx.metrics_db.close()
 
 
 def varied(agent_id: str, worker_id: str, at: datetime, k: int) -> str:
@@ -207,7 +161,7 @@ async def test_an_engine_outage_loses_nothing_acknowledged(vm_app, api, engine):
         assert await vm_count(engine, agent.agent_id) == 10
 
         engine.stop()
-        scrape_headers = {"Authorization": f"Bearer {TOKEN}"}
+        scrape_headers = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
         before = parse((await http.get("/metrics", headers=scrape_headers)).text)
         await replay(http, range(5, 12))  # acknowledged (200) while the engine is down
         await asyncio.sleep(0.5)  # a few flushes fail meanwhile
