@@ -87,6 +87,16 @@ async def test_series_move_with_traffic_and_carry_no_user_data(observed_app, is_
             headers=other.auth,
         )
         assert stranger.status_code == 403
+        # Refused before the report is read: no secret, a malformed one, a bad body.
+        status_path = f"/api/v1/agents/{agent.agent_id}/status"
+        report = {"timestamp": out_time(moment()), "gpus": [], "workers": []}
+        for headers in ({}, {"Authorization": "Bearer gpgo_agent_not-a-secret"}):
+            refused = await api.client().post(status_path, json=report, headers=headers)
+            assert refused.status_code == 401, refused.text
+        bad_body = await agent.http.post(
+            status_path, json={**report, "workers": "none"}, headers=agent.auth
+        )
+        assert bad_body.status_code == 400, bad_body.text
         # A share use.
         created = await user.post(
             "/api/v1/shares", json={"worker_id": worker_id, "connection_ip": "203.0.113.7"}
@@ -114,11 +124,16 @@ async def test_series_move_with_traffic_and_carry_no_user_data(observed_app, is_
     status_route = "/api/v1/agents/{agent_id}/status"
     assert delta("gpugo_http_requests_total", route=status_route, method="POST", status="200") == 1
     assert delta("gpugo_http_requests_total", route=status_route, method="POST", status="403") == 1
+    assert delta("gpugo_http_requests_total", route=status_route, method="POST", status="401") == 2
+    assert delta("gpugo_http_requests_total", route=status_route, method="POST", status="400") == 1
     assert (
-        delta("gpugo_http_request_duration_seconds_count", route=status_route, method="POST") == 2
+        delta("gpugo_http_request_duration_seconds_count", route=status_route, method="POST") == 5
     )
+    # Every report is counted by outcome, those refused before the service runs too.
     assert delta("gpugo_status_reports_total", outcome="accepted") == 1
     assert delta("gpugo_status_reports_total", outcome="forbidden") == 1
+    assert delta("gpugo_status_reports_total", outcome="unauthorized") == 2
+    assert delta("gpugo_status_reports_total", outcome="validation_error") == 1
     assert (
         delta("gpugo_http_requests_total", route="/s/{short_code}", method="GET", status="200") == 1
     )
