@@ -3,6 +3,7 @@ series move as traffic arrives, labelled by route template, never by user data."
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -14,7 +15,15 @@ from gpugo.app import create_app
 from gpugo.models import Worker
 from tests.conftest import make_client
 from tests.observability.support import label_values, parse, value
-from tests.support import PASSWORD, Api, assert_error, moment, out_time, register_agent
+from tests.support import (
+    PASSWORD,
+    Api,
+    assert_error,
+    gpu_infos,
+    moment,
+    out_time,
+    register_agent,
+)
 
 TOKEN = "operator-scrape-token-0123456789"
 
@@ -172,6 +181,45 @@ async def test_series_move_with_traffic_and_carry_no_user_data(observed_app, is_
     # Paths are templates: nothing but {names} where ids were.
     routes = {v for (name, labels) in after for k, v in labels if k == "route"}
     assert status_route in routes and "/s/{short_code}" in routes
+
+
+async def test_license_signatures_are_counted_once_per_text(observed_app):
+    api = Api(observed_app, make_client)
+    try:
+        scraper = api.client()
+        user = await api.user(plan="team")
+        before = await scrape(scraper)
+        # A GPU id no other test uses: a license text this process never signed.
+        gpu = {**gpu_infos(1)[0], "gpu_id": f"GPU-{uuid.uuid4()}"}
+        token = await user.install_token()
+        http = user.client_for_agent()
+        registered = await http.post(
+            "/api/v1/agents/register",
+            json={"hostname": "licensed", "os": "linux", "arch": "amd64", "gpus": [gpu]},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert registered.status_code == 201, registered.text
+        agent = registered.json()
+        licenses = [agent["license"]]
+        # The config call hands the agent a license too: the same text within a second.
+        for _ in range(2):
+            config = await http.get(
+                f"/api/v1/agents/{agent['agent_id']}/config",
+                headers={"Authorization": f"Bearer {agent['agent_secret']}"},
+            )
+            assert config.status_code == 200, config.text
+            licenses.append(config.json()["license"])
+        after = await scrape(scraper)
+    finally:
+        await api.aclose()
+
+    def delta(name: str) -> float:
+        return value(after, name) - value(before, name)
+
+    assert all(lic["plain"].startswith(f"{gpu['gpu_id']}|team|") for lic in licenses)
+    assert delta("gpugo_licenses_issued_total") == 3
+    # Each distinct text signed once (two, if a second ticked between the calls).
+    assert delta("gpugo_license_signatures_total") == len({lic["plain"] for lic in licenses})
 
 
 async def test_unmatched_paths_are_one_series(observed_app):
