@@ -89,8 +89,11 @@ class Engine:
         return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
 
 
-def victoria_metrics(directory: Path, port: int | None = None) -> Engine:
-    """A single-node VictoriaMetrics; reads see points at once (no 30 s latency offset)."""
+def victoria_metrics(
+    directory: Path, port: int | None = None, *, latency_offset: str | None = "0s"
+) -> Engine:
+    """A single-node VictoriaMetrics; by default reads see points at once (no 30 s latency
+    offset). ``latency_offset=None`` keeps the engine's own default, as in production."""
     port = port or free_port()
     data = directory / "vm-data"
     data.mkdir(parents=True, exist_ok=True)
@@ -99,9 +102,10 @@ def victoria_metrics(directory: Path, port: int | None = None) -> Engine:
         f"-storageDataPath={data}",
         f"-httpListenAddr=127.0.0.1:{port}",
         "-retentionPeriod=1",
-        "-search.latencyOffset=0s",
         "-loggerLevel=ERROR",
     ]
+    if latency_offset is not None:
+        args.append(f"-search.latencyOffset={latency_offset}")
     return Engine("victoria-metrics", args, port, "/health", directory / "vm.log")
 
 

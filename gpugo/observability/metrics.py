@@ -40,7 +40,8 @@ http_requests_in_flight = Gauge(
 
 status_reports = Counter(
     "gpugo_status_reports",
-    "Agents' status reports, by outcome (accepted, or the error code they were refused with).",
+    "Agents' status reports, by outcome (accepted, or the error code they were refused with:"
+    " credential, body or state).",
     ["outcome"],
 )
 
@@ -119,8 +120,10 @@ R = TypeVar("R")
 def counts_status_reports(
     report: Callable[P, Awaitable[R]],
 ) -> Callable[P, Awaitable[R]]:
-    """Count each call of the status-report service by its outcome: ``accepted``, the
-    contract code it was refused with, or ``error`` (anything else)."""
+    """Count each status report by its outcome: ``accepted``, the contract code it was
+    refused with, or ``error`` (anything else). Wraps the endpoint, so reports refused
+    before the service runs (a missing or malformed secret, a bad body) count too; the
+    accepted path costs what it did (one increment)."""
 
     @functools.wraps(report)
     async def counted(*args: P.args, **kwargs: P.kwargs) -> R:

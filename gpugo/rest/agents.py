@@ -10,6 +10,7 @@ from gpugo.auth.resolve import agent_secret_hash, install_token_hash
 from gpugo.errors import GpugoError, ValidationFailed
 from gpugo.inputs.agents import RegisterAgentInput, StatusReportInput
 from gpugo.inputs.metrics import MetricsReportInput
+from gpugo.observability.metrics import counts_status_reports
 from gpugo.rest import agent_events, requests
 from gpugo.rest.outputs.agents import (
     AgentConfigResponse,
@@ -164,6 +165,8 @@ async def delete_agent(request: Request) -> Ok[Success]:
     return Ok(SUCCESS)
 
 
+# Counted here, at the door: refusals of the credential's form and of the body too.
+@counts_status_reports
 async def status_report(request: Request) -> Ok[StatusReportResponse]:
     ctx = requests.server(request)
     agent_id = request.path_params["agent_id"]

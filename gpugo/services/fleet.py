@@ -3,7 +3,8 @@ found by name, state and tag, in the order asked.
 
 Two statements whatever the fleet's size: every agent with its labels and, as JSON
 arrays, what the overview needs of its GPUs (id, model, user) and workers (status,
-GPUs); and, on plans with metrics, the latest GPU readings of the last few minutes.
+GPUs); and, on plans with metrics, the latest GPU readings of the last few minutes
+(from the time-series engine instead, when one is configured: then one statement).
 Search, filter, sort and the page are cut here, in memory: a fleet of 1,000 machines
 is a thousand rows, and the summary needs every one of them anyway. Only the page's
 machines become views.
@@ -11,6 +12,7 @@ machines become views.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,12 +21,15 @@ from typing import Any
 from gpugo import clock, sql
 from gpugo.auth.principal import Principal
 from gpugo.context import ServerContext
-from gpugo.errors import ValidationFailed
+from gpugo.errors import ServiceUnavailable, ValidationFailed
 from gpugo.services import plans
 from gpugo.services.agent_labels import labels_of
 from gpugo.services.agents import SUMMARY_COLUMNS, AgentSummary, summary
 from gpugo.services.views import Presence, presence_of
 from gpugo.timefmt import parse_stored
+from gpugo.timeseries import reads as tsdb
+
+log = logging.getLogger("gpugo.fleet")
 
 STATES = ("online", "offline", "pending")
 SORTS = ("name", "status", "gpus", "utilization", "last_seen", "newest")
@@ -125,9 +130,24 @@ def _latest_sql() -> dict[str, str]:
 _LATEST = _latest_sql()
 
 
-async def _readings(user_id: str, since: datetime) -> dict[str, MachineReading]:
+async def _newest_samples(
+    ctx: ServerContext, user_id: str, since: datetime
+) -> list[dict[str, Any]]:
+    """Each GPU's newest sample since ``since``, of the user's agents."""
+    if ctx.timeseries is None:
+        return await sql.fetch(_LATEST, [user_id, since])
+    # --- time-series engine configured: the samples are there, not in SQL. ---
+    try:
+        return await tsdb.newest_gpu_samples(ctx.timeseries, user_id=user_id, since=since)
+    except ServiceUnavailable:
+        # The overview still shows the machines, without readings (docs/observability.md).
+        log.warning("the fleet overview shows no readings: the metrics store cannot be read")
+        return []
+
+
+async def _readings(ctx: ServerContext, user_id: str, since: datetime) -> dict[str, MachineReading]:
     by_agent: dict[str, dict[str, dict[str, Any]]] = {}
-    for row in await sql.fetch(_LATEST, [user_id, since]):
+    for row in await _newest_samples(ctx, user_id, since):
         by_agent.setdefault(row["agent_id"], {})[row["gpu_id"]] = row
     readings = {}
     for agent_id, gpus in by_agent.items():
@@ -233,7 +253,7 @@ async def page(
     now = clock.now()
     if metrics_included and rows:
         since = now - timedelta(seconds=ctx.settings.agent_offline_seconds)
-        readings = await _readings(principal.user_id, since)
+        readings = await _readings(ctx, principal.user_id, since)
     machines = [_machine(ctx, row, now, readings) for row in rows]
     fleet_summary = _summary(machines, metrics_included)
     words = search.casefold().split()

@@ -12,17 +12,25 @@ current state (queries) and subscribes again.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from gpugo import clock
 from gpugo.auth.principal import Principal
 from gpugo.context import ServerContext
-from gpugo.errors import NotFound
-from gpugo.events import Event, EventKind
+from gpugo.counted_log import CountedLog
+from gpugo.errors import NotFound, ServiceUnavailable
+from gpugo.events import Event, EventKind, Subscription
 from gpugo.models import Agent, GpuMetricSample, SystemMetricSample
 from gpugo.services import install_tokens, plans
+from gpugo.timeseries import VictoriaMetrics
+from gpugo.timeseries import reads as tsdb
+
+log = logging.getLogger("gpugo.live")
 
 # What ``agentEvents`` streams: everything that changes what a user sees of an agent.
 AGENT_EVENT_KINDS = frozenset(
@@ -43,6 +51,23 @@ AGENT_EVENT_KINDS = frozenset(
 # A metrics event names its report by time; the stored time may be rounded (to the
 # database's precision), so the report is read back within this much of it.
 _REPORT_TOLERANCE = timedelta(milliseconds=1)
+# A time-series engine serves a point it acknowledged within about a second, the first
+# point of a new series (a new agent or GPU) within about ten: a report is asked for
+# again after these pauses before it is skipped.
+ENGINE_RETRY_PAUSES = (0.25, 0.5, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 4.0)
+# The columns of a report's rows, in SQL and from the engine.
+_SYSTEM_COLUMNS = ("recorded_at", "cpu_usage", "memory_used_mb", "memory_total_mb")
+_GPU_COLUMNS = (
+    "gpu_id",
+    "utilization",
+    "vram_used_mb",
+    "vram_total_mb",
+    "temperature",
+    "power_usage_w",
+    "pcie_rx_kb",
+    "pcie_tx_kb",
+)
+skipped_reports = CountedLog(log, "live metrics reports not delivered")
 
 
 async def _check_agent(*, principal: Principal, agent_id: str) -> None:
@@ -181,7 +206,11 @@ async def _metrics_reports(
                 return
             if event.kind is not EventKind.METRICS_REPORTED or "recorded_at" not in event.data:
                 continue
-            report = await _report_at(agent_id, datetime.fromisoformat(event.data["recorded_at"]))
+            recorded_at = datetime.fromisoformat(event.data["recorded_at"])
+            if ctx.timeseries is not None:
+                report = await _report_from_engine(ctx.timeseries, events, agent_id, recorded_at)
+            else:
+                report = await _report_at(agent_id, recorded_at)
             if report is not None:
                 yield report
 
@@ -193,31 +222,52 @@ async def _report_at(agent_id: str, recorded_at: datetime) -> MetricsReport | No
         "recorded_at__gte": recorded_at - _REPORT_TOLERANCE,
         "recorded_at__lte": recorded_at + _REPORT_TOLERANCE,
     }
-    systems = await SystemMetricSample.filter(**window).values(
-        "recorded_at", "cpu_usage", "memory_used_mb", "memory_total_mb"
-    )
-    gpus = (
-        await GpuMetricSample.filter(**window)
-        .order_by("gpu_id")
-        .values(
-            "gpu_id",
-            "utilization",
-            "vram_used_mb",
-            "vram_total_mb",
-            "temperature",
-            "power_usage_w",
-            "pcie_rx_kb",
-            "pcie_tx_kb",
-        )
-    )
+    systems = await SystemMetricSample.filter(**window).values(*_SYSTEM_COLUMNS)
+    gpus = await GpuMetricSample.filter(**window).order_by("gpu_id").values(*_GPU_COLUMNS)
     if not systems and not gpus:
         return None  # pruned or deleted meanwhile
     system = systems[-1] if systems else None
+    return _report(agent_id, system["recorded_at"] if system else recorded_at, system, gpus)
+
+
+async def _report_from_engine(
+    engine: VictoriaMetrics, events: Subscription, agent_id: str, recorded_at: datetime
+) -> MetricsReport | None:
+    """The report as the engine serves it, asked for again while it does not yet (see
+    ``ENGINE_RETRY_PAUSES``). None, with a log line, when it still does not, or when the
+    engine cannot be read: the stream goes on with the next report."""
+    started = time.monotonic()
+    for pause in (*ENGINE_RETRY_PAUSES, None):
+        try:
+            found = await tsdb.report_at(engine, agent_id=agent_id, at=recorded_at)
+        except ServiceUnavailable:
+            skipped_reports.add(agent_id, detail="the metrics store cannot be read")
+            return None
+        if found["system_metrics"] or found["gpu_metrics"]:
+            system = found["system_metrics"][-1] if found["system_metrics"] else None
+            gpus = sorted(found["gpu_metrics"], key=lambda row: row["gpu_id"])
+            return _report(agent_id, recorded_at, system, gpus)
+        if pause is None or events.closed:
+            break  # not served in time, or the server is draining
+        await asyncio.sleep(pause)
+    skipped_reports.add(
+        agent_id,
+        detail=f"not served by the metrics store within {time.monotonic() - started:.0f} s",
+    )
+    return None
+
+
+def _report(
+    agent_id: str,
+    recorded_at: datetime,
+    system: dict[str, Any] | None,
+    gpus: list[dict[str, Any]],
+) -> MetricsReport:
     return MetricsReport(
         agent_id=agent_id,
-        recorded_at=system["recorded_at"] if system else recorded_at,
+        recorded_at=recorded_at,
         cpu_usage=system["cpu_usage"] if system else None,
         memory_used_mb=system["memory_used_mb"] if system else None,
         memory_total_mb=system["memory_total_mb"] if system else None,
-        gpus=tuple(GpuReading(**row) for row in gpus),
+        gpus=tuple(GpuReading(**{c: row.get(c) for c in _GPU_COLUMNS}) for row in gpus),
     )

@@ -12,7 +12,8 @@ the oldest unwritten ones are dropped and counted (``BoundedBuffer.dropped``); a
 never waits, so a heartbeat is answered whatever happens here. Points of an agent
 deleted meanwhile are left out of the batch (never a foreign-key failure losing the
 others). Live subscribers are told after the write: ``agentMetrics`` subscriptions
-read the stored report back when told (docs/decisions.md, "Metrics ingest").
+read the stored report back when told, from the tables or the engine
+(docs/decisions.md, "Metrics ingest").
 """
 
 from __future__ import annotations

@@ -40,7 +40,6 @@ from gpugo.errors import Forbidden, Unauthorized
 from gpugo.events import Event, EventKind
 from gpugo.inputs.agents import ConnectionInput, StatusReportInput, WorkerStatusInput
 from gpugo.models import Agent, Gpu, Worker, WorkerConnection
-from gpugo.observability.metrics import counts_status_reports
 from gpugo.services import alerts, licenses, metrics, shares, webhooks
 from gpugo.services.agents import agent_state, license_gpu_ids
 from gpugo.timefmt import parse_stored
@@ -212,7 +211,6 @@ def _steady_from_memory(
     return state
 
 
-@counts_status_reports
 async def report(
     *, ctx: ServerContext, secret_hash: str, agent_id: str, data: StatusReportInput
 ) -> StatusReply:

@@ -1,10 +1,19 @@
-"""``agentMetrics`` and the users' export read through the engine's PromQL API.
+"""What reads SQL's sample tables reads the engine through its PromQL API instead:
+``agentMetrics``, the users' export, the live ``agentMetrics`` subscription and the fleet
+overview's latest readings.
 
-The rows have the shape of ``gpugo.schema.metrics``' SQL reads, so the GraphQL types
-serialise either. A bucket ``[start + i*b, start + (i+1)*b)`` is the rollup window
-ending 1 ms before its end (PromQL windows are open on the left and closed on the
-right), evaluated by one ``query_range`` with the bucket width as its step. The last
-bucket of a range that is not a whole number of buckets runs to its full width.
+The rows have the shape of the SQL reads' (``gpugo.schema.metrics``, ``services.live``,
+``services.fleet``), so the same code serialises either.
+
+``agentMetrics``: a bucket ``[start + i*b, start + (i+1)*b)`` is the rollup window ending
+1 ms before its end (PromQL windows are open on the left and closed on the right),
+evaluated by one ``query_range`` with the bucket width as its step. The last bucket of a
+range that is not a whole number of buckets runs to its full width.
+
+The latest points (export, fleet) and one report (live) are instant queries at a time
+given (``VictoriaMetrics.query``). A point the engine acknowledged is served within
+about a second, the first point of a new series within about ten (its index): readers
+that are told of a point at once wait for it (``services.live``).
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import defaultdict
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gpugo import clock
@@ -23,6 +32,7 @@ from gpugo.timeseries.victoria import (
     WORKER_FIELDS,
     Series,
     VictoriaMetrics,
+    millis,
     selector,
 )
 
@@ -132,38 +142,112 @@ async def worker_buckets(
     )
 
 
+# Measurement -> its value fields, and the labels that name one row (a GPU, host, worker).
+_ROWS = {
+    "gpu_metrics": (GPU_FIELDS, ("agent_id", "gpu_id")),
+    "system_metrics": (SYSTEM_FIELDS, ("agent_id",)),
+    "worker_metrics": (WORKER_FIELDS, ("agent_id", "worker_id")),
+}
+# The measurements of a report a live view shows.
+_REPORTED = ("system_metrics", "gpu_metrics")
+# What the fleet overview shows of a GPU's newest sample.
+_READING_FIELDS = ("utilization", "temperature", "vram_used_mb", "vram_total_mb")
+# Fields stored in integer columns in SQL; the engine answers floats.
+_INTEGER_FIELDS = frozenset(
+    {
+        "vram_used_mb",
+        "vram_total_mb",
+        "temperature",
+        "pcie_rx_kb",
+        "pcie_tx_kb",
+        "memory_used_mb",
+        "memory_total_mb",
+        "status",
+        "connections",
+        "restarts",
+    }
+)
+
+
+def _rows(measurement: str, found: list[Series]) -> list[dict[str, Any]]:
+    """An instant query's series of one measurement as rows: one per GPU, host or worker,
+    with its naming labels and the newest value of each field."""
+    fields, keys = _ROWS[measurement]
+    prefix = f"{measurement}_"
+    rows: dict[tuple[str, ...], dict[str, Any]] = {}
+    for series in found:
+        name = series.labels.get("__name__", "")
+        field = name.removeprefix(prefix)
+        if not name.startswith(prefix) or field not in fields or not series.values:
+            continue
+        identity = tuple(series.labels.get(k, "") for k in keys)
+        row = rows.setdefault(identity, dict(zip(keys, identity, strict=True)))
+        newest = series.values[-1][1]
+        row[field] = int(newest) if field in _INTEGER_FIELDS else newest
+    return list(rows.values())
+
+
 async def latest(
     engine: VictoriaMetrics, *, user_id: str, within_seconds: int
 ) -> dict[str, list[dict[str, Any]]]:
     """The newest value of each series of the user within the window, as rows per
     measurement: ``{"gpu_metrics": [{"agent_id", "gpu_id", "utilization", ...}], ...}``."""
     now = clock.now()
-    out: dict[str, list[dict[str, Any]]] = {}
-    measurements = {
-        "gpu_metrics": (GPU_FIELDS, ("agent_id", "gpu_id")),
-        "system_metrics": (SYSTEM_FIELDS, ("agent_id",)),
-        "worker_metrics": (WORKER_FIELDS, ("agent_id", "worker_id")),
-    }
     queries = [
         engine.query(
             f'last_over_time({{__name__=~"{measurement}_.*",user_id={_quote(user_id)}}}'
             f"[{within_seconds}s])",
             at=now,
         )
-        for measurement in measurements
+        for measurement in _ROWS
     ]
     results: list[list[Series]] = await asyncio.gather(*queries)
-    for (measurement, (fields, keys)), found in zip(measurements.items(), results, strict=True):
-        rows: dict[tuple[str, ...], dict[str, Any]] = {}
-        for series in found:
-            field = series.labels.get("__name__", "").removeprefix(f"{measurement}_")
-            if field not in fields or not series.values:
-                continue
-            identity = tuple(series.labels.get(k, "") for k in keys)
-            row = rows.setdefault(identity, dict(zip(keys, identity, strict=True)))
-            row[field] = series.values[-1][1]
-        out[measurement] = list(rows.values())
-    return out
+    return {
+        measurement: _rows(measurement, found)
+        for measurement, found in zip(_ROWS, results, strict=True)
+    }
+
+
+async def report_at(
+    engine: VictoriaMetrics, *, agent_id: str, at: datetime
+) -> dict[str, list[dict[str, Any]]]:
+    """One report of the agent: its host's row and each GPU's row stored at exactly ``at``
+    (the millisecond the point was written at), as ``{"system_metrics": [...],
+    "gpu_metrics": [...]}``; both empty while the engine does not serve it (yet)."""
+    instant = datetime.fromtimestamp(millis(at) / 1000, UTC)
+    found = await engine.query(
+        f'last_over_time({{__name__=~"(gpu|system)_metrics_.+",agent_id={_quote(agent_id)}}}[1ms])',
+        at=instant,
+    )
+    return {measurement: _rows(measurement, found) for measurement in _REPORTED}
+
+
+async def newest_gpu_samples(
+    engine: VictoriaMetrics, *, user_id: str, since: datetime
+) -> list[dict[str, Any]]:
+    """Each GPU's newest sample since ``since``, of the user's agents: rows of ``agent_id``,
+    ``gpu_id``, the reading's fields and ``recorded_at`` (the sample's time)."""
+    now = clock.now()
+    window = f"{max(math.ceil((now - since) / _EDGE), 1)}ms"
+    user = _quote(user_id)
+    values, times = await asyncio.gather(
+        engine.query(
+            f'last_over_time({{__name__=~"gpu_metrics_({"|".join(_READING_FIELDS)})",'
+            f"user_id={user}}}[{window}])",
+            at=now,
+        ),
+        # The time of the newest point (VictoriaMetrics' tlast_over_time).
+        engine.query(
+            f"tlast_over_time(gpu_metrics_utilization{{user_id={user}}}[{window}])", at=now
+        ),
+    )
+    rows = {(row["agent_id"], row["gpu_id"]): row for row in _rows("gpu_metrics", values)}
+    for series in times:
+        row = rows.get((series.labels.get("agent_id", ""), series.labels.get("gpu_id", "")))
+        if row is not None:
+            row["recorded_at"] = datetime.fromtimestamp(series.values[-1][1], UTC)
+    wanted = ("recorded_at", *_READING_FIELDS)
+    return [row for row in rows.values() if all(field in row for field in wanted)]
 
 
 def _quote(value: str) -> str:

@@ -64,6 +64,11 @@ def _number(value: float | int) -> str:
     return repr(float(value)) if isinstance(value, float) else str(int(value))
 
 
+def millis(at: datetime) -> int:
+    """The millisecond a point at ``at`` is stored at (the engine keeps milliseconds)."""
+    return (at - _EPOCH) // timedelta(milliseconds=1)
+
+
 def line(point: Point) -> str:
     """One point as a line of InfluxDB line protocol (millisecond timestamp)."""
     tags = {"agent_id": point.agent_id, "user_id": point.user_id}
@@ -74,8 +79,7 @@ def line(point: Point) -> str:
         elif value is not None:
             fields.append(f"{name}={_number(value)}")
     tag_text = ",".join(f"{key}={_escape_tag(value)}" for key, value in sorted(tags.items()))
-    at_ms = (point.recorded_at - _EPOCH) // timedelta(milliseconds=1)
-    return f"{_MEASUREMENTS[point.table]},{tag_text} {','.join(fields)} {at_ms}"
+    return f"{_MEASUREMENTS[point.table]},{tag_text} {','.join(fields)} {millis(point.recorded_at)}"
 
 
 def _label(value: str) -> str:
@@ -174,7 +178,12 @@ class VictoriaMetrics:
         ]
 
     async def query(self, query: str, *, at: datetime) -> list[Series]:
-        result = await self._get("/api/v1/query", {"query": query, "time": f"{at.timestamp():.3f}"})
+        # nocache: the engine would otherwise evaluate a query within -search.latencyOffset
+        # (30 s by default) of now at now minus that offset, missing the newest points.
+        result = await self._get(
+            "/api/v1/query",
+            {"query": query, "time": f"{at.timestamp():.3f}", "nocache": "1"},
+        )
         return [
             Series(
                 labels=item["metric"], values=[(float(item["value"][0]), float(item["value"][1]))]

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from gpugo.keys import LICENSE_KEY_FILE, load_or_create_license_key
-from tests.live.conftest import free_port
+from tests.live.support import free_port
 from tests.support import PASSWORD, gpu_infos, moment, out_time
 
 # Reports carry the server's now, as an agent with a correct clock sends them.

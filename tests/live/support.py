@@ -5,16 +5,53 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import uvicorn
 import websockets
+from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection
 
 WS_PROTOCOL = "graphql-transport-ws"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.asynccontextmanager
+async def serve(app: Starlette) -> AsyncIterator[str]:
+    """``app`` behind a real uvicorn on a free TCP port, on the running event loop; its
+    base URL. The app's lifespan is not run (the test runs what it needs)."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            lifespan="off",
+            log_level="warning",
+            # Open streams are cut at once when the test ends.
+            timeout_graceful_shutdown=1,
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # raises why it could not start
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
 
 
 @dataclass

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from gpugo.supervisor import EARLY_SECONDS
-from tests.live.conftest import free_port
+from tests.live.support import free_port
 
 LEADS = re.compile(r"process (\d+) leads: it runs the sweeper")
 

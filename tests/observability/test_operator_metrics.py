@@ -3,6 +3,7 @@ series move as traffic arrives, labelled by route template, never by user data."
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -14,7 +15,15 @@ from gpugo.app import create_app
 from gpugo.models import Worker
 from tests.conftest import make_client
 from tests.observability.support import label_values, parse, value
-from tests.support import PASSWORD, Api, assert_error, moment, out_time, register_agent
+from tests.support import (
+    PASSWORD,
+    Api,
+    assert_error,
+    gpu_infos,
+    moment,
+    out_time,
+    register_agent,
+)
 
 TOKEN = "operator-scrape-token-0123456789"
 
@@ -87,6 +96,16 @@ async def test_series_move_with_traffic_and_carry_no_user_data(observed_app, is_
             headers=other.auth,
         )
         assert stranger.status_code == 403
+        # Refused before the report is read: no secret, a malformed one, a bad body.
+        status_path = f"/api/v1/agents/{agent.agent_id}/status"
+        report = {"timestamp": out_time(moment()), "gpus": [], "workers": []}
+        for headers in ({}, {"Authorization": "Bearer gpgo_agent_not-a-secret"}):
+            refused = await api.client().post(status_path, json=report, headers=headers)
+            assert refused.status_code == 401, refused.text
+        bad_body = await agent.http.post(
+            status_path, json={**report, "workers": "none"}, headers=agent.auth
+        )
+        assert bad_body.status_code == 400, bad_body.text
         # A share use.
         created = await user.post(
             "/api/v1/shares", json={"worker_id": worker_id, "connection_ip": "203.0.113.7"}
@@ -114,11 +133,16 @@ async def test_series_move_with_traffic_and_carry_no_user_data(observed_app, is_
     status_route = "/api/v1/agents/{agent_id}/status"
     assert delta("gpugo_http_requests_total", route=status_route, method="POST", status="200") == 1
     assert delta("gpugo_http_requests_total", route=status_route, method="POST", status="403") == 1
+    assert delta("gpugo_http_requests_total", route=status_route, method="POST", status="401") == 2
+    assert delta("gpugo_http_requests_total", route=status_route, method="POST", status="400") == 1
     assert (
-        delta("gpugo_http_request_duration_seconds_count", route=status_route, method="POST") == 2
+        delta("gpugo_http_request_duration_seconds_count", route=status_route, method="POST") == 5
     )
+    # Every report is counted by outcome, those refused before the service runs too.
     assert delta("gpugo_status_reports_total", outcome="accepted") == 1
     assert delta("gpugo_status_reports_total", outcome="forbidden") == 1
+    assert delta("gpugo_status_reports_total", outcome="unauthorized") == 2
+    assert delta("gpugo_status_reports_total", outcome="validation_error") == 1
     assert (
         delta("gpugo_http_requests_total", route="/s/{short_code}", method="GET", status="200") == 1
     )
@@ -157,6 +181,45 @@ async def test_series_move_with_traffic_and_carry_no_user_data(observed_app, is_
     # Paths are templates: nothing but {names} where ids were.
     routes = {v for (name, labels) in after for k, v in labels if k == "route"}
     assert status_route in routes and "/s/{short_code}" in routes
+
+
+async def test_license_signatures_are_counted_once_per_text(observed_app):
+    api = Api(observed_app, make_client)
+    try:
+        scraper = api.client()
+        user = await api.user(plan="team")
+        before = await scrape(scraper)
+        # A GPU id no other test uses: a license text this process never signed.
+        gpu = {**gpu_infos(1)[0], "gpu_id": f"GPU-{uuid.uuid4()}"}
+        token = await user.install_token()
+        http = user.client_for_agent()
+        registered = await http.post(
+            "/api/v1/agents/register",
+            json={"hostname": "licensed", "os": "linux", "arch": "amd64", "gpus": [gpu]},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert registered.status_code == 201, registered.text
+        agent = registered.json()
+        licenses = [agent["license"]]
+        # The config call hands the agent a license too: the same text within a second.
+        for _ in range(2):
+            config = await http.get(
+                f"/api/v1/agents/{agent['agent_id']}/config",
+                headers={"Authorization": f"Bearer {agent['agent_secret']}"},
+            )
+            assert config.status_code == 200, config.text
+            licenses.append(config.json()["license"])
+        after = await scrape(scraper)
+    finally:
+        await api.aclose()
+
+    def delta(name: str) -> float:
+        return value(after, name) - value(before, name)
+
+    assert all(lic["plain"].startswith(f"{gpu['gpu_id']}|team|") for lic in licenses)
+    assert delta("gpugo_licenses_issued_total") == 3
+    # Each distinct text signed once (two, if a second ticked between the calls).
+    assert delta("gpugo_license_signatures_total") == len({lic["plain"] for lic in licenses})
 
 
 async def test_unmatched_paths_are_one_series(observed_app):

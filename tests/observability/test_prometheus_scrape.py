@@ -1,12 +1,15 @@
 """A real Prometheus (Debian's package) scrapes a live `gpugo serve`: the operator's
 GET /metrics and a Team user's GET /api/v1/metrics/prometheus. The series are read back
-through Prometheus' HTTP API, and every query of the Grafana dashboard in docs/ answers.
+through Prometheus' HTTP API, and every query of the Grafana dashboard in docs/ answers:
+its host selector's ``label_values(...)`` and each panel's, for all hosts and for the one
+selected.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import time
@@ -145,12 +148,49 @@ async def wait_for(http: httpx.AsyncClient, url: str, expr: str) -> list[dict[st
         await asyncio.sleep(0.5)
 
 
-def dashboard_queries() -> list[str]:
+# Grafana's query of a variable's values: label_values(<series selector>, <label>).
+LABEL_VALUES = re.compile(r"label_values\((?P<selector>.+),\s*(?P<label>\w+)\)")
+
+
+def dashboard_queries(hostname: str = ".*") -> list[str]:
+    """Each panel's query with the host variable set (".*": Grafana's "All")."""
     dashboard = json.loads(DASHBOARD.read_text())
     exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
     assert len(exprs) >= 10
-    # Grafana's "All" of the host variable.
-    return [e.replace("$hostname", ".*") for e in exprs]
+    return [e.replace("$hostname", hostname) for e in exprs]
+
+
+def dashboard_variables() -> list[tuple[str, str, str]]:
+    """Each query variable of the dashboard: (its name, the series selector and the label
+    of its ``label_values``)."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    found = []
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] != "query":
+            continue
+        query = variable["query"]
+        text = query["query"] if isinstance(query, dict) else query
+        parsed = LABEL_VALUES.fullmatch(text.strip())
+        assert parsed, text
+        found.append((variable["name"], parsed["selector"].strip(), parsed["label"]))
+    assert found
+    return found
+
+
+async def label_values(http: httpx.AsyncClient, url: str, selector: str, label: str) -> list[str]:
+    """What Grafana's label_values(selector, label) asks Prometheus, once it has an answer."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        response = await http.get(
+            f"{url}/api/v1/label/{label}/values", params={"match[]": selector}
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["status"] == "success", body
+        if body["data"]:
+            return body["data"]
+        assert time.monotonic() < deadline, f"label_values({selector}, {label}): nothing"
+        await asyncio.sleep(0.5)
 
 
 async def test_prometheus_scrapes_gpugo_and_the_dashboard_answers(server, tmp_path):
@@ -182,8 +222,17 @@ async def test_prometheus_scrapes_gpugo_and_the_dashboard_answers(server, tmp_pa
                 (user["agent_id"], g.lower()) for g in LIBRARY_IDS
             }
             assert {g["metric"]["model"] for g in gpus} == {"RTX 4090"}
-            # Every query of the dashboard has an answer.
-            for expr in dashboard_queries():
+            # The host selector offers the reporting host.
+            [(name, selector, label)] = dashboard_variables()
+            assert name == "hostname"
+            hosts = await label_values(http, url, selector, label)
+            assert hosts == ["gpu-box-01"]
+            # Every query of the dashboard has an answer, for all hosts and for the one
+            # picked (Grafana puts a single value in as it is).
+            for expr in dashboard_queries() + dashboard_queries(hosts[0]):
                 assert await wait_for(http, url, expr), expr
+            # A host that is not there selects nothing.
+            [gpus_of_nobody, *_] = dashboard_queries("no-such-host")
+            assert await query(http, url, gpus_of_nobody) == []
     finally:
         prometheus.stop()

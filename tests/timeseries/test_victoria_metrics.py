@@ -8,16 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from starlette.applications import Starlette
 
-from gpugo.app import create_app
 from gpugo.models import GpuMetricSample, Worker
 from tests import engines
 from tests.conftest import make_client
@@ -25,8 +20,8 @@ from tests.observability.support import parse, value
 from tests.rest.test_status_report_metrics import LIBRARY_IDS, lines, register, report
 from tests.schema.support import GRAPHQL
 from tests.support import flush_metrics, moment, out_time
+from tests.timeseries.support import OPERATOR_TOKEN, engine_api
 
-TOKEN = "vm-test-operator-token"
 QUERY = """query($id: ID!, $from: DateTime!, $to: DateTime!, $bucket: Int!) {
   agentMetrics(agentId: $id, from: $from, to: $to, bucket: $bucket) {
     bucketSeconds
@@ -36,47 +31,6 @@ QUERY = """query($id: ID!, $from: DateTime!, $to: DateTime!, $bucket: Int!) {
     workers { workerId points { at samples runningSamples connectionsAvg connectionsMax
       restartsMax } }
   } }"""
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[engines.Engine]:
-    vm = engines.victoria_metrics(tmp_path)
-    vm.start()
-    try:
-        yield vm
-    finally:
-        vm.stop()
-
-
-@pytest.fixture
-async def vm_app(app: Starlette, settings, engine) -> AsyncIterator[Starlette]:
-    """A second app on the same database whose metric points go to the engine.
-
-    Tortoise is the first app's (its lifespan registered it for the process, and a second
-    registration would close it on exit); this one starts and stops the rest of what its
-    lifespan would: the event bus, the metrics ingest (its sink the engine) and the buffers."""
-    application = create_app(
-        settings.replace(
-            victoria_metrics_url=engine.url,
-            timeseries_flush_seconds=0.1,
-            timeseries_backoff_max_seconds=0.4,
-            timeseries_timeout_seconds=2.0,
-            metrics_token=TOKEN,
-        ),
-        auto_migrate=False,
-    )
-    ctx = application.state.ctx
-    await ctx.events.start()
-    ctx.metrics.start()
-    try:
-        yield application
-    finally:
-        await ctx.metrics.stop()
-        await ctx.last_seen.stop()
-        await ctx.audit.stop()
-        await ctx.events.stop()
-        await ctx.http.aclose()
-        await ctx.metrics_db.close()
 
 
 def varied(agent_id: str, worker_id: str, at: datetime, k: int) -> str:
@@ -207,7 +161,7 @@ async def test_an_engine_outage_loses_nothing_acknowledged(vm_app, api, engine):
         assert await vm_count(engine, agent.agent_id) == 10
 
         engine.stop()
-        scrape_headers = {"Authorization": f"Bearer {TOKEN}"}
+        scrape_headers = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
         before = parse((await http.get("/metrics", headers=scrape_headers)).text)
         await replay(http, range(5, 12))  # acknowledged (200) while the engine is down
         await asyncio.sleep(0.5)  # a few flushes fail meanwhile
@@ -285,3 +239,67 @@ async def test_a_deleted_agents_points_leave_the_engine(vm_app, api, engine):
     await asyncio.to_thread(engine.make_searchable)
     assert await vm_count(engine, agent.agent_id) == 0
     assert await vm_count(engine, keep.agent_id) == 2
+
+
+async def test_only_the_servers_labels_reach_the_engine(vm_app, api, engine):
+    """An agent that writes another agent's and user's ids in its tags (and fields) still
+    writes only under its own: the labels are the server's, from its credential."""
+    victim = await api.user(plan="team")
+    victims_agent = await register(victim)
+    user = await api.user(plan="team")
+    agent = await register(user)
+    worker_id = (await Worker.get(agent_id=agent.agent_id)).id
+    ms = int(moment(-timedelta(seconds=5)).timestamp() * 1000)
+    foreign = f"agent_id={victims_agent.agent_id},user_id={victim.user_id}"
+    text = "\n".join(
+        [
+            f"gpu_metrics,{foreign},gpu_id={LIBRARY_IDS[0]},worker_id=wrk_x,hostname=spoof"
+            f" utilization=33.5,vram_used_mb=1i,vram_total_mb=2i,temperature=40,power_usage_w=9,"
+            f'agent_id="{victims_agent.agent_id}",user_id="{victim.user_id}" {ms}',
+            # A GPU the agent does not have: skipped.
+            f"gpu_metrics,{foreign},gpu_id=GPU-NOT-MINE utilization=1,vram_used_mb=1i,"
+            f"vram_total_mb=2i,temperature=40,power_usage_w=9 {ms}",
+            f"system_metrics,{foreign},hostname=spoof cpu_usage=7,memory_used_mb=1i,"
+            f"memory_total_mb=2i {ms}",
+            f"worker_metrics,{foreign},worker_id={worker_id},gpu_id=GPU-NOT-MINE status=1i,"
+            f"connections=0i,restarts=0i {ms}",
+        ]
+    )
+    async with make_client(vm_app) as http:
+        response = await http.post(
+            f"/api/v1/agents/{agent.agent_id}/status",
+            json=report(worker_id, text),
+            headers=agent.auth,
+        )
+        assert response.status_code == 200, response.text
+        await vm_app.state.ctx.metrics.flush()
+    await asyncio.to_thread(engine.make_searchable)
+
+    # Everything the engine holds, asked of its own API.
+    assert set(await engine_api(engine, "/api/v1/labels")) == {
+        "__name__",
+        "agent_id",
+        "user_id",
+        "gpu_id",
+        "worker_id",
+    }
+    assert await engine_api(engine, "/api/v1/label/user_id/values") == [user.user_id]
+    assert await engine_api(engine, "/api/v1/label/agent_id/values") == [agent.agent_id]
+    # The registered GPU as the server spells it; the worker only on the worker's series.
+    assert await engine_api(engine, "/api/v1/label/gpu_id/values") == [LIBRARY_IDS[0].lower()]
+    assert await engine_api(engine, "/api/v1/label/worker_id/values") == [worker_id]
+    for matcher in (
+        f'{{agent_id="{victims_agent.agent_id}"}}',
+        f'{{user_id="{victim.user_id}"}}',
+        '{hostname="spoof"}',
+    ):
+        assert await engine_api(engine, "/api/v1/series", **{"match[]": matcher}) == []
+    found = await engine_api(engine, "/api/v1/query", query="gpu_metrics_utilization")
+    [gpu] = found["result"]
+    assert gpu["metric"] == {
+        "__name__": "gpu_metrics_utilization",
+        "agent_id": agent.agent_id,
+        "user_id": user.user_id,
+        "gpu_id": LIBRARY_IDS[0].lower(),
+    }
+    assert gpu["value"][1] == "33.5"
