@@ -133,8 +133,9 @@ class EventBus:
             for subscription in list(subscribers):
                 subscription.close()
 
-    def dispatch(self, event: Event) -> None:
-        self._tell_watchers(event)
+    def dispatch(self, event: Event, *, tell_watchers: bool = True) -> None:
+        if tell_watchers:
+            self._tell_watchers(event)
         keys: tuple[Key, ...] = ((event.user_id, None), (None, None))
         if event.agent_id is not None:
             keys = ((event.user_id, event.agent_id), (None, event.agent_id), *keys)

@@ -209,27 +209,32 @@ class PostgresEventBus(EventBus):
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         # "<tag>.<sequence> <event>"; a bare event (an older instance, or a statement's
         # own NOTIFY: notify_sql) is read as well.
+        own = False
         if payload.startswith("{"):
             body = payload
         else:
             head, _, body = payload.partition(" ")
-            self._count_heard(head)
+            own = self._count_heard(head) == self._tag
         try:
             event = Event.decode(body)
         except (ValueError, KeyError):
             log.warning("ignoring a malformed event on %s", CHANNEL)
             return
-        self.dispatch(event)
+        # This process's watchers heard its own events when they were published; told
+        # again here, a late echo would drop what a cache read after the change.
+        self.dispatch(event, tell_watchers=not own)
 
-    def _count_heard(self, head: str) -> None:
-        """A sender's events arrive in its order; a skipped number was dropped or lost."""
+    def _count_heard(self, head: str) -> str:
+        """A sender's events arrive in its order; a skipped number was dropped or lost.
+        Returns the sender's tag."""
         tag, _, number = head.partition(".")
         try:
             sequence = int(number)
         except ValueError:
-            return
+            return tag
         last = self._heard.get(tag)
         if last is not None and sequence != last + 1:
             log.warning("events of %s were lost (%d to %d)", tag, last + 1, sequence - 1)
             self._missed()
         self._heard[tag] = sequence
+        return tag

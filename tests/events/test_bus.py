@@ -91,6 +91,27 @@ async def test_postgres_bus_delivers_every_event_to_every_instance(two_instances
         assert await _next(on_second) == event
 
 
+async def test_watchers_hear_each_event_once_their_own_when_published(two_instances):
+    """A cache watching the bus (agent_states) drops an entry per event it hears; hearing
+    its own process's event again when the NOTIFY comes back would drop an entry read
+    after the change, and make the next heartbeat read the database for nothing."""
+    first, second = two_instances
+    heard: dict[str, list[Event]] = {"first": [], "second": []}
+    first.watch(heard["first"].append)
+    second.watch(heard["second"].append)
+    async with (
+        first.subscribe(user_id="u1") as on_first,
+        second.subscribe(user_id="u1") as on_second,
+    ):
+        event = Event(EventKind.WORKER_UPDATED, user_id="u1", agent_id="a1", resource_id="w1")
+        await first.publish(event)
+        assert heard["first"] == [event]  # at once, before the NOTIFY goes out
+        # Both instances' subscribers get it through PostgreSQL: the echo has arrived.
+        assert await _next(on_first) == event
+        assert await _next(on_second) == event
+    assert heard == {"first": [event], "second": [event]}
+
+
 async def test_postgres_bus_sends_bursts_in_order_and_keeps_identical_events(two_instances):
     first, second = two_instances
     async with second.subscribe(user_id="u1") as on_second:
