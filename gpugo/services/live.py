@@ -27,6 +27,7 @@ from gpugo.errors import NotFound, ServiceUnavailable
 from gpugo.events import Event, EventKind, Subscription
 from gpugo.models import Agent, GpuMetricSample, SystemMetricSample
 from gpugo.services import install_tokens, plans
+from gpugo.services.metrics_store import VALUE_COLUMNS, Table
 from gpugo.timeseries import VictoriaMetrics
 from gpugo.timeseries import reads as tsdb
 
@@ -55,18 +56,9 @@ _REPORT_TOLERANCE = timedelta(milliseconds=1)
 # point of a new series (a new agent or GPU) within about ten: a report is asked for
 # again after these pauses before it is skipped.
 ENGINE_RETRY_PAUSES = (0.25, 0.5, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 4.0)
-# The columns of a report's rows, in SQL and from the engine.
-_SYSTEM_COLUMNS = ("recorded_at", "cpu_usage", "memory_used_mb", "memory_total_mb")
-_GPU_COLUMNS = (
-    "gpu_id",
-    "utilization",
-    "vram_used_mb",
-    "vram_total_mb",
-    "temperature",
-    "power_usage_w",
-    "pcie_rx_kb",
-    "pcie_tx_kb",
-)
+# The columns of a report's rows, in SQL and from the engine: what the ingest writes.
+_SYSTEM_COLUMNS = ("recorded_at", *VALUE_COLUMNS[Table.SYSTEM])
+_GPU_COLUMNS = VALUE_COLUMNS[Table.GPU]
 skipped_reports = CountedLog(log, "live metrics reports not delivered")
 
 

@@ -3,14 +3,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from gpugo import clock
 from gpugo.app import create_app
@@ -21,6 +19,7 @@ from gpugo.ratelimit import RateLimiter
 from gpugo.services import shares
 from gpugo.timefmt import iso
 from tests.conftest import make_client
+from tests.live.support import serve
 from tests.sql_counter import count_sql
 from tests.support import PUBLIC_URL, assert_error, register_agent
 
@@ -382,22 +381,8 @@ async def test_racing_clients_get_exactly_max_uses_over_asgi(api, client):
 @pytest.fixture
 async def live_server(app) -> AsyncIterator[str]:
     """The app behind a real uvicorn on a free TCP port, on this test's event loop."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()  # raises why it could not start
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with serve(app) as url:
+        yield url
 
 
 async def test_racing_clients_get_exactly_max_uses_over_tcp(api, live_server):

@@ -2,19 +2,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from gpugo import clock
 from gpugo.auth.tokens import TokenKind, hash_token, new_token
 from gpugo.models import Agent, Gpu, InstallToken, Worker
+from tests.live.support import serve
 from tests.support import BAD_GPU_IDS, assert_error, gpu_infos, register_agent
 
 RACERS = 20
@@ -329,22 +328,8 @@ async def test_racing_registrations_of_one_user_do_not_exceed_the_plan(api, clie
 @pytest.fixture
 async def live_server(app) -> AsyncIterator[str]:
     """The app behind a real uvicorn on a free TCP port, on this test's event loop."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()  # raises why it could not start
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with serve(app) as url:
+        yield url
 
 
 async def test_racing_registrations_over_tcp_make_one_agent(api, live_server):
