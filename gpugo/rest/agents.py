@@ -114,7 +114,9 @@ def claimed_hostname(body: bytes) -> str:
         hostname = orjson.loads(body).get("hostname")
     except (orjson.JSONDecodeError, AttributeError):
         return ""
-    return hostname if isinstance(hostname, str) and hostname.isprintable() else ""
+    if not isinstance(hostname, str) or not hostname.isprintable():
+        return ""
+    return hostname[:253]  # a DNS name's longest; the refusal is about the rest
 
 
 async def register(request: Request) -> Created[AgentRegisterResponse]:
