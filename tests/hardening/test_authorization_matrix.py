@@ -434,6 +434,7 @@ GRAPHQL: dict[str, str] = {
     "setAgentLabels": 'mutation { setAgentLabels(id: "$owner_agent", input: {tags: ["t"]}) '
     "{ agentId } }",
     "webhooks": "{ webhooks { id } }",
+    "webhookEndpointsAllowed": "{ webhookEndpointsAllowed }",
     "webhook": '{ webhook(id: "$webhook") { id deliveries { id } } }',
     "createWebhook": 'mutation { createWebhook(input: {url: "http://127.0.0.1:9/new", '
     'events: ["agent.online"]}) { secret } }',
