@@ -216,15 +216,20 @@ async def report_metrics(request: Request) -> Ok[Success]:
     return Ok(SUCCESS)
 
 
+# What every agent calls every 30 s: first in the route list (rest/routes.py), so their
+# requests are matched against one pattern or two, not against every route before them.
+hot_routes: list[BaseRoute] = [
+    Route(f"{API}/agents/{{agent_id:id}}/status", status_report, methods=["POST"]),
+    Route(f"{API}/agents/{{agent_id:id}}/metrics", report_metrics, methods=["POST"]),
+]
+
 routes: list[BaseRoute] = [
     # Before the {agent_id} paths, so "register" is never taken for an id.
     Route(f"{API}/agents/register", register, methods=["POST"]),
     Route(f"{API}/agents", list_agents, methods=["GET"]),
     Route(f"{API}/agents/{{agent_id:id}}", get_agent, methods=["GET"]),
     Route(f"{API}/agents/{{agent_id:id}}", delete_agent, methods=["DELETE"]),
-    Route(f"{API}/agents/{{agent_id:id}}/status", status_report, methods=["POST"]),
     Route(f"{API}/agents/{{agent_id:id}}/config", get_config, methods=["GET"]),
-    Route(f"{API}/agents/{{agent_id:id}}/metrics", report_metrics, methods=["POST"]),
     # Agent push (Server-Sent Events): config_version changes as they happen.
     Route(f"{API}/agents/{{agent_id:id}}/events", agent_events.stream, methods=["GET"]),
 ]

@@ -25,6 +25,9 @@ from gpugo.rest import (
 )
 
 routes: list[BaseRoute] = [
+    # The agents' periodic reports: the busiest paths, matched first. No route before
+    # them could take their paths (each is a fixed pattern under /api/v1/agents/{id}/).
+    *agents.hot_routes,
     *health.routes,
     *metrics_export.routes,
     *auth.routes,
