@@ -317,9 +317,19 @@ class AgentConnection:
 
 
 async def agents_rounds(
-    url: str, rigs: list[Rig], hold: float, sent: dict[str, list[float]], latencies: list[float]
+    url: str,
+    rigs: list[Rig],
+    hold: float,
+    sent: dict[str, list[float]],
+    latencies: list[float],
+    *,
+    spread: bool = False,
 ) -> int:
-    """A status report per agent per second, each flipping its worker; returns failures."""
+    """A status report per agent per second, each flipping its worker; returns failures.
+
+    All agents at the start of each second (a round: the worst case, every change at
+    once), or with ``spread`` each agent at its own moment of the second, as agents'
+    independent timers fall."""
     failures = 0
     agents = [AgentConnection(url, rig) for rig in rigs]
 
@@ -349,6 +359,17 @@ async def agents_rounds(
         await asyncio.sleep(1)
         start = time.monotonic()
         rounds = int(hold)
+        if spread:
+
+            async def on_its_own(offset: float, agent: AgentConnection) -> None:
+                for index in range(rounds):
+                    await asyncio.sleep(max(0.0, start + index + offset - time.monotonic()))
+                    await report(agent, "stopped" if index % 2 == 0 else "running")
+
+            await asyncio.gather(
+                *(on_its_own(i / len(agents), agent) for i, agent in enumerate(agents))
+            )
+            return failures
         for index in range(rounds):
             await asyncio.sleep(max(0.0, start + index - time.monotonic()))
             status = "stopped" if index % 2 == 0 else "running"
@@ -420,7 +441,9 @@ async def measure(args: argparse.Namespace, database_url: str, workdir: Path) ->
         sampler = asyncio.create_task(sample_rss(server, peak, stop))
         print(f"holding for {args.hold:g} s: {len(rigs)} agents report every second", flush=True)
         cpu_before, machine_before = cpu_seconds(server), machine_busy()
-        failures = await agents_rounds(server.url, rigs, args.hold, sent, latencies)
+        failures = await agents_rounds(
+            server.url, rigs, args.hold, sent, latencies, spread=args.spread
+        )
         cpu = cpu_seconds(server) - cpu_before
         machine = machine_busy()
         busy = (machine[0] - machine_before[0]) / max(1, machine[1] - machine_before[1])
@@ -628,9 +651,11 @@ def main(args: argparse.Namespace) -> int:
         return 0
     result = asyncio.run(run())
     details = result.pop("_details")
+    timing = "spread over each second" if args.spread else "in rounds"
     print(
         f"{started:%Y-%m-%d %H:%M} UTC, {args.users} users x {args.tabs} tabs, "
-        f"{args.hold:g} s hold, {args.clients} client processes, "
+        f"{args.hold:g} s hold, agents {timing}, "
+        f"{args.clients} client processes, "
         f"load average at the end {details['load_average'][0]:.1f}",
     )
     print(json.dumps(details))
@@ -643,6 +668,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tabs", type=int, default=20, help="subscriptions (tabs) per user")
     parser.add_argument("--hold", type=float, default=300, help="seconds of agent rounds")
     parser.add_argument("--grace", type=float, default=5, help="seconds for the last events")
+    parser.add_argument(
+        "--spread",
+        action="store_true",
+        help="each agent reports at its own moment of the second (default: all at once)",
+    )
     parser.add_argument("--clients", type=int, default=2, help="client processes for the tabs")
     parser.add_argument(
         "--gc-pause",
