@@ -75,16 +75,25 @@ class WorkerStatusInput(Input):
     connection_changed: bool | None = None
 
 
-class StatusReportInput(Input):
+class ReportReadings(Input):
+    """The part of a status report that differs from one heartbeat to the next even when
+    nothing changed: what the server reads of every report (services/status_reports.py
+    answers a report whose other fields are as before from these alone)."""
+
     timestamp: Timestamp
-    gpus: Annotated[list[GpuStatusInput], NullableList, Field(max_length=256)]
-    workers: Annotated[list[WorkerStatusInput], NullableList, Field(max_length=256)]
-    event: Annotated[str, Field(max_length=32)] | None = None
     # The expiry (unix ms) of the license the agent holds: a new one is sent only when
     # it is near.
     license_expiration: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
     # The agent's metrics, InfluxDB line protocol (stored for Team and Pro plans). Any
     # text is taken: a line that is not line protocol is skipped, never refused.
     metrics: str | None = None
+
+    unstored_text: ClassVar[frozenset[str]] = frozenset({"metrics"})
+
+
+class StatusReportInput(ReportReadings):
+    gpus: Annotated[list[GpuStatusInput], NullableList, Field(max_length=256)]
+    workers: Annotated[list[WorkerStatusInput], NullableList, Field(max_length=256)]
+    event: Annotated[str, Field(max_length=32)] | None = None
 
     unstored_text: ClassVar[frozenset[str]] = frozenset({"metrics", "event"})

@@ -9,6 +9,7 @@ from starlette.routing import BaseRoute, Route
 from gpugo.auth.resolve import agent_secret_hash, install_token_hash
 from gpugo.errors import GpugoError, ValidationFailed
 from gpugo.inputs.agents import RegisterAgentInput, StatusReportInput
+from gpugo.inputs.common import parse_input
 from gpugo.inputs.metrics import MetricsReportInput
 from gpugo.observability.metrics import counts_status_reports
 from gpugo.rest import agent_events, requests
@@ -175,14 +176,24 @@ async def status_report(request: Request) -> Ok[StatusReportResponse]:
     # The secret is checked in the statement that reads the agent (one round trip).
     secret_hash = agent_secret_hash(request.headers.get("authorization"))
     try:
-        data = await requests.read_json(request, StatusReportInput)
+        body = await requests.json_body(request)
     except GpugoError:
-        # A bad credential is refused before a bad body, as on every agent endpoint.
         await requests.agent(request, agent_id)
         raise
-    reply = await status_reports.report(
-        ctx=ctx, secret_hash=secret_hash, agent_id=agent_id, data=data
+    # Most reports are the last one again with new readings: answered from memory.
+    reply = await status_reports.report_unchanged(
+        ctx=ctx, secret_hash=secret_hash, agent_id=agent_id, body=body
     )
+    if reply is None:
+        try:
+            data = parse_input(StatusReportInput, body)
+        except GpugoError:
+            # A bad credential is refused before a bad body, as on every agent endpoint.
+            await requests.agent(request, agent_id)
+            raise
+        reply = await status_reports.report(
+            ctx=ctx, secret_hash=secret_hash, agent_id=agent_id, data=data, body=body
+        )
     body: StatusReportResponse = {
         "success": True,
         "config_version": reply.config_version,

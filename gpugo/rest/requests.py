@@ -24,11 +24,16 @@ def server(request: Request) -> ServerContext:
 
 async def read_json(request: Request, model: type[M]) -> M:
     """The body validated into ``model``; an empty body counts as ``{}``."""
+    return parse_input(model, await json_body(request))
+
+
+async def json_body(request: Request) -> bytes:
+    """The body as sent, refused unless it is (said to be) JSON; empty is ``{}``."""
     content_type = request.headers.get("content-type", "")
     body = await request.body()
     if body and content_type and "json" not in content_type.split(";")[0].lower():
         raise UnsupportedMediaType()
-    return parse_input(model, body or b"{}")
+    return body or b"{}"
 
 
 def client_address(request: Request) -> str:

@@ -57,6 +57,10 @@ class CachedState:
     last_seen_at: datetime | None
     epoch: int
     loaded_at: float
+    # The fingerprint of a report body (all but its readings) found to change nothing of
+    # ``row``: the same body again is a heartbeat without being compared (row is never
+    # changed in place; any change drops the whole entry).
+    unchanged_digest: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +109,10 @@ class AgentStates:
         self.hits += 1
         return entry
 
+    def holds(self, secret_hash: str, entry: CachedState) -> bool:
+        """Whether ``entry`` (from ``get``) is still the one held: not dropped since."""
+        return self._entries.get(secret_hash) is entry
+
     async def other_writers(self) -> None:
         """SQLite has no bus between processes, yet the command line (``user set-plan``)
         writes the same file: ``PRAGMA data_version`` changes when another connection
@@ -134,6 +142,7 @@ class AgentStates:
         row: tuple[Any, ...],
         last_seen_at: datetime | None,
         token: ReadToken,
+        unchanged_digest: bytes | None = None,
     ) -> None:
         """Keep a row read after ``begin()``, unless something changed since."""
         if not self.enabled or not self._bus.delivering or token.epoch != self._bus.epoch:
@@ -151,6 +160,7 @@ class AgentStates:
             last_seen_at=last_seen_at,
             epoch=token.epoch,
             loaded_at=time.monotonic(),
+            unchanged_digest=unchanged_digest,
         )
         self._by_agent[agent_id] = secret_hash
         while len(self._entries) > self.max_entries:

@@ -21,9 +21,11 @@ from it, anything else reads the database again.
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,11 +38,18 @@ from gpugo import clock, sql
 from gpugo.auth.principal import CredentialKind, Principal
 from gpugo.auth.resolve import refused_agent_secret
 from gpugo.context import ServerContext
-from gpugo.errors import Forbidden, Unauthorized
+from gpugo.errors import Forbidden, GpugoError, Unauthorized
 from gpugo.events import Event, EventKind
-from gpugo.inputs.agents import ConnectionInput, StatusReportInput, WorkerStatusInput
+from gpugo.inputs.agents import (
+    ConnectionInput,
+    ReportReadings,
+    StatusReportInput,
+    WorkerStatusInput,
+)
+from gpugo.inputs.common import parse_input
 from gpugo.models import Agent, Gpu, Worker, WorkerConnection
 from gpugo.services import alerts, licenses, metrics, shares, webhooks
+from gpugo.services.agent_states import CachedState
 from gpugo.services.agents import agent_state, license_gpu_ids
 from gpugo.timefmt import parse_stored
 
@@ -189,20 +198,22 @@ def _state_of(row: tuple[Any, ...], now: datetime) -> _State:
 
 
 def _steady_from_memory(
-    ctx: ServerContext, secret_hash: str, agent_id: str, data: StatusReportInput, now: datetime
+    ctx: ServerContext,
+    cached: CachedState,
+    agent_id: str,
+    now: datetime,
+    unchanged: Callable[[_State], bool],
 ) -> _State | None:
-    """The state held in memory, when it shows a steady heartbeat whose last_seen_at
-    may wait for the flush: then the report needs no database round trip. Anything else
-    (a change, a stranger's path, a stale last_seen_at) is decided on a fresh read."""
-    cached = ctx.agent_states.get(secret_hash)
-    if cached is None:
-        return None
+    """The state held in memory, when it shows a steady heartbeat (``unchanged``: the
+    report changes nothing of it) whose last_seen_at may wait for the flush: then the
+    report needs no database round trip. Anything else (a change, a stranger's path, a
+    stale last_seen_at) is decided on a fresh read."""
     state = _state_of(cached.row, now)
     if cached.last_seen_at is not None and (
         state.last_seen_at is None or cached.last_seen_at > state.last_seen_at
     ):
         state.last_seen_at = cached.last_seen_at
-    if state.agent_id != agent_id or not _is_heartbeat(ctx, state, data, now):
+    if state.agent_id != agent_id or not _is_steady(ctx, state, now) or not unchanged(state):
         return None
     if not _may_defer(ctx, state, now):
         return None
@@ -211,8 +222,63 @@ def _steady_from_memory(
     return state
 
 
+# The readings are left out of a body's fingerprint: they differ in every report.
+_READINGS = frozenset(ReportReadings.model_fields)
+
+
+def _fingerprint(body: bytes) -> tuple[bytes, dict[str, Any]] | None:
+    """A report body's fingerprint (all but its readings) and the body decoded; None for
+    a body the fast path leaves to the full reading (not an object, or spelling U+0000,
+    which only the full reading refuses)."""
+    if b"\\u0000" in body:
+        return None
+    try:
+        decoded = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(decoded, dict):
+        return None
+    rest = {key: value for key, value in decoded.items() if key not in _READINGS}
+    return hashlib.blake2b(orjson.dumps(rest), digest_size=16).digest(), decoded
+
+
+async def report_unchanged(
+    *, ctx: ServerContext, secret_hash: str, agent_id: str, body: bytes
+) -> StatusReply | None:
+    """``report`` for a body that, but for its readings (time, license, metrics), is one
+    this agent sent before and that changed nothing of the state still held: answered
+    without validating or comparing the rest again. None when that is not so (the
+    caller reads the body in full and calls ``report``)."""
+    cached = ctx.agent_states.get(secret_hash)
+    if cached is None or cached.unchanged_digest is None:
+        return None
+    seen = _fingerprint(body)
+    if seen is None or seen[0] != cached.unchanged_digest:
+        return None
+    # Only now (``report`` asks too): whether another process wrote the database.
+    await ctx.agent_states.other_writers()
+    if not ctx.agent_states.holds(secret_hash, cached):
+        return None
+    decoded = seen[1]
+    try:
+        readings = parse_input(ReportReadings, {k: decoded[k] for k in _READINGS if k in decoded})
+    except GpugoError:
+        return None  # the full reading says what is wrong
+    now = clock.now()
+    state = _steady_from_memory(ctx, cached, agent_id, now, lambda _state: True)
+    if state is None:
+        return None
+    outcome = _Outcome(state.config_version, _license_gpu_ids(state), came_online=False)
+    return await _reply(ctx=ctx, state=state, readings=readings, outcome=outcome, now=now)
+
+
 async def report(
-    *, ctx: ServerContext, secret_hash: str, agent_id: str, data: StatusReportInput
+    *,
+    ctx: ServerContext,
+    secret_hash: str,
+    agent_id: str,
+    data: StatusReportInput,
+    body: bytes | None = None,
 ) -> StatusReply:
     """Record a report of the agent whose secret hashes to ``secret_hash``.
 
@@ -224,15 +290,22 @@ async def report(
     """
     now = clock.now()
     await ctx.agent_states.other_writers()
-    state = _steady_from_memory(ctx, secret_hash, agent_id, data, now)
-    if state is not None:
-        return await _reply(
-            ctx=ctx,
-            state=state,
-            data=data,
-            outcome=_Outcome(state.config_version, _license_gpu_ids(state), came_online=False),
-            now=now,
+    cached = ctx.agent_states.get(secret_hash)
+    if cached is not None:
+        state = _steady_from_memory(
+            ctx, cached, agent_id, now, lambda state: _changes_nothing(state, data)
         )
+        if state is not None:
+            # The same body again (``body``, the one ``data`` was read from) needs no
+            # comparison while this entry lives: ``report_unchanged``.
+            cached.unchanged_digest = _digest_of(body)
+            return await _reply(
+                ctx=ctx,
+                state=state,
+                readings=data,
+                outcome=_Outcome(state.config_version, _license_gpu_ids(state), came_online=False),
+                now=now,
+            )
     token = ctx.agent_states.begin()
     row = await _read_row(secret_hash)
     if row is None:
@@ -250,7 +323,7 @@ async def report(
             ),
         )
         raise Forbidden("This agent secret belongs to another agent.")
-    if _is_heartbeat(ctx, state, data, now):
+    if _is_steady(ctx, state, now) and _changes_nothing(state, data):
         if _may_defer(ctx, state, now):
             ctx.last_seen.touch(agent_id, now)
         elif not await Agent.filter(id=agent_id).update(last_seen_at=now):
@@ -262,6 +335,7 @@ async def report(
             row=row,
             last_seen_at=now,
             token=token,
+            unchanged_digest=_digest_of(body),
         )
         outcome = _Outcome(
             config_version=state.config_version,
@@ -278,21 +352,26 @@ async def report(
         # Whatever it wrote is read again by the next report (here; others hear the events).
         ctx.agent_states.forget_agent(agent_id)
     await _publish(ctx=ctx, user_id=state.user_id, agent_id=agent_id, data=data, outcome=outcome)
-    return await _reply(ctx=ctx, state=state, data=data, outcome=outcome, now=now)
+    return await _reply(ctx=ctx, state=state, readings=data, outcome=outcome, now=now)
+
+
+def _digest_of(body: bytes | None) -> bytes | None:
+    seen = _fingerprint(body) if body is not None else None
+    return seen[0] if seen is not None else None
 
 
 async def _reply(
     *,
     ctx: ServerContext,
     state: _State,
-    data: StatusReportInput,
+    readings: ReportReadings,
     outcome: _Outcome,
     now: datetime,
 ) -> StatusReply:
-    if data.metrics:
-        await _record_metrics(ctx=ctx, state=state, data=data)
+    if readings.metrics:
+        await _record_metrics(ctx=ctx, state=state, readings=readings)
     license = None
-    if _needs_license(ctx, data.license_expiration, now):
+    if _needs_license(ctx, readings.license_expiration, now):
         license = licenses.issue(ctx=ctx, gpu_ids=outcome.gpu_ids, plan=state.plan)
     return StatusReply(
         config_version=outcome.config_version,
@@ -301,7 +380,7 @@ async def _reply(
     )
 
 
-async def _record_metrics(*, ctx: ServerContext, state: _State, data: StatusReportInput) -> None:
+async def _record_metrics(*, ctx: ServerContext, state: _State, readings: ReportReadings) -> None:
     """The report's metrics; whatever happens to them, the heartbeat stands (its writes
     are committed, and the agent would only send the same metrics again)."""
     try:
@@ -310,10 +389,10 @@ async def _record_metrics(*, ctx: ServerContext, state: _State, data: StatusRepo
             agent_id=state.agent_id,
             user_id=state.user_id,
             plan=state.plan,
-            text=data.metrics or "",
+            text=readings.metrics or "",
             gpu_ids=[gpu_id for _, gpu_id, _, _ in state.gpus],
             worker_ids=state.workers.keys(),
-            reported_at=data.timestamp,
+            reported_at=readings.timestamp,
         )
     except Exception as exc:
         # The agent deleted meanwhile, or the database gone: counted in a log line (at most
@@ -340,16 +419,20 @@ def _license_gpu_ids(state: _State) -> list[str]:
     return license_gpu_ids((index, gpu_id) for _, gpu_id, index, _ in state.gpus)
 
 
-def _is_heartbeat(
-    ctx: ServerContext, state: _State, data: StatusReportInput, now: datetime
-) -> bool:
-    """True when the report changes nothing but last_seen_at (by what was read)."""
-    if data.event == SHUTDOWN_EVENT or state.shut_down_at is not None or state.offline_notified:
+def _is_steady(ctx: ServerContext, state: _State, now: datetime) -> bool:
+    """Whether the agent is online, so that a report changing nothing keeps it so."""
+    if state.shut_down_at is not None or state.offline_notified:
         return False
     before = agent_state(
         ctx=ctx, last_seen_at=state.last_seen_at, shut_down_at=state.shut_down_at, now=now
     )
-    if before.status != "online":
+    return before.status == "online"
+
+
+def _changes_nothing(state: _State, data: StatusReportInput) -> bool:
+    """True when the report changes nothing but last_seen_at (by what was read). A pure
+    function of the state's row and the report without its readings (``_fingerprint``)."""
+    if data.event == SHUTDOWN_EVENT:
         return False
     reported = {w.worker_id: w for w in data.workers}
     changes, _, _ = _worker_changes(reported, state.workers)

@@ -203,3 +203,20 @@ async def test_a_clock_far_ahead_is_stamped_with_the_servers_time(api):
     await flush_metrics(api.app)
     [system] = await SystemMetricSample.filter(agent_id=agent.agent_id).values()
     assert before <= system["recorded_at"] <= moment(timedelta(seconds=5))
+
+
+async def test_the_same_report_again_stores_each_ones_metrics(api):
+    """An agent's reports are the same body again but for their time and metrics: each
+    one's points are stored, at its own time, however the server answers them."""
+    user = await api.user(plan="pro")
+    agent = await register(user)
+    worker_id = (await Worker.get(agent_id=agent.agent_id)).id
+    times = [moment(-timedelta(seconds=s)) for s in (90, 60, 30, 0)]
+    for at in times:
+        body = report(worker_id, lines(agent.agent_id, worker_id, at))
+        body["timestamp"] = out_time(at)
+        response = await agent.report(body)
+        assert response.status_code == 200, response.text
+    assert await counts(api, agent.agent_id) == (8, 4, 4)
+    stored = await SystemMetricSample.filter(agent_id=agent.agent_id).order_by("recorded_at")
+    assert [s.recorded_at for s in stored] == times

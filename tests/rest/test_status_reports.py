@@ -488,6 +488,49 @@ async def test_statements_of_a_report_with_two_workers_and_four_gpus(api, is_pos
     assert [len(w["connections"]) for w in shown["workers"]] == [1, 1]
 
 
+async def test_the_same_report_again_is_answered_as_the_state_is_now(api):
+    """Most reports repeat the last one but for their readings; they are answered from
+    memory, and must still see what changed meanwhile and refuse what is wrong."""
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    [worker_id] = await worker_ids(agent)
+
+    held = license_expiry(agent.license)
+
+    def body(status: str = "running", **readings: Any) -> dict[str, Any]:
+        worker = {"worker_id": worker_id, "status": status, "pid": 7, "gpu_ids": ["GPU-0"]}
+        report = report_body(gpus=[{"gpu_id": "GPU-0"}], workers=[worker])
+        return {**report, "license_expiration": held, **readings}
+
+    first = (await agent.report(body())).json()  # brings the agent online
+    assert (await agent.report(body())).json() == first  # a heartbeat: remembered
+    assert (await agent.report(body(timestamp=out_time(moment())))).json() == first
+
+    # The owner changes the worker: the same report now answers the new config version.
+    response = await user.patch(f"/api/v1/workers/{worker_id}", json={"listen_port": 9444})
+    assert response.status_code == 200, response.text
+    again = (await agent.report(body())).json()
+    assert again["config_version"] == first["config_version"] + 1
+
+    # Its readings are read all the same: a bad time is refused, a held license kept or
+    # renewed.
+    response = await agent.report(body(timestamp="yesterday"))
+    error = assert_error(response, 400, "validation_error")
+    assert "timestamp" in [d["field"] for d in error["details"]]
+    assert "license" not in again
+    assert "license" in (await agent.report(body(license_expiration=1))).json()
+
+    # Anything else that differs is a change.
+    assert (await agent.report(body("stopped"))).status_code == 200
+    assert (await detail(user, agent))["workers"][0]["status"] == "stopped"
+    assert (await agent.report(body("running"))).status_code == 200
+    assert (await detail(user, agent))["workers"][0]["status"] == "running"
+
+    # Deleted: the same report is refused at once.
+    assert (await user.delete(f"/api/v1/agents/{agent.agent_id}")).status_code == 200
+    assert_error(await agent.report(body()), 401, "unauthorized")
+
+
 async def test_concurrent_reports_of_one_agent_leave_a_consistent_state(api):
     user = await api.user()
     agent = await register_agent(user, gpus=1)
