@@ -38,18 +38,22 @@ def new_token(kind: TokenKind) -> str:
     return body + _checksum(body)
 
 
+# Read on every authenticated request: the enum's members once, as plain pairs.
+_KINDS = tuple((kind.value, kind) for kind in TokenKind)
+
+
 def token_kind(token: str) -> TokenKind | None:
     """The kind of a well-formed token, or None when it is malformed."""
-    for kind in TokenKind:
-        if token.startswith(kind.value):
-            break
-    else:
+    found = next(((p, k) for p, k in _KINDS if token.startswith(p)), None)
+    if found is None:
         return None
-    if len(token) != len(kind.value) + RANDOM_LENGTH + CHECKSUM_LENGTH:
+    prefix, kind = found
+    if len(token) != len(prefix) + RANDOM_LENGTH + CHECKSUM_LENGTH:
         return None
     body, checksum = token[:-CHECKSUM_LENGTH], token[-CHECKSUM_LENGTH:]
-    random_part = body[len(kind.value) :]
-    if any(c not in BASE62 for c in random_part):
+    random_part = body[len(prefix) :]
+    # ASCII letters and digits: BASE62, in C.
+    if not (random_part.isascii() and random_part.isalnum()):
         return None
     return kind if _checksum(body) == checksum else None
 

@@ -267,7 +267,15 @@ async def test_another_agents_secret_is_forbidden_and_changes_nothing(api, clien
 
 @pytest.mark.parametrize(
     "credential",
-    ["none", "garbage", "pat", "install_token", "malformed_agent_secret", "unknown_agent_secret"],
+    [
+        "none",
+        "garbage",
+        "pat",
+        "install_token",
+        "malformed_agent_secret",
+        "non_ascii_agent_secret",
+        "unknown_agent_secret",
+    ],
 )
 async def test_a_report_needs_the_agents_own_secret(api, client, credential):
     user = await api.user()
@@ -280,15 +288,32 @@ async def test_a_report_needs_the_agents_own_secret(api, client, credential):
         "pat": {"Authorization": f"Bearer {await user.create_pat()}"},
         "install_token": {"Authorization": f"Bearer {await user.install_token()}"},
         "malformed_agent_secret": {"Authorization": f"Bearer {altered}"},
+        "non_ascii_agent_secret": {
+            "Authorization": ("Bearer " + _non_ascii_agent_secret()).encode("latin-1")
+        },
         "unknown_agent_secret": {"Authorization": "Bearer " + _unknown_agent_secret()},
     }[credential]
     before = await snapshot(agent.agent_id)
-    response = await client.post(
-        f"/api/v1/agents/{agent.agent_id}/status", json=report_body(), headers=headers
-    )
+    with count_sql() as statements:
+        response = await client.post(
+            f"/api/v1/agents/{agent.agent_id}/status", json=report_body(), headers=headers
+        )
     assert_error(response, 401, "unauthorized")
     assert response.headers["www-authenticate"] == "Bearer"
     assert await snapshot(agent.agent_id) == before
+    # Only a well-formed agent secret is looked up.
+    assert (statements != []) == (credential == "unknown_agent_secret"), statements
+
+
+def _non_ascii_agent_secret() -> str:
+    """Well-formed but for a letter outside ASCII (which str.isalnum takes; a header
+    carries it as Latin-1), with a checksum that matches: refused by its form, before
+    any query."""
+    from gpugo.auth.tokens import CHECKSUM_LENGTH, TokenKind, _checksum, new_token
+
+    body = new_token(TokenKind.AGENT)[:-CHECKSUM_LENGTH]
+    body = body[:-1] + "é"
+    return body + _checksum(body)
 
 
 def _unknown_agent_secret() -> str:
