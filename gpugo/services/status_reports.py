@@ -47,7 +47,7 @@ from gpugo.inputs.agents import (
     WorkerStatusInput,
 )
 from gpugo.inputs.common import parse_input
-from gpugo.models import Agent, Gpu, Worker, WorkerConnection
+from gpugo.models import Agent, Worker, WorkerConnection
 from gpugo.services import alerts, licenses, metrics, shares, webhooks
 from gpugo.services.agent_states import CachedState
 from gpugo.services.agents import agent_state, license_gpu_ids
@@ -472,11 +472,9 @@ async def _apply(
     async with in_transaction():
         # The parent row first: the same lock order as worker changes (no deadlocks), and
         # it serialises reports of one agent on PostgreSQL.
-        seen = await Agent.filter(id=agent_id).update(
-            last_seen_at=now,
-            shut_down_at=now if shutting_down else None,
-            # A shutdown report publishes its own agent.offline; the sweeper must not repeat it.
-            offline_notified=shutting_down,
+        # A shutdown report publishes its own agent.offline; the sweeper must not repeat it.
+        seen = await sql.fetch(
+            _MARK_SEEN, [now, now if shutting_down else None, shutting_down, agent_id]
         )
         if not seen:
             raise Unauthorized("Unknown agent secret.")  # deleted meanwhile
@@ -636,38 +634,61 @@ async def _update_workers(
     """
     changed, status_changed, process_changed = _worker_changes(reported, current)
     if changed:
-        params: list[Any] = []
-        for column in _WORKER_COLUMNS:
-            for worker in changed:
-                params += [worker.id, getattr(worker, column)]
-        params.append(agent_id)
-        params += [worker.id for worker in changed]
-        await sql.fetch(_update_workers_sql(len(changed)), params)
+        await _bulk_update(
+            "workers",
+            _WORKER_COLUMNS,
+            agent_id,
+            [(w.id, tuple(getattr(w, column) for column in _WORKER_COLUMNS)) for w in changed],
+        )
     return status_changed, process_changed
 
 
+# The agent's row first in a report's transaction (the lock order of worker changes).
+_MARK_SEEN = sql.per_dialect(
+    "UPDATE agents SET last_seen_at = $1, shut_down_at = $2, offline_notified = $3"
+    " WHERE id = $4 RETURNING id"
+)
 _WORKER_COLUMNS = {"status": "VARCHAR(16)", "pid": "INT", "restarts": "INT"}
+_GPU_COLUMNS = {"used_by_worker_id": "VARCHAR(32)"}
 
 
-@functools.lru_cache(maxsize=32)
-def _update_workers_sql(count: int) -> dict[str, str]:
-    """One UPDATE of ``count`` workers' status, pid and restarts (a CASE per column, as
-    Tortoise's bulk_update writes it), built once per count instead of per report.
-    Parameters: (id, value) per worker for each column in turn, the agent id, the ids."""
+async def _bulk_update(
+    table: str,
+    columns: dict[str, str],
+    agent_id: str,
+    rows: list[tuple[str, tuple[Any, ...]]],
+) -> None:
+    """One UPDATE of the agent's ``rows`` (id, the values of ``columns`` in order)."""
+    params: list[Any] = []
+    for index in range(len(columns)):
+        for row_id, values in rows:
+            params += [row_id, values[index]]
+    params.append(agent_id)
+    params += [row_id for row_id, _ in rows]
+    await sql.fetch(_bulk_update_sql(table, tuple(columns.items()), len(rows)), params)
+
+
+@functools.lru_cache(maxsize=64)
+def _bulk_update_sql(
+    table: str, columns: tuple[tuple[str, str], ...], count: int
+) -> dict[str, str]:
+    """One UPDATE of ``count`` rows of ``table`` (a CASE per column, as Tortoise's
+    bulk_update writes it), built once per shape instead of per report. Parameters:
+    (id, value) per row for each column in turn, the agent id, the ids."""
     numbers = itertools.count(1)
 
     def mark(cast: str) -> str:
         return f"CAST(${next(numbers)} AS {cast})"
 
-    columns = []
-    for column, cast in _WORKER_COLUMNS.items():
+    sets = []
+    for column, cast in columns:
         whens = " ".join(f"WHEN {mark('VARCHAR(32)')} THEN {mark(cast)}" for _ in range(count))
-        columns.append(f"{column} = CASE id {whens} END")
+        sets.append(f"{column} = CASE id {whens} END")
     agent = mark("VARCHAR(32)")
     ids = ", ".join(mark("VARCHAR(32)") for _ in range(count))
-    # Only placeholders and this function's own column names enter the text.
+    # Only placeholders and this module's own table and column names enter the text.
     return sql.per_dialect(
-        f"UPDATE workers SET {', '.join(columns)} WHERE agent_id = {agent} AND id IN ({ids})"  # noqa: S608
+        f"UPDATE {table} SET {', '.join(sets)} WHERE agent_id = {agent} AND id IN ({ids})"  # noqa: S608
     )
 
 
@@ -705,11 +726,11 @@ def _gpu_changes(
     *,
     workers: dict[str, _CurrentWorker],
     reported: dict[str, WorkerStatusInput],
-) -> list[Gpu]:
-    """The GPUs whose worker changed; unknown GPU ids are ignored."""
+) -> list[tuple[str, tuple[str | None]]]:
+    """The GPUs whose worker changed (row id, new worker); unknown GPU ids are ignored."""
     wanted = _gpu_users(data, workers=workers, reported=reported)
     return [
-        Gpu(id=pk, used_by_worker_id=wanted[gpu_id])
+        (pk, (wanted[gpu_id],))
         for pk, gpu_id, _, used_by in gpus
         if gpu_id in wanted and wanted[gpu_id] != used_by
     ]
@@ -726,7 +747,7 @@ async def _update_gpus(
     """One bulk UPDATE for the GPUs whose worker changed."""
     changed = _gpu_changes(data, gpus, workers=workers, reported=reported)
     if changed:
-        await Gpu.filter(agent_id=agent_id).bulk_update(changed, fields=["used_by_worker_id"])
+        await _bulk_update("gpus", _GPU_COLUMNS, agent_id, changed)
     return bool(changed)
 
 
