@@ -7,9 +7,8 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 
 from gpugo.auth.resolve import agent_secret_hash, install_token_hash
-from gpugo.errors import GpugoError, ValidationFailed
-from gpugo.inputs.agents import RegisterAgentInput, StatusReportInput
-from gpugo.inputs.common import parse_input
+from gpugo.errors import GpugoError, UnsupportedMediaType, ValidationFailed
+from gpugo.inputs.agents import RegisterAgentInput
 from gpugo.inputs.metrics import MetricsReportInput
 from gpugo.observability.metrics import counts_status_reports
 from gpugo.rest import agent_events, requests
@@ -176,24 +175,16 @@ async def status_report(request: Request) -> Ok[StatusReportResponse]:
     # The secret is checked in the statement that reads the agent (one round trip).
     secret_hash = agent_secret_hash(request.headers.get("authorization"))
     try:
-        body = await requests.json_body(request)
-    except GpugoError:
+        sent = await requests.json_body(request)
+        # The body as sent: most reports repeat the last one, and are answered without
+        # being read in full (services/status_reports.py).
+        reply = await status_reports.report(
+            ctx=ctx, secret_hash=secret_hash, agent_id=agent_id, body=sent
+        )
+    except (UnsupportedMediaType, ValidationFailed):
+        # A bad credential is refused before a bad body, as on every agent endpoint.
         await requests.agent(request, agent_id)
         raise
-    # Most reports are the last one again with new readings: answered from memory.
-    reply = await status_reports.report_unchanged(
-        ctx=ctx, secret_hash=secret_hash, agent_id=agent_id, body=body
-    )
-    if reply is None:
-        try:
-            data = parse_input(StatusReportInput, body)
-        except GpugoError:
-            # A bad credential is refused before a bad body, as on every agent endpoint.
-            await requests.agent(request, agent_id)
-            raise
-        reply = await status_reports.report(
-            ctx=ctx, secret_hash=secret_hash, agent_id=agent_id, data=data, body=body
-        )
     body: StatusReportResponse = {
         "success": True,
         "config_version": reply.config_version,

@@ -109,10 +109,6 @@ class AgentStates:
         self.hits += 1
         return entry
 
-    def holds(self, secret_hash: str, entry: CachedState) -> bool:
-        """Whether ``entry`` (from ``get``) is still the one held: not dropped since."""
-        return self._entries.get(secret_hash) is entry
-
     async def other_writers(self) -> None:
         """SQLite has no bus between processes, yet the command line (``user set-plan``)
         writes the same file: ``PRAGMA data_version`` changes when another connection

@@ -242,63 +242,57 @@ def _fingerprint(body: bytes) -> tuple[bytes, dict[str, Any]] | None:
     return hashlib.blake2b(orjson.dumps(rest), digest_size=16).digest(), decoded
 
 
-async def report_unchanged(
-    *, ctx: ServerContext, secret_hash: str, agent_id: str, body: bytes
-) -> StatusReply | None:
-    """``report`` for a body that, but for its readings (time, license, metrics), is one
-    this agent sent before and that changed nothing of the state still held: answered
-    without validating or comparing the rest again. None when that is not so (the
-    caller reads the body in full and calls ``report``)."""
-    cached = ctx.agent_states.get(secret_hash)
-    if cached is None or cached.unchanged_digest is None:
-        return None
-    seen = _fingerprint(body)
-    if seen is None or seen[0] != cached.unchanged_digest:
-        return None
-    # Only now (``report`` asks too): whether another process wrote the database.
-    await ctx.agent_states.other_writers()
-    if not ctx.agent_states.holds(secret_hash, cached):
-        return None
-    decoded = seen[1]
+def _digest(seen: tuple[bytes, dict[str, Any]] | None) -> bytes | None:
+    return seen[0] if seen is not None else None
+
+
+def _readings_of(decoded: dict[str, Any]) -> ReportReadings | None:
+    """A report's readings alone, or None when they are not valid (the full reading of
+    the body then says what is wrong)."""
     try:
-        readings = parse_input(ReportReadings, {k: decoded[k] for k in _READINGS if k in decoded})
+        return parse_input(ReportReadings, {k: decoded[k] for k in _READINGS if k in decoded})
     except GpugoError:
-        return None  # the full reading says what is wrong
-    now = clock.now()
-    state = _steady_from_memory(ctx, cached, agent_id, now, lambda _state: True)
-    if state is None:
         return None
-    outcome = _Outcome(state.config_version, _license_gpu_ids(state), came_online=False)
-    return await _reply(ctx=ctx, state=state, readings=readings, outcome=outcome, now=now)
 
 
 async def report(
-    *,
-    ctx: ServerContext,
-    secret_hash: str,
-    agent_id: str,
-    data: StatusReportInput,
-    body: bytes | None = None,
+    *, ctx: ServerContext, secret_hash: str, agent_id: str, body: bytes
 ) -> StatusReply:
-    """Record a report of the agent whose secret hashes to ``secret_hash``.
+    """Record a report (``body``: the JSON as sent) of the agent whose secret hashes to
+    ``secret_hash``; ValidationFailed when it is not a report.
 
     401 for an unknown (or deleted) agent, 403 for another agent's path. Returns its
     config_version, the live share codes of its workers, and a license for its current
     plan when the one it holds is about to expire. Only this agent's workers and GPUs
     are touched: other ids are ignored, and a ``used_by_worker`` naming no worker of
     this agent is stored as null.
+
+    Most reports are the last one again but for their readings (time, license,
+    metrics): one whose fingerprint is that of a body found to change nothing of the
+    state still held is answered from it, its readings alone validated.
     """
     now = clock.now()
     await ctx.agent_states.other_writers()
     cached = ctx.agent_states.get(secret_hash)
+    # Fingerprinted once: to recognise the body, or to remember it if it changes nothing.
+    seen = _fingerprint(body) if cached is not None else None
+    if cached is not None and seen is not None and seen[0] == cached.unchanged_digest:
+        readings = _readings_of(seen[1])
+        state = (
+            _steady_from_memory(ctx, cached, agent_id, now, lambda _state: True)
+            if readings is not None
+            else None
+        )
+        if readings is not None and state is not None:
+            outcome = _Outcome(state.config_version, _license_gpu_ids(state), came_online=False)
+            return await _reply(ctx=ctx, state=state, readings=readings, outcome=outcome, now=now)
+    data = parse_input(StatusReportInput, body)
     if cached is not None:
         state = _steady_from_memory(
             ctx, cached, agent_id, now, lambda state: _changes_nothing(state, data)
         )
         if state is not None:
-            # The same body again (``body``, the one ``data`` was read from) needs no
-            # comparison while this entry lives: ``report_unchanged``.
-            cached.unchanged_digest = _digest_of(body)
+            cached.unchanged_digest = _digest(seen)
             return await _reply(
                 ctx=ctx,
                 state=state,
@@ -335,7 +329,7 @@ async def report(
             row=row,
             last_seen_at=now,
             token=token,
-            unchanged_digest=_digest_of(body),
+            unchanged_digest=_digest(seen if cached is not None else _fingerprint(body)),
         )
         outcome = _Outcome(
             config_version=state.config_version,
@@ -353,11 +347,6 @@ async def report(
         ctx.agent_states.forget_agent(agent_id)
     await _publish(ctx=ctx, user_id=state.user_id, agent_id=agent_id, data=data, outcome=outcome)
     return await _reply(ctx=ctx, state=state, readings=data, outcome=outcome, now=now)
-
-
-def _digest_of(body: bytes | None) -> bytes | None:
-    seen = _fingerprint(body) if body is not None else None
-    return seen[0] if seen is not None else None
 
 
 async def _reply(

@@ -66,16 +66,18 @@ async def test_security_schemes_and_error_bodies(client):
 
 
 async def test_request_bodies_are_the_declarations_the_endpoints_validate_with(app):
-    """The documented body model is the one the endpoint reads its body into (read_json,
-    or parse_input of the body where the endpoint reads it itself)."""
+    """The documented body model is the one the endpoint reads its body into: through
+    read_json, or (an endpoint handing the body as sent to a service) the service's
+    parse_input of it."""
     for route in app.routes:
         if not isinstance(route, Route) or not inspect.isfunction(route.endpoint):
             continue
         source = inspect.getsource(route.endpoint)
-        used = {
-            *re.findall(r"read_json\(request, (\w+)\)", source),
-            *re.findall(r"parse_input\((\w+), body\)", source),
-        }
+        used = set(re.findall(r"read_json\(request, (\w+)\)", source))
+        endpoint = inspect.unwrap(route.endpoint)
+        for module, function in re.findall(r"await (\w+)\.(\w+)\([^)]*body=sent", source):
+            service = getattr(endpoint.__globals__[module], function)
+            used |= set(re.findall(r"parse_input\((\w+), body\)", inspect.getsource(service)))
         for method in route.methods or ():
             op = OPERATIONS.get((method, template(route)))
             if op is None or method == "HEAD":
