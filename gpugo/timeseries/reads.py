@@ -24,7 +24,10 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tortoise.fields import IntField
+
 from gpugo import clock
+from gpugo.models import GpuMetricSample, SystemMetricSample, WorkerMetricSample
 from gpugo.schema.metrics import Window
 from gpugo.timeseries.victoria import (
     GPU_FIELDS,
@@ -152,20 +155,13 @@ _ROWS = {
 _REPORTED = ("system_metrics", "gpu_metrics")
 # What the fleet overview shows of a GPU's newest sample.
 _READING_FIELDS = ("utilization", "temperature", "vram_used_mb", "vram_total_mb")
-# Fields stored in integer columns in SQL; the engine answers floats.
+# Fields stored in integer columns in SQL (the sample models say which); the engine
+# answers floats.
 _INTEGER_FIELDS = frozenset(
-    {
-        "vram_used_mb",
-        "vram_total_mb",
-        "temperature",
-        "pcie_rx_kb",
-        "pcie_tx_kb",
-        "memory_used_mb",
-        "memory_total_mb",
-        "status",
-        "connections",
-        "restarts",
-    }
+    name
+    for model in (GpuMetricSample, SystemMetricSample, WorkerMetricSample)
+    for name, field in model._meta.fields_map.items()
+    if isinstance(field, IntField) and not field.pk
 )
 
 
