@@ -40,6 +40,14 @@ async def no_sql_samples(agent_id: str) -> bool:
     ) == 0
 
 
+async def post_report(http, agent, body: dict) -> None:
+    """A status report of ``agent``, answered 200."""
+    response = await http.post(
+        f"/api/v1/agents/{agent.agent_id}/status", json=body, headers=agent.auth
+    )
+    assert response.status_code == 200, response.text
+
+
 async def test_a_live_subscription_streams_each_report_from_the_engine(vm_app, api):
     user = await api.user(plan="team")
     agent = await register(user)
@@ -54,12 +62,7 @@ async def test_a_live_subscription_streams_each_report_from_the_engine(vm_app, a
         # The agent's first report: its series are new to the engine, which serves them
         # only once its index has them (seconds later); the stream waits for it.
         first = moment(-timedelta(seconds=2))
-        response = await http.post(
-            f"/api/v1/agents/{agent.agent_id}/status",
-            json=report(worker_id, lines(agent.agent_id, worker_id, first)),
-            headers=agent.auth,
-        )
-        assert response.status_code == 200, response.text
+        await post_report(http, agent, report(worker_id, lines(agent.agent_id, worker_id, first)))
         received = (await next_data(socket, op, within=25))["agentMetrics"]
         assert received == {
             "agentId": agent.agent_id,
@@ -73,12 +76,9 @@ async def test_a_live_subscription_streams_each_report_from_the_engine(vm_app, a
         }
         # The next report, of series the engine knows: within a second or two.
         second = moment()
-        response = await http.post(
-            f"/api/v1/agents/{agent.agent_id}/status",
-            json=report(worker_id, varied(agent.agent_id, worker_id, second, 4)),
-            headers=agent.auth,
+        await post_report(
+            http, agent, report(worker_id, varied(agent.agent_id, worker_id, second, 4))
         )
-        assert response.status_code == 200, response.text
         received = (await next_data(socket, op, within=10))["agentMetrics"]
         assert received["recordedAt"] == out_time(second)
         assert (received["cpuUsage"], received["memoryUsedMb"]) == (12.5, 8192)
@@ -122,12 +122,7 @@ async def test_a_report_the_engine_cannot_serve_is_skipped_and_the_stream_goes_o
         # Nothing was sent for it, and the socket still streams once the engine is back.
         engine.start()
         at = moment()
-        response = await http.post(
-            f"/api/v1/agents/{agent.agent_id}/status",
-            json=report(worker_id, lines(agent.agent_id, worker_id, at)),
-            headers=agent.auth,
-        )
-        assert response.status_code == 200, response.text
+        await post_report(http, agent, report(worker_id, lines(agent.agent_id, worker_id, at)))
         received = (await next_data(socket, op, within=25))["agentMetrics"]
         assert received["recordedAt"] == out_time(at)
 
@@ -151,10 +146,7 @@ async def test_the_fleet_overview_reads_the_latest_readings_from_the_engine(
 
     async def send(http) -> None:
         for body in reports:
-            response = await http.post(
-                f"/api/v1/agents/{agent.agent_id}/status", json=body, headers=agent.auth
-            )
-            assert response.status_code == 200, response.text
+            await post_report(http, agent, body)
 
     async with make_client(vm_app) as vm_http:
         await send(vm_http)
