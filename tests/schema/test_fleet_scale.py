@@ -7,6 +7,8 @@ How long a page takes is measured apart, not asserted: ``python -m bench.fleet_p
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 from tests.schema.support import Gql
@@ -16,23 +18,21 @@ from tests.support import seed_fleet
 MACHINES = 1000
 GPUS = 8
 PAGE = 50
-# The query the overview sends (gpugo/web/static/js/views/overview.js, with USER_FIELDS).
-OVERVIEW = """query Overview($search: String!, $state: FleetState, $sort: FleetSort!,
-  $first: Int!, $offset: Int!) {
-  me { id email plan createdAt
-    usage { gpusUsed gpusAllowed workersUsed workersAllowed metricsIncluded } }
-  fleet(search: $search, state: $state, sort: $sort, first: $first, offset: $offset) {
-    summary { machines online offline pending gpusTotal gpusInUse gpusIdle gpusUnreachable
-      gpuModels { model count } metricsIncluded utilization vramUsedMb vramTotalMb tags }
-    matching
-    machines {
-      name displayName tags gpusInUse workersRunning workersTotal lastKnownAt utilization
-      temperature vramUsedMb vramTotalMb
-      agent { id hostname os arch status statusReason lastSeenAt createdAt gpuCount
-        configVersion fetchedConfigVersion }
-    }
-  }
-}"""
+VIEWS = Path(__file__).resolve().parents[2] / "gpugo" / "web" / "static" / "js" / "views"
+
+
+def _overview_query() -> str:
+    """The query the overview page sends, read from its script (so this test follows it),
+    with the user fields it takes from auth.js."""
+    page = (VIEWS / "overview.js").read_text(encoding="utf-8")
+    auth = (VIEWS / "auth.js").read_text(encoding="utf-8")
+    query = re.search(r"const QUERY = `(.*?)`;", page, re.DOTALL)
+    user = re.search(r"const USER = '(.*?)';", auth)
+    assert query and user, "the overview's query or the user fields moved"
+    return query.group(1).replace("${USER_FIELDS}", user.group(1))
+
+
+OVERVIEW = _overview_query()
 # The pages the overview asks for, as its controls set them.
 PAGES: dict[str, dict[str, Any]] = {
     "first": {},
