@@ -5,6 +5,35 @@
 // A form keeps {fields: {name: message}, message} in its state: its own checks fill it
 // before anything is sent, serverErrors() from the server's refusal, and its draw shows it.
 
+import { h } from './dom.js';
+
+/** Focus back on the control that opened a dialog: `opener()` finds it again (a redraw
+ * may have replaced it meanwhile). */
+export function focusOpener(opener) {
+  const el = opener && opener();
+  if (el && el.isConnected) el.focus();
+}
+
+/**
+ * A modal dialog for a form (`className`, titled by the element `labelledBy`). Drawn by
+ * the caller, then `show()`n; closed by Save, Cancel or Escape alike, it goes and focus
+ * returns to `opener()`.
+ */
+export function formDialog({ className, labelledBy, opener }) {
+  const dialog = h('dialog', { class: `dialog ${className}`, 'aria-labelledby': labelledBy });
+  dialog.addEventListener('close', () => {
+    dialog.remove();
+    focusOpener(opener);
+  });
+  return {
+    dialog,
+    show() {
+      document.body.appendChild(dialog);
+      dialog.showModal();
+    },
+  };
+}
+
 /** A form with nothing to say. */
 export function noErrors() {
   return { fields: {}, message: null };

@@ -3,7 +3,7 @@
 // to the first field to fix, and back to the control that opened the dialog when it closes.
 
 import { h, render } from './dom.js';
-import { charCount, focusFirstInvalid, noErrors, serverErrors } from './forms.js';
+import { charCount, focusFirstInvalid, focusOpener, formDialog, noErrors, serverErrors } from './forms.js';
 import { gql } from './gql.js';
 import { errorBox, field, toast } from './ui.js';
 
@@ -59,14 +59,9 @@ function check(displayName, tags) {
  * update may have redrawn it), which gets focus back when the dialog closes.
  */
 export function editLabels({ agent, displayName, tags, opener, onSaved }) {
-  const dialog = h('dialog', { class: 'dialog labels-dialog', 'aria-labelledby': 'labels-title' });
+  const { dialog, show } = formDialog({ className: 'labels-dialog', labelledBy: 'labels-title', opener });
   let errors = noErrors();
   let busy = false;
-
-  function focusOpener() {
-    const el = opener && opener();
-    if (el && el.isConnected) el.focus();
-  }
 
   async function save(event) {
     event.preventDefault();
@@ -82,7 +77,7 @@ export function editLabels({ agent, displayName, tags, opener, onSaved }) {
         toast(`Name and tags of ${agent.hostname} saved.`);
         if (onSaved) await onSaved(saved);
         // The redraw may have taken focus away with the node that had it.
-        if (document.activeElement === document.body) focusOpener();
+        if (document.activeElement === document.body) focusOpener(opener);
         return;
       } catch (error) {
         errors = serverErrors(error, {
@@ -130,12 +125,6 @@ export function editLabels({ agent, displayName, tags, opener, onSaved }) {
   }
 
   paint();
-  // Closed by Save, Cancel or Escape alike.
-  dialog.addEventListener('close', () => {
-    dialog.remove();
-    focusOpener();
-  });
-  document.body.appendChild(dialog);
-  dialog.showModal();
+  show();
   dialog.querySelector('#labels-name').focus();
 }

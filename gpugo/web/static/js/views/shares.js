@@ -3,7 +3,7 @@
 
 import { h, render } from '../dom.js';
 import { ago, dateTime } from '../format.js';
-import { charCount, focusFirstInvalid, noErrors, serverErrors } from '../forms.js';
+import { charCount, focusFirstInvalid, formDialog, noErrors, serverErrors } from '../forms.js';
 import { gql } from '../gql.js';
 import { watch } from '../live.js';
 import { AGENT_EVENTS } from '../subs.js';
@@ -178,10 +178,10 @@ export function mount({ root, query }) {
   function extend(share) {
     let errors = {};
     let message = null;
-    const dialog = h('dialog', { class: 'dialog extend-dialog', 'aria-labelledby': 'extend-title' });
-    const close = () => dialog.close();
     // Closed by Save, Cancel or Escape: focus back on the row's Extend button.
     const opener = () => root.querySelector(`tr[data-share="${CSS.escape(share.id)}"] .btn-extend`);
+    const { dialog, show } = formDialog({ className: 'extend-dialog', labelledBy: 'extend-title', opener });
+    const close = () => dialog.close();
     async function save(event) {
       event.preventDefault();
       const formEl = event.currentTarget;
@@ -257,13 +257,7 @@ export function mount({ root, query }) {
       );
     }
     paint();
-    dialog.addEventListener('close', () => {
-      dialog.remove();
-      const el = opener();
-      if (el) el.focus();
-    });
-    document.body.appendChild(dialog);
-    dialog.showModal();
+    show();
   }
 
   function form() {
