@@ -59,7 +59,7 @@ class App(Starlette):
             audit.bind_request(self.state.ctx.audit, scope)
         if scope["type"] == "http":
             # Counted in /metrics by the route it matched (known once it has run).
-            await observe_http(scope, receive, send, self._route)
+            await observe_http(scope, receive, send, self._route, self.state.ctx.requests_first)
             return
         await super().__call__(scope, receive, send)
 

@@ -15,6 +15,7 @@ from gpugo.events import EventBus, bus_for
 from gpugo.keys import load_or_create_license_key
 from gpugo.outbound import http_client
 from gpugo.ratelimit import Concurrency, RateLimiter
+from gpugo.requests_first import RequestsFirst
 from gpugo.services import audit
 from gpugo.services.agent_states import AgentStates
 from gpugo.services.audit import AuditLog
@@ -42,6 +43,8 @@ class ServerContext:
     user_sockets: StreamCap
     # WebSockets' periodic credential re-checks, one look-up per credential at a time.
     credential_rechecks: CredentialRechecks
+    # HTTP requests awaiting their answer: live deliveries wait for them (bounded).
+    requests_first: RequestsFirst
     # What status reports are compared against, per agent, kept exact by the events.
     agent_states: AgentStates
     # Steady heartbeats' last_seen_at, written once per interval for all agents.
@@ -87,6 +90,7 @@ class ServerContext:
             agent_streams=StreamCap(settings.agent_event_streams),
             user_sockets=StreamCap(settings.graphql_websockets_per_user),
             credential_rechecks=CredentialRechecks(),
+            requests_first=RequestsFirst(),
             last_seen=LastSeenWriter(settings.last_seen_flush_seconds),
             topic_streams=StreamCap(settings.push_streams_per_topic),
             http=http,

@@ -15,6 +15,7 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gpugo.observability import metrics
+from gpugo.requests_first import RequestsFirst
 
 UNMATCHED = "unmatched"
 # Methods are client-chosen strings: any other is one label value.
@@ -62,11 +63,14 @@ def _children(route: str, method: str, status: int) -> tuple[Any, Any]:
     return found
 
 
-async def observe(scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> None:
+async def observe(
+    scope: Scope, receive: Receive, send: Send, app: ASGIApp, waiting: RequestsFirst
+) -> None:
     """Run ``app`` for one HTTP request, counting it.
 
     The duration runs to the response's start (status and headers): a stream's answer
-    is counted once it begins, not when the client hangs up.
+    is counted once it begins, not when the client hangs up. Until then the request is
+    one of those ``waiting`` for an answer (live deliveries let it go first).
     """
     started = time.perf_counter()
     status = 500
@@ -77,12 +81,16 @@ async def observe(scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> N
         if message["type"] == "http.response.start":
             status = message["status"]
             elapsed = time.perf_counter() - started
+            waiting.answered()
         await send(message)
 
     metrics.http_requests_in_flight.inc()
+    waiting.arrived()
     try:
         await app(scope, receive, observed_send)
     finally:
+        if elapsed is None:
+            waiting.answered()  # no response started: the request is over all the same
         metrics.http_requests_in_flight.dec()
         method = scope["method"] if scope["method"] in _METHODS else "other"
         route = route_template(scope)

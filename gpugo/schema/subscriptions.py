@@ -188,6 +188,8 @@ async def _deliver(
     context = info.context
     try:
         async for item in source:
+            # HTTP requests in flight (an agents' burst) are answered before this delivery.
+            await context.server.requests_first.turn()
             # Re-resolved once it is old: a revoked session or PAT ends the subscription
             # with its error (unauthorized) instead of this message.
             await context.principal()
