@@ -81,9 +81,7 @@ async def test_an_event_waits_while_a_request_is_being_answered(api, live_server
             held.close()
 
 
-async def test_a_request_that_is_never_answered_delays_events_by_the_bound_only(
-    api, live_server
-):
+async def test_a_request_that_is_never_answered_delays_events_by_the_bound_only(api, live_server):
     user = await api.user(plan="personal")
     agent = await register_agent(user, gpus=1)
     pat = await user.create_pat()
