@@ -52,6 +52,7 @@ from gpugo.services import alerts, licenses, metrics, shares, webhooks
 from gpugo.services.agent_states import CachedState
 from gpugo.services.agents import agent_state, license_gpu_ids
 from gpugo.timefmt import parse_stored
+from gpugo.webhook_events import WebhookEvent
 
 SHUTDOWN_EVENT = "shutdown"
 # The agent keeps the license it holds until less than this is left (it rewrites its
@@ -106,6 +107,11 @@ class _State:
     gpus: list[tuple[str, str, int | None, str | None]]
     workers: dict[str, _CurrentWorker]
     share_codes: dict[str, list[str]]
+    # What the user's enabled webhook endpoints listen to, read with the rest: a changing
+    # report (always applied from a row read for it) looks its alerts up only when
+    # someone listens. An endpoint created while the report is applied, after its read,
+    # misses that report's alert, as it would have a moment earlier.
+    webhook_events: frozenset[str]
 
 
 # The agent by its secret's hash, with everything a report compares against, in one
@@ -124,7 +130,9 @@ SELECT a.id, a.user_id, u.plan, a.config_version, a.last_seen_at, a.shut_down_at
     (SELECT json_agg(json_build_array(
             s.worker_id, s.short_code, s.expires_at, s.max_uses, s.used_count))
         FROM shares s JOIN workers w ON w.id = s.worker_id
-        WHERE w.agent_id = a.id AND s.withdrawn_at IS NULL) AS shares
+        WHERE w.agent_id = a.id AND s.withdrawn_at IS NULL) AS shares,
+    (SELECT json_agg(to_json(e.events)) FROM webhook_endpoints e
+        WHERE e.user_id = a.user_id AND e.enabled) AS webhook_events
 FROM agents a JOIN users u ON u.id = a.user_id
 WHERE a.secret_hash = $1
 """)
@@ -142,6 +150,7 @@ _COLUMNS = (
     "workers",
     "connections",
     "shares",
+    "webhook_events",
 )
 
 
@@ -170,6 +179,7 @@ def _state_of(row: tuple[Any, ...], now: datetime) -> _State:
         workers_json,
         connections,
         shares_json,
+        webhook_events,
     ) = row
     workers = {
         worker_id: _CurrentWorker(status, pid, restarts, tuple(gpu_ids or ()))
@@ -194,6 +204,9 @@ def _state_of(row: tuple[Any, ...], now: datetime) -> _State:
         gpus=[tuple(g) for g in orjson.loads(gpus or "[]")],  # type: ignore[misc]
         workers=workers,
         share_codes={worker_id: sorted(codes) for worker_id, codes in share_codes.items()},
+        webhook_events=frozenset(
+            event for events in orjson.loads(webhook_events or "[]") for event in events or ()
+        ),
     )
 
 
@@ -509,14 +522,21 @@ async def _alert(
 ) -> int:
     """The report's webhook deliveries, in its transaction (services/alerts.py)."""
     queued = 0
+    listening = state.webhook_events
     if shutting_down:
         # Once per going offline: not again when it was already shut down or announced.
-        if state.shut_down_at is None and not state.offline_notified:
+        if (
+            state.shut_down_at is None
+            and not state.offline_notified
+            and WebhookEvent.AGENT_OFFLINE in listening
+        ):
             queued += await alerts.agents_offline(
                 owners={state.agent_id: state.user_id}, reason=alerts.SHUTDOWN, now=now
             )
-    elif came_online:
+    elif came_online and WebhookEvent.AGENT_ONLINE in listening:
         queued += await alerts.agent_online(user_id=state.user_id, agent_id=state.agent_id, now=now)
+    if WebhookEvent.WORKER_FAILED not in listening:
+        return queued
     reasons = {
         worker_id: reason
         for worker_id, w in reported.items()
