@@ -35,3 +35,31 @@ async def test_objects_made_after_the_set_up_are_frozen_on_the_next_round(monkey
         gc.unfreeze()
         if frozen_before:
             gc.freeze()
+
+
+async def test_what_survives_a_full_pass_is_frozen_so_the_next_one_skips_it():
+    frozen_before = gc.get_freeze_count()
+    watch = gcwatch._Watch()
+    gc.callbacks.append(watch)
+    enabled = gcwatch._freezer.enabled
+    gcwatch._freezer.enabled = True
+    try:
+        kept = [[i] for i in range(20_000)]
+        gc.collect(1)
+        assert gc.get_freeze_count() < frozen_before + 20_000  # a young pass freezes nothing
+        gc.collect()
+        assert gc.get_freeze_count() >= frozen_before + 20_000
+        # Garbage of the pass itself is collected, not frozen.
+        cycle: list[object] = []
+        cycle.append(cycle)
+        del cycle
+        after_first = gc.get_freeze_count()
+        assert gc.collect() >= 1
+        assert gc.get_freeze_count() - after_first < 1_000
+        assert len(kept) == 20_000
+    finally:
+        gcwatch._freezer.enabled = enabled
+        gc.callbacks.remove(watch)
+        gc.unfreeze()
+        if frozen_before:
+            gc.freeze()
