@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
@@ -350,12 +351,9 @@ async def report(
             came_online=False,
         )
     else:
-        try:
-            outcome = await _apply(ctx=ctx, state=state, data=data, now=now)
-        except IntegrityError:
-            # A worker of this agent was deleted between our read and our write (PostgreSQL's
-            # foreign key noticed); the retry reads the current workers.
-            outcome = await _apply(ctx=ctx, state=state, data=data, now=now)
+        outcome = await _apply_workers_only(ctx=ctx, state=state, data=data, now=now)
+        if outcome is None:
+            outcome = await _apply_retried(ctx=ctx, state=state, data=data, now=now)
         # Whatever it wrote is read again by the next report (here; others hear the events).
         ctx.agent_states.forget_agent(agent_id)
     await _publish(ctx=ctx, user_id=state.user_id, agent_id=agent_id, data=data, outcome=outcome)
@@ -455,6 +453,93 @@ def _may_defer(ctx: ServerContext, state: _State, now: datetime) -> bool:
         return False
     age = now - state.last_seen_at
     return timedelta(0) <= age <= timedelta(seconds=ctx.settings.agent_offline_seconds / 2)
+
+
+async def _apply_retried(
+    *, ctx: ServerContext, state: _State, data: StatusReportInput, now: datetime
+) -> _Outcome:
+    try:
+        return await _apply(ctx=ctx, state=state, data=data, now=now)
+    except IntegrityError:
+        # A worker of this agent was deleted between our read and our write (PostgreSQL's
+        # foreign key noticed); the retry reads the current workers.
+        return await _apply(ctx=ctx, state=state, data=data, now=now)
+
+
+# A report whose only change is its workers' status, pid or restart count (a worker
+# started, stopped or restarted: the commonest change) is written by ONE statement on
+# PostgreSQL instead of a transaction of five round trips: the agent's row first (the
+# lock order of every writer), then each worker only while it is still as the report's
+# read found it (compared under its row lock).
+_WORKERS_ONLY = """
+WITH seen AS (
+    UPDATE agents SET last_seen_at = $1, shut_down_at = NULL, offline_notified = false
+    WHERE id = $2 RETURNING id
+)
+UPDATE workers w SET status = v.status, pid = v.pid, restarts = v.restarts
+FROM unnest($3::text[], $4::text[], $5::int[], $6::int[], $7::text[], $8::int[], $9::int[])
+    AS v(id, status, pid, restarts, was_status, was_pid, was_restarts)
+WHERE w.id = v.id AND w.agent_id = (SELECT id FROM seen) AND w.status = v.was_status
+    AND w.pid IS NOT DISTINCT FROM v.was_pid AND w.restarts IS NOT DISTINCT FROM v.was_restarts
+RETURNING w.id
+"""
+
+
+async def _apply_workers_only(
+    *, ctx: ServerContext, state: _State, data: StatusReportInput, now: datetime
+) -> _Outcome | None:
+    """The report written by ``_WORKERS_ONLY`` when that is all it changes; None when it
+    changes anything else, or on SQLite (then ``_apply`` writes it).
+
+    A worker someone else changed since the read (or an agent deleted meanwhile) is not
+    written here: the report is then applied the full way, which reads the workers again
+    under the lock; what this statement did write is still told.
+    """
+    if data.event == SHUTDOWN_EVENT or not _is_steady(ctx, state, now):
+        return None
+    reported = {w.worker_id: w for w in data.workers}
+    changed, status_changed, process_changed = _worker_changes(reported, state.workers)
+    if (
+        not changed
+        or _gpu_changes(data, state.gpus, workers=state.workers, reported=reported)
+        or _connection_changes(_replacing(reported), state.workers)
+        or (WebhookEvent.WORKER_FAILED in state.webhook_events)
+    ):
+        return None
+    client = connections.get("default")
+    if client.capabilities.dialect != "postgres":
+        return None
+    was = [state.workers[w.id] for w in changed]
+    rows = await client.execute_query_dict(
+        _WORKERS_ONLY,
+        [
+            now,
+            state.agent_id,
+            [w.id for w in changed],
+            [w.status for w in changed],
+            [w.pid for w in changed],
+            [w.restarts for w in changed],
+            [w.status for w in was],
+            [w.pid for w in was],
+            [w.restarts for w in was],
+        ],
+    )
+    ctx.last_seen.forget(state.agent_id, now)
+    outcome = _Outcome(
+        config_version=state.config_version,
+        gpu_ids=_license_gpu_ids(state),
+        came_online=False,
+        status_changed=status_changed,
+        updated=["workers"] if process_changed else [],
+    )
+    if len(rows) == len(changed):
+        return outcome
+    written = {row["id"] for row in rows}
+    rest = await _apply_retried(ctx=ctx, state=state, data=data, now=now)
+    rest.status_changed += [w for w in status_changed if w in written]
+    if any(w.id in written and w.id not in status_changed for w in changed):
+        rest.updated = sorted({*rest.updated, "workers"})
+    return rest
 
 
 async def _apply(

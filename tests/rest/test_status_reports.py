@@ -505,8 +505,10 @@ async def test_statements_of_a_report_with_two_workers_and_four_gpus(api, is_pos
     other_writers = [] if is_postgres else ["PRAGMA data_version"]
     assert from_memory == other_writers, from_memory
     # Running workers reported stopped may have failed, but nobody listens to
-    # worker.failed (read with the state): no statement more.
-    assert len(worker_change) == 4 + len(other_writers), worker_change
+    # worker.failed (read with the state): no statement more. Only the workers change:
+    # on PostgreSQL one statement writes the agent's row and them (after the read);
+    # SQLite's transaction has the agent's UPDATE, the workers' read and their UPDATE.
+    assert len(worker_change) == (2 if is_postgres else 4 + len(other_writers)), worker_change
     assert not any("SAVEPOINT" in s.upper() for s in changing + steady + worker_change)
     shown = await detail(user, agent)
     assert [w["status"] for w in shown["workers"]] == ["stopped", "stopped"]
@@ -692,3 +694,47 @@ async def test_the_reply_carries_the_live_share_codes_of_the_agents_workers(api,
     # A deleted worker's codes go with it.
     assert (await user.delete(f"/api/v1/workers/{default_id}")).status_code == 200
     assert await codes() == {}
+
+
+@pytest.mark.parametrize("raced", [0, 1, 2])
+async def test_a_worker_changed_between_the_read_and_the_write_is_applied_as_it_is_now(
+    api, app, monkeypatch, raced
+):
+    # Another writer (a report of the same agent answered by another instance) changes
+    # `raced` of the two workers after this report read them and before it writes: those
+    # are written from what they are then, the others as read, and every status change of
+    # this report is told once.
+    user = await api.user()
+    agent = await register_agent(user, gpus=2)
+    [first] = await worker_ids(agent)
+    second = await add_worker(user, agent, port=9100, gpu_ids=["GPU-1"])
+
+    def workers(status: str, pid: int) -> list[dict[str, Any]]:
+        return [
+            {"worker_id": first, "status": status, "gpu_ids": ["GPU-0"], "pid": pid},
+            {"worker_id": second, "status": status, "gpu_ids": ["GPU-1"], "pid": pid},
+        ]
+
+    for _ in range(2):  # online, then its state held
+        assert (await agent.report(report_body(workers=workers("running", 10)))).is_success
+    read_row = status_reports._read_row
+
+    async def read_then_another_writer(secret_hash: str):
+        row = await read_row(secret_hash)
+        monkeypatch.setattr(status_reports, "_read_row", read_row)
+        for worker_id in (first, second)[:raced]:
+            await Worker.filter(id=worker_id).update(pid=99)  # a new process, still running
+        return row
+
+    monkeypatch.setattr(status_reports, "_read_row", read_then_another_writer)
+    async with app.state.ctx.events.subscribe(user_id=user.user_id) as events:
+        answer = await agent.report(report_body(workers=workers("stopped", 0)))
+        assert answer.status_code == 200, answer.text
+        received = [await asyncio.wait_for(events.get(), timeout=5) for _ in range(2)]
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(events.get(), timeout=0.3)
+    assert sorted((e.kind, e.resource_id) for e in received) == sorted(
+        [(EventKind.WORKER_STATUS_CHANGED, first), (EventKind.WORKER_STATUS_CHANGED, second)]
+    )
+    shown = await detail(user, agent)
+    assert [(w["status"], w["pid"]) for w in shown["workers"]] == [("stopped", 0)] * 2
