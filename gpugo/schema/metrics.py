@@ -15,6 +15,7 @@ bucket is left out.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +25,10 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from gpugo.errors import FieldError, ValidationFailed
 from gpugo.models import Agent
+
+# A grouped read's rows: asyncpg's records or sqlite3 rows, read by position (the
+# time-series engine's reads give dicts, read by name: ``types.metrics``).
+Rows = Sequence[Sequence[Any]]
 
 # A day in one-minute buckets.
 MAX_BUCKETS = 1440
@@ -97,7 +102,8 @@ def _bucket_sql(w: Window, column: str = "recorded_at") -> str:
         return f"({unix_ms} - {start_ms}) / {width_ms}"
     # date_part is double precision (EXTRACT is numeric, several times slower over a day
     # of samples); rounded to whole milliseconds first, the division is exact.
-    return f"FLOOR((ROUND(date_part('epoch', \"{column}\") * 1000) - {start_ms}) / {width_ms})"
+    unix_ms = f"ROUND(date_part('epoch', \"{column}\") * 1000)"
+    return f"CAST(FLOOR(({unix_ms} - {start_ms}) / {width_ms}) AS BIGINT)"
 
 
 async def _grouped(
@@ -108,10 +114,14 @@ async def _grouped(
     agent_id: str,
     w: Window,
     db: BaseDBAsyncClient,
-) -> list[dict[str, Any]]:
-    """One tier's rows of the agent grouped into the window's buckets, ordered by key and
-    time: the raw samples by ``recorded_at``, a rollup's rows of the tier's width by
-    ``bucket_start``. Plain SQL: the rows go straight to the answer, never through models."""
+) -> Rows:
+    """One tier's rows of the agent grouped into the window's buckets: the raw samples by
+    ``recorded_at``, a rollup's rows of the tier's width by ``bucket_start``. Each row is
+    the keys, the bucket's index (an integer from 0) and ``columns``, in that order.
+
+    In no order: sorting them would cost the database more than placing them costs the
+    answer (``types.metrics``), which puts each row at its bucket's index. Plain SQL, read
+    as the driver's records: the rows go straight to the answer, never through models."""
     width = tier(w.bucket_seconds)
     column = "recorded_at" if width == RAW else "bucket_start"
     bucket = _bucket_sql(w, column)
@@ -125,14 +135,21 @@ async def _grouped(
         params.append(width)
     sql = (
         f"SELECT {select_keys}{bucket} AS bucket, {columns} FROM {table} "  # noqa: S608
-        f"WHERE {where} GROUP BY {group} ORDER BY {group}"
+        f"WHERE {where} GROUP BY {group}"
     )
-    return await db.execute_query_dict(sql, params)
+    _, rows = await db.execute_query(sql, params)
+    return rows
 
 
 def _raw_avg(column: str) -> str:
     # Double precision on both databases (PostgreSQL's AVG of integers is numeric).
     return f"CAST(AVG({column}) AS DOUBLE PRECISION) AS {column}_avg"
+
+
+def _raw_float_avg(column: str) -> str:
+    # AVG of a double precision column is its sum over its count, the same figure; AVG
+    # also keeps a sum of squares on PostgreSQL, which nothing here reads.
+    return f"SUM({column}) / COUNT({column}) AS {column}_avg"
 
 
 def _raw_max(column: str) -> str:
@@ -142,21 +159,21 @@ def _raw_max(column: str) -> str:
 _GPU_RAW_COLUMNS = ", ".join(
     [
         "COUNT(*) AS samples",
-        _raw_avg("utilization"),
+        _raw_float_avg("utilization"),
         _raw_max("utilization"),
         _raw_avg("vram_used_mb"),
         _raw_max("vram_used_mb"),
         "MAX(vram_total_mb) AS vram_total_mb",
         _raw_avg("temperature"),
         _raw_max("temperature"),
-        _raw_avg("power_usage_w"),
+        _raw_float_avg("power_usage_w"),
         _raw_max("power_usage_w"),
     ]
 )
 _SYSTEM_RAW_COLUMNS = ", ".join(
     [
         "COUNT(*) AS samples",
-        _raw_avg("cpu_usage"),
+        _raw_float_avg("cpu_usage"),
         _raw_max("cpu_usage"),
         _raw_avg("memory_used_mb"),
         _raw_max("memory_used_mb"),
@@ -218,8 +235,8 @@ _WORKER_ROLLUP_COLUMNS = ", ".join(
 )
 
 
-async def gpu_buckets(*, agent_id: str, w: Window, db: BaseDBAsyncClient) -> list[dict[str, Any]]:
-    """Per GPU and bucket: count, averages and maxima; ordered by GPU then time.
+async def gpu_buckets(*, agent_id: str, w: Window, db: BaseDBAsyncClient) -> Rows:
+    """Per GPU and bucket: the GPU, the bucket's index, then ``GPU_COLUMNS``.
 
     ``db`` is the metrics connection (``gpugo.db.metrics_client``): a long read there
     holds no other request."""
@@ -234,9 +251,8 @@ async def gpu_buckets(*, agent_id: str, w: Window, db: BaseDBAsyncClient) -> lis
     )
 
 
-async def system_buckets(
-    *, agent_id: str, w: Window, db: BaseDBAsyncClient
-) -> list[dict[str, Any]]:
+async def system_buckets(*, agent_id: str, w: Window, db: BaseDBAsyncClient) -> Rows:
+    """Per bucket: the bucket's index, then ``SYSTEM_COLUMNS``."""
     raw = tier(w.bucket_seconds) == RAW
     return await _grouped(
         table="system_metric_samples" if raw else "system_metric_rollups",
@@ -248,10 +264,9 @@ async def system_buckets(
     )
 
 
-async def worker_buckets(
-    *, agent_id: str, w: Window, db: BaseDBAsyncClient
-) -> list[dict[str, Any]]:
-    """Per worker and bucket: samples, how many found it running, clients and restarts."""
+async def worker_buckets(*, agent_id: str, w: Window, db: BaseDBAsyncClient) -> Rows:
+    """Per worker and bucket: the worker, the bucket's index, then samples, how many found
+    it running, clients and restarts (``WORKER_COLUMNS``)."""
     raw = tier(w.bucket_seconds) == RAW
     return await _grouped(
         table="worker_metric_samples" if raw else "worker_metric_rollups",

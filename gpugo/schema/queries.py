@@ -29,7 +29,13 @@ from gpugo.schema.permissions import IsUser, user
 from gpugo.schema.preload import agents_page
 from gpugo.schema.types.agents import Agent, agent_detail_node
 from gpugo.schema.types.audit import AuditEvent, UserSession, audit_event_node, session_node
-from gpugo.schema.types.metrics import AgentMetrics, agent_metrics_node
+from gpugo.schema.types.metrics import (
+    GPU_COLUMNS,
+    SYSTEM_COLUMNS,
+    AgentMetrics,
+    agent_metrics_node,
+    as_rows,
+)
 from gpugo.schema.types.shares import Share, share_node
 from gpugo.schema.types.tokens import (
     InstallToken,
@@ -128,8 +134,16 @@ class Query(WebhookQueries, FleetQueries):
             if server.timeseries is not None:
                 # --- time-series engine configured: read through its PromQL range API
                 # (service_unavailable while it cannot be read). ---
-                gpu_rows = await tsdb.gpu_buckets(server.timeseries, agent_id=agent_id, w=w)
-                system_rows = await tsdb.system_buckets(server.timeseries, agent_id=agent_id, w=w)
+                gpu_rows = as_rows(
+                    await tsdb.gpu_buckets(server.timeseries, agent_id=agent_id, w=w),
+                    "gpu_id",
+                    GPU_COLUMNS,
+                )
+                system_rows = as_rows(
+                    await tsdb.system_buckets(server.timeseries, agent_id=agent_id, w=w),
+                    None,
+                    SYSTEM_COLUMNS,
+                )
             else:
                 db = server.metrics_db
                 gpu_rows = await metrics.gpu_buckets(agent_id=agent_id, w=w, db=db)

@@ -224,3 +224,68 @@ async def test_timestamps_with_offsets_are_read_as_instants(gql_user):
     result = (await gql.data(QUERY, variables))["agentMetrics"]
     assert result["from"] == out_time(T0)
     assert [p["samples"] for p in result["system"]] == [3]
+
+
+async def test_a_day_in_minutes_equals_the_samples_averages_and_maxima(api):
+    """The day's chart the dashboard can ask for (1,440 one-minute buckets): every point
+    is its raw samples' count, averages and maxima, series in the order of their ids and
+    points in time order, whatever order the samples were written in."""
+    user = await api.user(plan="pro")
+    agent = await register_agent(user)
+    start = moment(-timedelta(days=1)).replace(second=0, microsecond=0)
+    gpu_ids = ["GPU-b", "GPU-10", "GPU-a", "GPU-9"]
+    # Every 25 s: two or three samples a minute (averages over three are not exact).
+    samples = [
+        GpuMetricSample(
+            agent_id=agent.agent_id,
+            gpu_id=gpu_id,
+            recorded_at=start + timedelta(seconds=25 * i),
+            utilization=(7 * i + g) % 101 + 0.25,
+            vram_used_mb=1000 + (i * 13 + g) % 977,
+            vram_total_mb=24564,
+            temperature=40 + (i + 3 * g) % 45,
+            power_usage_w=100.0 + (i % 17) / 3,
+        )
+        for i in range(86400 // 25)
+        for g, gpu_id in enumerate(gpu_ids)
+    ]
+    await GpuMetricSample.bulk_create(list(reversed(samples)), batch_size=1000)
+    expected: dict[str, dict[str, list[GpuMetricSample]]] = {}
+    for sample in samples:
+        minute = start + (sample.recorded_at - start) // timedelta(minutes=1) * timedelta(minutes=1)
+        expected.setdefault(sample.gpu_id, {}).setdefault(out_time(minute), []).append(sample)
+
+    variables = {
+        "agentId": agent.agent_id,
+        "from": out_time(start),
+        "to": out_time(start + timedelta(days=1)),
+        "bucket": 60,
+    }
+    result = (await Gql(user).data(QUERY, variables))["agentMetrics"]
+
+    assert [s["gpuId"] for s in result["gpus"]] == sorted(gpu_ids)
+    for series in result["gpus"]:
+        buckets = expected[series["gpuId"]]
+        assert [p["at"] for p in series["points"]] == sorted(buckets) and len(buckets) == 1440
+        for point in series["points"]:
+            rows = buckets[point["at"]]
+
+            def avg(column: str, rows: list[GpuMetricSample] = rows) -> float:
+                return pytest.approx(sum(getattr(r, column) for r in rows) / len(rows), rel=1e-12)
+
+            assert point == {
+                "at": point["at"],
+                "samples": len(rows),
+                "utilizationAvg": avg("utilization"),
+                "utilizationMax": max(r.utilization for r in rows),
+                "vramUsedMbAvg": avg("vram_used_mb"),
+                "vramUsedMbMax": max(r.vram_used_mb for r in rows),
+                "vramTotalMb": 24564,
+                "temperatureAvg": avg("temperature"),
+                "temperatureMax": max(r.temperature for r in rows),
+                "powerUsageWAvg": avg("power_usage_w"),
+                "powerUsageWMax": max(r.power_usage_w for r in rows),
+            }
+            assert isinstance(point["vramUsedMbMax"], int)
+            assert isinstance(point["utilizationMax"], float)
+    assert {len(rows) for b in expected.values() for rows in b.values()} == {2, 3}

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import math
 from collections import defaultdict
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 import strawberry
 
 from gpugo.schema.context import GraphQLInfo
-from gpugo.schema.metrics import Window, worker_buckets
+from gpugo.schema.metrics import Rows, Window, worker_buckets
 from gpugo.timeseries import reads as tsdb
 
 
@@ -90,12 +92,43 @@ class AgentMetrics:
         else:
             rows = await worker_buckets(agent_id=self.agent_id, w=self.window, db=server.metrics_db)
         series: dict[str, list[WorkerMetricPoint]] = defaultdict(list)
-        for row in rows:
+        # The SQL read's rows come in no order; a few workers' points sort cheaply.
+        for row in sorted(rows, key=itemgetter("worker_id", "bucket")):
             series[row["worker_id"]].append(_worker_point(self.window, row))
         return [
             WorkerMetricSeries(worker_id=strawberry.ID(worker_id), points=points)
             for worker_id, points in series.items()
         ]
+
+
+# Each point's values after ``at``, in the order the SQL reads select them (after the
+# series' key, if any, and the bucket's index) and by the names the engine's rows use.
+GPU_COLUMNS = (
+    "samples",
+    "utilization_avg",
+    "utilization_max",
+    "vram_used_mb_avg",
+    "vram_used_mb_max",
+    "vram_total_mb",
+    "temperature_avg",
+    "temperature_max",
+    "power_usage_w_avg",
+    "power_usage_w_max",
+)
+SYSTEM_COLUMNS = (
+    "samples",
+    "cpu_usage_avg",
+    "cpu_usage_max",
+    "memory_used_mb_avg",
+    "memory_used_mb_max",
+    "memory_total_mb",
+)
+
+
+def as_rows(rows: list[dict[str, Any]], key: str | None, columns: tuple[str, ...]) -> Rows:
+    """The engine's rows (dicts) in the SQL reads' shape: key, bucket, columns."""
+    names = ((key,) if key else ()) + ("bucket", *columns)
+    return [tuple(row[name] for name in names) for row in rows]
 
 
 class _Starts(dict[int, datetime]):
@@ -110,7 +143,11 @@ class _Starts(dict[int, datetime]):
         return start
 
 
-def _worker_point(w: Window, row: dict[str, Any]) -> WorkerMetricPoint:
+def _in_time_order(slots: list[Any]) -> list[Any]:
+    return [point for point in slots if point is not None]
+
+
+def _worker_point(w: Window, row: Any) -> WorkerMetricPoint:
     return WorkerMetricPoint(
         at=w.bucket_start(int(row["bucket"])),
         samples=row["samples"],
@@ -121,47 +158,70 @@ def _worker_point(w: Window, row: dict[str, Any]) -> WorkerMetricPoint:
     )
 
 
-def _gpu_point(starts: _Starts, row: dict[str, Any]) -> GpuMetricPoint:
-    return GpuMetricPoint(
-        at=starts[int(row["bucket"])],
-        samples=row["samples"],
-        utilization_avg=float(row["utilization_avg"]),
-        utilization_max=float(row["utilization_max"]),
-        vram_used_mb_avg=float(row["vram_used_mb_avg"]),
-        vram_used_mb_max=int(row["vram_used_mb_max"]),
-        vram_total_mb=int(row["vram_total_mb"]),
-        temperature_avg=float(row["temperature_avg"]),
-        temperature_max=int(row["temperature_max"]),
-        power_usage_w_avg=float(row["power_usage_w_avg"]),
-        power_usage_w_max=float(row["power_usage_w_max"]),
-    )
+class GpuPointRow(NamedTuple):
+    """A ``GpuMetricPoint`` as the answer holds it: GraphQL reads a point's attributes,
+    which this tuple has by the same names, and a tuple is made in one call where the
+    type's ``__init__`` sets eleven attributes (a day in minutes is some 13,000 points)."""
+
+    at: datetime
+    samples: int
+    utilization_avg: float
+    utilization_max: float
+    vram_used_mb_avg: float
+    vram_used_mb_max: int
+    vram_total_mb: int
+    temperature_avg: float
+    temperature_max: int
+    power_usage_w_avg: float
+    power_usage_w_max: float
 
 
-def _system_point(starts: _Starts, row: dict[str, Any]) -> SystemMetricPoint:
-    return SystemMetricPoint(
-        at=starts[int(row["bucket"])],
-        samples=row["samples"],
-        cpu_usage_avg=float(row["cpu_usage_avg"]),
-        cpu_usage_max=float(row["cpu_usage_max"]),
-        memory_used_mb_avg=float(row["memory_used_mb_avg"]),
-        memory_used_mb_max=int(row["memory_used_mb_max"]),
-        memory_total_mb=int(row["memory_total_mb"]),
-    )
+class SystemPointRow(NamedTuple):
+    """A ``SystemMetricPoint`` as the answer holds it (see ``GpuPointRow``)."""
+
+    at: datetime
+    samples: int
+    cpu_usage_avg: float
+    cpu_usage_max: float
+    memory_used_mb_avg: float
+    memory_used_mb_max: int
+    memory_total_mb: int
+
+
+_tuple_new = tuple.__new__
 
 
 def agent_metrics_node(
-    *, agent_id: str, w: Window, gpu_rows: list[dict[str, Any]], system_rows: list[dict[str, Any]]
+    *, agent_id: str, w: Window, gpu_rows: Rows, system_rows: Rows
 ) -> AgentMetrics:
+    """The answer from the reads' rows (``schema.metrics``: key, bucket index, then
+    ``GPU_COLUMNS`` or ``SYSTEM_COLUMNS``, in no order).
+
+    Each row goes to its bucket's slot of its series (no sort), with its values as the
+    database typed them (GraphQL's coercion of a leaf, in ``schema.compiled``, makes an
+    int a Float where one is declared); series come in the order of their ids."""
     starts = _Starts(w)
-    series: dict[str, list[GpuMetricPoint]] = defaultdict(list)
+    buckets = math.ceil((w.end - w.start) / timedelta(seconds=w.bucket_seconds))
+    series: dict[str, list[GpuPointRow | None]] = {}
     for row in gpu_rows:
-        series[row["gpu_id"]].append(_gpu_point(starts, row))
+        gpu_id, bucket = row[0], row[1]
+        slots = series.get(gpu_id)
+        if slots is None:
+            slots = series[gpu_id] = [None] * buckets
+        slots[bucket] = _tuple_new(GpuPointRow, (starts[bucket], *row[2:]))
+    system: list[SystemPointRow | None] = [None] * buckets
+    for row in system_rows:
+        bucket = row[0]
+        system[bucket] = _tuple_new(SystemPointRow, (starts[bucket], *row[1:]))
     return AgentMetrics(
         agent_id=strawberry.ID(agent_id),
         from_=w.start,
         to=w.end,
         bucket_seconds=w.bucket_seconds,
-        gpus=[GpuMetricSeries(gpu_id=gpu_id, points=points) for gpu_id, points in series.items()],
-        system=[_system_point(starts, row) for row in system_rows],
+        gpus=[
+            GpuMetricSeries(gpu_id=gpu_id, points=_in_time_order(series[gpu_id]))
+            for gpu_id in sorted(series)
+        ],
+        system=_in_time_order(system),
         window=w,
     )
