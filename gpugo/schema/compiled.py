@@ -323,7 +323,7 @@ def complete_list(value, path):
             "ABANDON": _ABANDON,
             "settled": _settled,
             "LazyInfo": LazyInfo,
-            "executor": self.executor,
+            "running": _RUNNING,
             "parent": type_,
         }
         body: list[str] = []
@@ -372,7 +372,7 @@ def complete_list(value, path):
         namespace[f"field_{var}"] = field
         namespace[f"def_{var}"] = field_def
         namespace[f"nodes_{var}"] = [detail.node for detail in details]
-        info = f"LazyInfo(executor, field_{var}, def_{var}, nodes_{var}, parent, {path})"
+        info = f"LazyInfo(running[0], field_{var}, def_{var}, nodes_{var}, parent, {path})"
         return f"{var} = settled(call_{var}(source, {info_parameter.name}={info}))"
 
     def _complete(
@@ -410,6 +410,23 @@ def _settled(value: Any) -> Any:
             warnings.simplefilter("ignore", RuntimeWarning)
             value.close()
     raise _ABANDON
+
+
+# The executor of the plan running now. Plans are kept across requests, so what a
+# resolver's ``info`` reads (its context: the request's user) must come from the request
+# running the plan, never from the one that compiled it. A plan runs to its end without
+# awaiting anything, so one slot serves the process.
+_RUNNING: list[Any] = [None]
+
+
+def run(plan: Completer, executor: Any, value: Any, path: Any) -> Any:
+    """``plan`` over ``value`` for ``executor``'s request."""
+    before = _RUNNING[0]
+    _RUNNING[0] = executor
+    try:
+        return plan(value, path)
+    finally:
+        _RUNNING[0] = before
 
 
 _PLANS: OrderedDict[tuple[int, ...], tuple[Any, list[FieldNode], Completer | None]] = OrderedDict()

@@ -19,7 +19,7 @@ from strawberry.types import ExecutionContext
 from strawberry.types.execution import StreamExecutionResult
 from strawberry.utils.await_maybe import await_maybe
 
-from gpugo.schema.compiled import operation_compilable, plan_for
+from gpugo.schema.compiled import operation_compilable, plan_for, run
 
 
 class GpugoExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -48,7 +48,7 @@ class GpugoExecutionContext(StrawberryGraphQLCoreExecutionContext):
             plan = plan_for(self, return_type, field_details_list)
             if plan is not None and plan not in self._abandoned:
                 try:
-                    return plan(result, path)
+                    return run(plan, self, result, path)
                 except Exception:
                     # Abandon (e.g. a resolver had to load), or a resolver's exception:
                     # graphql-core completes the value again and reports any error with

@@ -10,8 +10,12 @@ from __future__ import annotations
 import warnings
 
 import pytest
+import strawberry
+from graphql import execute as graphql_execute
+from graphql import parse
 
 from gpugo.schema import compiled
+from gpugo.schema.execution import GpugoExecutionContext
 from tests.schema.support import Gql, as_pat
 from tests.schema.test_sql_count import DASHBOARD, seed
 
@@ -87,3 +91,36 @@ async def test_null_where_the_schema_allows_it(api) -> None:
     # seed(): one agent never reported; no GPU has a CUDA version.
     assert sorted(node["lastSeenAt"] is None for node in nodes) == [False, True]
     assert all(gpu["cudaVersion"] is None for node in nodes for gpu in node["gpus"])
+
+
+@strawberry.type
+class _Viewer:
+    @strawberry.field
+    def who(self, info: strawberry.Info) -> str:
+        return info.context["user"]
+
+
+@strawberry.type
+class _Query:
+    @strawberry.field
+    def viewer(self) -> _Viewer:
+        return _Viewer()
+
+
+async def test_a_kept_plan_gives_each_request_its_own_context() -> None:
+    # Plans are kept across requests: a synchronous resolver reading info.context must
+    # see the request running the plan (its user), not the one that compiled it.
+    schema = strawberry.Schema(query=_Query)._schema
+    # Parsed once, as the server's document cache keeps it: the plan is kept with it.
+    document = parse("{ viewer { who } }")
+    for user in ("ann", "bob", "ann"):
+        result = graphql_execute(
+            schema,
+            document,
+            context_value={"user": user},
+            executor_class=GpugoExecutionContext,
+        )
+        assert result.errors is None, result.errors
+        assert result.data == {"viewer": {"who": user}}
+    viewer = document.definitions[0].selection_set.selections[0]
+    assert any(nodes == [viewer] and plan for _, nodes, plan in compiled._PLANS.values())
