@@ -399,9 +399,7 @@ async def measure(args: argparse.Namespace, database_url: str, workdir: Path) ->
         # WebSockets get nine tenths of the connections (schema/view.py): all the tabs fit.
         "GPUGO_MAX_CONNECTIONS": str(subscriptions * 10 // 9 + 500),
     }
-    if args.src:
-        env["PYTHONPATH"] = args.src  # another commit's gpugo package
-    server = start_server(workdir, env)
+    server = start_server(workdir, env, src=args.src)  # --src: another commit's package
     clients: list[tuple[Any, multiprocessing.connection.Connection]] = []
     try:
         async with httpx.AsyncClient(timeout=30) as http:

@@ -66,7 +66,9 @@ class Server:
     log: Path
 
 
-def start_server(data_dir: Path, env: dict[str, str]) -> Server:
+def start_server(data_dir: Path, env: dict[str, str], *, src: str = "") -> Server:
+    """``gpugo serve`` on a free port; with ``src``, the gpugo package of that directory
+    (run from it: ``python -m`` looks in the working directory before PYTHONPATH)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = data_dir / "server.log"
@@ -78,12 +80,15 @@ def start_server(data_dir: Path, env: dict[str, str]) -> Server:
         "GPUGO_LOG_LEVEL": "WARNING",
         **env,
     }
+    if src:
+        full_env["PYTHONPATH"] = src
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "gpugo", "serve", "--port", str(port)],
             env=full_env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            cwd=src or None,
         )
     return Server(url, process, log)
 
