@@ -359,7 +359,7 @@ def _serve(settings: Settings, *, listen_fd: int | None = None) -> int:
     import uvicorn
 
     from gpugo.app import create_app
-    from gpugo.gcwatch import freeze_after_setup, watch_collections
+    from gpugo.gcwatch import collect_between_requests, freeze_after_setup, watch_collections
     from gpugo.logs import configure_logging
     from gpugo.serving import ensure_file_limit, http_protocol
 
@@ -383,6 +383,9 @@ def _serve(settings: Settings, *, listen_fd: int | None = None) -> int:
             gc.freeze()
             # Live connections' objects are frozen after their set-up too (gcwatch.py).
             freeze_after_setup()
+            # And full passes run between requests, not in the middle of a burst.
+            waiting = app.state.ctx.requests_first
+            collect_between_requests(lambda: waiting.unanswered == 0)
 
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             # Live streams (agent event streams, subscriptions) end first, so the drain

@@ -13,6 +13,7 @@ import asyncio
 import gc
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("gpugo.gc")
@@ -140,3 +141,46 @@ def freeze_soon() -> None:
     """A long-lived connection has set itself up: freeze within a second (once for all
     the set-ups of that second)."""
     _freezer.soon()
+
+
+# How often a full pass runs once passes are timed by ``collect_between_requests``.
+FULL_PASS_SECONDS = 10.0
+# A full pass waits for a moment without requests at most this long.
+IDLE_WAIT_SECONDS = 2.0
+_IDLE_POLL_SECONDS = 0.02
+# The oldest generation's threshold that leaves its passes to the timer alone.
+_NEVER = 1_000_000_000
+
+
+class _BetweenRequests:
+    """Full passes at moments without requests, instead of when the allocation counts
+    say: a pass stops the process for tens of milliseconds, and one falling in the
+    middle of a burst of agents' reports delays every report of that burst."""
+
+    def __init__(self, idle: Callable[[], bool]) -> None:
+        self._idle = idle
+        self._waiting_since: float | None = None
+
+    def start(self) -> None:
+        young, middle, _ = gc.get_threshold()
+        gc.set_threshold(young, middle, _NEVER)
+        asyncio.get_running_loop().call_later(FULL_PASS_SECONDS, self._due)
+
+    def _due(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        if self._waiting_since is None:
+            self._waiting_since = now
+        if not self._idle() and now - self._waiting_since < IDLE_WAIT_SECONDS:
+            loop.call_later(_IDLE_POLL_SECONDS, self._due)
+            return
+        self._waiting_since = None
+        gc.collect()
+        loop.call_later(FULL_PASS_SECONDS, self._due)
+
+
+def collect_between_requests(idle: Callable[[], bool]) -> None:
+    """From now on, full passes every ``FULL_PASS_SECONDS`` when ``idle()`` (no request
+    waiting for its answer), or after ``IDLE_WAIT_SECONDS`` of waiting for that
+    (``gpugo serve`` only, on its event loop)."""
+    _BetweenRequests(idle).start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 
 from gpugo import gcwatch
 
@@ -63,3 +64,37 @@ async def test_what_survives_a_full_pass_is_frozen_so_the_next_one_skips_it():
         gc.unfreeze()
         if frozen_before:
             gc.freeze()
+
+
+async def test_full_passes_wait_for_a_moment_without_requests(monkeypatch):
+    monkeypatch.setattr(gcwatch, "FULL_PASS_SECONDS", 0.05)
+    monkeypatch.setattr(gcwatch, "IDLE_WAIT_SECONDS", 0.6)
+    full_passes: list[float] = []
+
+    def count(phase: str, info: dict) -> None:
+        if phase == "stop" and info["generation"] == 2:
+            full_passes.append(time.monotonic())
+
+    thresholds = gc.get_threshold()
+    busy = True
+    gc.callbacks.append(count)
+    try:
+        gcwatch._BetweenRequests(lambda: not busy).start()
+        assert gc.get_threshold()[2] > 10**6  # no full pass counted by allocations
+        waste = [[i] for i in range(50_000)]  # what would have made one
+        del waste
+        await asyncio.sleep(0.3)
+        assert full_passes == []  # requests kept waiting: no pass yet
+        busy = False
+        idle_at = time.monotonic()
+        await asyncio.sleep(0.2)
+        assert len(full_passes) >= 1 and full_passes[0] - idle_at < 0.15
+        busy = True
+        waited_from = time.monotonic()
+        full_passes.clear()
+        await asyncio.sleep(1.0)
+        # Never idle: a pass comes anyway once it has waited its bound.
+        assert full_passes and full_passes[0] - waited_from >= 0.5
+    finally:
+        gc.callbacks.remove(count)
+        gc.set_threshold(*thresholds)
