@@ -315,9 +315,12 @@ def agent_metrics_node(
     """The answer from the reads' rows (``schema.metrics``: key, bucket index, then
     ``GPU_COLUMNS`` or ``SYSTEM_COLUMNS``, in no order).
 
-    Each row goes to its bucket's slot of its series (no sort), with its values as the
-    database typed them (GraphQL's coercion of a leaf, in ``schema.compiled``, makes an
-    int a Float where one is declared); series come in the order of their ids."""
+    Each row goes to its bucket's slot of its series (no sort); a series keeps its rows
+    in time order, and its points (named tuples) or columns (arrays) are made from them
+    only when the query selects them, with the values as the database typed them
+    (GraphQL's coercion of a point's leaf, in ``schema.compiled``, makes an int a Float
+    where one is declared; a column is JSON numbers either way). Series come in the
+    order of their ids."""
     starts = _Starts(w)
     buckets = math.ceil((w.end - w.start) / timedelta(seconds=w.bucket_seconds))
     series: dict[str, list[Sequence[Any] | None]] = {}
