@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NewType
 
 import orjson
 import strawberry
@@ -42,4 +43,30 @@ DATETIME: ScalarDefinition = strawberry.scalar(
     parse_value=_parse,
 )
 
-SCALAR_MAP: dict[object, ScalarDefinition] = {datetime: DATETIME}
+# A whole series of one value: one GraphQL value, so a chart of thousands of buckets is
+# completed and encoded as a few arrays rather than value by value.
+MetricColumn = NewType("MetricColumn", list)
+
+
+def _serialize_column(value: list[float | int | None]) -> list[float | int | None]:
+    return value
+
+
+def _refuse_column(value: object) -> list[float | int | None]:
+    raise StrawberryInputCoercionError("MetricColumn is an output type only.")
+
+
+METRIC_COLUMN: ScalarDefinition = strawberry.scalar(
+    name="MetricColumn",
+    description=(
+        "One value of each bucket of a metrics series, oldest first, as one JSON array of "
+        "numbers: the same buckets as the series' points, one entry per point, so the "
+        "columns of a series have the same length and entry i of each is point i. A value "
+        "the database has none for is null. Bucket starts (`at`) are integer milliseconds "
+        "since the Unix epoch (UTC). Output only."
+    ),
+    serialize=_serialize_column,
+    parse_value=_refuse_column,
+)
+
+SCALAR_MAP: dict[object, ScalarDefinition] = {datetime: DATETIME, MetricColumn: METRIC_COLUMN}

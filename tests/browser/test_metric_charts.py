@@ -44,11 +44,20 @@ async def test_legend_crosshair_table_power_host_and_custom_range(browser: Brows
         await agent.metrics(report(now - timedelta(minutes=5 * (4 - step)), step))
 
     page = browser.page
+    # The charts' queries, as the page sends them.
+    asked: list[str] = []
+    page.on(
+        "request",
+        lambda r: asked.append(r.post_data or "") if r.url.endswith("/graphql") else None,
+    )
     await login(browser, "barbara@example.com")
     await browser.open(f"/#/agents/{agent.agent_id}/metrics")
     gpu3 = page.locator('#svg-utilization circle.pt[data-gpu="GPU-3"]')
     await expect(gpu3).to_have_count(4)
     await expect(page.locator("#svg-utilization .series")).to_have_count(GPUS)
+    # Drawn from each series' columns (one array per value), not from its points.
+    charts = [body for body in asked if "agentMetrics(agentId" in body]
+    assert charts and all("columns" in b and "points" not in b for b in charts), charts
 
     # The legend hides GPU-3's lines on every GPU chart, and shows them again.
     toggle = page.locator('.legend-toggle[data-gpu="GPU-3"]')

@@ -22,15 +22,19 @@ from tests.schema.support import GRAPHQL
 from tests.support import flush_metrics, moment, out_time
 from tests.timeseries.support import OPERATOR_TOKEN, engine_api
 
-QUERY = """query($id: ID!, $from: DateTime!, $to: DateTime!, $bucket: Int!) {
-  agentMetrics(agentId: $id, from: $from, to: $to, bucket: $bucket) {
+_GPU = """at samples utilizationAvg utilizationMax vramUsedMbAvg vramUsedMbMax vramTotalMb
+  temperatureAvg temperatureMax powerUsageWAvg powerUsageWMax"""
+_SYSTEM = "at samples cpuUsageAvg cpuUsageMax memoryUsedMbAvg memoryUsedMbMax memoryTotalMb"
+_WORKER = "at samples runningSamples connectionsAvg connectionsMax restartsMax"
+# Points and columns: both shapes read through the engine as through SQL.
+QUERY = f"""query($id: ID!, $from: DateTime!, $to: DateTime!, $bucket: Int!) {{
+  agentMetrics(agentId: $id, from: $from, to: $to, bucket: $bucket) {{
     bucketSeconds
-    gpus { gpuId points { at samples utilizationAvg utilizationMax vramUsedMbAvg vramUsedMbMax
-      vramTotalMb temperatureAvg temperatureMax powerUsageWAvg powerUsageWMax } }
-    system { at samples cpuUsageAvg cpuUsageMax memoryUsedMbAvg memoryUsedMbMax memoryTotalMb }
-    workers { workerId points { at samples runningSamples connectionsAvg connectionsMax
-      restartsMax } }
-  } }"""
+    gpus {{ gpuId points {{ {_GPU} }} columns {{ {_GPU} }} }}
+    system {{ {_SYSTEM} }}
+    systemColumns {{ {_SYSTEM} }}
+    workers {{ workerId points {{ {_WORKER} }} columns {{ {_WORKER} }} }}
+  }} }}"""
 
 
 def varied(agent_id: str, worker_id: str, at: datetime, k: int) -> str:

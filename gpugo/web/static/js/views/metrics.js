@@ -31,18 +31,21 @@ const AGENT = `query MetricsAgent($id: ID!) {
 const METRICS = `query Metrics($agentId: ID!, $from: DateTime!, $to: DateTime!, $bucket: Int!) {
   agentMetrics(agentId: $agentId, from: $from, to: $to, bucket: $bucket) {
     from to bucketSeconds
-    gpus { gpuId points { at samples utilizationAvg vramUsedMbAvg vramTotalMb temperatureAvg temperatureMax powerUsageWAvg } }
-    system { at samples cpuUsageAvg memoryUsedMbAvg memoryTotalMb }
-    workers { workerId points { at samples runningSamples connectionsAvg connectionsMax restartsMax } }
+    gpus { gpuId columns { at samples utilizationAvg vramUsedMbAvg vramTotalMb temperatureAvg temperatureMax powerUsageWAvg } }
+    systemColumns { at samples cpuUsageAvg memoryUsedMbAvg memoryTotalMb }
+    workers { workerId columns { at samples runningSamples connectionsAvg connectionsMax restartsMax } }
   }
 }`;
 
-// y: options for the axis, or a function of (series from the server, the agent's GPUs).
+// Each series comes as columns: one array per value (`at` in epoch ms), entry i of each
+// is bucket i. value: (columns, i) -> the number drawn for bucket i.
+// y: options for the axis, or a function of (GPU series from the server, the agent's
+// GPUs, the host's columns).
 const CHARTS = [
   {
     key: 'utilization',
     title: 'GPU utilisation',
-    value: (p) => p.utilizationAvg,
+    value: (c, i) => c.utilizationAvg[i],
     format: (v, axis) => `${axis ? Math.round(v) : Math.round(v * 10) / 10} %`,
     y: () => ({ fixed: [0, 100] }),
   },
@@ -50,10 +53,10 @@ const CHARTS = [
     key: 'vram',
     title: 'VRAM used',
     // In GB (1024 MB), against the largest card's total.
-    value: (p) => p.vramUsedMbAvg / 1024,
+    value: (c, i) => c.vramUsedMbAvg[i] / 1024,
     format: (v, axis) => (axis ? `${Number(v.toFixed(1))} GB` : vram(Math.round(v * 1024))),
     y: (series, gpus) => {
-      const totals = series.flatMap((g) => g.points.map((p) => p.vramTotalMb));
+      const totals = series.flatMap((g) => g.columns.vramTotalMb);
       const known = totals.length ? totals : gpus.map((g) => g.vramMb);
       return known.length ? { fixed: [0, Math.max(...known) / 1024] } : { floor: 0 };
     },
@@ -61,14 +64,14 @@ const CHARTS = [
   {
     key: 'temperature',
     title: 'Temperature',
-    value: (p) => p.temperatureAvg,
+    value: (c, i) => c.temperatureAvg[i],
     format: (v) => `${Math.round(v)} °C`,
     y: () => ({ minStep: 1, empty: [20, 100] }),
   },
   {
     key: 'power',
     title: 'GPU power',
-    value: (p) => p.powerUsageWAvg,
+    value: (c, i) => c.powerUsageWAvg[i],
     format: (v) => `${Math.round(v)} W`,
     y: () => ({ floor: 0, empty: [0, 400] }),
   },
@@ -76,7 +79,7 @@ const CHARTS = [
     key: 'cpu',
     title: 'Host CPU',
     source: 'system',
-    value: (p) => p.cpuUsageAvg,
+    value: (c, i) => c.cpuUsageAvg[i],
     format: (v, axis) => `${axis ? Math.round(v) : Math.round(v * 10) / 10} %`,
     y: () => ({ fixed: [0, 100] }),
   },
@@ -84,10 +87,10 @@ const CHARTS = [
     key: 'memory',
     title: 'Host memory used',
     source: 'system',
-    value: (p) => p.memoryUsedMbAvg / 1024,
+    value: (c, i) => c.memoryUsedMbAvg[i] / 1024,
     format: (v, axis) => (axis ? `${Number(v.toFixed(1))} GB` : vram(Math.round(v * 1024))),
     y: (series, gpus, system) => {
-      const totals = (system || []).map((p) => p.memoryTotalMb);
+      const totals = system ? system.memoryTotalMb : [];
       return totals.length ? { fixed: [0, Math.max(...totals) / 1024] } : { floor: 0 };
     },
   },
@@ -95,7 +98,7 @@ const CHARTS = [
     key: 'clients',
     title: 'Clients per worker',
     source: 'workers',
-    value: (p) => p.connectionsAvg,
+    value: (c, i) => c.connectionsAvg[i],
     format: (v, axis) => (axis ? `${Math.round(v)}` : `${Math.round(v * 10) / 10} clients`),
     y: () => ({ floor: 0, minStep: 1, empty: [0, 4] }),
   },
@@ -103,7 +106,7 @@ const CHARTS = [
     key: 'running',
     title: 'Workers running (share of samples)',
     source: 'workers',
-    value: (p) => (p.samples ? (100 * p.runningSamples) / p.samples : 0),
+    value: (c, i) => (c.samples[i] ? (100 * c.runningSamples[i]) / c.samples[i] : 0),
     format: (v) => `${Math.round(v)} %`,
     y: () => ({ fixed: [0, 100] }),
   },
@@ -224,27 +227,44 @@ export function mount({ root, params, query, app }) {
     return worker ? worker.name : id;
   }
 
+  // A series' columns as the chart's points: {t (ms), v}.
+  function chartPoints(chart, columns) {
+    return columns ? columns.at.map((t, i) => ({ t, v: chart.value(columns, i) })) : [];
+  }
+
   function series(chart) {
     if (chart.source === 'workers') {
       const workers = (state.metrics && state.metrics.workers) || [];
       return workers.map((w, i) => ({
         name: workerName(w.workerId),
         cls: `c${i % 8}`,
-        points: w.points.map((p) => ({ t: new Date(p.at).getTime(), v: chart.value(p) })),
+        points: chartPoints(chart, w.columns),
       }));
     }
     if (chart.source === 'system') {
-      const points = (state.metrics && state.metrics.system) || [];
-      return [{ name: 'host', cls: 'c0', points: points.map((p) => ({ t: new Date(p.at).getTime(), v: chart.value(p) })) }];
+      return [{ name: 'host', cls: 'c0', points: chartPoints(chart, state.metrics && state.metrics.systemColumns) }];
     }
     const gpus = (state.metrics && state.metrics.gpus) || [];
     return gpus
       .map((g, i) => ({
         name: g.gpuId,
         cls: `c${i % 8}`,
-        points: g.points.map((p) => ({ t: new Date(p.at).getTime(), v: chart.value(p) })),
+        points: chartPoints(chart, g.columns),
       }))
       .filter((ser) => !state.hidden.has(ser.name));
+  }
+
+  // How many buckets of a series have samples (its columns' length).
+  function bucketCount(columns) {
+    return columns ? columns.at.length : 0;
+  }
+
+  // Bucket i of a series' columns as one reading ({at: ISO string, utilizationAvg, ...}).
+  function reading(columns, i) {
+    const out = {};
+    for (const [name, values] of Object.entries(columns)) out[name] = values[i];
+    out.at = new Date(columns.at[i]).toISOString();
+    return out;
   }
 
   // One button per GPU: pressed, its lines are drawn; a press hides or shows them.
@@ -285,7 +305,9 @@ export function mount({ root, params, query, app }) {
   function currentTable() {
     const m = state.metrics;
     const gpus = state.agent ? state.agent.gpus : [];
-    const latest = new Map(((m && m.gpus) || []).filter((g) => g.points.length).map((g, i) => [g.gpuId, { p: g.points[g.points.length - 1], i }]));
+    const latest = new Map(
+      ((m && m.gpus) || []).filter((g) => bucketCount(g.columns)).map((g, i) => [g.gpuId, { p: reading(g.columns, bucketCount(g.columns) - 1), i }]),
+    );
     if (!latest.size) return null;
     const order = ((m && m.gpus) || []).map((g) => g.gpuId);
     return h(
@@ -334,7 +356,7 @@ export function mount({ root, params, query, app }) {
   function emptyReason(chart) {
     const agent = state.agent;
     const m = state.metrics;
-    const anySamples = m && (m.gpus.some((g) => g.points.length) || m.system.length);
+    const anySamples = m && (m.gpus.some((g) => bucketCount(g.columns)) || bucketCount(m.systemColumns));
     if (agent && agent.status === 'PENDING') return 'The machine has not reported yet';
     if (chart && chart.source !== 'system' && chart.source !== 'workers' && m && m.gpus.length && !series(chart).length) return 'Every GPU is hidden';
     if (anySamples) return chart && chart.source === 'workers' ? 'No worker samples in this range' : 'No samples in this range';
@@ -347,7 +369,7 @@ export function mount({ root, params, query, app }) {
     const agent = state.agent;
     const m = state.metrics;
     if (!m) return 'Loading…';
-    const hasPoints = m.gpus.some((g) => g.points.length) || m.system.length;
+    const hasPoints = m.gpus.some((g) => bucketCount(g.columns)) || bucketCount(m.systemColumns);
     const buckets = `Buckets of ${m.bucketSeconds} s.`;
     if (hasPoints) return buckets;
     if (agent.status === 'PENDING') return `No samples: the machine has not reported yet. ${buckets}`;
@@ -451,7 +473,7 @@ export function mount({ root, params, query, app }) {
         to,
         gapMs: state.metrics.bucketSeconds * 1000 * 2.5,
         format: c.format,
-        y: c.y(state.metrics.gpus, state.agent ? state.agent.gpus : [], state.metrics.system),
+        y: c.y(state.metrics.gpus, state.agent ? state.agent.gpus : [], state.metrics.systemColumns),
         emptyNote: emptyReason(c),
       });
     }
