@@ -140,7 +140,7 @@ async def measure(args: argparse.Namespace) -> None:
     if "raw" in args.systems:
         apps["raw"] = raw_app(database_url)
     async with _lifespans(apps):
-        for name, app in apps.items():  # warm: pools filled, statements prepared
+        for app in apps.values():  # warm: pools filled, statements prepared
             await uses(app, codes, 0, 2000, args.concurrency)
         gc.collect()
         gc.freeze()
@@ -168,7 +168,10 @@ async def measure(args: argparse.Namespace) -> None:
                 start += args.uses
         for name, figures in per_use.items():
             shown = " / ".join(f"{f:.0f}" for f in figures)
-            print(f"{name:6} {statistics.median(figures):6.1f} us per use (median; {shown})")
+            print(
+                f"{name:6} {statistics.median(figures):6.1f} us per use"
+                f" (median; best {min(figures):.0f}; {shown})"
+            )
             shown = " / ".join(f"{f:.0f}" for f in database[name])
             print(f"{'':6} {statistics.median(database[name]):6.1f} us of PostgreSQL ({shown})")
 
