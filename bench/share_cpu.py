@@ -35,8 +35,9 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 
-def share_scope(code: str) -> dict[str, Any]:
-    """What uvicorn (httptools) hands the app for wrk's ``GET /s/{code}``."""
+def share_scope(code: str, headers: list[tuple[bytes, bytes]] = []) -> dict[str, Any]:  # noqa: B006
+    """What uvicorn (httptools) hands the app for wrk's ``GET /s/{code}`` (with ``headers``
+    besides Host: another client's)."""
     path = f"/s/{code}"
     return {
         "type": "http",
@@ -50,12 +51,12 @@ def share_scope(code: str) -> dict[str, Any]:
         "path": path,
         "raw_path": path.encode(),
         "query_string": b"",
-        "headers": [(b"host", b"127.0.0.1:18280")],
+        "headers": [(b"host", b"127.0.0.1:18280"), *headers],
         "state": {},
     }
 
 
-async def use(app: App, code: str) -> int:
+async def use(app: App, code: str, headers: list[tuple[bytes, bytes]]) -> int:
     status = 0
 
     async def receive() -> dict[str, Any]:
@@ -66,8 +67,12 @@ async def use(app: App, code: str) -> int:
         if message["type"] == "http.response.start":
             status = message["status"]
 
-    await app(share_scope(code), receive, send)
+    await app(share_scope(code, headers), receive, send)
     return status
+
+
+# The request headers besides Host (--header): none, as wrk sends.
+HEADERS: list[tuple[bytes, bytes]] = []
 
 
 async def uses(app: App, codes: list[str], start: int, count: int, concurrency: int) -> None:
@@ -81,7 +86,7 @@ async def uses(app: App, codes: list[str], start: int, count: int, concurrency: 
             left -= 1
             code = codes[next_index % len(codes)]
             next_index += 1
-            status = await use(app, code)
+            status = await use(app, code, HEADERS)
             if status != 200:
                 raise RuntimeError(f"/s/{code} answered {status}")
 
@@ -202,8 +207,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--systems", nargs="+", default=["gpugo", "raw"])
+    parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        help="'Name: value' sent besides Host, e.g. 'User-Agent: curl/8.5.0' 'Accept: */*'",
+    )
     parser.add_argument("--profile", type=float, default=0, help="seconds of looping on one app")
     args = parser.parse_args()
+    for header in args.header:
+        name, _, value = header.partition(":")
+        HEADERS.append((name.strip().lower().encode(), value.strip().encode()))
     import uvloop
 
     uvloop.run(measure(args))
