@@ -141,7 +141,8 @@ async def measure(args: argparse.Namespace) -> None:
     codes = [c for c in (args.workdir / "codes.txt").read_text().split() if c]
     apps: dict[str, Any] = {}
     if "gpugo" in args.systems:
-        apps["gpugo"] = gpugo_app(database_url, args.workdir)
+        query = f"?{args.gpugo_db_query}" if args.gpugo_db_query else ""
+        apps["gpugo"] = gpugo_app(database_url + query, args.workdir)
     if "raw" in args.systems:
         apps["raw"] = raw_app(database_url)
     async with _lifespans(apps):
@@ -207,6 +208,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--systems", nargs="+", default=["gpugo", "raw"])
+    parser.add_argument("--gpugo-db-query", help="query string for gpugo's database URL")
     parser.add_argument(
         "--header",
         action="append",
