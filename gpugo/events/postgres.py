@@ -9,9 +9,15 @@ statement (one round trip, in order), and returns once its batch went out (or af
 ``PUBLISH_WAIT_SECONDS``, the database being away): concurrent requests share a
 NOTIFY round trip instead of queueing for a connection one by one. An emit joins the
 same outbox and returns at once; as nobody waits for it, the sender lets it gather
-company for ``EMIT_LINGER_SECONDS`` first. Each payload
-starts with this process's tag and a sequence number, because PostgreSQL folds
-identical payloads sent in one transaction into one.
+company for ``EMIT_LINGER_SECONDS`` first. Each event's line starts with this
+process's tag and a sequence number, because PostgreSQL folds identical payloads sent
+in one transaction into one.
+
+A batch's events travel as few notifications as their size allows: one line each,
+joined by newlines, up to ``PAYLOAD_BYTES`` per notification. Every notification costs
+PostgreSQL a queue entry and a message to each listening connection, and each listener
+a callback: one per event made the busiest event (a share link's use) cost about as
+much as its statement.
 """
 
 from __future__ import annotations
@@ -26,9 +32,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from tortoise import connections
 
-from gpugo.events.bus import EventBus, log
+from gpugo.events.bus import EventBus, count_published, log
 from gpugo.events.event import Event
-from gpugo.observability import metrics as telemetry
 
 CHANNEL = "gpugo_events"
 RECONNECT_DELAY_SECONDS = 1.0
@@ -45,6 +50,8 @@ PUBLISH_WAIT_SECONDS = 1.0
 # load one NOTIFY carries many events instead of costing a round trip each.
 EMIT_LINGER_SECONDS = 0.005
 _NOTIFY_ALL = "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload"
+# PostgreSQL refuses a payload of 8,000 bytes or more.
+PAYLOAD_BYTES = 7_900
 
 
 async def notify_in_transaction(events: Sequence[Event]) -> None:
@@ -64,6 +71,25 @@ def asyncpg_dsn(database_url: str) -> str:
     parts = urlsplit(database_url)
     # Tortoise pool options are not libpq parameters.
     return urlunsplit(parts._replace(scheme="postgresql", query=""))
+
+
+def packed(lines: Sequence[str]) -> list[str]:
+    """Event lines joined by newlines into as few payloads of at most ``PAYLOAD_BYTES``
+    as their order allows (an encoded event holds no raw newline). A longer line gets
+    a payload of its own, which PostgreSQL refuses (with its batch, as it always did)."""
+    payloads: list[str] = []
+    pack: list[str] = []
+    size = 0
+    for line in lines:
+        length = len(line) if line.isascii() else len(line.encode())
+        if pack and size + 1 + length > PAYLOAD_BYTES:
+            payloads.append("\n".join(pack))
+            pack = []
+        size = size + 1 + length if pack else length
+        pack.append(line)
+    if pack:
+        payloads.append("\n".join(pack))
+    return payloads
 
 
 class PostgresEventBus(EventBus):
@@ -123,7 +149,7 @@ class PostgresEventBus(EventBus):
                 await connection.close()
 
     async def publish(self, event: Event) -> None:
-        telemetry.events_published.labels(event.kind).inc()
+        count_published(event.kind)
         # This process's watchers at once (the change is committed); the others when the
         # NOTIFY arrives.
         self._tell_watchers(event)
@@ -133,7 +159,7 @@ class PostgresEventBus(EventBus):
             await asyncio.wait({sent}, timeout=PUBLISH_WAIT_SECONDS)
 
     def emit(self, event: Event) -> None:
-        telemetry.events_published.labels(event.kind).inc()
+        count_published(event.kind)
         self._tell_watchers(event)
         self._enqueue(event, None)
 
@@ -173,7 +199,7 @@ class PostgresEventBus(EventBus):
             if self._publisher is None or self._publisher.is_closed():
                 self._publisher = await asyncpg.connect(self._dsn)
             # unnest yields in array order; one transaction delivers in that order.
-            await self._publisher.execute(_NOTIFY_ALL, CHANNEL, batch)
+            await self._publisher.execute(_NOTIFY_ALL, CHANNEL, packed(batch))
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             # The changes are committed; lost notifications only delay live views until
             # their next read or reconnect. Pause so an outage is not a busy loop.
@@ -207,14 +233,20 @@ class PostgresEventBus(EventBus):
         self._lost.set()
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        for line in payload.split("\n"):
+            self._receive(line)
+
+    def _receive(self, line: str) -> None:
         # "<tag>.<sequence> <event>"; a bare event (an older instance, or a statement's
         # own NOTIFY: notify_sql) is read as well.
         own = False
-        if payload.startswith("{"):
-            body = payload
+        if line.startswith("{"):
+            body = line
         else:
-            head, _, body = payload.partition(" ")
+            head, _, body = line.partition(" ")
             own = self._count_heard(head) == self._tag
+            if own and not self._subscriptions:
+                return  # its watchers heard it when published, and nobody here listens
         try:
             event = Event.decode(body)
         except (ValueError, KeyError):

@@ -10,6 +10,7 @@ loads nothing (its one style sheet is inline, allowed by its hash in the CSP).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from datetime import datetime
 from html import escape
@@ -73,6 +74,8 @@ def _quality(accept: str, media_type: str) -> float:
     return best[1]
 
 
+# Clients send a handful of distinct Accept headers (a browser's, */*): each is ranked once.
+@functools.lru_cache(maxsize=256)
 def prefers_html(accept: str | None) -> bool:
     """Whether a request's Accept header ranks HTML above JSON (a tie, or none: JSON)."""
     if not accept:

@@ -16,7 +16,7 @@ typed at login or a whole share code: ids, kinds, and at most a short prefix.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -138,11 +138,37 @@ def _fields(row: Row) -> dict[str, Any]:
     return {name: getattr(row, name) for name in Row.__slots__}
 
 
-@dataclass(frozen=True, slots=True)
+_UNREAD = object()
+
+
 class _Scope:
-    log: AuditLog
-    address: str | None
-    user_agent: str | None
+    """The log and the client of what is being served. The user agent is read from the
+    request's headers when a row or a session first needs it: most requests record
+    nothing, and cleaning a header costs more than the rest of the binding."""
+
+    __slots__ = ("_headers", "_user_agent", "address", "log")
+
+    def __init__(
+        self,
+        log: AuditLog,
+        address: str | None,
+        headers: Iterable[tuple[bytes, bytes]] = (),
+    ) -> None:
+        self.log = log
+        self.address = address
+        self._headers = headers
+        self._user_agent: Any = _UNREAD
+
+    @property
+    def user_agent(self) -> str | None:
+        if self._user_agent is _UNREAD:
+            self._user_agent = None
+            for name, value in self._headers:
+                if name == b"user-agent":
+                    text = _printable(value.decode("latin-1"), USER_AGENT_LENGTH)
+                    self._user_agent = text or None
+                    break
+        return self._user_agent
 
 
 _scope: ContextVar[_Scope | None] = ContextVar("gpugo_audit_scope", default=None)
@@ -156,17 +182,12 @@ def _printable(text: str, length: int) -> str:
 def bind_request(audit_log: AuditLog, scope: Mapping[str, Any]) -> None:
     """Remember the log and the client of the request (ASGI scope) this task serves."""
     client = scope.get("client")
-    user_agent = None
-    for name, value in scope.get("headers", ()):
-        if name == b"user-agent":
-            user_agent = _printable(value.decode("latin-1"), USER_AGENT_LENGTH) or None
-            break
-    _scope.set(_Scope(audit_log, client[0] if client else None, user_agent))
+    _scope.set(_Scope(audit_log, client[0] if client else None, scope.get("headers", ())))
 
 
 def bind(audit_log: AuditLog) -> None:
     """Record into ``audit_log`` outside a request (the operator CLI)."""
-    _scope.set(_Scope(audit_log, None, None))
+    _scope.set(_Scope(audit_log, None))
 
 
 def client_address() -> str | None:

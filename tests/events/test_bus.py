@@ -125,6 +125,23 @@ async def test_postgres_bus_sends_bursts_in_order_and_keeps_identical_events(two
         assert [await _next(on_second) for _ in events] == events
 
 
+async def test_postgres_bus_packs_a_burst_into_notifications_of_the_allowed_size(two_instances):
+    """A batch's events share notifications, up to PostgreSQL's payload limit in bytes:
+    names of 2-byte characters make the bytes twice the characters."""
+    first, second = two_instances
+    async with first.subscribe(user_id="u1") as on_first, second.subscribe() as on_second:
+        events = [
+            Event(
+                EventKind.AGENT_UPDATED, user_id="u1", agent_id="a1", data={"name": f"é{i}" * 700}
+            )
+            for i in range(60)
+        ]
+        for event in events:
+            first.emit(event)
+        assert [await _next(on_second) for _ in events] == events
+        assert [await _next(on_first) for _ in events] == events
+
+
 async def test_postgres_bus_flushes_what_was_published_before_it_stops(database_url):
     if not database_url.startswith("postgres"):
         pytest.skip("LISTEN/NOTIFY needs PostgreSQL")
