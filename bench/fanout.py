@@ -399,7 +399,8 @@ async def measure(args: argparse.Namespace, database_url: str, workdir: Path) ->
         # WebSockets get nine tenths of the connections (schema/view.py): all the tabs fit.
         "GPUGO_MAX_CONNECTIONS": str(subscriptions * 10 // 9 + 500),
     }
-    server = start_server(workdir, env, src=args.src)  # --src: another commit's package
+    # --src: another commit's package
+    server = start_server(workdir, env, src=args.src, workers=args.workers)
     clients: list[tuple[Any, multiprocessing.connection.Connection]] = []
     try:
         async with httpx.AsyncClient(timeout=30) as http:
@@ -609,18 +610,36 @@ async def measure_gc(args: argparse.Namespace, database_url: str, workdir: Path)
     }
 
 
+def server_pids(server: Server) -> list[int]:
+    """The server process and its children (the workers of ``serve --workers``)."""
+    pid = server.process.pid
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [pid, *(int(child) for child in f.read().split())]
+    except OSError:
+        return [pid]
+
+
 def rss_mb(server: Server) -> float:
-    with open(f"/proc/{server.process.pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    """Resident memory of the server's processes, summed."""
+    total, found = 0.0, False
+    for pid in server_pids(server):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+                    found = True
+    return total if found else float("nan")
 
 
 def cpu_seconds(server: Server) -> float:
-    with open(f"/proc/{server.process.pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of the server's processes."""
+    total = 0.0
+    for pid in server_pids(server):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def gc_pauses(server: Server) -> list[tuple[int, int]]:
@@ -653,7 +672,7 @@ def main(args: argparse.Namespace) -> int:
     print(
         f"{started:%Y-%m-%d %H:%M} UTC, {args.users} users x {args.tabs} tabs, "
         f"{args.hold:g} s hold, agents {timing}, "
-        f"{args.clients} client processes, "
+        f"{args.clients} client processes, {args.workers} server process(es), "
         f"load average at the end {details['load_average'][0]:.1f}",
     )
     print(json.dumps(details))
@@ -672,6 +691,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="each agent reports at its own moment of the second (default: all at once)",
     )
     parser.add_argument("--clients", type=int, default=2, help="client processes for the tabs")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes (gpugo serve --workers N)"
+    )
     parser.add_argument(
         "--gc-pause",
         action="store_true",

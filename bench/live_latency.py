@@ -66,9 +66,10 @@ class Server:
     log: Path
 
 
-def start_server(data_dir: Path, env: dict[str, str], *, src: str = "") -> Server:
-    """``gpugo serve`` on a free port; with ``src``, the gpugo package of that directory
-    (run from it: ``python -m`` looks in the working directory before PYTHONPATH)."""
+def start_server(data_dir: Path, env: dict[str, str], *, src: str = "", workers: int = 1) -> Server:
+    """``gpugo serve`` on a free port (``workers`` processes); with ``src``, the gpugo
+    package of that directory (run from it: ``python -m`` looks in the working directory
+    before PYTHONPATH)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = data_dir / "server.log"
@@ -84,7 +85,11 @@ def start_server(data_dir: Path, env: dict[str, str], *, src: str = "") -> Serve
         full_env["PYTHONPATH"] = src
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gpugo", "serve", "--port", str(port)],
+            [
+                sys.executable,
+                *("-m", "gpugo", "serve", "--port", str(port)),
+                *(("--workers", str(workers)) if workers != 1 else ()),
+            ],
             env=full_env,
             stdout=out,
             stderr=subprocess.STDOUT,
