@@ -129,8 +129,6 @@ async def _limited(ctx: ServerContext, address: str, look_up: Callable[[], Await
     before the next is checked and a burst gets no more look-ups than the limit allows
     (docs/decisions.md, "Shares")."""
     limiter = ctx.rate_limiter
-    if not limiter.enabled:
-        return await look_up()
     async with limiter.one_at_a_time("share_miss", address):
         await limiter.check("share_miss", address)
         try:

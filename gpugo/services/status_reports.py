@@ -298,8 +298,9 @@ async def report(
             else None
         )
         if readings is not None and state is not None:
-            outcome = _Outcome(state.config_version, _license_gpu_ids(state), came_online=False)
-            return await _reply(ctx=ctx, state=state, readings=readings, outcome=outcome, now=now)
+            return await _reply(
+                ctx=ctx, state=state, readings=readings, outcome=_outcome(state), now=now
+            )
     data = parse_input(StatusReportInput, body)
     if cached is not None:
         state = _steady_from_memory(
@@ -311,7 +312,7 @@ async def report(
                 ctx=ctx,
                 state=state,
                 readings=data,
-                outcome=_Outcome(state.config_version, _license_gpu_ids(state), came_online=False),
+                outcome=_outcome(state),
                 now=now,
             )
     token = ctx.agent_states.begin()
@@ -345,11 +346,7 @@ async def report(
             token=token,
             unchanged_digest=_digest(seen if cached is not None else _fingerprint(body)),
         )
-        outcome = _Outcome(
-            config_version=state.config_version,
-            gpu_ids=_license_gpu_ids(state),
-            came_online=False,
-        )
+        outcome = _outcome(state)
     else:
         outcome = await _apply_workers_only(ctx=ctx, state=state, data=data, now=now)
         if outcome is None:
@@ -413,6 +410,11 @@ def _needs_license(ctx: ServerContext, held_expiry_ms: int | None, now: datetime
     margin_ms = LICENSE_RENEWAL_MARGIN.total_seconds() * 1000
     longest_ms = (ctx.settings.license_ttl_seconds + 60) * 1000
     return not (now_ms + margin_ms <= held_expiry_ms <= now_ms + longest_ms)
+
+
+def _outcome(state: _State, *, came_online: bool = False, **changed: Any) -> _Outcome:
+    """What a report did to ``state``'s agent: nothing but last_seen_at unless told."""
+    return _Outcome(state.config_version, _license_gpu_ids(state), came_online, **changed)
 
 
 def _license_gpu_ids(state: _State) -> list[str]:
@@ -525,10 +527,8 @@ async def _apply_workers_only(
         ],
     )
     ctx.last_seen.forget(state.agent_id, now)
-    outcome = _Outcome(
-        config_version=state.config_version,
-        gpu_ids=_license_gpu_ids(state),
-        came_online=False,
+    outcome = _outcome(
+        state,
         status_changed=status_changed,
         updated=["workers"] if process_changed else [],
     )
@@ -583,9 +583,8 @@ async def _apply(
         )
     webhooks.wake_sender(ctx, queued)
     ctx.last_seen.forget(agent_id, now)
-    return _Outcome(
-        config_version=state.config_version,
-        gpu_ids=_license_gpu_ids(state),
+    return _outcome(
+        state,
         came_online=came_online,
         status_changed=status_changed,
         connections_changed=connections_changed,

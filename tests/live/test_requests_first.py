@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
 from gpugo.requests_first import MAX_WAIT, RequestsFirst
@@ -57,7 +59,9 @@ async def hold_a_request(url: str, agent: Agent) -> asyncio.StreamWriter:
     return writer
 
 
-async def test_an_event_waits_while_a_request_is_being_answered(api, live_server):
+@asynccontextmanager
+async def a_tab_and_a_held_request(api, live_server) -> AsyncIterator[tuple]:
+    """A user's tab on agentEvents, and one of their agent's reports not yet answered."""
     user = await api.user(plan="personal")
     agent = await register_agent(user, gpus=1)
     pat = await user.create_pat()
@@ -66,35 +70,33 @@ async def test_an_event_waits_while_a_request_is_being_answered(api, live_server
         await asyncio.sleep(0.3)  # the subscription is registered server-side
         held = await hold_a_request(live_server, agent)
         try:
-            await add_worker(user, agent, 9100)  # answered; its events wait for the held one
-            await nothing_within(tab, MAX_WAIT / 2)
-            # The held request answered (a bad body: 400), the events go out at once.
-            held.write(b"}" * 99)
-            await held.drain()
-            status_line = await held.reader.readline()  # type: ignore[attr-defined]
-            assert status_line.startswith(b"HTTP/1.1 400"), status_line
-            answered_at = time.monotonic()
-            created = await next_event(tab, op, within=5)
-            assert created["kind"] == "WORKER_CREATED"
-            assert time.monotonic() - answered_at < MAX_WAIT
+            yield user, agent, tab, op, held
         finally:
             held.close()
+
+
+async def test_an_event_waits_while_a_request_is_being_answered(api, app, live_server):
+    # A bound far above the test's waits: the event can only come from the answer.
+    app.state.ctx.requests_first.max_wait = 30
+    async with a_tab_and_a_held_request(api, live_server) as (user, agent, tab, op, held):
+        await add_worker(user, agent, 9100)  # answered; its events wait for the held one
+        await nothing_within(tab, 1.0)
+        # The held request answered (a bad body: 400), the events go out at once.
+        held.write(b"}" * 99)
+        await held.drain()
+        status_line = await held.reader.readline()  # type: ignore[attr-defined]
+        assert status_line.startswith(b"HTTP/1.1 400"), status_line
+        answered_at = time.monotonic()
+        created = await next_event(tab, op, within=5)
+        assert created["kind"] == "WORKER_CREATED"
+        assert time.monotonic() - answered_at < MAX_WAIT
 
 
 async def test_a_request_that_is_never_answered_delays_events_by_the_bound_only(api, live_server):
-    user = await api.user(plan="personal")
-    agent = await register_agent(user, gpus=1)
-    pat = await user.create_pat()
-    async with asyncio.timeout(20), graphql_ws(live_server, init=bearer(pat)) as tab:
-        op = await tab.subscribe(EVENTS)
-        await asyncio.sleep(0.3)
-        held = await hold_a_request(live_server, agent)
-        try:
-            added_at = time.monotonic()
-            await add_worker(user, agent, 9100)
-            created = await next_event(tab, op, within=5)
-            assert created["kind"] == "WORKER_CREATED"
-            assert MAX_WAIT / 2 <= time.monotonic() - added_at < 5
-            assert (await next_event(tab, op, within=5))["kind"] == "CONFIG_CHANGED"
-        finally:
-            held.close()
+    async with a_tab_and_a_held_request(api, live_server) as (user, agent, tab, op, _):
+        added_at = time.monotonic()
+        await add_worker(user, agent, 9100)
+        created = await next_event(tab, op, within=5)
+        assert created["kind"] == "WORKER_CREATED"
+        assert MAX_WAIT / 2 <= time.monotonic() - added_at < 5
+        assert (await next_event(tab, op, within=5))["kind"] == "CONFIG_CHANGED"
