@@ -28,6 +28,10 @@ class EventKind(StrEnum):
     METRICS_REPORTED = "agent.metrics_reported"
     # A user asked the agent to restart one of its workers (resource_id: the worker).
     WORKER_RESTART_REQUESTED = "worker.restart_requested"
+    # What the user's webhook endpoints listen to may have grown (created, events changed,
+    # enabled): every instance drops the status-report states it holds for the user
+    # (they carry what is listened to). Not an agent event: no subscription shows it.
+    WEBHOOKS_CHANGED = "webhooks.changed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -139,11 +139,22 @@ class AgentStates:
         last_seen_at: datetime | None,
         token: ReadToken,
         unchanged_digest: bytes | None = None,
+        ours_since: ReadToken | None = None,
     ) -> None:
-        """Keep a row read after ``begin()``, unless something changed since."""
+        """Keep a row read (or written) after ``begin()``, unless something changed since.
+
+        ``ours_since``: a writer keeping the row it wrote, after telling its own events
+        (which drop the agent's entry here at once): invalidations from that ``begin()``
+        on are those events, told synchronously before this call, and do not count.
+        """
         if not self.enabled or not self._bus.delivering or token.epoch != self._bus.epoch:
             return
-        if self._changed_since(token.generation, agent_id, user_id):
+        until = self._generation
+        if ours_since is not None:
+            if ours_since.epoch != token.epoch:
+                return
+            until = ours_since.generation
+        if self._changed_since(token.generation, agent_id, user_id, until):
             return
         self._drop(secret_hash)
         stale = self._by_agent.get(agent_id)
@@ -163,14 +174,17 @@ class AgentStates:
             _, entry = self._entries.popitem(last=False)
             self._by_agent.pop(entry.agent_id, None)
 
-    def _changed_since(self, generation: int, agent_id: str, user_id: str) -> bool:
-        if generation == self._generation:
+    def _changed_since(self, generation: int, agent_id: str, user_id: str, until: int) -> bool:
+        """Whether an invalidation after ``generation``, up to ``until``, concerns it."""
+        if generation == until:
             return False
         if not self._recent or self._recent[0][0] > generation + 1:
             return True  # too many since: cannot tell
         for seen, agent, user in reversed(self._recent):
             if seen <= generation:
                 break
+            if seen > until:
+                continue
             if agent == agent_id or (agent is None and user in (None, user_id)):
                 return True
         return False

@@ -25,10 +25,9 @@ import hashlib
 import itertools
 import sys
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from tortoise import connections
@@ -48,9 +47,9 @@ from gpugo.inputs.agents import (
     WorkerStatusInput,
 )
 from gpugo.inputs.common import parse_input
-from gpugo.models import Agent, Worker, WorkerConnection
+from gpugo.models import Agent, WorkerConnection
 from gpugo.services import alerts, licenses, metrics, shares, webhooks
-from gpugo.services.agent_states import CachedState
+from gpugo.services.agent_states import CachedState, ReadToken
 from gpugo.services.agents import agent_state, license_gpu_ids
 from gpugo.timefmt import parse_stored
 from gpugo.webhook_events import WebhookEvent
@@ -109,9 +108,10 @@ class _State:
     workers: dict[str, _CurrentWorker]
     share_codes: dict[str, list[str]]
     # What the user's enabled webhook endpoints listen to, read with the rest: a changing
-    # report (always applied from a row read for it) looks its alerts up only when
-    # someone listens. An endpoint created while the report is applied, after its read,
-    # misses that report's alert, as it would have a moment earlier.
+    # report looks its alerts up only when someone listens. Held like the rest: growth is
+    # told (WEBHOOKS_CHANGED); a listener gone only costs the look-up. An endpoint created
+    # while a report is applied, after its read, misses that report's alert, as it would
+    # have a moment earlier.
     webhook_events: frozenset[str]
 
 
@@ -152,6 +152,11 @@ _COLUMNS = (
     "connections",
     "shares",
     "webhook_events",
+)
+
+
+_LAST_SEEN_AT, _SHUT_DOWN_AT, _OFFLINE_NOTIFIED, _WORKERS_JSON = (
+    _COLUMNS.index(name) for name in ("last_seen_at", "shut_down_at", "offline_notified", "workers")
 )
 
 
@@ -211,29 +216,28 @@ def _state_of(row: tuple[Any, ...], now: datetime) -> _State:
     )
 
 
-def _steady_from_memory(
-    ctx: ServerContext,
-    cached: CachedState,
-    agent_id: str,
-    now: datetime,
-    unchanged: Callable[[_State], bool],
-) -> _State | None:
-    """The state held in memory, when it shows a steady heartbeat (``unchanged``: the
-    report changes nothing of it) whose last_seen_at may wait for the flush: then the
-    report needs no database round trip. Anything else (a change, a stranger's path, a
-    stale last_seen_at) is decided on a fresh read."""
+def _held_state(cached: CachedState, agent_id: str, now: datetime) -> _State | None:
+    """The state held in memory, with the newest last_seen_at this process knows; None
+    on another agent's path (decided on a fresh read: 403)."""
     state = _state_of(cached.row, now)
     if cached.last_seen_at is not None and (
         state.last_seen_at is None or cached.last_seen_at > state.last_seen_at
     ):
         state.last_seen_at = cached.last_seen_at
-    if state.agent_id != agent_id or not _is_steady(ctx, state, now) or not unchanged(state):
-        return None
-    if not _may_defer(ctx, state, now):
-        return None
-    ctx.last_seen.touch(agent_id, now)
+    return state if state.agent_id == agent_id else None
+
+
+def _steady_from_memory(
+    ctx: ServerContext, cached: CachedState, state: _State, now: datetime
+) -> bool:
+    """Whether the held ``state`` (which the report changes nothing of) shows a steady
+    heartbeat whose last_seen_at may wait for the flush: then the report needs no
+    database round trip, and its last_seen_at is handed to the flush."""
+    if not _is_steady(ctx, state, now) or not _may_defer(ctx, state, now):
+        return False
+    ctx.last_seen.touch(state.agent_id, now)
     cached.last_seen_at = now
-    return state
+    return True
 
 
 # The readings are left out of a body's fingerprint: they differ in every report.
@@ -288,33 +292,34 @@ async def report(
     now = clock.now()
     await ctx.agent_states.other_writers()
     cached = ctx.agent_states.get(secret_hash)
+    held = _held_state(cached, agent_id, now) if cached is not None else None
     # Fingerprinted once: to recognise the body, or to remember it if it changes nothing.
-    seen = _fingerprint(body) if cached is not None else None
-    if cached is not None and seen is not None and seen[0] == cached.unchanged_digest:
+    seen = _fingerprint(body) if held is not None else None
+    if (
+        cached is not None
+        and held is not None
+        and seen is not None
+        and seen[0] == cached.unchanged_digest
+    ):
         readings = _readings_of(seen[1])
-        state = (
-            _steady_from_memory(ctx, cached, agent_id, now, lambda _state: True)
-            if readings is not None
-            else None
-        )
-        if readings is not None and state is not None:
+        if readings is not None and _steady_from_memory(ctx, cached, held, now):
             return await _reply(
-                ctx=ctx, state=state, readings=readings, outcome=_outcome(state), now=now
+                ctx=ctx, state=held, readings=readings, outcome=_outcome(held), now=now
             )
     data = parse_input(StatusReportInput, body)
-    if cached is not None:
-        state = _steady_from_memory(
-            ctx, cached, agent_id, now, lambda state: _changes_nothing(state, data)
-        )
-        if state is not None:
-            cached.unchanged_digest = _digest(seen)
-            return await _reply(
-                ctx=ctx,
-                state=state,
-                readings=data,
-                outcome=_outcome(state),
-                now=now,
+    if cached is not None and held is not None:
+        if _changes_nothing(held, data):
+            if _steady_from_memory(ctx, cached, held, now):
+                cached.unchanged_digest = _digest(seen)
+                return await _reply(
+                    ctx=ctx, state=held, readings=data, outcome=_outcome(held), now=now
+                )
+        elif (change := _workers_only(ctx, held, data, now)) is not None:
+            token = ctx.agent_states.begin()
+            outcome = await _write_workers(
+                ctx, secret_hash, cached.row, held, data, change, now, token
             )
+            return await _reply(ctx=ctx, state=held, readings=data, outcome=outcome, now=now)
     token = ctx.agent_states.begin()
     row = await _read_row(secret_hash)
     if row is None:
@@ -344,17 +349,61 @@ async def report(
             row=row,
             last_seen_at=now,
             token=token,
-            unchanged_digest=_digest(seen if cached is not None else _fingerprint(body)),
+            unchanged_digest=_digest(seen if seen is not None else _fingerprint(body)),
         )
         outcome = _outcome(state)
+    elif (change := _workers_only(ctx, state, data, now)) is not None:
+        outcome = await _write_workers(ctx, secret_hash, row, state, data, change, now, token)
+        return await _reply(ctx=ctx, state=state, readings=data, outcome=outcome, now=now)
     else:
-        outcome = await _apply_workers_only(ctx=ctx, state=state, data=data, now=now)
-        if outcome is None:
-            outcome = await _apply_retried(ctx=ctx, state=state, data=data, now=now)
+        outcome = await _apply_retried(ctx=ctx, state=state, data=data, now=now)
         # Whatever it wrote is read again by the next report (here; others hear the events).
         ctx.agent_states.forget_agent(agent_id)
     await _publish(ctx=ctx, user_id=state.user_id, agent_id=agent_id, data=data, outcome=outcome)
     return await _reply(ctx=ctx, state=state, readings=data, outcome=outcome, now=now)
+
+
+async def _write_workers(
+    ctx: ServerContext,
+    secret_hash: str,
+    row: tuple[Any, ...],
+    state: _State,
+    data: StatusReportInput,
+    change: _WorkersChange,
+    now: datetime,
+    token: ReadToken,
+) -> _Outcome:
+    """A workers-only change, written by one statement that compares each worker with
+    ``state`` (``row``, read or held since ``token``) under its lock; the row as
+    written is then held in its place, so that the agent's next report (a change or a
+    heartbeat) needs no read either. A worker changed by someone else since (not heard
+    of yet) sends the report the full way, and nothing is held."""
+    outcome, whole = await _apply_workers_only(
+        ctx=ctx, state=state, data=data, change=change, now=now
+    )
+    if not whole:
+        ctx.agent_states.forget_agent(state.agent_id)
+        await _publish(
+            ctx=ctx, user_id=state.user_id, agent_id=state.agent_id, data=data, outcome=outcome
+        )
+        return outcome
+    # Told without waiting for the NOTIFY: the events' own invalidations of the held row
+    # come synchronously from here to ``store`` (which lets them pass, and nothing else).
+    ours = ctx.agent_states.begin()
+    for event in _events(
+        data=data, user_id=state.user_id, agent_id=state.agent_id, outcome=outcome
+    ):
+        ctx.events.emit(event)
+    ctx.agent_states.store(
+        secret_hash,
+        agent_id=state.agent_id,
+        user_id=state.user_id,
+        row=_written_row(row, state, change, now),
+        last_seen_at=now,
+        token=token,
+        ours_since=ours,
+    )
+    return outcome
 
 
 async def _reply(
@@ -487,16 +536,21 @@ RETURNING w.id
 """
 
 
-async def _apply_workers_only(
-    *, ctx: ServerContext, state: _State, data: StatusReportInput, now: datetime
-) -> _Outcome | None:
-    """The report written by ``_WORKERS_ONLY`` when that is all it changes; None when it
-    changes anything else, or on SQLite (then ``_apply`` writes it).
+@dataclass(frozen=True, slots=True)
+class _WorkersChange:
+    """A report's changes when they are only its workers' status, pid or restarts."""
 
-    A worker someone else changed since the read (or an agent deleted meanwhile) is not
-    written here: the report is then applied the full way, which reads the workers again
-    under the lock; what this statement did write is still told.
-    """
+    changed: list[_WorkerWrite]
+    status_changed: list[str]
+    process_changed: bool
+
+
+def _workers_only(
+    ctx: ServerContext, state: _State, data: StatusReportInput, now: datetime
+) -> _WorkersChange | None:
+    """The report's worker changes when that is all it changes, of an online agent, with
+    no ``worker.failed`` to send (no worker failed, or nobody listens), on PostgreSQL
+    (one statement writes them: ``_WORKERS_ONLY``); None otherwise (``_apply``)."""
     if data.event == SHUTDOWN_EVENT or not _is_steady(ctx, state, now):
         return None
     reported = {w.worker_id: w for w in data.workers}
@@ -505,14 +559,41 @@ async def _apply_workers_only(
         not changed
         or _gpu_changes(data, state.gpus, workers=state.workers, reported=reported)
         or _connection_changes(_replacing(reported), state.workers)
-        or (WebhookEvent.WORKER_FAILED in state.webhook_events)
+        or (WebhookEvent.WORKER_FAILED in state.webhook_events and _any_failed(changed, state))
     ):
         return None
-    client = connections.get("default")
-    if client.capabilities.dialect != "postgres":
+    if connections.get("default").capabilities.dialect != "postgres":
         return None
+    return _WorkersChange(changed, status_changed, process_changed)
+
+
+def _any_failed(changed: list[_WorkerWrite], state: _State) -> bool:
+    return any(
+        alerts.failed(
+            state.workers[w.id].status, state.workers[w.id].restarts, w.status, w.restarts
+        )
+        for w in changed
+    )
+
+
+async def _apply_workers_only(
+    *,
+    ctx: ServerContext,
+    state: _State,
+    data: StatusReportInput,
+    change: _WorkersChange,
+    now: datetime,
+) -> tuple[_Outcome, bool]:
+    """The report written by ``_WORKERS_ONLY``; True with it when the statement wrote it
+    all.
+
+    A worker someone else changed since ``state`` was read (or an agent deleted
+    meanwhile) is not written by it: the report is then applied the full way, which
+    reads the workers again under the lock; what this statement did write is still told.
+    """
+    changed = change.changed
     was = [state.workers[w.id] for w in changed]
-    rows = await client.execute_query_dict(
+    rows = await connections.get("default").execute_query_dict(
         _WORKERS_ONLY,
         [
             now,
@@ -527,19 +608,40 @@ async def _apply_workers_only(
         ],
     )
     ctx.last_seen.forget(state.agent_id, now)
-    outcome = _outcome(
-        state,
-        status_changed=status_changed,
-        updated=["workers"] if process_changed else [],
-    )
     if len(rows) == len(changed):
-        return outcome
+        outcome = _outcome(
+            state,
+            status_changed=change.status_changed,
+            updated=["workers"] if change.process_changed else [],
+        )
+        return outcome, True
     written = {row["id"] for row in rows}
     rest = await _apply_retried(ctx=ctx, state=state, data=data, now=now)
-    rest.status_changed += [w for w in status_changed if w in written]
-    if any(w.id in written and w.id not in status_changed for w in changed):
+    rest.status_changed += [w for w in change.status_changed if w in written]
+    if any(w.id in written and w.id not in change.status_changed for w in changed):
         rest.updated = sorted({*rest.updated, "workers"})
-    return rest
+    return rest, False
+
+
+def _written_row(
+    held: tuple[Any, ...], state: _State, change: _WorkersChange, now: datetime
+) -> tuple[Any, ...]:
+    """The row ``_STATE`` would read after ``_WORKERS_ONLY`` wrote ``change`` over the
+    ``held`` one (``state``): the agent seen now, its workers as written."""
+    row = list(held)
+    written = {w.id: w for w in change.changed}
+    workers = []
+    for worker_id, current in state.workers.items():
+        w = written.get(worker_id)
+        status, pid, restarts = (
+            (w.status, w.pid, w.restarts) if w else (current.status, current.pid, current.restarts)
+        )
+        workers.append((worker_id, status, pid, restarts, current.gpu_ids))
+    row[_LAST_SEEN_AT] = now
+    row[_SHUT_DOWN_AT] = None
+    row[_OFFLINE_NOTIFIED] = False
+    row[_WORKERS_JSON] = orjson.dumps(workers)
+    return tuple(row)
 
 
 async def _apply(
@@ -693,12 +795,19 @@ async def _current_workers(agent_id: str, *, with_connections: bool) -> dict[str
     return current
 
 
+class _WorkerWrite(NamedTuple):
+    id: str
+    status: str
+    pid: int
+    restarts: int
+
+
 def _worker_changes(
     reported: dict[str, WorkerStatusInput], current: dict[str, _CurrentWorker]
-) -> tuple[list[Worker], list[str], bool]:
+) -> tuple[list[_WorkerWrite], list[str], bool]:
     """The workers to write, those whose status changed, and whether another worker only
     got a new pid or restart count."""
-    changed: list[Worker] = []
+    changed: list[_WorkerWrite] = []
     status_changed: list[str] = []
     process_changed = False
     for worker_id, report in reported.items():
@@ -713,7 +822,7 @@ def _worker_changes(
             status_changed.append(worker_id)
         else:
             process_changed = True
-        changed.append(Worker(id=worker_id, status=report.status, pid=pid, restarts=restarts))
+        changed.append(_WorkerWrite(worker_id, report.status, pid, restarts))
     return changed, status_changed, process_changed
 
 
@@ -883,6 +992,30 @@ async def _replace_connections(
     return list(changed)
 
 
+def _events(
+    *, data: StatusReportInput, user_id: str, agent_id: str, outcome: _Outcome
+) -> list[Event]:
+    """Only what changed: a steady heartbeat has none."""
+    events = []
+    if data.event == SHUTDOWN_EVENT:
+        events.append(Event(EventKind.AGENT_OFFLINE, user_id, agent_id))
+    elif outcome.came_online:
+        events.append(Event(EventKind.AGENT_ONLINE, user_id, agent_id))
+    for worker_id in outcome.status_changed:
+        events.append(
+            Event(EventKind.WORKER_STATUS_CHANGED, user_id, agent_id, resource_id=worker_id)
+        )
+    for worker_id in outcome.connections_changed:
+        events.append(
+            Event(EventKind.CONNECTIONS_CHANGED, user_id, agent_id, resource_id=worker_id)
+        )
+    if outcome.updated:
+        events.append(
+            Event(EventKind.AGENT_UPDATED, user_id, agent_id, data={"changed": outcome.updated})
+        )
+    return events
+
+
 async def _publish(
     *,
     ctx: ServerContext,
@@ -891,20 +1024,6 @@ async def _publish(
     data: StatusReportInput,
     outcome: _Outcome,
 ) -> None:
-    """After the commit, only what changed: a steady heartbeat publishes nothing."""
-    if data.event == SHUTDOWN_EVENT:
-        await ctx.events.publish(Event(EventKind.AGENT_OFFLINE, user_id, agent_id))
-    elif outcome.came_online:
-        await ctx.events.publish(Event(EventKind.AGENT_ONLINE, user_id, agent_id))
-    for worker_id in outcome.status_changed:
-        await ctx.events.publish(
-            Event(EventKind.WORKER_STATUS_CHANGED, user_id, agent_id, resource_id=worker_id)
-        )
-    for worker_id in outcome.connections_changed:
-        await ctx.events.publish(
-            Event(EventKind.CONNECTIONS_CHANGED, user_id, agent_id, resource_id=worker_id)
-        )
-    if outcome.updated:
-        await ctx.events.publish(
-            Event(EventKind.AGENT_UPDATED, user_id, agent_id, data={"changed": outcome.updated})
-        )
+    """After the commit."""
+    for event in _events(data=data, user_id=user_id, agent_id=agent_id, outcome=outcome):
+        await ctx.events.publish(event)

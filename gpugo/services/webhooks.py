@@ -21,6 +21,7 @@ from gpugo import addresses, clock
 from gpugo.auth.principal import Principal
 from gpugo.context import ServerContext
 from gpugo.errors import Conflict, NotFound, ValidationFailed
+from gpugo.events import Event, EventKind
 from gpugo.inputs.webhooks import CreateWebhookInput, UpdateWebhookInput
 from gpugo.models import WebhookDelivery, WebhookEndpoint
 from gpugo.services import plans
@@ -176,6 +177,7 @@ async def create(
             created_at=now,
             updated_at=now,
         )
+    await _listening_changed(ctx, principal)
     return WebhookWithSecret(await get(principal=principal, webhook_id=endpoint.id), secret)
 
 
@@ -218,7 +220,15 @@ async def update(
             raise NotFound("No such webhook.")
         if data.enabled is False:
             await fail_pending(webhook_id, DISABLED_ERROR)
+    if data.events is not None or data.enabled:
+        await _listening_changed(ctx, principal)
     return await get(principal=principal, webhook_id=webhook_id)
+
+
+async def _listening_changed(ctx: ServerContext, principal: Principal) -> None:
+    """After the commit. Only growth needs telling: a report that finds a listener gone
+    looks the endpoints up again (services/alerts.py) and sends nothing."""
+    await ctx.events.publish(Event(EventKind.WEBHOOKS_CHANGED, principal.user_id))
 
 
 async def fail_pending(webhook_id: str, error: str) -> int:

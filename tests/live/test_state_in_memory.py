@@ -32,7 +32,9 @@ def servers(
 ) -> Iterator[list[ServerProcess]]:
     if not database_url.startswith("postgres"):
         pytest.skip("several instances share a PostgreSQL database")
-    pair = server_pair(tmp_path_factory.mktemp("cache"), database_url, {})
+    # Webhooks to 127.0.0.1: an endpoint nothing answers on (its deliveries wait).
+    env = {"GPUGO_WEBHOOKS_ALLOW_PRIVATE": "true"}
+    pair = server_pair(tmp_path_factory.mktemp("cache"), database_url, env)
     try:
         for server in pair:
             server.start()
@@ -174,6 +176,68 @@ async def test_a_worker_reported_stopped_to_one_instance_is_running_again_throug
         detail = await http.get(f"{a.url}/api/v1/agents/{agent.agent_id}", headers=user.auth)
     shown = detail.json()["workers"][0]
     assert (shown["status"], shown["pid"]) == ("running", 4242), shown
+
+
+async def test_a_worker_change_is_written_from_memory_and_held_as_written(servers, database):
+    a, b = servers
+    async with asyncio.timeout(60), httpx.AsyncClient() as http:
+        await asyncio.gather(a.wait_ready(), b.wait_ready())
+        user, agent = await setup(http, a)
+        detail = await http.get(f"{a.url}/api/v1/agents/{agent.agent_id}", headers=user.auth)
+        worker_id = detail.json()["workers"][0]["worker_id"]
+        worker = {"worker_id": worker_id, "status": "running", "pid": 4242, "gpu_ids": ["GPU-0"]}
+        held = await warm(http, b.url, agent, database, [worker])
+        # Stopped, then running again, through B: written (A shows it) without B reading
+        # the agent again (it still answers the config_version it held).
+        for changed in ({**worker, "status": "stopped", "pid": 0}, worker):
+            reply = await status(http, b.url, agent, [changed])
+            assert reply.status_code == 200, reply.text
+            assert reply.json()["config_version"] == held, "B read the agent again"
+            shown = await http.get(f"{a.url}/api/v1/agents/{agent.agent_id}", headers=user.auth)
+            got = shown.json()["workers"][0]
+            assert (got["status"], got["pid"]) == (changed["status"], changed["pid"]), got
+        # What B holds is the row as written: the same report again is a heartbeat.
+        again = await status(http, b.url, agent, [worker])
+        assert again.status_code == 200, again.text
+        assert again.json()["config_version"] == held
+        # A change through A still reaches B's next reply.
+        created = await user.create_worker(a.url, agent, 9401)
+        assert created.status_code == 201, created.text
+        after = await status(http, b.url, agent, [{**worker, "status": "stopped", "pid": 0}])
+    assert after.status_code == 200, after.text
+    assert after.json()["config_version"] == held + BEHIND_ITS_BACK + 1
+
+
+async def test_a_webhook_listening_through_one_instance_hears_the_others_next_failure(
+    servers, database
+):
+    a, b = servers
+    async with asyncio.timeout(60), httpx.AsyncClient() as http:
+        await asyncio.gather(a.wait_ready(), b.wait_ready())
+        user, agent = await setup(http, a)
+        await database.execute(
+            "UPDATE users SET plan = 'pro' WHERE id = (SELECT user_id FROM agents WHERE id = $1)",
+            agent.agent_id,
+        )
+        detail = await http.get(f"{a.url}/api/v1/agents/{agent.agent_id}", headers=user.auth)
+        worker_id = detail.json()["workers"][0]["worker_id"]
+        worker = {"worker_id": worker_id, "status": "running", "pid": 4242, "gpu_ids": ["GPU-0"]}
+        await warm(http, b.url, agent, database, [worker])
+        # B holds "nobody listens to worker.failed" (which would let it write the stop
+        # from memory, with no alert); the endpoint created through A must reach it.
+        hook = await http.post(
+            f"{a.url}/api/v1/webhooks",
+            json={"url": "http://127.0.0.1:9/hook", "events": ["worker.failed"]},
+            headers=user.auth,
+        )
+        assert hook.status_code == 201, hook.text
+        stopped = await status(http, b.url, agent, [{**worker, "status": "stopped", "pid": 0}])
+        assert stopped.status_code == 200, stopped.text
+        deliveries = await http.get(
+            f"{a.url}/api/v1/webhooks/{hook.json()['webhook_id']}/deliveries", headers=user.auth
+        )
+    assert deliveries.status_code == 200, deliveries.text
+    assert [d["event_type"] for d in deliveries.json()["deliveries"]] == ["worker.failed"]
 
 
 async def test_while_the_bus_is_down_reports_read_the_database(servers, database):

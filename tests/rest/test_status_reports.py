@@ -491,6 +491,10 @@ async def test_statements_of_a_report_with_two_workers_and_four_gpus(api, is_pos
         assert (await agent.report(body("running", "10.0.0.5"))).status_code == 200
     with count_sql() as worker_change:
         assert (await agent.report(body("stopped", "10.0.0.5"))).status_code == 200
+    with count_sql() as changed_back:
+        assert (await agent.report(body("running", "10.0.0.5"))).status_code == 200
+    with count_sql() as steady_again:
+        assert (await agent.report(body("running", "10.0.0.5"))).status_code == 200
     # The agent by its secret with its GPUs, workers and connections; the agent's UPDATE;
     # the workers with their connections again, under that lock; then one bulk statement
     # each for workers, GPUs, old and new connections. (The first report brings the agent
@@ -505,13 +509,21 @@ async def test_statements_of_a_report_with_two_workers_and_four_gpus(api, is_pos
     other_writers = [] if is_postgres else ["PRAGMA data_version"]
     assert from_memory == other_writers, from_memory
     # Running workers reported stopped may have failed, but nobody listens to
-    # worker.failed (read with the state): no statement more. Only the workers change:
-    # on PostgreSQL one statement writes the agent's row and them (after the read);
-    # SQLite's transaction has the agent's UPDATE, the workers' read and their UPDATE.
-    assert len(worker_change) == (2 if is_postgres else 4 + len(other_writers)), worker_change
-    assert not any("SAVEPOINT" in s.upper() for s in changing + steady + worker_change)
+    # worker.failed (held with the state): no statement more. Only the workers change:
+    # on PostgreSQL one statement writes the agent's row and them, compared with the
+    # state held (no read), and the state as written is held in its place; SQLite's
+    # transaction has the agent's UPDATE, the workers' read and their UPDATE (after the
+    # read: the state is held only for steady heartbeats).
+    # (On SQLite, nothing is held after a change: no PRAGMA before the next one.)
+    assert len(worker_change) == (1 if is_postgres else 4 + len(other_writers)), worker_change
+    assert len(changed_back) == (1 if is_postgres else 4), changed_back
+    # PostgreSQL answers the next heartbeat from the row it wrote; SQLite reads it.
+    assert len(steady_again) == (0 if is_postgres else 1), steady_again
+    assert not any(
+        "SAVEPOINT" in s.upper() for s in changing + steady + worker_change + changed_back
+    )
     shown = await detail(user, agent)
-    assert [w["status"] for w in shown["workers"]] == ["stopped", "stopped"]
+    assert [w["status"] for w in shown["workers"]] == ["running", "running"]
     assert [g["used_by_worker"] for g in shown["gpus"]] == [default, default, second, second]
     assert [len(w["connections"]) for w in shown["workers"]] == [1, 1]
 
@@ -696,13 +708,15 @@ async def test_the_reply_carries_the_live_share_codes_of_the_agents_workers(api,
     assert await codes() == {}
 
 
+@pytest.mark.parametrize("held", [False, True], ids=["read", "held"])
 @pytest.mark.parametrize("raced", [0, 1, 2])
 async def test_a_worker_changed_between_the_read_and_the_write_is_applied_as_it_is_now(
-    api, app, monkeypatch, raced
+    api, app, monkeypatch, raced, held
 ):
     # Another writer (a report of the same agent answered by another instance) changes
-    # `raced` of the two workers after this report read them and before it writes: those
-    # are written from what they are then, the others as read, and every status change of
+    # `raced` of the two workers after this report read them and before it writes (or,
+    # `held`, while their state is held here and before its event arrives): those are
+    # written from what they are then, the others as read, and every status change of
     # this report is told once.
     user = await api.user()
     agent = await register_agent(user, gpus=2)
@@ -726,7 +740,13 @@ async def test_a_worker_changed_between_the_read_and_the_write_is_applied_as_it_
             await Worker.filter(id=worker_id).update(pid=99)  # a new process, still running
         return row
 
-    monkeypatch.setattr(status_reports, "_read_row", read_then_another_writer)
+    if held:
+        # No event of it reaches the held state (PostgreSQL's change goes unheard here).
+        for worker_id in (first, second)[:raced]:
+            await Worker.filter(id=worker_id).update(pid=99)
+    else:
+        app.state.ctx.agent_states.clear()
+        monkeypatch.setattr(status_reports, "_read_row", read_then_another_writer)
     async with app.state.ctx.events.subscribe(user_id=user.user_id) as events:
         answer = await agent.report(report_body(workers=workers("stopped", 0)))
         assert answer.status_code == 200, answer.text

@@ -87,6 +87,51 @@ def test_a_read_that_raced_a_change_is_not_kept(bus, states):
     assert states.get("h1") is not None
 
 
+def test_a_writer_keeps_what_it_wrote_despite_its_own_events_and_only_those(bus, states):
+    def write_then_keep(before_own_events: list[Event]) -> bool:
+        token = states.begin()  # before the write
+        for event in before_own_events:  # heard while the write was on its way
+            bus.dispatch(event)
+        ours = states.begin()
+        bus.dispatch(Event(EventKind.WORKER_STATUS_CHANGED, "usr", "a1", resource_id="w"))
+        states.store(
+            "h1",
+            agent_id="a1",
+            user_id="usr",
+            row=ROW,
+            last_seen_at=None,
+            token=token,
+            ours_since=ours,
+        )
+        return states.get("h1") is not None
+
+    assert write_then_keep([])
+    # Another agent's change, the same agent's harmless event: still kept.
+    assert write_then_keep(
+        [
+            Event(EventKind.AGENT_UPDATED, "usr", "a2"),
+            Event(EventKind.METRICS_REPORTED, "usr", "a1"),
+        ]
+    )
+    # A change of the agent (or of its user) by someone else, heard between the write and
+    # its own events: what it wrote may be stale, not kept.
+    assert not write_then_keep([Event(EventKind.WORKER_UPDATED, "usr", "a1", resource_id="w")])
+    assert not write_then_keep([Event(EventKind.WEBHOOKS_CHANGED, "usr")])
+    # Events missed meanwhile (a new epoch): not kept either.
+    token = states.begin()
+    bus.generation += 1
+    states.store(
+        "h2",
+        agent_id="a2",
+        user_id="usr",
+        row=ROW,
+        last_seen_at=None,
+        token=token,
+        ours_since=states.begin(),
+    )
+    assert states.get("h2") is None
+
+
 def test_a_read_older_than_every_remembered_change_is_not_kept(bus, states):
     token = states.begin()
     for n in range(5000):

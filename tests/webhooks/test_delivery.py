@@ -170,20 +170,37 @@ async def test_a_silent_agent_found_by_the_sweeper_and_a_restart(api, app, recei
         check_signed(r, hook["secret"])
 
 
-async def test_an_endpoint_added_while_the_agent_reports_hears_its_next_failure(api, receiver):
-    # The agent's state is held in memory (steady reports) when the endpoint is created;
-    # whether anyone listens is read with that state, so the change must not be missed.
+@pytest.mark.parametrize("how", ["created", "events changed", "enabled"])
+async def test_an_endpoint_added_while_the_agent_reports_hears_its_next_failure(api, receiver, how):
+    # The agent's state is held in memory (steady reports) when the endpoint starts
+    # listening; whether anyone listens is held with that state (and a change of the
+    # workers alone is then written from it, on PostgreSQL), so the change must not be
+    # missed.
     user = await api.user(plan="pro")
     agent = await register_agent(user, gpus=1)
+    if how == "events changed":
+        hook = await subscribe(user, receiver.url(), ["agent.online"])
+    elif how == "enabled":
+        hook = await subscribe(user, receiver.url(), ["worker.failed"])
+        changed = await user.patch(f"{API}/{hook['webhook_id']}", json={"enabled": False})
+        assert changed.status_code == 200, changed.text
     assert (await agent.report(report())).status_code == 200
     [worker_id] = [w["worker_id"] for w in (await user.get("/api/v1/workers")).json()["workers"]]
     running = {"worker_id": worker_id, "status": "running", "gpu_ids": ["GPU-0"], "pid": 7}
     for _ in range(3):
         assert (await agent.report(report(workers=[running]))).status_code == 200
-    hook = await subscribe(user, receiver.url(), ["worker.failed"])
+    if how == "created":
+        hook = await subscribe(user, receiver.url(), ["worker.failed"])
+    else:
+        change = {"events": ["worker.failed"]} if how == "events changed" else {"enabled": True}
+        changed = await user.patch(f"{API}/{hook['webhook_id']}", json=change)
+        assert changed.status_code == 200, changed.text
     stopped = report(workers=[{**running, "status": "stopped", "pid": 0}])
     assert (await agent.report(stopped)).status_code == 200
-    [got] = await eventually(lambda: len(receiver.snapshot()) == 1 and receiver.snapshot())
+    failed = "worker.failed"
+    [got] = await eventually(
+        lambda: len(receiver.of_type(failed)) == 1 and receiver.of_type(failed)
+    )
     assert (got.json["type"], got.json["data"]["reason"]) == ("worker.failed", "stopped")
     check_signed(got, hook["secret"])
 
