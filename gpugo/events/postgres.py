@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import itertools
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -148,15 +148,25 @@ class PostgresEventBus(EventBus):
             if connection is not None and not connection.is_closed():
                 await connection.close()
 
-    async def publish(self, event: Event) -> None:
-        count_published(event.kind)
-        # This process's watchers at once (the change is committed); the others when the
-        # NOTIFY arrives.
-        self._tell_watchers(event)
-        sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self._enqueue(event, sent):
-            # Once sent, this process's own subscribers hear it a moment later, like the others.
-            await asyncio.wait({sent}, timeout=PUBLISH_WAIT_SECONDS)
+    async def publish_all(
+        self, events: Sequence[Event], *, told: Callable[[], None] | None = None
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        waits: set[asyncio.Future[None]] = set()
+        for event in events:
+            count_published(event.kind)
+            # This process's watchers at once (the change is committed); the others when
+            # the NOTIFY arrives.
+            self._tell_watchers(event)
+            sent: asyncio.Future[None] = loop.create_future()
+            if self._enqueue(event, sent):
+                waits.add(sent)
+        if told is not None:
+            told()
+        if waits:
+            # Once sent, this process's own subscribers hear them a moment later, like the
+            # others.
+            await asyncio.wait(waits, timeout=PUBLISH_WAIT_SECONDS)
 
     def emit(self, event: Event) -> None:
         count_published(event.kind)

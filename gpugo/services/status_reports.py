@@ -387,21 +387,20 @@ async def _write_workers(
             ctx=ctx, user_id=state.user_id, agent_id=state.agent_id, data=data, outcome=outcome
         )
         return outcome
-    # Told without waiting for the NOTIFY: the events' own invalidations of the held row
-    # come synchronously from here to ``store`` (which lets them pass, and nothing else).
+    # Held as written once this process's caches have heard the report's own events
+    # (which drop the agent's row): those invalidations pass, and nothing else.
     ours = ctx.agent_states.begin()
-    for event in _events(
-        data=data, user_id=state.user_id, agent_id=state.agent_id, outcome=outcome
-    ):
-        ctx.events.emit(event)
-    ctx.agent_states.store(
-        secret_hash,
-        agent_id=state.agent_id,
-        user_id=state.user_id,
-        row=_written_row(row, state, change, now),
-        last_seen_at=now,
-        token=token,
-        ours_since=ours,
+    await ctx.events.publish_all(
+        _events(data=data, user_id=state.user_id, agent_id=state.agent_id, outcome=outcome),
+        told=lambda: ctx.agent_states.store(
+            secret_hash,
+            agent_id=state.agent_id,
+            user_id=state.user_id,
+            row=_written_row(row, state, change, now),
+            last_seen_at=now,
+            token=token,
+            ours_since=ours,
+        ),
     )
     return outcome
 
@@ -1025,5 +1024,6 @@ async def _publish(
     outcome: _Outcome,
 ) -> None:
     """After the commit."""
-    for event in _events(data=data, user_id=user_id, agent_id=agent_id, outcome=outcome):
-        await ctx.events.publish(event)
+    await ctx.events.publish_all(
+        _events(data=data, user_id=user_id, agent_id=agent_id, outcome=outcome)
+    )
