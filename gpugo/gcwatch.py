@@ -155,11 +155,18 @@ _NEVER = 1_000_000_000
 class _BetweenRequests:
     """Full passes at moments without requests, instead of when the allocation counts
     say: a pass stops the process for tens of milliseconds, and one falling in the
-    middle of a burst of agents' reports delays every report of that burst."""
+    middle of a burst of agents' reports delays every report of that burst.
+
+    The moment preferred is the end of a burst (requests were seen waiting, and now
+    none is): bursts of agents on synchronised timers come a period apart, so the
+    longest quiet follows one. A quiet moment with no burst seen since the pass fell
+    due may be the one just before a burst: taken only once the bound is reached.
+    """
 
     def __init__(self, idle: Callable[[], bool]) -> None:
         self._idle = idle
         self._waiting_since: float | None = None
+        self._seen_busy = False
 
     def start(self) -> None:
         young, middle, _ = gc.get_threshold()
@@ -170,8 +177,13 @@ class _BetweenRequests:
         loop = asyncio.get_running_loop()
         now = time.monotonic()
         if self._waiting_since is None:
-            self._waiting_since = now
-        if not self._idle() and now - self._waiting_since < IDLE_WAIT_SECONDS:
+            self._waiting_since, self._seen_busy = now, False
+        if not self._idle():
+            self._seen_busy = True
+            wait = True
+        else:
+            wait = not self._seen_busy
+        if wait and now - self._waiting_since < IDLE_WAIT_SECONDS:
             loop.call_later(_IDLE_POLL_SECONDS, self._due)
             return
         self._waiting_since = None
@@ -180,7 +192,8 @@ class _BetweenRequests:
 
 
 def collect_between_requests(idle: Callable[[], bool]) -> None:
-    """From now on, full passes every ``FULL_PASS_SECONDS`` when ``idle()`` (no request
-    waiting for its answer), or after ``IDLE_WAIT_SECONDS`` of waiting for that
+    """From now on, full passes every ``FULL_PASS_SECONDS`` at the end of a burst (``idle()``,
+    no request waiting for its answer, after some did), or after ``IDLE_WAIT_SECONDS`` of
+    waiting for that
     (``gpugo serve`` only, on its event loop)."""
     _BetweenRequests(idle).start()

@@ -96,6 +96,23 @@ async def test_full_passes_wait_for_a_moment_without_requests(monkeypatch):
         await asyncio.sleep(1.0)
         # Never idle: a pass comes anyway once it has waited its bound.
         assert full_passes and full_passes[0] - waited_from >= 0.5
+        # Quiet with no burst seen since the pass fell due: the quiet may be the one just
+        # before a burst; the end of the next burst is taken instead, or else the bound.
+        busy = False
+        await asyncio.sleep(0.1)
+        full_passes.clear()
+        await asyncio.sleep(0.3)
+        assert full_passes == []
+        busy = True
+        await asyncio.sleep(0.05)
+        busy = False
+        burst_end = time.monotonic()
+        await asyncio.sleep(0.15)
+        assert full_passes and 0 <= full_passes[0] - burst_end < 0.1
+        full_passes.clear()
+        quiet_from = time.monotonic()
+        await asyncio.sleep(1.0)
+        assert full_passes and full_passes[0] - quiet_from >= 0.5
     finally:
         gc.callbacks.remove(count)
         gc.set_threshold(*thresholds)
