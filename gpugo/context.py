@@ -23,6 +23,7 @@ from gpugo.services.last_seen import LastSeenWriter
 from gpugo.services.metrics_store import MetricsIngest
 from gpugo.services.releases import ReleaseCatalogue
 from gpugo.services.webhook_sender import WebhookSender
+from gpugo.services.worker_writes import WorkerWrites
 from gpugo.settings import Settings
 from gpugo.streams import StreamCap
 from gpugo.timeseries import VictoriaMetrics, engine_for
@@ -49,6 +50,8 @@ class ServerContext:
     agent_states: AgentStates
     # Steady heartbeats' last_seen_at, written once per interval for all agents.
     last_seen: LastSeenWriter
+    # Status reports' workers-only changes of one moment, written by one statement.
+    worker_writes: WorkerWrites
     # Open streams of the unauthenticated push channel, bounded per topic.
     topic_streams: StreamCap
     # Every outbound HTTP call of the process goes through this one client.
@@ -92,6 +95,7 @@ class ServerContext:
             credential_rechecks=CredentialRechecks(),
             requests_first=RequestsFirst(),
             last_seen=LastSeenWriter(settings.last_seen_flush_seconds),
+            worker_writes=WorkerWrites(),
             topic_streams=StreamCap(settings.push_streams_per_topic),
             http=http,
             releases=ReleaseCatalogue(settings, http),

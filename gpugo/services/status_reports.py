@@ -51,6 +51,7 @@ from gpugo.models import Agent, WorkerConnection
 from gpugo.services import alerts, licenses, metrics, shares, webhooks
 from gpugo.services.agent_states import CachedState, ReadToken
 from gpugo.services.agents import agent_state, license_gpu_ids
+from gpugo.services.worker_writes import WorkerWrite
 from gpugo.timefmt import parse_stored
 from gpugo.webhook_events import WebhookEvent
 
@@ -516,25 +517,6 @@ async def _apply_retried(
         return await _apply(ctx=ctx, state=state, data=data, now=now)
 
 
-# A report whose only change is its workers' status, pid or restart count (a worker
-# started, stopped or restarted: the commonest change) is written by ONE statement on
-# PostgreSQL instead of a transaction of five round trips: the agent's row first (the
-# lock order of every writer), then each worker only while it is still as the report's
-# read found it (compared under its row lock).
-_WORKERS_ONLY = """
-WITH seen AS (
-    UPDATE agents SET last_seen_at = $1, shut_down_at = NULL, offline_notified = false
-    WHERE id = $2 RETURNING id
-)
-UPDATE workers w SET status = v.status, pid = v.pid, restarts = v.restarts
-FROM unnest($3::text[], $4::text[], $5::int[], $6::int[], $7::text[], $8::int[], $9::int[])
-    AS v(id, status, pid, restarts, was_status, was_pid, was_restarts)
-WHERE w.id = v.id AND w.agent_id = (SELECT id FROM seen) AND w.status = v.was_status
-    AND w.pid IS NOT DISTINCT FROM v.was_pid AND w.restarts IS NOT DISTINCT FROM v.was_restarts
-RETURNING w.id
-"""
-
-
 @dataclass(frozen=True, slots=True)
 class _WorkersChange:
     """A report's changes when they are only its workers' status, pid or restarts."""
@@ -549,7 +531,7 @@ def _workers_only(
 ) -> _WorkersChange | None:
     """The report's worker changes when that is all it changes, of an online agent, with
     no ``worker.failed`` to send (no worker failed, or nobody listens), on PostgreSQL
-    (one statement writes them: ``_WORKERS_ONLY``); None otherwise (``_apply``)."""
+    (one statement writes them: ``services/worker_writes.py``); None otherwise (``_apply``)."""
     if data.event == SHUTDOWN_EVENT or not _is_steady(ctx, state, now):
         return None
     reported = {w.worker_id: w for w in data.workers}
@@ -583,38 +565,38 @@ async def _apply_workers_only(
     change: _WorkersChange,
     now: datetime,
 ) -> tuple[_Outcome, bool]:
-    """The report written by ``_WORKERS_ONLY``; True with it when the statement wrote it
-    all.
+    """The report's workers written by one statement (with other reports' of the same
+    moment: ``WorkerWrites``); True with it when that wrote it all.
 
     A worker someone else changed since ``state`` was read (or an agent deleted
     meanwhile) is not written by it: the report is then applied the full way, which
     reads the workers again under the lock; what this statement did write is still told.
     """
     changed = change.changed
-    was = [state.workers[w.id] for w in changed]
-    rows = await connections.get("default").execute_query_dict(
-        _WORKERS_ONLY,
+    written = await ctx.worker_writes.write(
+        state.agent_id,
+        now,
         [
-            now,
-            state.agent_id,
-            [w.id for w in changed],
-            [w.status for w in changed],
-            [w.pid for w in changed],
-            [w.restarts for w in changed],
-            [w.status for w in was],
-            [w.pid for w in was],
-            [w.restarts for w in was],
+            WorkerWrite(
+                w.id,
+                w.status,
+                w.pid,
+                w.restarts,
+                (was := state.workers[w.id]).status,
+                was.pid,
+                was.restarts,
+            )
+            for w in changed
         ],
     )
     ctx.last_seen.forget(state.agent_id, now)
-    if len(rows) == len(changed):
+    if len(written) == len(changed):
         outcome = _outcome(
             state,
             status_changed=change.status_changed,
             updated=["workers"] if change.process_changed else [],
         )
         return outcome, True
-    written = {row["id"] for row in rows}
     rest = await _apply_retried(ctx=ctx, state=state, data=data, now=now)
     rest.status_changed += [w for w in change.status_changed if w in written]
     if any(w.id in written and w.id not in change.status_changed for w in changed):
@@ -625,7 +607,7 @@ async def _apply_workers_only(
 def _written_row(
     held: tuple[Any, ...], state: _State, change: _WorkersChange, now: datetime
 ) -> tuple[Any, ...]:
-    """The row ``_STATE`` would read after ``_WORKERS_ONLY`` wrote ``change`` over the
+    """The row ``_STATE`` would read after ``change`` was written over the
     ``held`` one (``state``): the agent seen now, its workers as written."""
     row = list(held)
     written = {w.id: w for w in change.changed}
