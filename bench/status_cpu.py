@@ -4,7 +4,11 @@ worker between running and stopped (the fan-out scenario's report, with the seed
 report's GPUs, connections and metrics), as rounds of concurrent reports.
 
     .venv/bin/python -m bench seed
-    .venv/bin/python -m bench.status_cpu              # --agents 50 --rounds 40 --repeats 5
+    psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE gpugo_probe TEMPLATE gpugo_bench"
+    .venv/bin/python -m bench.status_cpu --db gpugo_probe   # --agents 50 --rounds 40
+
+It changes the workers of the last ``--agents`` seeded agents: run it on a copy, as
+above, so that ``bench run status`` keeps its steady agents.
 
 Prints the server's CPU per report (``time.process_time``) and the round's wall time.
 ``--profile`` loops for py-spy instead (``py-spy record -f raw -p PID``).
