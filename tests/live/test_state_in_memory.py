@@ -3,7 +3,10 @@
 Two `gpugo serve` processes on one PostgreSQL database. Instance B answers an agent's
 steady heartbeats from memory (shown by a write made behind its back, with no event,
 that B does not see); then a change made through instance A (or the command line) is
-seen by the very next report to B: no retry, no wait.
+seen by the very next report to B: no retry, only the window the design allows
+(docs/decisions.md: from A's commit to its NOTIFY reaching B's listener, which goes
+through B's own PostgreSQL backend; a millisecond on an idle machine, more when the
+CPUs are saturated).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from gpugo.events.postgres import asyncpg_dsn
 from tests.live.remote import NOW, RemoteAgent, RemoteUser, ServerProcess, new_user, server_pair
 
 BEHIND_ITS_BACK = 1000
+# The window allowed between a change answered by A and a report to B (see above).
+NOTIFY_WINDOW = 0.2
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +110,7 @@ async def test_an_agent_deleted_through_one_instance_is_refused_by_the_other(ser
         await warm(http, b.url, agent, database)
         deleted = await http.delete(f"{a.url}/api/v1/agents/{agent.agent_id}", headers=user.auth)
         assert deleted.status_code == 200, deleted.text
+        await asyncio.sleep(NOTIFY_WINDOW)
         after = await status(http, b.url, agent, [])
     assert after.status_code == 401, after.text
 
@@ -119,6 +125,7 @@ async def test_a_worker_created_through_one_instance_reaches_the_others_next_rep
         held = await warm(http, b.url, agent, database)
         created = await user.create_worker(a.url, agent, 9400)
         assert created.status_code == 201, created.text
+        await asyncio.sleep(NOTIFY_WINDOW)
         after = await status(http, b.url, agent, [])
     assert after.status_code == 200, after.text
     # Read again: the write behind B's back and the worker's config bump.
@@ -170,6 +177,7 @@ async def test_a_worker_reported_stopped_to_one_instance_is_running_again_throug
         await warm(http, b.url, agent, database, [worker])
         stopped = await status(http, a.url, agent, [{**worker, "status": "stopped", "pid": 0}])
         assert stopped.status_code == 200, stopped.text
+        await asyncio.sleep(NOTIFY_WINDOW)
         # B held "running": unless it heard A's change, it would take this for a heartbeat.
         running = await status(http, b.url, agent, [worker])
         assert running.status_code == 200, running.text
@@ -203,6 +211,7 @@ async def test_a_worker_change_is_written_from_memory_and_held_as_written(server
         # A change through A still reaches B's next reply.
         created = await user.create_worker(a.url, agent, 9401)
         assert created.status_code == 201, created.text
+        await asyncio.sleep(NOTIFY_WINDOW)
         after = await status(http, b.url, agent, [{**worker, "status": "stopped", "pid": 0}])
     assert after.status_code == 200, after.text
     assert after.json()["config_version"] == held + BEHIND_ITS_BACK + 1
@@ -231,6 +240,7 @@ async def test_a_webhook_listening_through_one_instance_hears_the_others_next_fa
             headers=user.auth,
         )
         assert hook.status_code == 201, hook.text
+        await asyncio.sleep(NOTIFY_WINDOW)
         stopped = await status(http, b.url, agent, [{**worker, "status": "stopped", "pid": 0}])
         assert stopped.status_code == 200, stopped.text
         deliveries = await http.get(
