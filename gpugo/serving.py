@@ -18,6 +18,9 @@ speaks the contract nor counts WebSocket handshakes. This protocol adds:
   handshake too) closes the connection that has waited longest for its client (one
   dripping its headers or body, or idle between requests); only when none is
   waiting does it get 503 ``service_unavailable`` (and its connection is closed).
+
+It also writes each response in one piece (``HeldWrites``): uvicorn writes the status
+line and headers, then the body, two send() calls where one does.
 """
 
 from __future__ import annotations
@@ -49,6 +52,84 @@ _ORDER = itertools.count()
 def _now() -> tuple[float, int]:
     """A time, and an order for equal times (uvloop's clock advances once per loop turn)."""
     return time.monotonic(), next(_ORDER)
+
+
+# Writes up to this long (a response's headers, a small body or chunk) wait for the next
+# one. Longer ones go out at once, after anything held in the same send() (no copy):
+# holding them would delay much data and hide it from flow control for little gain.
+HOLD_MAX = 16 * 1024
+
+
+class HeldWrites:
+    """A connection's transport whose small writes wait for the next write, or for the
+    end of the loop turn, so that one send() carries them both.
+
+    uvicorn's cycle writes a response's status line and headers on
+    ``http.response.start`` and its body on ``http.response.body``: two send() calls,
+    two TCP segments for the client to read (bench/README.md, "One write per
+    response"). Held, the headers leave with the body when the app sends both in one
+    loop turn (every response but a stream's); a stream's headers and chunks are at
+    most a turn late (``call_soon``). Close and write_eof send what is held first,
+    abort drops it; everything else is the transport's own. Only ``bytes`` are held
+    (immutable: the caller's buffer cannot change under it).
+    """
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+
+    @property
+    def transport(self) -> asyncio.Transport:
+        """The socket's own transport (a WebSocket protocol takes it over)."""
+        return self._transport
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        held = self._held
+        small = type(data) is bytes and len(data) <= HOLD_MAX
+        if held is None:
+            if not small:
+                self._transport.write(data)
+            elif data:
+                self._held = data  # type: ignore[assignment]
+                self._loop.call_soon(self.flush)
+        else:
+            self._held = None
+            if small:
+                self._transport.write(held + data)  # type: ignore[operator]
+            else:
+                self._transport.writelines((held, data))  # one send() still, no copy
+
+    def writelines(self, chunks: Any) -> None:
+        held, self._held = self._held, None
+        self._transport.writelines([held, *chunks] if held is not None else chunks)
+
+    def flush(self) -> None:
+        """Send what is held now (nothing once the connection is closing: it is lost)."""
+        held, self._held = self._held, None
+        if held is not None and not self._transport.is_closing():
+            self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
+    def abort(self) -> None:
+        self._held = None
+        self._transport.abort()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        # get_extra_info, pause_reading, set_write_buffer_limits...: the transport's own.
+        return getattr(self._transport, name)
 
 
 BUSY = ServiceUnavailable("The server is at its connection limit; try again shortly.")
@@ -203,12 +284,21 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # Every write of the connection goes through it, in order: the cycles', and the
+        # 408/431/503 written here. (Flow control pauses reading on the transport itself.)
+        self.transport = HeldWrites(transport, self.loop)  # type: ignore[assignment]
         self._arm("headers")
         self._set_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def eof_received(self) -> None:
+        # The transport closes itself next (the client sent all it will): what is held
+        # still goes out first, as it would have without HeldWrites.
+        self.transport.flush()  # type: ignore[attr-defined]
+        super().eof_received()
 
     def data_received(self, data: bytes) -> None:
         if self._phase == "headers":
@@ -263,6 +353,10 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self.transport.close()
             return
         self._disarm()
+        # The WebSocket protocol gets the socket's own transport, after anything held.
+        held: HeldWrites = self.transport  # type: ignore[assignment]
+        held.flush()
+        self.transport = held.transport
         super().handle_websocket_upgrade()
 
     def _common_headers(self) -> list[tuple[bytes, bytes]]:
