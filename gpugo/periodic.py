@@ -71,6 +71,7 @@ class BoundedBuffer(Generic[T]):
         self.capacity = capacity
         self.dropped = 0
         self._rows: deque[T] = deque()
+        self._in_flight = 0  # rows taken by a write that has not returned yet
         self._write = write
         self._flushing = asyncio.Lock()
         self._periodic = Periodic(f"{name} flush", interval, self._tick)
@@ -90,7 +91,7 @@ class BoundedBuffer(Generic[T]):
     def add(self, row: T) -> None:
         self._rows.append(row)
         self._trim()
-        self._depth.set(len(self._rows))
+        self._depth.set(self.pending)
         # Started by the app's lifespan; this covers a buffer used without one.
         self._periodic.start()
 
@@ -98,19 +99,20 @@ class BoundedBuffer(Generic[T]):
         """``add`` for several rows at once."""
         self._rows.extend(rows)
         self._trim()
-        self._depth.set(len(self._rows))
+        self._depth.set(self.pending)
         self._periodic.start()
 
     @property
     def pending(self) -> int:
-        return len(self._rows)
+        """Rows not written yet, those of a write under way included."""
+        return len(self._rows) + self._in_flight
 
     def discard(self, unwanted: Callable[[T], bool]) -> int:
         """Drop the waiting rows ``unwanted`` picks (their subject was deleted)."""
         kept = deque(row for row in self._rows if not unwanted(row))
         gone = len(self._rows) - len(kept)
         self._rows = kept
-        self._depth.set(len(kept))
+        self._depth.set(self.pending)
         return gone
 
     def _trim(self) -> None:
@@ -144,23 +146,31 @@ class BoundedBuffer(Generic[T]):
             return 0
         batch = list(self._rows)
         self._rows.clear()
+        self._in_flight = len(batch)
         started = time.perf_counter()
         try:
             await self._write(batch)
+        except asyncio.CancelledError:
+            # Stopped mid-write (shutdown): the batch waits for the final flush.
+            self._in_flight = 0
+            self._rows.extendleft(reversed(batch))
+            raise
         except Exception:
+            self._in_flight = 0
             self._flush_seconds.observe(time.perf_counter() - started)
             self._failed.inc()
             self._failures += 1
             log.warning("%s: could not write %d rows", self.name, len(batch), exc_info=True)
             self._rows.extendleft(reversed(batch))
             self._trim()
-            self._depth.set(len(self._rows))
+            self._depth.set(self.pending)
             if self._backoff_max is not None:
                 delay = min(self._interval * 2 ** min(self._failures - 1, 30), self._backoff_max)
                 self._retry_at = time.monotonic() + delay
             return 0
+        self._in_flight = 0
         self._flush_seconds.observe(time.perf_counter() - started)
         self._written.inc(len(batch))
         self._failures = 0
-        self._depth.set(len(self._rows))
+        self._depth.set(self.pending)
         return len(batch)

@@ -14,6 +14,7 @@ one report period old, far inside the offline threshold. A clean shutdown flushe
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 
@@ -26,10 +27,16 @@ from gpugo.periodic import Periodic
 
 log = logging.getLogger("gpugo.last_seen")
 
+# The rows are locked in id order first, as worker_writes does: an UPDATE joined with
+# unnest locks in whatever order its plan reads, which could deadlock with a batch.
 _FLUSH_POSTGRES = """
+WITH locked AS (
+    SELECT id FROM agents WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE
+)
 UPDATE agents SET last_seen_at = seen.at
 FROM unnest($1::text[], $2::timestamptz[]) AS seen(id, at)
 WHERE agents.id = seen.id AND agents.last_seen_at < seen.at
+    AND agents.id IN (SELECT id FROM locked)
 """
 
 
@@ -83,6 +90,11 @@ class LastSeenWriter:
         try:
             with _flush_seconds.time():
                 await _write(batch)
+        except asyncio.CancelledError:
+            # Stopped mid-write (shutdown): the batch waits for the final flush.
+            for agent_id, at in batch.items():
+                self._remember(agent_id, at)
+            raise
         except Exception:
             telemetry.writer_flush_failures.labels(WRITER).inc()
             log.warning("could not write last_seen_at of %d agents", len(batch), exc_info=True)
@@ -97,7 +109,6 @@ class LastSeenWriter:
 
 async def _write(batch: dict[str, datetime]) -> None:
     client = connections.get("default")
-    # Sorted ids: concurrent flushes of several instances lock rows in one order.
     ids = sorted(batch)
     if client.capabilities.dialect == "postgres":
         await client.execute_query(_FLUSH_POSTGRES, [ids, [batch[i] for i in ids]])

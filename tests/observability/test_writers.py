@@ -3,6 +3,8 @@ and one built with ``backoff_max`` waits longer after each failed write."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from prometheus_client import REGISTRY
 
@@ -60,6 +62,29 @@ async def test_failed_writes_back_off():
     # stop() still tries once more (a graceful shutdown sends what waits).
     await buffer.stop()
     assert attempts == 2
+
+
+async def test_a_write_under_way_is_pending_and_a_stop_during_it_loses_nothing():
+    started = asyncio.Event()
+    written: list[list[int]] = []
+
+    async def write(rows: list[int]) -> None:
+        if not written and not started.is_set():
+            started.set()
+            await asyncio.sleep(3600)  # a store that hangs until the server stops
+        written.append(rows)
+
+    buffer: BoundedBuffer[int] = BoundedBuffer("slow writer", 0.01, 10, write)
+    buffer.extend([1, 2, 3])
+    await asyncio.wait_for(started.wait(), 5)
+    assert buffer.pending == 3
+    assert sample("gpugo_writer_queue_depth", "slow writer") == 3
+    buffer.add(4)
+    assert buffer.pending == 4
+    # The shutdown cancels the hung write; its rows go out with the final flush, in order.
+    await asyncio.wait_for(buffer.stop(), 5)
+    assert written == [[1, 2, 3, 4]]
+    assert buffer.pending == 0
 
 
 @pytest.mark.parametrize(
