@@ -576,7 +576,17 @@ def main(argv: list[str] | None = None) -> int:
         "metrics-history", help="30 days of one 8-GPU agent: the 30-day and 24-hour charts"
     )
     history.add_argument("--runs", type=int, default=50)
-    history.add_argument("--port-base", type=int, default=18090, help="gpugo's port")
+    history.add_argument("--port-base", type=int, default=18090, help="gpugo's port; +1, +2...")
+    history.add_argument(
+        "--rounds", type=int, default=1, help="turns of every server, first one rotating"
+    )
+    history.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="LABEL=DIR",
+        help="also measure the gpugo package in DIR (another commit) under LABEL",
+    )
     fan = commands.add_parser("fanout", help="dashboard tabs on agentEvents while agents report")
     from bench.fanout import add_arguments
 

@@ -278,6 +278,52 @@ def _summary(timings: list[float]) -> dict[str, float]:
     }
 
 
+CHARTS = (
+    ("chart_30d_1h", timedelta(days=DAYS), 3600, 100),
+    ("chart_24h_1m", timedelta(days=1), 60, 50),
+)
+SHAPES = (("", COLUMNS_QUERY), ("_points", POINTS_QUERY))
+
+
+async def _measure(server: Server, pat: str, agent_id: str, runs: int) -> dict[str, Any]:
+    """Each chart of each shape, ``runs`` requests in a row against one server."""
+    charts: dict[str, Any] = {}
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        for shape, query in SHAPES:
+            for name, span, bucket, target in CHARTS:
+                timings, answer, cpu = await _chart(
+                    http, query, pat, agent_id, span, bucket, runs, server
+                )
+                charts[name + shape] = {
+                    "timings": timings,
+                    "server_cpu_ms": [cpu],
+                    "gpu_points": _gpu_points(answer),
+                    "target_ms": target,
+                }
+    return charts
+
+
+def _merge(into: dict[str, Any], charts: dict[str, Any]) -> None:
+    for name, chart in charts.items():
+        if name not in into:
+            into[name] = chart
+        else:
+            into[name]["timings"] += chart["timings"]
+            into[name]["server_cpu_ms"] += chart["server_cpu_ms"]
+
+
+def _summarised(charts: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: {
+            **_summary(chart["timings"]),
+            "server_cpu_ms": round(statistics.median(chart["server_cpu_ms"]), 1),
+            "gpu_points": chart["gpu_points"],
+            "target_ms": chart["target_ms"],
+        }
+        for name, chart in charts.items()
+    }
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     url = seed.db_url(args.server, args.db)
     await seed.recreate_database(args.server, args.db)
@@ -298,37 +344,45 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     baseline = await _baseline(url, agent_id, now - timedelta(days=DAYS), now, args.runs)
     await _apply_retention(url, args.workdir)
-    server.start()
+    # Other trees' gpugo on the same database, measured in turns with this one.
+    servers = {"gpugo": server}
+    for n, (label, src) in enumerate(args.also_trees):
+        servers[label] = gpugo_server(
+            database_url=url, port=args.port_base + 1 + n, workdir=args.workdir, name=label, src=src
+        )
+    measured: dict[str, dict[str, Any]] = {label: {} for label in servers}
     try:
-        charts: dict[str, Any] = {}
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-            for shape, query in (("", COLUMNS_QUERY), ("_points", POINTS_QUERY)):
-                for name, span, bucket, target in (
-                    ("chart_30d_1h", timedelta(days=DAYS), 3600, 100),
-                    ("chart_24h_1m", timedelta(days=1), 60, 50),
-                ):
-                    timings, answer, cpu = await _chart(
-                        http, query, pat, agent_id, span, bucket, args.runs, server
-                    )
-                    charts[name + shape] = {
-                        **_summary(timings),
-                        "server_cpu_ms": round(cpu, 1),
-                        "gpu_points": _gpu_points(answer),
-                        "target_ms": target,
-                    }
-        result = {
-            "scenario": "metrics-history",
-            "at": datetime.now(UTC).isoformat(),
-            "samples_seeded": samples,
-            "runs": args.runs,
-            # As columns (the dashboard's query), then the same charts as points.
-            **charts,
-            "load_average_1m": round(os.getloadavg()[0], 2),
-            "baseline_30d_1h_raw_sql": _summary(baseline),
-            "server_rss_mb": round(server.rss_mb(), 1),
-        }
+        for each in servers.values():
+            each.start()
+        labels = list(servers)
+        for turn in range(args.rounds):
+            # Who goes first changes each round.
+            for label in labels[turn % len(labels) :] + labels[: turn % len(labels)]:
+                charts = await _measure(servers[label], pat, agent_id, args.runs)
+                _merge(measured[label], charts)
+                p50s = ", ".join(
+                    f"{name} {statistics.median(c['timings']):.1f} ms "
+                    f"({c['server_cpu_ms'][0]:.1f} CPU)"
+                    for name, c in charts.items()
+                )
+                print(f"round {turn + 1} {label}: {p50s}", flush=True)
+        rss = {label: round(each.rss_mb(), 1) for label, each in servers.items()}
     finally:
-        server.stop()
+        for each in servers.values():
+            each.stop()
+    result = {
+        "scenario": "metrics-history",
+        "at": datetime.now(UTC).isoformat(),
+        "samples_seeded": samples,
+        "runs": args.runs,
+        "rounds": args.rounds,
+        # As columns (the dashboard's query), then the same charts as points.
+        **_summarised(measured["gpugo"]),
+        **{f"also_{label}": _summarised(measured[label]) for label in servers if label != "gpugo"},
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "baseline_30d_1h_raw_sql": _summary(baseline),
+        "server_rss_mb": rss["gpugo"],
+    }
     out = args.workdir / "results.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a") as f:
@@ -339,5 +393,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(args: argparse.Namespace) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
+    args.also_trees = [
+        (label, Path(src).resolve())
+        for label, _, src in (spec.partition("=") for spec in args.also)
+    ]
     asyncio.run(run(args))
     return 0

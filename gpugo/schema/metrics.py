@@ -14,6 +14,7 @@ bucket is left out.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -114,10 +115,12 @@ async def _grouped(
     agent_id: str,
     w: Window,
     db: BaseDBAsyncClient,
+    part: tuple[datetime, datetime] | None = None,
 ) -> Rows:
     """One tier's rows of the agent grouped into the window's buckets: the raw samples by
     ``recorded_at``, a rollup's rows of the tier's width by ``bucket_start``. Each row is
     the keys, the bucket's index (an integer from 0) and ``columns``, in that order.
+    With ``part`` (whole buckets of the window), only the rows of that part.
 
     In no order: sorting them would cost the database more than placing them costs the
     answer (``types.metrics``), which puts each row at its bucket's index. Plain SQL, read
@@ -129,7 +132,8 @@ async def _grouped(
     group = ", ".join((*keys, "bucket"))
     select_keys = "".join(f"{key}, " for key in keys)
     where = f"agent_id = {marks[0]} AND {column} >= {marks[1]} AND {column} < {marks[2]}"
-    params: list[Any] = [agent_id, w.start, w.end]
+    since, until = part or (w.start, w.end)
+    params: list[Any] = [agent_id, since, until]
     if width != RAW:
         where += f" AND width = {marks[3]}"
         params.append(width)
@@ -141,9 +145,25 @@ async def _grouped(
     return rows
 
 
-def _raw_avg(column: str) -> str:
-    # Double precision on both databases (PostgreSQL's AVG of integers is numeric).
-    return f"CAST(AVG({column}) AS DOUBLE PRECISION) AS {column}_avg"
+def _raw_avg(column: str, dialect: str) -> str:
+    """The average of an integer column, in double precision on both databases.
+
+    PostgreSQL's AVG of integers is a numeric division (its sum over its count), then
+    cast: the slowest part of a day's read (numeric arithmetic and a conversion through
+    text per bucket). Over 1, 2, 4 or 8 samples (a bucket of a 30-s agent's minute holds
+    2) the float division is the same figure: the sum is exact in double precision, a
+    division by a power of two is exact, and so is the numeric quotient (at most 3
+    decimals). Any other count takes the numeric path, as AVG itself computes it
+    (``int8_avg``: the sum and the count as numeric, divided); a CASE evaluates only the
+    branch it takes. SQLite's AVG is already a float division."""
+    if dialect == "sqlite":
+        return f"CAST(AVG({column}) AS DOUBLE PRECISION) AS {column}_avg"
+    return (
+        f"CASE WHEN COUNT({column}) IN (1, 2, 4, 8) "
+        f"THEN CAST(SUM({column}) AS DOUBLE PRECISION) / COUNT({column}) "
+        f"ELSE CAST(CAST(SUM({column}) AS NUMERIC) / COUNT({column}) AS DOUBLE PRECISION) "
+        f"END AS {column}_avg"
+    )
 
 
 def _raw_float_avg(column: str) -> str:
@@ -156,40 +176,51 @@ def _raw_max(column: str) -> str:
     return f"MAX({column}) AS {column}_max"
 
 
-_GPU_RAW_COLUMNS = ", ".join(
-    [
-        "COUNT(*) AS samples",
-        _raw_float_avg("utilization"),
-        _raw_max("utilization"),
-        _raw_avg("vram_used_mb"),
-        _raw_max("vram_used_mb"),
-        "MAX(vram_total_mb) AS vram_total_mb",
-        _raw_avg("temperature"),
-        _raw_max("temperature"),
-        _raw_float_avg("power_usage_w"),
-        _raw_max("power_usage_w"),
-    ]
-)
-_SYSTEM_RAW_COLUMNS = ", ".join(
-    [
-        "COUNT(*) AS samples",
-        _raw_float_avg("cpu_usage"),
-        _raw_max("cpu_usage"),
-        _raw_avg("memory_used_mb"),
-        _raw_max("memory_used_mb"),
-        "MAX(memory_total_mb) AS memory_total_mb",
-    ]
-)
-_WORKER_RAW_COLUMNS = ", ".join(
-    [
-        "COUNT(*) AS samples",
-        # The agent's code for running is 1.
-        "SUM(CASE WHEN status = 1 THEN 1 ELSE 0 END) AS running_samples",
-        _raw_avg("connections"),
-        _raw_max("connections"),
-        "MAX(restarts) AS restarts_max",
-    ]
-)
+_DIALECTS = ("postgres", "sqlite")
+# Per database dialect.
+_GPU_RAW_COLUMNS = {
+    dialect: ", ".join(
+        [
+            "COUNT(*) AS samples",
+            _raw_float_avg("utilization"),
+            _raw_max("utilization"),
+            _raw_avg("vram_used_mb", dialect),
+            _raw_max("vram_used_mb"),
+            "MAX(vram_total_mb) AS vram_total_mb",
+            _raw_avg("temperature", dialect),
+            _raw_max("temperature"),
+            _raw_float_avg("power_usage_w"),
+            _raw_max("power_usage_w"),
+        ]
+    )
+    for dialect in _DIALECTS
+}
+_SYSTEM_RAW_COLUMNS = {
+    dialect: ", ".join(
+        [
+            "COUNT(*) AS samples",
+            _raw_float_avg("cpu_usage"),
+            _raw_max("cpu_usage"),
+            _raw_avg("memory_used_mb", dialect),
+            _raw_max("memory_used_mb"),
+            "MAX(memory_total_mb) AS memory_total_mb",
+        ]
+    )
+    for dialect in _DIALECTS
+}
+_WORKER_RAW_COLUMNS = {
+    dialect: ", ".join(
+        [
+            "COUNT(*) AS samples",
+            # The agent's code for running is 1.
+            "SUM(CASE WHEN status = 1 THEN 1 ELSE 0 END) AS running_samples",
+            _raw_avg("connections", dialect),
+            _raw_max("connections"),
+            "MAX(restarts) AS restarts_max",
+        ]
+    )
+    for dialect in _DIALECTS
+}
 
 
 def _avg(column: str) -> str:
@@ -235,7 +266,13 @@ _WORKER_ROLLUP_COLUMNS = ", ".join(
 )
 
 
-async def gpu_buckets(*, agent_id: str, w: Window, db: BaseDBAsyncClient) -> Rows:
+async def gpu_buckets(
+    *,
+    agent_id: str,
+    w: Window,
+    db: BaseDBAsyncClient,
+    part: tuple[datetime, datetime] | None = None,
+) -> Rows:
     """Per GPU and bucket: the GPU, the bucket's index, then ``GPU_COLUMNS``.
 
     ``db`` is the metrics connection (``gpugo.db.metrics_client``): a long read there
@@ -244,11 +281,42 @@ async def gpu_buckets(*, agent_id: str, w: Window, db: BaseDBAsyncClient) -> Row
     return await _grouped(
         table="gpu_metric_samples" if raw else "gpu_metric_rollups",
         keys=("gpu_id",),
-        columns=_GPU_RAW_COLUMNS if raw else _GPU_ROLLUP_COLUMNS,
+        columns=_GPU_RAW_COLUMNS[db.capabilities.dialect] if raw else _GPU_ROLLUP_COLUMNS,
         agent_id=agent_id,
         w=w,
         db=db,
+        part=part,
     )
+
+
+# From this many buckets on, PostgreSQL groups the GPUs' rows in two statements at once,
+# each over half the window: the grouping is most of a long chart's read, and a
+# statement runs on one core.
+SPLIT_BUCKETS = 360
+
+
+async def gpu_and_system_buckets(
+    *, agent_id: str, w: Window, db: BaseDBAsyncClient
+) -> tuple[Rows, Rows]:
+    """``gpu_buckets`` and ``system_buckets``; on PostgreSQL read together (the metrics
+    pool's connections), a long window's GPU rows in two halves."""
+    if db.capabilities.dialect != "postgres":
+        gpu = await gpu_buckets(agent_id=agent_id, w=w, db=db)
+        return gpu, await system_buckets(agent_id=agent_id, w=w, db=db)
+    buckets = math.ceil((w.end - w.start) / timedelta(seconds=w.bucket_seconds))
+    if buckets < SPLIT_BUCKETS:
+        gpu, system = await asyncio.gather(
+            gpu_buckets(agent_id=agent_id, w=w, db=db),
+            system_buckets(agent_id=agent_id, w=w, db=db),
+        )
+        return gpu, system
+    middle = w.bucket_start(buckets // 2)
+    first, second, system = await asyncio.gather(
+        gpu_buckets(agent_id=agent_id, w=w, db=db, part=(w.start, middle)),
+        gpu_buckets(agent_id=agent_id, w=w, db=db, part=(middle, w.end)),
+        system_buckets(agent_id=agent_id, w=w, db=db),
+    )
+    return [*first, *second], system
 
 
 async def system_buckets(*, agent_id: str, w: Window, db: BaseDBAsyncClient) -> Rows:
@@ -257,7 +325,7 @@ async def system_buckets(*, agent_id: str, w: Window, db: BaseDBAsyncClient) -> 
     return await _grouped(
         table="system_metric_samples" if raw else "system_metric_rollups",
         keys=(),
-        columns=_SYSTEM_RAW_COLUMNS if raw else _SYSTEM_ROLLUP_COLUMNS,
+        columns=_SYSTEM_RAW_COLUMNS[db.capabilities.dialect] if raw else _SYSTEM_ROLLUP_COLUMNS,
         agent_id=agent_id,
         w=w,
         db=db,
@@ -271,7 +339,7 @@ async def worker_buckets(*, agent_id: str, w: Window, db: BaseDBAsyncClient) -> 
     return await _grouped(
         table="worker_metric_samples" if raw else "worker_metric_rollups",
         keys=("worker_id",),
-        columns=_WORKER_RAW_COLUMNS if raw else _WORKER_ROLLUP_COLUMNS,
+        columns=_WORKER_RAW_COLUMNS[db.capabilities.dialect] if raw else _WORKER_ROLLUP_COLUMNS,
         agent_id=agent_id,
         w=w,
         db=db,

@@ -145,9 +145,9 @@ class Query(WebhookQueries, FleetQueries):
                     SYSTEM_COLUMNS,
                 )
             else:
-                db = server.metrics_db
-                gpu_rows = await metrics.gpu_buckets(agent_id=agent_id, w=w, db=db)
-                system_rows = await metrics.system_buckets(agent_id=agent_id, w=w, db=db)
+                gpu_rows, system_rows = await metrics.gpu_and_system_buckets(
+                    agent_id=agent_id, w=w, db=server.metrics_db
+                )
         return agent_metrics_node(
             agent_id=agent_id, w=w, gpu_rows=gpu_rows, system_rows=system_rows
         )

@@ -4,10 +4,12 @@ errors as the points."""
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from tortoise import connections
 
 from gpugo.models import GpuMetricSample, SystemMetricSample, WorkerMetricSample
 from tests.schema.support import Gql, error
@@ -185,3 +187,78 @@ async def test_the_columns_need_a_plan_with_metrics_and_the_agent(api, charted):
     response = await other(COLUMNS, asked)
     error(response, "not_found")
     assert response.json()["data"] == {"agentMetrics": None}
+
+
+async def test_integer_averages_are_the_databases_own_avg(api):
+    """A bucket's average of an integer reading is what the database's AVG gives, last
+    bit included, whatever the bucket's count of samples (the read takes a faster path
+    for some counts: it must not change a value)."""
+    user = await api.user(plan="pro")
+    agent = await register_agent(user, gpus=1)
+    t0 = hour_start()
+    rng = random.Random(20261206)
+    gpus, system = [], []
+    for minute in range(120):
+        count = minute % 9 + 1  # 1 to 9 samples per one-minute bucket
+        for k in range(count):
+            at = t0 + timedelta(minutes=minute, seconds=k * 6)
+            # Where a float division by 3, 6 or 9 differs from the numeric one in the last
+            # bit for many sums (by 3: sums 40,000-49,151, 67% of them; by 9: sums 11, 16,
+            # 22, 23...), and anywhere up to 2^31 - 1.
+            gpus.append(
+                GpuMetricSample(
+                    agent_id=agent.agent_id,
+                    gpu_id="GPU-0",
+                    recorded_at=at,
+                    utilization=1.0,
+                    vram_used_mb=rng.randrange(13_400, 16_300),
+                    vram_total_mb=2**31 - 1,
+                    temperature=rng.randrange(1, 4),
+                    power_usage_w=1.0,
+                )
+            )
+            system.append(
+                SystemMetricSample(
+                    agent_id=agent.agent_id,
+                    recorded_at=at,
+                    cpu_usage=1.0,
+                    memory_used_mb=rng.randrange(2**31),
+                    memory_total_mb=2**31 - 1,
+                )
+            )
+    await GpuMetricSample.bulk_create(gpus)
+    await SystemMetricSample.bulk_create(system)
+
+    answer = (await Gql(user).data(COLUMNS, variables(agent.agent_id, t0, timedelta(hours=2), 60)))[
+        "agentMetrics"
+    ]
+    [gpu] = answer["gpus"]
+    assert gpu["columns"]["samples"] == [m % 9 + 1 for m in range(120)]
+
+    async def database_avg(table: str, column: str) -> list[float]:
+        """The database's own AVG of each minute."""
+        client = connections.get("default")
+        marks = ("?", "?", "?") if client.capabilities.dialect == "sqlite" else ("$1", "$2", "$3")
+        sql = (
+            f"SELECT CAST(AVG({column}) AS DOUBLE PRECISION) AS a FROM {table} "
+            f"WHERE agent_id = {marks[0]} AND recorded_at >= {marks[1]} "
+            f"AND recorded_at < {marks[2]}"
+        )
+        averages = []
+        for minute in range(120):
+            since = t0 + timedelta(minutes=minute)
+            _, rows = await client.execute_query(
+                sql, [agent.agent_id, since, since + timedelta(minutes=1)]
+            )
+            averages.append(rows[0]["a"])
+        return averages
+
+    assert gpu["columns"]["vramUsedMbAvg"] == await database_avg(
+        "gpu_metric_samples", "vram_used_mb"
+    )
+    assert gpu["columns"]["temperatureAvg"] == await database_avg(
+        "gpu_metric_samples", "temperature"
+    )
+    assert answer["systemColumns"]["memoryUsedMbAvg"] == await database_avg(
+        "system_metric_samples", "memory_used_mb"
+    )
