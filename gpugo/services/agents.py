@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from tortoise.transactions import in_transaction
 
@@ -52,14 +52,14 @@ class Registered:
     license: licenses.License
 
 
-@dataclass(frozen=True, slots=True)
-class AgentState:
+class AgentState(NamedTuple):
     status: str  # pending | online | offline
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class AgentSummary:
+class AgentSummary(NamedTuple):
+    """A named tuple, like the views (``services.views``): made in one call."""
+
     agent_id: str
     hostname: str
     state: AgentState
