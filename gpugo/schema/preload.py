@@ -21,7 +21,7 @@ from gpugo.schema.pagination import (
     position_time,
 )
 from gpugo.schema.permissions import user
-from gpugo.schema.types.agents import Agent, agent_summary_node, gpu_node
+from gpugo.schema.types.agents import Agent, agent_summary_node, gpu_view_node
 from gpugo.schema.types.workers import worker_node
 from gpugo.services import agent_pages
 
@@ -79,7 +79,7 @@ async def agents_page(info: GraphQLInfo, *, first: int, after: str | None) -> Co
         node = agent_summary_node(view)
         heard = node.presence()
         if with_gpus:
-            node.known_gpus = [gpu_node(row, heard) for row in children.gpus]
+            node.known_gpus = [gpu_view_node(gpu) for gpu in children.gpus]
         if with_workers:
             node.known_workers = [
                 worker_node(row, heard, row.get("connections")) for row in children.workers

@@ -26,9 +26,9 @@ from gpugo.services.views import (
     GPU_COLUMNS,
     WORKER_COLUMNS,
     GpuView,
+    Presence,
     WorkerView,
     gpu_order,
-    gpu_views,
     presence_of,
     worker_view,
 )
@@ -39,7 +39,7 @@ Row = dict[str, Any]
 
 @dataclass(slots=True)
 class AgentChildren:
-    gpus: list[Row] = field(default_factory=list)
+    gpus: tuple[GpuView, ...] = ()
     # Each worker row has WORKER_COLUMNS and, when asked for, "connections".
     workers: list[Row] = field(default_factory=list)
 
@@ -130,10 +130,16 @@ def _decode(value: Any) -> list[Any]:
     return sql.json_value(value) or []
 
 
-def _gpus(values: Any) -> list[Row]:
-    rows = [dict(zip(GPU_COLUMNS, entry, strict=True)) for entry in _decode(values)]
-    rows.sort(key=lambda row: gpu_order(row["gpu_index"], row["gpu_id"]))
-    return rows
+def _gpus(values: Any, presence: Presence) -> tuple[GpuView, ...]:
+    """An agent's GPUs in the one GPU order, each view made straight from its JSON array
+    (GPU_COLUMNS, the view's fields in the same order, then the agent's presence)."""
+    views = [GpuView(*entry, presence) for entry in _decode(values)]
+    views.sort(key=_gpu_position)
+    return tuple(views)
+
+
+def _gpu_position(view: GpuView) -> tuple[bool, int, str]:
+    return gpu_order(view.gpu_index, view.gpu_id)
 
 
 def _connections(values: Any) -> list[Row]:
@@ -190,12 +196,14 @@ async def page(
     now = clock.now()
     items = []
     for row in rows[:first]:
+        found = summary(ctx, row, now)
         children = AgentChildren()
         if with_gpus:
-            children.gpus = _gpus(row["gpus"])
+            heard = presence_of(status=found.state.status, last_seen_at=found.last_seen_at)
+            children.gpus = _gpus(row["gpus"], heard)
         if with_workers:
             children.workers = _workers(row["workers"], with_connections)
-        items.append((summary(ctx, row, now), children))
+        items.append((found, children))
     return AgentPage(items=items, has_next=len(rows) > first, total=total)
 
 
@@ -221,7 +229,7 @@ async def listing(*, ctx: ServerContext, principal: Principal) -> list[ListedAge
         listed.append(
             ListedAgent(
                 summary=found,
-                gpus=gpu_views(_gpus(row["gpus"]), heard),
+                gpus=_gpus(row["gpus"], heard),
                 workers=tuple(worker_view(w, heard) for w in _workers(row["workers"], False)),
             )
         )
