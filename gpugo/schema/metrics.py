@@ -304,19 +304,25 @@ async def gpu_and_system_buckets(
         gpu = await gpu_buckets(agent_id=agent_id, w=w, db=db)
         return gpu, await system_buckets(agent_id=agent_id, w=w, db=db)
     buckets = math.ceil((w.end - w.start) / timedelta(seconds=w.bucket_seconds))
-    if buckets < SPLIT_BUCKETS:
-        gpu, system = await asyncio.gather(
-            gpu_buckets(agent_id=agent_id, w=w, db=db),
-            system_buckets(agent_id=agent_id, w=w, db=db),
-        )
-        return gpu, system
-    middle = w.bucket_start(buckets // 2)
-    first, second, system = await asyncio.gather(
-        gpu_buckets(agent_id=agent_id, w=w, db=db, part=(w.start, middle)),
-        gpu_buckets(agent_id=agent_id, w=w, db=db, part=(middle, w.end)),
-        system_buckets(agent_id=agent_id, w=w, db=db),
-    )
-    return [*first, *second], system
+    parts: list[tuple[datetime, datetime] | None] = [None]
+    if buckets >= SPLIT_BUCKETS:
+        middle = w.bucket_start(buckets // 2)
+        parts = [(w.start, middle), (middle, w.end)]
+    reads = [
+        asyncio.ensure_future(system_buckets(agent_id=agent_id, w=w, db=db)),
+        *(
+            asyncio.ensure_future(gpu_buckets(agent_id=agent_id, w=w, db=db, part=part))
+            for part in parts
+        ),
+    ]
+    try:
+        system, *halves = await asyncio.gather(*reads)
+    except BaseException:
+        # The error as it came (not a group of them); nothing left running.
+        for read in reads:
+            read.cancel()
+        raise
+    return halves[0] if len(halves) == 1 else [*halves[0], *halves[1]], system
 
 
 async def system_buckets(*, agent_id: str, w: Window, db: BaseDBAsyncClient) -> Rows:
