@@ -79,8 +79,6 @@ class AgentStates:
         self._generation = 0
         # (generation, agent_id, user_id) of recent invalidations; (g, None, None): all.
         self._recent: deque[tuple[int, str | None, str | None]] = deque(maxlen=_RECENT)
-        self.hits = 0
-        self.misses = 0
         # SQLite: PRAGMA data_version as last read (see other_writers).
         self._data_version: int | None = None
         bus.watch(self.on_event)
@@ -95,18 +93,14 @@ class AgentStates:
     def get(self, secret_hash: str) -> CachedState | None:
         """The entry, if it may be trusted now; None sends the report to the database."""
         if not self._entries or not self._bus.delivering:
-            self.misses += 1
             return None
         entry = self._entries.get(secret_hash)
         if entry is None:
-            self.misses += 1
             return None
         if entry.epoch != self._bus.epoch or time.monotonic() - entry.loaded_at > self.ttl_seconds:
             self._drop(secret_hash)
-            self.misses += 1
             return None
         self._entries.move_to_end(secret_hash)
-        self.hits += 1
         return entry
 
     async def other_writers(self) -> None:
