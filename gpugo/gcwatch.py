@@ -150,6 +150,14 @@ IDLE_WAIT_SECONDS = 2.0
 _IDLE_POLL_SECONDS = 0.02
 # The oldest generation's threshold that leaves its passes to the timer alone.
 _NEVER = 1_000_000_000
+# The youngest generation's threshold (Python's default: 700 allocations). A request
+# makes thousands of objects that die with it; at 700, young passes visit them while
+# the request still holds them and move them on to the middle generation, visited
+# again. At 20,000 most are freed before a pass comes. Measured with `gpugo serve`
+# under wrk, 4 alternating pairs: a status report's server CPU 6-12% lower, the
+# dashboard query's about 5%, share uses unchanged; a young pass stays a millisecond
+# or two.
+YOUNG_THRESHOLD = 20_000
 
 
 class _BetweenRequests:
@@ -169,8 +177,8 @@ class _BetweenRequests:
         self._seen_busy = False
 
     def start(self) -> None:
-        young, middle, _ = gc.get_threshold()
-        gc.set_threshold(young, middle, _NEVER)
+        _, middle, _ = gc.get_threshold()
+        gc.set_threshold(YOUNG_THRESHOLD, middle, _NEVER)
         asyncio.get_running_loop().call_later(FULL_PASS_SECONDS, self._due)
 
     def _due(self) -> None:
@@ -192,8 +200,8 @@ class _BetweenRequests:
 
 
 def collect_between_requests(idle: Callable[[], bool]) -> None:
-    """From now on, full passes every ``FULL_PASS_SECONDS`` at the end of a burst (``idle()``,
-    no request waiting for its answer, after some did), or after ``IDLE_WAIT_SECONDS`` of
-    waiting for that
+    """From now on, young passes every ``YOUNG_THRESHOLD`` allocations, and full passes
+    every ``FULL_PASS_SECONDS`` at the end of a burst (``idle()``, no request waiting for
+    its answer, after some did) or after ``IDLE_WAIT_SECONDS`` of waiting for that
     (``gpugo serve`` only, on its event loop)."""
     _BetweenRequests(idle).start()

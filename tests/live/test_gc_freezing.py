@@ -82,6 +82,7 @@ async def test_full_passes_wait_for_a_moment_without_requests(monkeypatch):
     try:
         gcwatch._BetweenRequests(lambda: not busy).start()
         assert gc.get_threshold()[2] > 10**6  # no full pass counted by allocations
+        assert gc.get_threshold()[0] == gcwatch.YOUNG_THRESHOLD  # request garbage dies first
         waste = [[i] for i in range(50_000)]  # what would have made one
         del waste
         await asyncio.sleep(0.3)
