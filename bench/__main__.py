@@ -26,7 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from bench import graphql, seed
-from bench.servers import Server, gpugo_server, postgraphile_server, raw_server
+from bench.servers import (
+    Server,
+    gpugo_server,
+    other_trees,
+    postgraphile_server,
+    raw_server,
+)
 
 HERE = Path(__file__).resolve().parent
 LUA = HERE / "bench.lua"
@@ -340,6 +346,16 @@ def prime_status(server: Server, args: argparse.Namespace) -> str:
     return f"{len(lines)} agents reported once in {time.monotonic() - started:.1f}s"
 
 
+def _add_also(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="LABEL=DIR",
+        help="also measure the gpugo package in DIR (another commit) under LABEL",
+    )
+
+
 def start_servers(name: str, scenario: Scenario, args: argparse.Namespace) -> dict[str, Server]:
     url = seed.db_url(args.server, args.db)
     workdir: Path = args.workdir
@@ -348,14 +364,13 @@ def start_servers(name: str, scenario: Scenario, args: argparse.Namespace) -> di
     servers = {
         "gpugo": gpugo_server(database_url=gpugo_url, port=base + PORTS["gpugo"], workdir=workdir)
     }
-    for n, spec in enumerate(args.also):
-        label, _, src = spec.partition("=")
+    for n, (label, src) in enumerate(other_trees(args.also)):
         servers[label] = gpugo_server(
             database_url=gpugo_url,
             port=base + PORTS["postgraphile"] + 1 + n,
             workdir=workdir,
             name=label,
-            src=Path(src).resolve(),
+            src=src,
         )
     if scenario.baseline == "raw":
         servers["raw"] = raw_server(database_url=url, port=base + PORTS["raw"], workdir=workdir)
@@ -542,13 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--gpugo-db-query", default="", help="query string for gpugo's database URL (pool size)"
     )
-    run.add_argument(
-        "--also",
-        action="append",
-        default=[],
-        metavar="LABEL=DIR",
-        help="also measure the gpugo package in DIR (another commit) under LABEL",
-    )
+    _add_also(run)
     sus = commands.add_parser("sustained", help="a constant rate of status reports")
     sus.add_argument("--agents", type=int, default=100_000, help="agents reporting")
     sus.add_argument("--period", type=float, default=30, help="seconds between an agent's reports")
@@ -581,13 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     history.add_argument(
         "--rounds", type=int, default=1, help="turns of every server, first one rotating"
     )
-    history.add_argument(
-        "--also",
-        action="append",
-        default=[],
-        metavar="LABEL=DIR",
-        help="also measure the gpugo package in DIR (another commit) under LABEL",
-    )
+    _add_also(history)
     fan = commands.add_parser("fanout", help="dashboard tabs on agentEvents while agents report")
     from bench.fanout import add_arguments
 

@@ -35,7 +35,7 @@ import httpx
 from tortoise import Tortoise
 
 from bench import seed
-from bench.servers import Server, gpugo_server
+from bench.servers import Server, gpugo_server, other_trees
 from gpugo import db
 from gpugo.services import metrics_rollups
 from gpugo.settings import Settings
@@ -393,9 +393,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(args: argparse.Namespace) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
-    args.also_trees = [
-        (label, Path(src).resolve())
-        for label, _, src in (spec.partition("=") for spec in args.also)
-    ]
+    args.also_trees = other_trees(args.also)
     asyncio.run(run(args))
     return 0

@@ -144,6 +144,13 @@ class Server:
             self.process.wait()
 
 
+def other_trees(specs: list[str]) -> list[tuple[str, Path]]:
+    """``--also LABEL=DIR`` options: each label with its tree's absolute path."""
+    return [
+        (label, Path(src).resolve()) for label, _, src in (spec.partition("=") for spec in specs)
+    ]
+
+
 def gpugo_server(
     *,
     database_url: str,

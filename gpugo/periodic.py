@@ -150,18 +150,17 @@ class BoundedBuffer(Generic[T]):
         started = time.perf_counter()
         try:
             await self._write(batch)
-        except asyncio.CancelledError:
-            # Stopped mid-write (shutdown): the batch waits for the final flush.
+        except BaseException as error:
+            # Failed, or stopped mid-write (shutdown): the batch goes back in front, for
+            # the next flush or the final one.
             self._in_flight = 0
             self._rows.extendleft(reversed(batch))
-            raise
-        except Exception:
-            self._in_flight = 0
+            if not isinstance(error, Exception):
+                raise
             self._flush_seconds.observe(time.perf_counter() - started)
             self._failed.inc()
             self._failures += 1
             log.warning("%s: could not write %d rows", self.name, len(batch), exc_info=True)
-            self._rows.extendleft(reversed(batch))
             self._trim()
             self._depth.set(self.pending)
             if self._backoff_max is not None:

@@ -28,7 +28,7 @@ from gpugo.services.views import (
     GpuView,
     Presence,
     WorkerView,
-    gpu_order,
+    gpu_views_from_arrays,
     presence_of,
     worker_view,
 )
@@ -131,15 +131,7 @@ def _decode(value: Any) -> list[Any]:
 
 
 def _gpus(values: Any, presence: Presence) -> tuple[GpuView, ...]:
-    """An agent's GPUs in the one GPU order, each view made straight from its JSON array
-    (GPU_COLUMNS, the view's fields in the same order, then the agent's presence)."""
-    views = [GpuView(*entry, presence) for entry in _decode(values)]
-    views.sort(key=_gpu_position)
-    return tuple(views)
-
-
-def _gpu_position(view: GpuView) -> tuple[bool, int, str]:
-    return gpu_order(view.gpu_index, view.gpu_id)
+    return gpu_views_from_arrays(_decode(values), presence)
 
 
 def _connections(values: Any) -> list[Row]:

@@ -14,7 +14,6 @@ one report period old, far inside the offline threshold. A clean shutdown flushe
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime
 
@@ -49,12 +48,13 @@ class LastSeenWriter:
     def __init__(self, interval_seconds: float) -> None:
         self.interval = interval_seconds
         self._pending: dict[str, datetime] = {}
+        self._in_flight = 0  # agents of a write that has not returned yet
         self._periodic = Periodic("last_seen_at flush", interval_seconds, self.flush)
 
     def touch(self, agent_id: str, at: datetime) -> None:
         """Remember that the agent reported at ``at`` (written by the next flush)."""
         self._remember(agent_id, at)
-        _depth.set(len(self._pending))
+        _depth.set(self.pending)
         # Started by the app's lifespan; this covers a writer used without one.
         self._periodic.start()
 
@@ -71,7 +71,9 @@ class LastSeenWriter:
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        """Agents whose time is not written yet, those of a write under way included
+        (an agent seen again meanwhile counts twice)."""
+        return len(self._pending) + self._in_flight
 
     async def start(self) -> None:
         if self.interval > 0:
@@ -86,22 +88,23 @@ class LastSeenWriter:
         if not self._pending:
             return 0
         batch, self._pending = self._pending, {}
+        self._in_flight = len(batch)
         try:
             with _flush_seconds.time():
                 await _write(batch)
-        except asyncio.CancelledError:
-            # Stopped mid-write (shutdown): the batch waits for the final flush.
+        except BaseException as error:
+            # Failed, or stopped mid-write (shutdown): the batch is pending again, for the
+            # next flush or the final one.
             for agent_id, at in batch.items():
                 self._remember(agent_id, at)
-            raise
-        except Exception:
+            if not isinstance(error, Exception):
+                raise
             telemetry.writer_flush_failures.labels(WRITER).inc()
             log.warning("could not write last_seen_at of %d agents", len(batch), exc_info=True)
-            for agent_id, at in batch.items():
-                self._remember(agent_id, at)
             return 0
         finally:
-            _depth.set(len(self._pending))
+            self._in_flight = 0
+            _depth.set(self.pending)
         telemetry.writer_rows_written.labels(WRITER).inc(len(batch))
         return len(batch)
 

@@ -11,7 +11,7 @@ of the dashboard makes a hundred).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -111,6 +111,11 @@ class WorkerView(NamedTuple):
         return len(self.connections) if self.presence.agent_online else 0
 
 
+# gpu_views_from_arrays makes a view from GPU_COLUMNS by position: the fields must
+# follow the columns (the view names the worker without the column's "_id").
+assert GpuView._fields == (*GPU_COLUMNS[:-1], "used_by_worker", "presence")
+
+
 def gpu_order(gpu_index: int | None, gpu_id: str) -> tuple[bool, int, str]:
     """The one order of an agent's GPUs (licenses, views): by the agent's index, then id."""
     return (gpu_index is None, gpu_index or 0, gpu_id)
@@ -131,10 +136,21 @@ def gpu_view(row: Mapping[str, Any], presence: Presence) -> GpuView:
     )
 
 
+def _in_gpu_order(views: Iterable[GpuView]) -> tuple[GpuView, ...]:
+    return tuple(sorted(views, key=lambda view: gpu_order(view.gpu_index, view.gpu_id)))
+
+
 def gpu_views(rows: Iterable[Mapping[str, Any]], presence: Presence) -> tuple[GpuView, ...]:
     """One agent's GPUs, in the one GPU order."""
-    ordered = sorted(rows, key=lambda row: gpu_order(row["gpu_index"], row["gpu_id"]))
-    return tuple(gpu_view(row, presence) for row in ordered)
+    return _in_gpu_order(gpu_view(row, presence) for row in rows)
+
+
+def gpu_views_from_arrays(
+    entries: Iterable[Sequence[Any]], presence: Presence
+) -> tuple[GpuView, ...]:
+    """``gpu_views`` of a hand-written statement's JSON arrays of ``GPU_COLUMNS``: the
+    view's fields are those columns in the same order, so each is made in one call."""
+    return _in_gpu_order(GpuView(*entry, presence) for entry in entries)
 
 
 def connection_view(row: Mapping[str, Any]) -> ConnectionView:
