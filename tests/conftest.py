@@ -14,12 +14,11 @@ import asyncpg
 import httpx
 import pytest
 from starlette.applications import Starlette
-from tortoise.contrib.test import truncate_all_models
 
 from gpugo import clock, db
 from gpugo.app import create_app
 from gpugo.settings import Settings
-from tests.support import PUBLIC_URL, Api
+from tests.support import PUBLIC_URL, Api, empty_database
 
 pytest_plugins = ["tests.stall_watch"]
 
@@ -94,7 +93,7 @@ async def app(settings: Settings) -> AsyncIterator[Starlette]:
     application = create_app(settings, auto_migrate=False)
     clock.reset()
     async with application.router.lifespan_context(application):
-        await truncate_all_models()
+        await empty_database()
         yield application
     clock.reset()
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 from starlette.applications import Starlette
+from tortoise import Tortoise
+from tortoise.contrib.test import _topological_sort_models
 
 from gpugo import clock
 from gpugo.ids import new_id
@@ -42,6 +44,18 @@ def moment(delta: timedelta = timedelta(0)) -> datetime:
     from a literal date: a literal expires with the calendar."""
     at = clock.now() + delta
     return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+async def empty_database() -> None:
+    """Delete every model's rows, children before parents: one script.
+
+    Not Tortoise's ``truncate_all_models``: on PostgreSQL its one ``TRUNCATE`` of every
+    table replaces each table's files and took ~110 ms, against ~3 ms for these
+    ``DELETE``s of the few rows a test leaves; it ran before every test.
+    """
+    models = _topological_sort_models(list(Tortoise.apps.get_models_iterable()))
+    script = "; ".join(f'DELETE FROM "{model._meta.db_table}"' for model in models)
+    await models[0]._meta.db.execute_script(script)
 
 
 async def flush_metrics(app: Starlette) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from gpugo.context import ServerContext
-from gpugo.schema.cost import MetricsBudget
+from gpugo.schema.cost import MetricsBudget, MetricsLimits
 from gpugo.schema.errors import ErrorCodes, log_unexpected
 from gpugo.schema.execution import GpugoExecutionContext, ResultHooksRunner
 from gpugo.schema.mutations import Mutation
@@ -90,7 +91,13 @@ def _fixed_rules(*limiters: AddValidationRules) -> Callable[[], SchemaExtension]
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     """The schema; ``settings.graphql_explorer_enabled`` allows introspection and suggestions."""
     explorer = settings.graphql_explorer_enabled if settings is not None else True
-    settings = settings or Settings()
+    return _schema(explorer, MetricsLimits.from_settings(settings or Settings()))
+
+
+# Built once per process for what it depends on (~28 ms a build): it holds no state of
+# an app's, so apps of one process with equal settings (tests, mostly) share it.
+@lru_cache(maxsize=8)
+def _schema(explorer: bool, limits: MetricsLimits) -> strawberry.Schema:
     # Extensions are factories: one instance per request, none shared between requests.
     extensions: list[Extension] = [
         # The token limit is applied while parsing, so an oversized document is never parsed
@@ -103,7 +110,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
             MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         ),
         # The cost of agentMetrics, from the document and variables, before any resolver.
-        lambda: MetricsBudget(settings),
+        lambda: MetricsBudget(limits),
         ErrorCodes,
     ]
     if not explorer:

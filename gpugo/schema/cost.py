@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from graphql import (
     DocumentNode,
@@ -136,14 +136,28 @@ def document_cost(
     return total
 
 
+class MetricsLimits(NamedTuple):
+    """What the budget is measured against, worked out once from the settings."""
+
+    budget: int
+    gpus: int
+    retention: timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MetricsLimits:
+        return cls(
+            budget=settings.metrics_query_budget,
+            gpus=metrics_gpus(settings),
+            retention=timedelta(days=settings.metrics_retention_days),
+        )
+
+
 class MetricsBudget(SchemaExtension):
     """Refuses an operation whose ``agentMetrics`` would cost more than the budget."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, limits: MetricsLimits) -> None:
         super().__init__()
-        self.budget = settings.metrics_query_budget
-        self.gpus = metrics_gpus(settings)
-        self.retention = timedelta(days=settings.metrics_retention_days)
+        self.budget, self.gpus, self.retention = limits
 
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context

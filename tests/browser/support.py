@@ -18,11 +18,11 @@ import httpx
 import pytest
 import uvicorn
 from starlette.applications import Starlette
-from tortoise.contrib.test import truncate_all_models
 
 from gpugo import clock
 from gpugo.app import create_app
 from gpugo.settings import Settings
+from tests.support import empty_database
 
 try:
     from playwright.async_api import Browser as PlaywrightBrowser
@@ -103,7 +103,7 @@ async def live_server(
     clock.reset()
     try:
         async with app.router.lifespan_context(app):
-            await truncate_all_models()
+            await empty_database()
             server = uvicorn.Server(
                 uvicorn.Config(app, lifespan="off", log_level="warning", ws="websockets-sansio")
             )

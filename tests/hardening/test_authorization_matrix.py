@@ -19,14 +19,13 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from tortoise import Tortoise
-from tortoise.contrib.test import truncate_all_models
 
 from gpugo import clock
 from gpugo.auth import passwords
 from gpugo.auth.sessions import COOKIE_NAME, create_session
 from gpugo.models import AuditEvent, PersonalAccessToken, Session, User, WebhookDelivery
 from gpugo.rest.openapi import AGENT, INSTALL, OPERATIONS, route_operations
-from tests.support import PUBLIC_URL, gpu_infos
+from tests.support import PUBLIC_URL, empty_database, gpu_infos
 
 NONE = "none"
 GARBAGE = "garbage"
@@ -132,7 +131,7 @@ async def _ok(response: httpx.Response) -> Any:
 
 
 async def build_scene(app: Starlette) -> Scene:
-    await truncate_all_models()
+    await empty_database()
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL)
     scene = Scene(http)
     v = scene.values

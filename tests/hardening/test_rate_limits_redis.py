@@ -13,10 +13,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from starlette.applications import Starlette
-from tortoise.contrib.test import truncate_all_models
 
 from gpugo.app import create_app
-from tests.support import PUBLIC_URL, assert_error
+from tests.support import PUBLIC_URL, assert_error, empty_database
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -43,7 +42,7 @@ async def two_instances(settings) -> AsyncIterator[tuple[Starlette, Starlette]]:
     first = create_app(limited, auto_migrate=False)
     second = create_app(limited, auto_migrate=False)
     async with first.router.lifespan_context(first), second.router.lifespan_context(second):
-        await truncate_all_models()
+        await empty_database()
         yield first, second
 
 

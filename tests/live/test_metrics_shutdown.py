@@ -11,13 +11,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
-from tortoise.contrib.test import truncate_all_models
 
 from gpugo.app import create_app
 from gpugo.models import GpuMetricSample, SystemMetricSample
 from gpugo.settings import Settings
 from tests.live.remote import RemoteUser, ServerProcess
-from tests.support import PASSWORD, moment, out_time
+from tests.support import PASSWORD, empty_database, moment, out_time
 
 REPORTS = 25
 
@@ -38,7 +37,7 @@ async def test_sigterm_writes_every_acknowledged_point(
     # An emptied database, as the other tests start from.
     emptied = create_app(settings, auto_migrate=False)
     async with emptied.router.lifespan_context(emptied):
-        await truncate_all_models()
+        await empty_database()
     env = {
         "GPUGO_DATABASE_URL": database_url,
         "GPUGO_DATA_DIR": str(tmp_path / "data"),
@@ -94,5 +93,5 @@ async def test_sigterm_writes_every_acknowledged_point(
     async with reader.router.lifespan_context(reader):
         gpus = await GpuMetricSample.filter(agent_id=agent.agent_id).count()
         systems = await SystemMetricSample.filter(agent_id=agent.agent_id).count()
-        await truncate_all_models()
+        await empty_database()
     assert (gpus, systems) == (REPORTS, REPORTS)

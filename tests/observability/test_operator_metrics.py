@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from starlette.applications import Starlette
-from tortoise.contrib.test import truncate_all_models
 
 from gpugo.app import create_app
 from gpugo.models import Worker
@@ -19,6 +18,7 @@ from tests.support import (
     PASSWORD,
     Api,
     assert_error,
+    empty_database,
     gpu_infos,
     moment,
     out_time,
@@ -40,7 +40,7 @@ async def observed_app(settings) -> AsyncIterator[Starlette]:
         auto_migrate=False,
     )
     async with app.router.lifespan_context(app):
-        await truncate_all_models()
+        await empty_database()
         yield app
 
 

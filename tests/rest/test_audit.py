@@ -12,7 +12,6 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from tortoise import connections
-from tortoise.contrib.test import truncate_all_models
 
 from gpugo import clock
 from gpugo.app import create_app
@@ -20,7 +19,15 @@ from gpugo.auth.sessions import COOKIE_NAME
 from gpugo.models import AuditEvent, Session
 from gpugo.services import audit
 from gpugo.settings import Settings
-from tests.support import ORIGIN, PASSWORD, PUBLIC_URL, assert_error, assert_iso, register_agent
+from tests.support import (
+    ORIGIN,
+    PASSWORD,
+    PUBLIC_URL,
+    assert_error,
+    assert_iso,
+    empty_database,
+    register_agent,
+)
 
 UA = {"User-Agent": "audit-test/1.0"}
 
@@ -358,7 +365,7 @@ async def own_app(settings: Settings, **changes: Any) -> AsyncIterator[Starlette
     """An app of its own settings, on an emptied database."""
     app = create_app(settings.replace(**changes), auto_migrate=False)
     async with app.router.lifespan_context(app):
-        await truncate_all_models()
+        await empty_database()
         yield app
 
 

@@ -14,14 +14,13 @@ from typing import Any
 
 from starlette.applications import Starlette
 from tortoise import connections
-from tortoise.contrib.test import truncate_all_models
 
 from gpugo.app import create_app
 from gpugo.models import SystemMetricSample
 from gpugo.settings import Settings
 from tests.conftest import make_client
 from tests.schema.support import Gql
-from tests.support import Api, flush_metrics, moment, out_time, register_agent
+from tests.support import Api, empty_database, flush_metrics, moment, out_time, register_agent
 
 
 @asynccontextmanager
@@ -29,7 +28,7 @@ async def own_app(settings: Settings, **changes: Any) -> AsyncIterator[tuple[Sta
     """An app of its own settings, on an emptied database, with its user factory."""
     app = create_app(settings.replace(**changes), auto_migrate=False)
     async with app.router.lifespan_context(app):
-        await truncate_all_models()
+        await empty_database()
         api = Api(app, make_client)
         try:
             yield app, api

@@ -5,7 +5,6 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from starlette.applications import Starlette
-from tortoise.contrib.test import truncate_all_models
 
 from gpugo.app import create_app
 from gpugo.models import SystemMetricSample
@@ -16,6 +15,7 @@ from tests.support import (
     PUBLIC_URL,
     Api,
     assert_error,
+    empty_database,
     flush_metrics,
     moment,
     register_agent,
@@ -36,7 +36,7 @@ async def limited_app(settings) -> AsyncIterator[Starlette]:
         auto_migrate=False,
     )
     async with app.router.lifespan_context(app):
-        await truncate_all_models()
+        await empty_database()
         yield app
 
 

@@ -7,13 +7,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from starlette.applications import Starlette
-from tortoise.contrib.test import truncate_all_models
 
 from gpugo.app import create_app
 from gpugo.auth.sessions import COOKIE_NAME
 from gpugo.models import Session, User
 from tests.schema.support import as_pat, data, error, post
-from tests.support import ORIGIN, PASSWORD, PUBLIC_URL, register_agent
+from tests.support import ORIGIN, PASSWORD, PUBLIC_URL, empty_database, register_agent
 
 SIGNUP = """mutation($email: String!, $password: String!) {
   signup(input: {email: $email, password: $password}) { id email plan createdAt }
@@ -84,7 +83,7 @@ async def test_signup_of_a_taken_email_is_a_conflict(api, client):
 async def test_signup_can_be_disabled(settings):
     app = create_app(settings.replace(signup_enabled=False), auto_migrate=False)
     async with app.router.lifespan_context(app):
-        await truncate_all_models()
+        await empty_database()
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL
         ) as http:
@@ -159,7 +158,7 @@ async def limited_app(settings) -> AsyncIterator[Starlette]:
         auto_migrate=False,
     )
     async with app.router.lifespan_context(app):
-        await truncate_all_models()
+        await empty_database()
         yield app
 
 

@@ -9,13 +9,12 @@ from datetime import timedelta
 
 import pytest
 from starlette.applications import Starlette
-from tortoise.contrib.test import truncate_all_models
 
 from gpugo.app import create_app
 from tests.conftest import make_client
 from tests.schema.support import Gql, data, error
 from tests.sql_counter import count_sql
-from tests.support import Api, moment, out_time, register_agent
+from tests.support import Api, empty_database, moment, out_time, register_agent
 
 SELECTION = """{ agentId gpus { gpuId points { at utilizationAvg temperatureMax } }
   system { at cpuUsageAvg } }"""
@@ -108,7 +107,7 @@ async def test_variables_and_fragments_count_too(api):
 async def one_read_app(settings) -> AsyncIterator[Starlette]:
     app = create_app(settings.replace(metrics_reads_per_user=1), auto_migrate=False)
     async with app.router.lifespan_context(app):
-        await truncate_all_models()
+        await empty_database()
         yield app
 
 

@@ -7,13 +7,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from starlette.applications import Starlette
-from tortoise.contrib.test import truncate_all_models
 
 from gpugo.app import create_app
 from gpugo.models import PersonalAccessToken, Share, Worker
 from gpugo.schema import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
 from tests.schema.support import Gql, as_pat, data, error, post
-from tests.support import PUBLIC_URL, register_agent
+from tests.support import PUBLIC_URL, empty_database, register_agent
 
 CREATE_PAT = "createPersonalAccessToken { token }"
 
@@ -118,7 +117,7 @@ async def test_explorer_on_allows_introspection_and_suggestions(client):
 async def production_app(settings) -> AsyncIterator[Starlette]:
     app = create_app(settings.replace(graphql_explorer=False), auto_migrate=False)
     async with app.router.lifespan_context(app):
-        await truncate_all_models()
+        await empty_database()
         yield app
 
 
