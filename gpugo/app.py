@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,7 +30,7 @@ from gpugo.rest.middleware import (
 )
 from gpugo.rest.routes import routes
 from gpugo.schema import routes as graphql_routes
-from gpugo.services import audit, metrics_rollups
+from gpugo.services import agent_state_warm_up, audit, metrics_rollups
 from gpugo.settings import Settings
 from gpugo.sweeper import Sweeper
 from gpugo.web import routes as web_routes
@@ -99,9 +100,18 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
             await ctx.releases.start()
             if settings.webhooks_sender:
                 ctx.webhooks.start()
+            # After the bus: a state is held only while its events can drop it.
+            warming = (
+                asyncio.create_task(agent_state_warm_up.warm_up(ctx), name="agent-state-warm-up")
+                if settings.agent_state_warm_up
+                else None
+            )
             try:
                 yield
             finally:
+                if warming is not None:
+                    warming.cancel()
+                    await asyncio.gather(warming, return_exceptions=True)
                 await ctx.releases.stop()
                 await ctx.webhooks.stop()
                 # Every acknowledged point is written (a time-series engine needs the HTTP

@@ -55,6 +55,9 @@ class Settings:
     # again after this many seconds whatever the event bus says (services/agent_states.py).
     agent_state_cache_entries: int = 200_000
     agent_state_cache_seconds: float = 600.0
+    # At start, hold the states of the agents online (seen within agent_offline_seconds),
+    # read in batches: the first round of reports after a restart needs no read each.
+    agent_state_warm_up: bool = True
     # How often each instance looks for agents that fell silent (agent.offline events).
     offline_sweep_seconds: float = 5.0
     # Comment lines on an idle agent event stream, so proxies keep it open.

@@ -75,6 +75,9 @@ def settings(database_url: str, data_dir: Path) -> Settings:
         data_dir=data_dir,
         public_url=PUBLIC_URL,
         rate_limits_enabled=False,
+        # No agent states read at start from a database the test is about to empty
+        # (tests/rest/test_state_warm_up.py turns it on).
+        agent_state_warm_up=False,
         # No background sweeps in the middle of statement counts; tests/live sweep on purpose.
         offline_sweep_seconds=3600.0,
         # Nor background audit writes: tests that read the log flush it (app.state.ctx.audit).

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -44,6 +46,17 @@ def moment(delta: timedelta = timedelta(0)) -> datetime:
     from a literal date: a literal expires with the calendar."""
     at = clock.now() + delta
     return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+async def eventually(check: Callable[[], Any], *, within: float = 15.0) -> Any:
+    """Wait until ``check()`` is truthy (bounded); its value."""
+    deadline = time.monotonic() + within
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "not within the time allowed"
+        await asyncio.sleep(0.05)
 
 
 async def empty_database() -> None:

@@ -86,6 +86,9 @@ class AgentStates:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __contains__(self, secret_hash: str) -> bool:
+        return secret_hash in self._entries
+
     @property
     def enabled(self) -> bool:
         return self.max_entries > 0
@@ -134,22 +137,23 @@ class AgentStates:
         token: ReadToken,
         unchanged_digest: bytes | None = None,
         ours_since: ReadToken | None = None,
-    ) -> None:
-        """Keep a row read (or written) after ``begin()``, unless something changed since.
+    ) -> bool:
+        """Keep a row read (or written) after ``begin()``, unless something changed since;
+        whether it was kept.
 
         ``ours_since``: a writer keeping the row it wrote, after telling its own events
         (which drop the agent's entry here at once): invalidations from that ``begin()``
         on are those events, told synchronously before this call, and do not count.
         """
         if not self.enabled or not self._bus.delivering or token.epoch != self._bus.epoch:
-            return
+            return False
         until = self._generation
         if ours_since is not None:
             if ours_since.epoch != token.epoch:
-                return
+                return False
             until = ours_since.generation
         if self._changed_since(token.generation, agent_id, user_id, until):
-            return
+            return False
         self._drop(secret_hash)
         stale = self._by_agent.get(agent_id)
         if stale is not None:
@@ -167,6 +171,7 @@ class AgentStates:
         while len(self._entries) > self.max_entries:
             _, entry = self._entries.popitem(last=False)
             self._by_agent.pop(entry.agent_id, None)
+        return True
 
     def _changed_since(self, generation: int, agent_id: str, user_id: str, until: int) -> bool:
         """Whether an invalidation after ``generation``, up to ``until``, concerns it."""

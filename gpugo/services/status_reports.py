@@ -116,11 +116,11 @@ class _State:
     webhook_events: frozenset[str]
 
 
-# The agent by its secret's hash, with everything a report compares against, in one
-# statement. Child rows come as JSON arrays (no row multiplication).
-_STATE = sql.per_dialect("""
+# An agent with everything a report compares against, in one statement; child rows come
+# as JSON arrays (no row multiplication). Without its WHERE: the warm-up reads it too.
+STATE_FROM = """
 SELECT a.id, a.user_id, u.plan, a.config_version, a.last_seen_at, a.shut_down_at,
-    a.offline_notified,
+    a.offline_notified, a.secret_hash,
     (SELECT json_agg(json_build_array(g.id, g.gpu_id, g.gpu_index, g.used_by_worker_id))
         FROM gpus g WHERE g.agent_id = a.id) AS gpus,
     (SELECT json_agg(json_build_array(w.id, w.status, w.pid, w.restarts, to_json(w.gpu_ids)))
@@ -136,8 +136,8 @@ SELECT a.id, a.user_id, u.plan, a.config_version, a.last_seen_at, a.shut_down_at
     (SELECT json_agg(to_json(e.events)) FROM webhook_endpoints e
         WHERE e.user_id = a.user_id AND e.enabled) AS webhook_events
 FROM agents a JOIN users u ON u.id = a.user_id
-WHERE a.secret_hash = $1
-""")
+"""
+_STATE = sql.per_dialect(STATE_FROM + "WHERE a.secret_hash = $1")
 
 
 _COLUMNS = (
@@ -163,10 +163,12 @@ _LAST_SEEN_AT, _SHUT_DOWN_AT, _OFFLINE_NOTIFIED, _WORKERS_JSON = (
 
 async def _read_row(secret_hash: str) -> tuple[Any, ...] | None:
     rows = await sql.fetch(_STATE, [secret_hash])
-    if not rows:
-        return None
-    row = rows[0]
-    # Held in memory per agent (services/agent_states.py): one string per plan and user.
+    return held_row(rows[0]) if rows else None
+
+
+def held_row(row: dict[str, Any]) -> tuple[Any, ...]:
+    """A row of ``STATE_FROM`` as held in memory per agent (services/agent_states.py):
+    one string per plan and user."""
     return tuple(
         sys.intern(row[column]) if column in ("plan", "user_id") else row[column]
         for column in _COLUMNS

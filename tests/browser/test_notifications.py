@@ -14,8 +14,9 @@ from playwright.async_api import expect
 
 from gpugo import clock
 from tests.browser.support import Browser, Live, live_server, login, requires_browser, signup
+from tests.support import eventually
 from tests.webhooks.receiver import Receiver
-from tests.webhooks.support import TableResolver, docs_verify, eventually
+from tests.webhooks.support import TableResolver, docs_verify
 
 pytestmark = requires_browser
 # The operator's limit of endpoints per account here (GPUGO_WEBHOOKS_MAX_ENDPOINTS).

@@ -170,10 +170,13 @@ class ServerProcess:
             process.wait(timeout=5)
 
 
-def server_pair(workdir: Path, database_url: str, extra_env: dict[str, str]) -> list[ServerProcess]:
-    """Two instances on one database: their own data directories, the same license key."""
+def server_pair(
+    workdir: Path, database_url: str, extra_env: dict[str, str], names: tuple[str, ...] = ("a", "b")
+) -> list[ServerProcess]:
+    """Instances on one database: their own data directories, the same license key (a's:
+    more instances for a pair made before name other directories)."""
     servers = []
-    for name in ("a", "b"):
+    for name in names:
         data_dir = workdir / name
         data_dir.mkdir(parents=True)
         if name == "a":

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,6 +21,7 @@ import pytest
 
 from gpugo.supervisor import EARLY_SECONDS
 from tests.live.support import free_port
+from tests.support import eventually
 
 LEADS = re.compile(r"process (\d+) leads: it runs the sweeper")
 
@@ -102,14 +103,6 @@ def supervisor(database_url: str, tmp_path: Path) -> Iterator[Supervisor]:
         running.stop()
 
 
-async def until(condition: Callable[[], bool], within: float = 60.0) -> None:
-    for _ in range(int(within / 0.1)):
-        if condition():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not within {within} s")
-
-
 def multiprocess_dir(pid: int) -> Path:
     """The PROMETHEUS_MULTIPROC_DIR a process was started with."""
     environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
@@ -181,17 +174,20 @@ async def test_when_the_leader_dies_another_worker_takes_the_sweeper(supervisor)
     async with asyncio.timeout(120):
         await supervisor.wait_ready()
         ready_at = time.monotonic()  # the workers started before
-        await until(lambda: bool(supervisor.leaders()))
+        await eventually(lambda: bool(supervisor.leaders()), within=60)
         [leader] = supervisor.leaders()
         # A worker that dies within its first seconds stops the supervisor (it would
         # only die again): this one has served a while.
         await asyncio.sleep(max(0.0, ready_at + EARLY_SECONDS + 1 - time.monotonic()))
         os.kill(leader, signal.SIGKILL)
-        await until(lambda: len(supervisor.leaders()) >= 2)
+        await eventually(lambda: len(supervisor.leaders()) >= 2, within=60)
         successor = supervisor.leaders()[1]
         assert successor != leader
         # The supervisor started another worker in the dead one's place.
-        await until(lambda: len(supervisor.workers()) == 2 and leader not in supervisor.workers())
+        await eventually(
+            lambda: len(supervisor.workers()) == 2 and leader not in supervisor.workers(),
+            within=60,
+        )
         async with httpx.AsyncClient() as http:
             assert (await http.get(f"{supervisor.url}/readyz")).status_code == 200
     assert supervisor.stop() == 0, supervisor.output()

@@ -24,7 +24,15 @@ import httpx
 import pytest
 
 from gpugo.events.postgres import asyncpg_dsn
-from tests.live.remote import NOW, RemoteAgent, RemoteUser, ServerProcess, new_user, server_pair
+from tests.live.remote import (
+    NOW,
+    RemoteAgent,
+    RemoteUser,
+    ServerProcess,
+    new_user,
+    server_pair,
+)
+from tests.support import eventually
 
 BEHIND_ITS_BACK = 1000
 # The window allowed between a change answered by A and a report to B (see above).
@@ -269,3 +277,40 @@ async def test_while_the_bus_is_down_reports_read_the_database(servers, database
         after = await status(http, b.url, agent, [])
     assert after.status_code == 200, after.text
     assert after.json()["config_version"] == held + BEHIND_ITS_BACK
+
+
+async def test_an_instance_started_later_holds_the_online_agents_and_hears_changes(
+    servers, database, database_url
+):
+    a, _ = servers
+    workdir = a.log.parent
+    async with asyncio.timeout(90), httpx.AsyncClient() as http:
+        await a.wait_ready()
+        user = await new_user(http, a.url, a.url)
+        kept, deleted = [await user.register_agent(a.url) for _ in range(2)]
+        for agent in (kept, deleted):
+            assert (await status(http, a.url, agent, [])).status_code == 200
+        [c] = server_pair(workdir, database_url, {"GPUGO_LOG_LEVEL": "INFO"}, names=("c",))
+        c.start()
+        try:
+            await c.wait_ready()
+            await eventually(lambda: "held the states of" in c.output())
+            held = (await status(http, a.url, kept, [])).json()["config_version"]
+            # A write no event tells of: C, answering from what it warmed, does not see it.
+            await database.execute(
+                "UPDATE agents SET config_version = config_version + $2 WHERE id = $1",
+                kept.agent_id,
+                BEHIND_ITS_BACK,
+            )
+            first = await status(http, c.url, kept, [])
+            assert first.status_code == 200, first.text
+            assert first.json()["config_version"] == held, "C read the agent"
+            removed = await http.delete(
+                f"{a.url}/api/v1/agents/{deleted.agent_id}", headers=user.auth
+            )
+            assert removed.status_code == 200, removed.text
+            await asyncio.sleep(NOTIFY_WINDOW)
+            after = await status(http, c.url, deleted, [])
+        finally:
+            c.stop()
+    assert after.status_code == 401, after.text

@@ -3,9 +3,7 @@ table (DNS the test controls), and the docs' signature check."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,17 +23,6 @@ class TableResolver(Resolver):
         if host not in self.table:
             raise OSError(f"{host} does not resolve")
         return list(self.table[host])
-
-
-async def eventually(check: Callable[[], Any], *, within: float = 15.0) -> Any:
-    """Wait until ``check()`` is truthy (bounded); its value."""
-    deadline = time.monotonic() + within
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "not within the time allowed"
-        await asyncio.sleep(0.05)
 
 
 def docs_verify() -> Callable[..., bool]:

@@ -13,9 +13,9 @@ from gpugo import clock
 from gpugo.models import Share
 from gpugo.services import presence, shares
 from gpugo.webhook_events import SUBSCRIBABLE
-from tests.support import ISO_MS, moment, register_agent
+from tests.support import ISO_MS, eventually, moment, register_agent
 from tests.webhooks.receiver import Receiver
-from tests.webhooks.support import docs_verify, eventually
+from tests.webhooks.support import docs_verify
 
 API = "/api/v1/webhooks"
 

@@ -9,7 +9,8 @@ import pytest
 
 from gpugo import clock
 from gpugo.webhook_events import WebhookEvent
-from tests.webhooks.support import DOCS, docs_verify, eventually
+from tests.support import eventually
+from tests.webhooks.support import DOCS, docs_verify
 
 
 @pytest.fixture

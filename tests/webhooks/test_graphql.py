@@ -8,7 +8,8 @@ import pytest
 
 from gpugo import clock
 from tests.schema.support import as_cookie, error
-from tests.webhooks.support import TableResolver, docs_verify, eventually
+from tests.support import eventually
+from tests.webhooks.support import TableResolver, docs_verify
 
 CREATE = """mutation($url: String!) {
   createWebhook(input: {url: $url, events: ["agent.offline", "share.expired"],
