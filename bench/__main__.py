@@ -29,6 +29,7 @@ from bench import graphql, seed
 from bench.servers import (
     Server,
     gpugo_server,
+    no_sweeper,
     other_trees,
     postgraphile_server,
     raw_server,
@@ -387,6 +388,12 @@ def start_servers(name: str, scenario: Scenario, args: argparse.Namespace) -> di
 
 def run_scenario(name: str, scenario: Scenario, args: argparse.Namespace) -> dict[str, Any]:
     print(f"\n== {name}: gpugo vs {scenario.baseline} ==")
+    # No measured server runs the installation's periodic work (servers.no_sweeper).
+    with no_sweeper(seed.db_url(args.server, args.db)):
+        return _measure(name, scenario, args)
+
+
+def _measure(name: str, scenario: Scenario, args: argparse.Namespace) -> dict[str, Any]:
     servers = start_servers(name, scenario, args)
     for label in servers:
         scenario.lua_args.setdefault(label, scenario.lua_args["gpugo"])

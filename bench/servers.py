@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -9,9 +11,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,6 +146,52 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+@contextlib.contextmanager
+def no_sweeper(database_url: str) -> Iterator[None]:
+    """The sweeper's lock (gpugo/leader.py) held by the harness while it lasts.
+
+    Otherwise the gpugo server started first takes it and runs the installation's
+    periodic work (offline sweeps, rollups of the points earlier scenarios wrote,
+    expired shares) inside its own measured runs, which the servers started after it
+    never do: it lost 20-25% of its first run (bench/README.md, 2026-12-06 14:14).
+    Raw and PostGraphile have no such work; held, no measured system does it.
+    """
+    import asyncpg
+
+    from gpugo.events.postgres import asyncpg_dsn
+    from gpugo.leader import LOCK_KEY
+
+    held, done = threading.Event(), threading.Event()
+    failure: list[BaseException] = []
+
+    async def hold() -> None:
+        connection = await asyncpg.connect(asyncpg_dsn(database_url))
+        try:
+            await connection.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
+            held.set()
+            await asyncio.to_thread(done.wait)
+        finally:
+            await connection.close()
+
+    def run() -> None:
+        try:
+            asyncio.run(hold())
+        except BaseException as error:  # reported by the caller's thread
+            failure.append(error)
+            held.set()
+
+    thread = threading.Thread(target=run, name="sweeper-lock", daemon=True)
+    thread.start()
+    held.wait(timeout=30)
+    if failure or not held.is_set():
+        raise RuntimeError(f"could not hold the sweeper's lock: {failure or 'timed out'}")
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=10)
 
 
 def other_trees(specs: list[str]) -> list[tuple[str, Path]]:
