@@ -6,7 +6,7 @@ that the steady rounds behind it queue on (bench/README.md, "Sustained"). The
 warm-up reads the same rows a thousand at a time in the background, agents seen
 within ``GPUGO_AGENT_OFFLINE_SECONDS`` only (the others are not reporting), up to
 ``GPUGO_AGENT_STATE_CACHE_ENTRIES``. A report that comes first reads its own row as
-before, and the warm-up leaves the row it held alone. Exactness is the reports' own:
+before, and the warm-up leaves the row that report holds. Exactness is the reports':
 each batch takes its ``begin()`` token before its read, so a row changed meanwhile
 (an event heard) is not held.
 """
