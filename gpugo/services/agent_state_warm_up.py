@@ -33,7 +33,7 @@ _ONLINE = sql.per_dialect(
 async def warm_up(ctx: ServerContext) -> int:
     """Hold the states of the agents online; how many were stored. A database error
     ends it with a warning: the reports read their rows themselves, as without it."""
-    if not ctx.agent_states.enabled:
+    if not ctx.agent_states.holding:
         return 0
     started = time.monotonic()
     try:
@@ -50,7 +50,8 @@ async def _hold_online(ctx: ServerContext) -> int:
     since = clock.now() - timedelta(seconds=ctx.settings.agent_offline_seconds)
     after = ""
     stored = 0
-    while stored < states.max_entries:
+    # Nothing read is kept while the bus is not delivering: the reports read then.
+    while stored < states.max_entries and states.holding:
         token = states.begin()
         rows = await sql.fetch(_ONLINE, [since, after, min(BATCH, states.max_entries - stored)])
         for row in rows:

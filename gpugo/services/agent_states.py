@@ -93,6 +93,11 @@ class AgentStates:
     def enabled(self) -> bool:
         return self.max_entries > 0
 
+    @property
+    def holding(self) -> bool:
+        """Whether a row read now may be kept: on, and the bus delivering its events."""
+        return self.enabled and self._bus.delivering
+
     def get(self, secret_hash: str) -> CachedState | None:
         """The entry, if it may be trusted now; None sends the report to the database."""
         if not self._entries or not self._bus.delivering:
@@ -145,7 +150,7 @@ class AgentStates:
         (which drop the agent's entry here at once): invalidations from that ``begin()``
         on are those events, told synchronously before this call, and do not count.
         """
-        if not self.enabled or not self._bus.delivering or token.epoch != self._bus.epoch:
+        if not self.holding or token.epoch != self._bus.epoch:
             return False
         until = self._generation
         if ours_since is not None:

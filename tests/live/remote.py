@@ -173,8 +173,8 @@ class ServerProcess:
 def server_pair(
     workdir: Path, database_url: str, extra_env: dict[str, str], names: tuple[str, ...] = ("a", "b")
 ) -> list[ServerProcess]:
-    """Instances on one database: their own data directories, the same license key (a's:
-    more instances for a pair made before name other directories)."""
+    """Instances on one database: their own data directories, the same license key (a's;
+    more instances beside a pair already made take other names)."""
     servers = []
     for name in names:
         data_dir = workdir / name
