@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.routing import Match
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from tortoise.contrib.starlette import RegisterTortoise
 
@@ -18,10 +18,9 @@ from gpugo import db
 from gpugo.context import ServerContext
 from gpugo.errors import GpugoError
 from gpugo.leader import Leadership
-from gpugo.logs import is_share_path
 from gpugo.observability.http import observe as observe_http
 from gpugo.proxies import TrustedProxies
-from gpugo.rest import shares
+from gpugo.rest import agent_status, shares
 from gpugo.rest.errors import handle_gpugo_error, handle_http_exception, handle_unexpected
 from gpugo.rest.middleware import (
     BodyLimitMiddleware,
@@ -37,19 +36,26 @@ from gpugo.web import routes as web_routes
 
 
 class App(Starlette):
-    """Starlette, except that share links skip the route list and the generic middleware.
+    """Starlette, except that the busiest paths skip the route list and Starlette's own
+    middleware.
 
-    ``GET``/``HEAD /s/{code}`` is the busiest public path: the share route answers it
-    directly, behind the same security-headers and error middleware as every response.
-    Any other request, including every other ``/s/`` path, goes the general way.
-    Before either, a request forwarded by a trusted proxy gets its client's address.
+    A status report (``POST /api/v1/agents/{id}/status``, every agent every 30 s) and a
+    share link (``GET``/``HEAD /s/{code}``) are answered by plain ASGI apps ahead of the
+    router, behind the same security-headers, error and body-limit middleware as every
+    response; they answer their own refusals with the contract's error body. Any other
+    request goes the general way. Before either, a request forwarded by a trusted proxy
+    gets its client's address.
     """
 
     def __init__(
-        self, *, share_links: ASGIApp, trusted_proxies: TrustedProxies, **kwargs: Any
+        self,
+        *,
+        direct_routes: Sequence[tuple[Route, ASGIApp]],
+        trusted_proxies: TrustedProxies,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.share_links = share_links
+        self.direct_routes = tuple(direct_routes)
         self.trusted_proxies = trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -65,13 +71,13 @@ class App(Starlette):
         await super().__call__(scope, receive, send)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if is_share_path(scope["path"]):
-            match, child_scope = shares.public_share_route.matches(scope)
+        for route, direct in self.direct_routes:
+            match, child_scope = route.matches(scope)
             if match is Match.FULL:
                 scope["app"] = self
-                scope["route"] = shares.public_share_route
+                scope["route"] = route
                 scope.update(child_scope)
-                await self.share_links(scope, receive, send)
+                await direct(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
 
@@ -126,10 +132,21 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
                 await ctx.events.stop()
                 await ctx.metrics_db.close()
 
+    def behind_middleware(app: ASGIApp) -> ASGIApp:
+        # The middleware list below, as it wraps the router.
+        return SecurityHeadersMiddleware(
+            UnexpectedErrorMiddleware(
+                BodyLimitMiddleware(app, max_body_bytes=settings.max_body_bytes)
+            ),
+            https=settings.secure_cookies,
+        )
+
     app = App(
-        share_links=SecurityHeadersMiddleware(
-            UnexpectedErrorMiddleware(shares.public_share), https=settings.secure_cookies
-        ),
+        # Status reports first: the busiest path of all.
+        direct_routes=[
+            (route, behind_middleware(route.app))
+            for route in (agent_status.status_route, shares.public_share_route)
+        ],
         trusted_proxies=TrustedProxies(settings.trusted_proxy_networks),
         routes=[*routes, *graphql_routes(ctx), *web_routes(settings)],
         middleware=[

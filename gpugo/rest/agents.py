@@ -6,11 +6,10 @@ import orjson
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 
-from gpugo.auth.resolve import agent_secret_hash, install_token_hash
-from gpugo.errors import GpugoError, UnsupportedMediaType, ValidationFailed
+from gpugo.auth.resolve import install_token_hash
+from gpugo.errors import GpugoError, ValidationFailed
 from gpugo.inputs.agents import RegisterAgentInput
 from gpugo.inputs.metrics import MetricsReportInput
-from gpugo.observability.metrics import counts_status_reports
 from gpugo.rest import agent_events, requests
 from gpugo.rest.outputs.agents import (
     AgentConfigResponse,
@@ -19,14 +18,13 @@ from gpugo.rest.outputs.agents import (
     AgentList,
     AgentListItem,
     AgentRegisterResponse,
-    StatusReportResponse,
     WorkerConfig,
 )
 from gpugo.rest.outputs.common import License, Success
 from gpugo.rest.paths import API
 from gpugo.rest.responses import SUCCESS, Created, Ok
 from gpugo.rest.workers import worker_detail_json, worker_json
-from gpugo.services import agent_config, agent_pages, agents, licenses, metrics, status_reports
+from gpugo.services import agent_config, agent_pages, agents, licenses, metrics
 from gpugo.services.views import GpuView
 from gpugo.timefmt import iso
 
@@ -167,34 +165,6 @@ async def delete_agent(request: Request) -> Ok[Success]:
     return Ok(SUCCESS)
 
 
-# Counted here, at the door: refusals of the credential's form and of the body too.
-@counts_status_reports
-async def status_report(request: Request) -> Ok[StatusReportResponse]:
-    ctx = requests.server(request)
-    agent_id = request.path_params["agent_id"]
-    # The secret is checked in the statement that reads the agent (one round trip).
-    secret_hash = agent_secret_hash(request.headers.get("authorization"))
-    try:
-        sent = await requests.json_body(request)
-        # The body as sent: most reports repeat the last one, and are answered without
-        # being read in full (services/status_reports.py).
-        reply = await status_reports.report(
-            ctx=ctx, secret_hash=secret_hash, agent_id=agent_id, body=sent
-        )
-    except (UnsupportedMediaType, ValidationFailed):
-        # A bad credential is refused before a bad body, as on every agent endpoint.
-        await requests.agent(request, agent_id)
-        raise
-    body: StatusReportResponse = {
-        "success": True,
-        "config_version": reply.config_version,
-        "worker_share_codes": reply.worker_share_codes,
-    }
-    if reply.license is not None:
-        body["license"] = license_json(reply.license)
-    return Ok(body)
-
-
 async def get_config(request: Request) -> Ok[AgentConfigResponse]:
     ctx = requests.server(request)
     principal = await requests.agent(request, request.path_params["agent_id"])
@@ -218,10 +188,9 @@ async def report_metrics(request: Request) -> Ok[Success]:
     return Ok(SUCCESS)
 
 
-# What every agent calls every 30 s: first in the route list (rest/routes.py), so their
-# requests are matched against one pattern or two, not against every route before them.
+# What every agent calls every 30 s besides its status report (rest/agent_status.py):
+# first in the route list (rest/routes.py), matched against one pattern, not every route.
 hot_routes: list[BaseRoute] = [
-    Route(f"{API}/agents/{{agent_id:id}}/status", status_report, methods=["POST"]),
     Route(f"{API}/agents/{{agent_id:id}}/metrics", report_metrics, methods=["POST"]),
 ]
 

@@ -36,6 +36,7 @@ from gpugo.inputs.shares import CreateShareInput
 from gpugo.inputs.tokens import CreatePatInput, GenerateTokenInput
 from gpugo.inputs.webhooks import CreateWebhookInput, UpdateWebhookInput
 from gpugo.inputs.workers import CreateWorkerInput, UpdateWorkerInput, WorkerFilterInput
+from gpugo.rest.outputs.agents import StatusReportResponse
 from gpugo.rest.outputs.common import ErrorBody
 from gpugo.rest.outputs.graphql import GraphQLRefusal, GraphQLRequest, GraphQLResponse
 from gpugo.rest.outputs.shares import PublicShareInfo
@@ -241,7 +242,11 @@ OPERATIONS: Mapping[tuple[str, str], Operation] = {
         errors=(404,),
     ),
     ("POST", f"{API}/agents/{{agent_id}}/status"): Operation(
-        "The agent's status report", "agent", auth=(AGENT,), body=StatusReportInput
+        "The agent's status report",
+        "agent",
+        auth=(AGENT,),
+        body=StatusReportInput,
+        response=(200, StatusReportResponse),
     ),
     ("GET", f"{API}/agents/{{agent_id}}/config"): Operation(
         "The agent's workers and a fresh license", "agent", auth=(AGENT,)

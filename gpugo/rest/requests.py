@@ -29,8 +29,11 @@ async def read_json(request: Request, model: type[M]) -> M:
 
 async def json_body(request: Request) -> bytes:
     """The body as sent, refused unless it is (said to be) JSON; empty is ``{}``."""
-    content_type = request.headers.get("content-type", "")
-    body = await request.body()
+    return json_or_empty(request.headers.get("content-type"), await request.body())
+
+
+def json_or_empty(content_type: str | None, body: bytes) -> bytes:
+    """``body``, refused unless it is (said to be) JSON; empty is ``{}``."""
     if body and content_type and "json" not in content_type.split(";")[0].lower():
         raise UnsupportedMediaType()
     return body or b"{}"

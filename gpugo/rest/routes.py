@@ -10,6 +10,7 @@ from starlette.routing import BaseRoute
 
 from gpugo.rest import (
     agent_labels,
+    agent_status,
     agents,
     audit,
     auth,
@@ -27,6 +28,7 @@ from gpugo.rest import (
 routes: list[BaseRoute] = [
     # The agents' periodic reports: the busiest paths, matched first. No route before
     # them could take their paths (each is a fixed pattern under /api/v1/agents/{id}/).
+    *agent_status.routes,
     *agents.hot_routes,
     *health.routes,
     *metrics_export.routes,

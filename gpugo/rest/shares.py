@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import orjson
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
@@ -14,12 +13,11 @@ from gpugo import ratelimit
 from gpugo.context import ServerContext
 from gpugo.errors import GpugoError, NotFound
 from gpugo.inputs.shares import CreateShareInput
-from gpugo.rest import requests, share_page
-from gpugo.rest.errors import error_response
+from gpugo.rest import asgi, requests, share_page
 from gpugo.rest.outputs.common import Success
 from gpugo.rest.outputs.shares import PublicShareInfo, ShareList, ShareListItem
 from gpugo.rest.paths import API
-from gpugo.rest.responses import SUCCESS, Created, JSONResponse, Ok
+from gpugo.rest.responses import SUCCESS, Created, Ok
 from gpugo.services import shares
 from gpugo.timefmt import iso
 
@@ -78,48 +76,33 @@ class PublicShareLink:
         method = scope["method"]
         code = scope["path_params"]["short_code"]
         address = ratelimit.client_address(scope)
-        if share_page.prefers_html(_header(scope, b"accept")):
-            status, headers, body = await _html_answer(ctx, address, code)
+        if share_page.prefers_html(asgi.header(scope, b"accept")):
+            answer = await _html_answer(ctx, address, code)
         else:
             try:
-                info = await _public_share(ctx, address, code, use=method != "HEAD")
+                answer = asgi.json_answer(
+                    await _public_share(ctx, address, code, use=method != "HEAD")
+                )
             except GpugoError as error:
-                response = error_response(error)
-                status, headers, body = response.status_code, response.raw_headers, response.body
-            else:
-                status, body = 200, orjson.dumps(info)
-                headers = [(b"content-length", b"%d" % len(body)), _JSON]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+                answer = asgi.error_answer(error)
+        await asgi.send_answer(send, answer, with_body=method != "HEAD")
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
-
-
-async def _html_answer(
-    ctx: ServerContext, address: str, code: str
-) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+async def _html_answer(ctx: ServerContext, address: str, code: str) -> asgi.Answer:
     status = 200
     try:
         found = await _limited(ctx, address, lambda: shares.preview(ctx=ctx, short_code=code))
     except GpugoError as error:
         if error.status != 404:
-            response = error_response(error)  # rate limited: the contract's answer
-            return response.status_code, list(response.raw_headers), response.body
+            return asgi.error_answer(error)  # rate limited: the contract's answer
         status, body = 404, share_page.missing_page(error.message)
     else:
         body = share_page.share_page(found, server_url=ctx.settings.effective_public_url)
         if found.gone is not None:
             status = 410
-    headers = [(b"content-length", b"%d" % len(body)), *share_page.HEADERS]
-    return status, headers, body
+    return status, [(b"content-length", b"%d" % len(body)), *share_page.HEADERS], body
 
 
-_JSON = (b"content-type", JSONResponse.media_type.encode())
 T = TypeVar("T")
 
 

@@ -758,3 +758,39 @@ async def test_a_worker_changed_between_the_read_and_the_write_is_applied_as_it_
     )
     shown = await detail(user, agent)
     assert [(w["status"], w["pid"]) for w in shown["workers"]] == [("stopped", 0)] * 2
+
+
+async def test_the_report_gets_what_every_response_gets(api, client, settings):
+    """The status report is answered ahead of the router (gpugo.app.App): its size
+    limit, media type, method and headers are those of every other request."""
+    user = await api.user()
+    agent = await register_agent(user, gpus=1)
+    path = f"/api/v1/agents/{agent.agent_id}/status"
+    json_type = {"Content-Type": "application/json"}
+
+    oversized = b'{"timestamp": "' + b"a" * settings.max_body_bytes + b'"}'
+    response = await client.post(path, content=oversized, headers={**agent.auth, **json_type})
+    assert_error(response, 413, "payload_too_large")
+
+    async def chunks():
+        for _ in range(settings.max_body_bytes // 65536 + 1):
+            yield b"x" * 65536
+
+    response = await client.post(path, content=chunks(), headers={**agent.auth, **json_type})
+    assert_error(response, 413, "payload_too_large")
+    # Without a well-formed secret the body is never read.
+    assert_error(await client.post(path, content=oversized, headers=json_type), 401, "unauthorized")
+
+    form = {**agent.auth, "Content-Type": "application/x-www-form-urlencoded"}
+    response = await client.post(path, content=b"timestamp=now", headers=form)
+    assert_error(response, 415, "unsupported_media_type")
+    assert_error(await client.get(path, headers=agent.auth), 405, "method_not_allowed")
+
+    first = await agent.report(report_body())
+    second = await agent.report(report_body())
+    assert first.status_code == second.status_code == 200
+    assert first.headers["content-type"] == "application/json"
+    assert first.headers["x-content-type-options"] == "nosniff"
+    assert first.headers["x-frame-options"] == "DENY"
+    assert first.headers["x-request-id"] != second.headers["x-request-id"]
+    assert "referrer-policy" not in first.headers
