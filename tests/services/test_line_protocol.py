@@ -36,6 +36,15 @@ LINES = [
     "m f=1 x",
     "m f=1 2 3",
     "m  f=1",
+    "m,t=a f=1,g=-2i,h=+.5,k=1.,l=0.25 9",
+    "m f=1,f=2i",
+    "m f=1.5i,g=1",
+    "m f=1,g=a=1",
+    "m f=1,=2",
+    "m f=1,,g=2",
+    "m f=1,g=1e3,h=nan",
+    "m f=12345678901234567890i",
+    "m f=1" + "0" * 400,
 ]
 
 
@@ -49,7 +58,7 @@ def _read(reader: object, line: str) -> Point | str:
 def _general(line: str) -> Point:
     """The reader every line could take: escapes and quotes handled character by character."""
     sections = line_protocol._split(line, " ", quotes=True)
-    return line_protocol._assemble(sections, line_protocol._escaped)
+    return line_protocol._assemble(sections)
 
 
 @pytest.mark.parametrize("line", LINES)
