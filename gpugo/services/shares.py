@@ -415,11 +415,11 @@ async def redeem(*, ctx: ServerContext, short_code: str) -> PublicShare:
     """Use the share once: 404 unknown, 410 expired or used up.
 
     The use is one conditional UPDATE that only counts a use while one is left, so
-    exactly ``max_uses`` of any number of racing callers succeed. On PostgreSQL the
-    look-up rides in the same statement (one round trip whatever the answer); on SQLite
-    it is a read, then the UPDATE. A use is published as ``share.used`` for the owner's
-    live views; the use that takes the last one withdraws the link from its agent's
-    config.
+    exactly ``max_uses`` of any number of racing callers succeed. On PostgreSQL it
+    returns the link too (a use is one round trip; a refusal reads the link again to
+    say why); on SQLite it is a read, then the UPDATE. A use is published as
+    ``share.used`` for the owner's live views; the use that takes the last one
+    withdraws the link from its agent's config.
     """
     now = clock.now()
     db = connections.get("default")
@@ -476,31 +476,27 @@ _USE_SQLITE = sql.per_dialect(
 # The share (as it was before this use) and the count after this use (null when it was
 # not counted). The UPDATE's conditions are checked again on the row's latest version
 # once its lock is granted, so racing uses cannot overshoot max_uses.
-_REDEEM_POSTGRES = """
-WITH share AS (
-    SELECT s.id, s.user_id, s.worker_id, s.hardware_vendor, s.connection_ip,
-           w.listen_port AS "worker__listen_port", w.agent_id AS "worker__agent_id",
-           a.arch AS "worker__agent__arch", s.expires_at, s.max_uses, s.used_count
-    FROM shares s JOIN workers w ON w.id = s.worker_id JOIN agents a ON a.id = w.agent_id
-    WHERE s.short_code = $1
-), used AS (
-    UPDATE shares SET used_count = shares.used_count + 1
-    WHERE shares.id = (SELECT id FROM share)
-      AND (shares.max_uses IS NULL OR shares.used_count < shares.max_uses)
-      AND (shares.expires_at IS NULL OR shares.expires_at > $2)
-    RETURNING shares.used_count
-)
-SELECT share.*, (SELECT used_count FROM used) AS used_now FROM share
+# A use and the link it opens, in one statement; nothing when no use is left (or none
+# such link): the link is then read again to say why.
+_USE_POSTGRES = """
+UPDATE shares s SET used_count = s.used_count + 1
+FROM workers w JOIN agents a ON a.id = w.agent_id
+WHERE s.short_code = $1 AND w.id = s.worker_id
+  AND (s.max_uses IS NULL OR s.used_count < s.max_uses)
+  AND (s.expires_at IS NULL OR s.expires_at > $2)
+RETURNING s.id, s.user_id, s.worker_id, s.hardware_vendor, s.connection_ip,
+    w.listen_port AS "worker__listen_port", w.agent_id AS "worker__agent_id",
+    a.arch AS "worker__agent__arch", s.max_uses, s.used_count AS used_now
 """
 
 
 async def _redeem_postgres(db: BaseDBAsyncClient, short_code: str, now: datetime) -> dict[str, Any]:
-    rows = await db.execute_query_dict(_REDEEM_POSTGRES, [short_code, now])
-    if not rows:
-        raise NotFound("No such share.")
-    row = rows[0]
-    if row["used_now"] is None:
-        _check_usable(row, now)  # expired, or used up by the snapshot: say which
+    rows = await db.execute_query_dict(_USE_POSTGRES, [short_code, now])
+    if rows:
+        return rows[0]
+    row = await _public_row(short_code)  # 404 for no such link
+    _check_usable(row, now)  # expired, or used up: say which
+    row["used_now"] = None  # used up since the UPDATE (or deleted)
     return row
 
 
