@@ -20,10 +20,11 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bench import graphql, seed
 from bench.servers import (
@@ -193,24 +194,36 @@ def scenarios(workdir: Path) -> dict[str, Scenario]:
     }
 
 
-def gpu_users(database_url: str, agent_id: str) -> list[list[str | None]]:
-    """The agent's GPUs and the worker each is used by, as stored."""
+T = TypeVar("T")
+
+
+def on_database(database_url: str, work: Callable[[Any], Awaitable[T]]) -> T:
+    """``work(connection)`` on a connection of its own to the bench database, closed after."""
     import asyncio
 
     import asyncpg
 
-    async def read() -> list[list[str | None]]:
+    async def run() -> T:
         conn = await asyncpg.connect(database_url)
         try:
-            rows = await conn.fetch(
-                "SELECT gpu_id, used_by_worker_id FROM gpus WHERE agent_id = $1 ORDER BY gpu_id",
-                agent_id,
-            )
+            return await work(conn)
         finally:
             await conn.close()
+
+    return asyncio.run(run())
+
+
+def gpu_users(database_url: str, agent_id: str) -> list[list[str | None]]:
+    """The agent's GPUs and the worker each is used by, as stored."""
+
+    async def read(conn: Any) -> list[list[str | None]]:
+        rows = await conn.fetch(
+            "SELECT gpu_id, used_by_worker_id FROM gpus WHERE agent_id = $1 ORDER BY gpu_id",
+            agent_id,
+        )
         return [[row[0], row[1]] for row in rows]
 
-    return asyncio.run(read())
+    return on_database(database_url, read)
 
 
 def check_same_answers(
@@ -281,32 +294,26 @@ def check_same_answers(
 def fleet_online(args: argparse.Namespace, spread_seconds: int = 20) -> None:
     """Every agent reported within the last 20 s: the steady state of a fleet reporting
     every 30 s (otherwise the first report of each agent brings it online, a write)."""
-    import asyncio
-
     import asyncpg
 
-    async def refresh() -> None:
-        conn = await asyncpg.connect(seed.db_url(args.server, args.db))
-        try:
-            # A running server's last_seen_at flush locks rows in id order, this UPDATE
-            # in its own: PostgreSQL may pick it as a deadlock's victim. Again, then.
-            for attempt in range(5):
-                try:
-                    await conn.execute(
-                        "UPDATE agents SET last_seen_at = now() - random() * $1::interval,"
-                        " shut_down_at = NULL, offline_notified = false",
-                        timedelta(seconds=spread_seconds),
-                    )
-                    break
-                except asyncpg.DeadlockDetectedError:
-                    if attempt == 4:
-                        raise
-            # The dead row versions of that UPDATE would otherwise be autovacuumed mid-run.
-            await conn.execute("VACUUM (ANALYZE) agents")
-        finally:
-            await conn.close()
+    async def refresh(conn: Any) -> None:
+        # A running server's last_seen_at flush locks rows in id order, this UPDATE
+        # in its own: PostgreSQL may pick it as a deadlock's victim. Again, then.
+        for attempt in range(5):
+            try:
+                await conn.execute(
+                    "UPDATE agents SET last_seen_at = now() - random() * $1::interval,"
+                    " shut_down_at = NULL, offline_notified = false",
+                    timedelta(seconds=spread_seconds),
+                )
+                break
+            except asyncpg.DeadlockDetectedError:
+                if attempt == 4:
+                    raise
+        # The dead row versions of that UPDATE would otherwise be autovacuumed mid-run.
+        await conn.execute("VACUUM (ANALYZE) agents")
 
-    asyncio.run(refresh())
+    on_database(seed.db_url(args.server, args.db), refresh)
 
 
 def prime_status(server: Server, args: argparse.Namespace) -> str:
@@ -403,18 +410,8 @@ def vacuum_written_tables(args: argparse.Namespace) -> None:
     """Earlier scenarios' dead row versions cleared before this one: otherwise the
     dashboard query, say, walks half a million dead connections left by the status runs
     until autovacuum happens to come by, at a moment no run chose."""
-    import asyncio
-
-    import asyncpg
-
-    async def vacuum() -> None:
-        conn = await asyncpg.connect(seed.db_url(args.server, args.db))
-        try:
-            await conn.execute(f"VACUUM (ANALYZE) {', '.join(WRITTEN_TABLES)}")
-        finally:
-            await conn.close()
-
-    asyncio.run(vacuum())
+    statement = f"VACUUM (ANALYZE) {', '.join(WRITTEN_TABLES)}"
+    on_database(seed.db_url(args.server, args.db), lambda conn: conn.execute(statement))
 
 
 def _measure(name: str, scenario: Scenario, args: argparse.Namespace) -> dict[str, Any]:

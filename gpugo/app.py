@@ -132,14 +132,17 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
                 await ctx.events.stop()
                 await ctx.metrics_db.close()
 
+    # Around the router and around each direct route alike (outermost first).
+    middleware = [
+        Middleware(SecurityHeadersMiddleware, https=settings.secure_cookies),
+        Middleware(UnexpectedErrorMiddleware),
+        Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+    ]
+
     def behind_middleware(app: ASGIApp) -> ASGIApp:
-        # The middleware list below, as it wraps the router.
-        return SecurityHeadersMiddleware(
-            UnexpectedErrorMiddleware(
-                BodyLimitMiddleware(app, max_body_bytes=settings.max_body_bytes)
-            ),
-            https=settings.secure_cookies,
-        )
+        for cls, args, kwargs in reversed(middleware):
+            app = cls(app, *args, **kwargs)
+        return app
 
     app = App(
         # Status reports first: the busiest path of all.
@@ -149,11 +152,7 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
         ],
         trusted_proxies=TrustedProxies(settings.trusted_proxy_networks),
         routes=[*routes, *graphql_routes(ctx), *web_routes(settings)],
-        middleware=[
-            Middleware(SecurityHeadersMiddleware, https=settings.secure_cookies),
-            Middleware(UnexpectedErrorMiddleware),
-            Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
-        ],
+        middleware=middleware,
         exception_handlers={
             GpugoError: handle_gpugo_error,
             HTTPException: handle_http_exception,

@@ -133,8 +133,7 @@ _NUMBER_FIELDS = re.compile(rf"{_NUMBER_FIELD}(?:,{_NUMBER_FIELD})*", re.ASCII)
 
 def _plain_point(sections: list[str]) -> Point:
     """``_assemble`` for a line with no escape or quote left: C splits all the way."""
-    if len(sections) not in (2, 3) or not all(sections):
-        raise _Malformed("expected: series fields [timestamp]")
+    _check_shape(sections)
     measurement, *tag_pairs = sections[0].split(",")
     if not measurement:
         raise _Malformed("no measurement")
@@ -151,9 +150,14 @@ def _plain_point(sections: list[str]) -> Point:
             fields[key] = int(value[:-1]) if value[-1] == "i" else float(value)
     else:
         for pair in sections[1].split(","):
-            key, value = _plain_pair(pair, True)
+            key, value = _plain_pair(pair)
             fields[key] = _field_value(value)
     return Point(measurement, tags, fields, _timestamp(sections))
+
+
+def _check_shape(sections: list[str]) -> None:
+    if len(sections) not in (2, 3) or not all(sections):
+        raise _Malformed("expected: series fields [timestamp]")
 
 
 def _timestamp(sections: list[str]) -> int | None:
@@ -164,7 +168,7 @@ def _timestamp(sections: list[str]) -> int | None:
     return int(sections[2])
 
 
-def _plain_pair(text: str, quotes: bool) -> tuple[str, str]:
+def _plain_pair(text: str) -> tuple[str, str]:
     key, _, value = text.partition("=")
     if not key or not value:
         raise _Malformed("expected key=value")
@@ -180,8 +184,7 @@ def _pair(text: str, quotes: bool = False) -> tuple[str, str]:
 
 def _assemble(sections: list[str]) -> Point:
     """``series fields [timestamp]`` read character by character: escapes and quotes."""
-    if len(sections) not in (2, 3) or not all(sections):
-        raise _Malformed("expected: series fields [timestamp]")
+    _check_shape(sections)
     series = _split(sections[0], ",")
     measurement = _unescape(series[0])
     if not measurement:

@@ -25,7 +25,7 @@ class StatusReportDoor:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            answer = asgi.json_answer(await self.answer(scope, receive))
+            answer = asgi.json_answer(await self.handle(scope, receive))
         except GpugoError as error:
             answer = asgi.error_answer(error)
         await asgi.send_answer(send, answer)
@@ -33,7 +33,7 @@ class StatusReportDoor:
     # Counted here, at the door: refusals of the credential's form and of the body too.
     @staticmethod
     @counts_status_reports
-    async def answer(scope: Scope, receive: Receive) -> StatusReportResponse:
+    async def handle(scope: Scope, receive: Receive) -> StatusReportResponse:
         ctx: ServerContext = scope["app"].state.ctx
         agent_id: str = scope["path_params"]["agent_id"]
         authorization = asgi.header(scope, b"authorization")

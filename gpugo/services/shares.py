@@ -473,11 +473,10 @@ _USE_SQLITE = sql.per_dialect(
     " AND (expires_at IS NULL OR expires_at > $2) RETURNING used_count"
 )
 
-# The share (as it was before this use) and the count after this use (null when it was
-# not counted). The UPDATE's conditions are checked again on the row's latest version
-# once its lock is granted, so racing uses cannot overshoot max_uses.
-# A use and the link it opens, in one statement; nothing when no use is left (or none
-# such link): the link is then read again to say why.
+# A use and the link it opens (the count after this use as used_now), in one statement;
+# nothing when no use is left or there is no such link: the link is then read again to
+# say why. The conditions are checked again on the row's latest version once its lock
+# is granted, so racing uses cannot overshoot max_uses.
 _USE_POSTGRES = """
 UPDATE shares s SET used_count = s.used_count + 1
 FROM workers w JOIN agents a ON a.id = w.agent_id

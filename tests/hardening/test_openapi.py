@@ -72,10 +72,10 @@ async def test_request_bodies_are_the_declarations_the_endpoints_validate_with(a
     for route in app.routes:
         if not isinstance(route, Route):
             continue
-        # A plain ASGI door (rest/agent_status.py) reads its request in ``answer``.
+        # A plain ASGI door (rest/agent_status.py) reads its request in ``handle``.
         reader = route.endpoint
         if not inspect.isfunction(reader):
-            reader = getattr(reader, "answer", None)
+            reader = getattr(reader, "handle", None)
             if reader is None:
                 continue
         source = inspect.getsource(reader)
