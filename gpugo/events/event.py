@@ -24,7 +24,6 @@ class EventKind(StrEnum):
     INSTALL_TOKEN_USED = "install_token.used"  # noqa: S105 (an event name)
     # A registration with the token was refused (data: code, message, hostname).
     INSTALL_TOKEN_REFUSED = "install_token.refused"  # noqa: S105 (an event name)
-    SHARE_USED = "share.used"
     METRICS_REPORTED = "agent.metrics_reported"
     # A user asked the agent to restart one of its workers (resource_id: the worker).
     WORKER_RESTART_REQUESTED = "worker.restart_requested"
@@ -32,6 +31,11 @@ class EventKind(StrEnum):
     # enabled): every instance drops the status-report states it holds for the user
     # (they carry what is listened to). Not an agent event: no subscription shows it.
     WEBHOOKS_CHANGED = "webhooks.changed"
+
+
+class UnknownKind(ValueError):
+    """An event kind this version does not know: sent by an instance of another version
+    during a rolling upgrade (a kind added since, or one retired)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +55,12 @@ class Event:
     @classmethod
     def decode(cls, payload: str | bytes) -> Event:
         raw = orjson.loads(payload)
+        try:
+            kind = EventKind(raw["kind"])
+        except ValueError:
+            raise UnknownKind(raw["kind"]) from None
         return cls(
-            kind=EventKind(raw["kind"]),
+            kind=kind,
             user_id=raw["user_id"],
             agent_id=raw.get("agent_id"),
             resource_id=raw.get("resource_id"),

@@ -33,7 +33,7 @@ import asyncpg
 from tortoise import connections
 
 from gpugo.events.bus import EventBus, count_published, log
-from gpugo.events.event import Event
+from gpugo.events.event import Event, UnknownKind
 
 CHANNEL = "gpugo_events"
 RECONNECT_DELAY_SECONDS = 1.0
@@ -259,6 +259,8 @@ class PostgresEventBus(EventBus):
                 return  # its watchers heard it when published, and nobody here listens
         try:
             event = Event.decode(body)
+        except UnknownKind:
+            return  # nothing here subscribes to it or watches it
         except (ValueError, KeyError):
             log.warning("ignoring a malformed event on %s", CHANNEL)
             return

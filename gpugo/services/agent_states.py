@@ -36,8 +36,6 @@ _HARMLESS = frozenset(
     {
         EventKind.METRICS_REPORTED,
         EventKind.INSTALL_TOKEN_USED,
-        # A use that takes a link's last use also withdraws it: CONFIG_CHANGED, by agent.
-        EventKind.SHARE_USED,
         # A request only; the restarted worker's new pid comes in the agent's next report.
         EventKind.WORKER_RESTART_REQUESTED,
         EventKind.AGENT_REGISTERED,

@@ -417,9 +417,10 @@ async def redeem(*, ctx: ServerContext, short_code: str) -> PublicShare:
     The use is one conditional UPDATE that only counts a use while one is left, so
     exactly ``max_uses`` of any number of racing callers succeed. On PostgreSQL it
     returns the link too (a use is one round trip; a refusal reads the link again to
-    say why); on SQLite it is a read, then the UPDATE. A use is published as
-    ``share.used`` for the owner's live views; the use that takes the last one
-    withdraws the link from its agent's config.
+    say why); on SQLite it is a read, then the UPDATE. The use that takes the last one
+    withdraws the link from its agent's config. A use is not published on the bus: no
+    live view shows uses, and a NOTIFY per use to every instance would cost about as
+    much as the UPDATE (docs/decisions.md, "Shares").
     """
     now = clock.now()
     db = connections.get("default")
@@ -433,9 +434,6 @@ async def redeem(*, ctx: ServerContext, short_code: str) -> PublicShare:
     if row["used_now"] is None:
         # Another caller took the last use (or the share was deleted) since the read.
         raise Gone("This share link has been used up.")
-    # The answer does not wait for the event's NOTIFY round trip: live views hear it a
-    # moment later either way, and live events are at most once.
-    ctx.events.emit(Event(kind=EventKind.SHARE_USED, user_id=row["user_id"], resource_id=row["id"]))
     if row["max_uses"] is not None and row["used_now"] >= row["max_uses"]:
         await _withdraw_used_up(ctx, row, now)
     return _public(row)

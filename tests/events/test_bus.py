@@ -3,9 +3,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 
 from gpugo.events import Event, EventBus, EventKind, PostgresEventBus
+from gpugo.events.postgres import CHANNEL, asyncpg_dsn
 
 
 async def _next(subscription) -> Event:
@@ -140,6 +142,27 @@ async def test_postgres_bus_packs_a_burst_into_notifications_of_the_allowed_size
             first.emit(event)
         assert [await _next(on_second) for _ in events] == events
         assert [await _next(on_first) for _ in events] == events
+
+
+async def test_another_versions_event_kind_is_passed_over_quietly(
+    two_instances, database_url, caplog
+):
+    """During a rolling upgrade an instance of another version sends kinds this one does
+    not know (added since, or retired: ``share.used``); they are skipped without a
+    warning per event, and the events beside them in the notification still arrive."""
+    _, second = two_instances
+    known = Event(EventKind.WORKER_CREATED, user_id="u1", agent_id="a1", resource_id="w1")
+    retired = '{"kind": "share.used", "user_id": "u1", "resource_id": "s1"}'
+    async with second.subscribe(user_id="u1") as on_second:
+        connection = await asyncpg.connect(asyncpg_dsn(database_url))
+        try:
+            await connection.execute(
+                "SELECT pg_notify($1, $2)", CHANNEL, f"{retired}\n{known.encode()}"
+            )
+        finally:
+            await connection.close()
+        assert await _next(on_second) == known
+    assert "malformed" not in caplog.text
 
 
 async def test_postgres_bus_flushes_what_was_published_before_it_stops(database_url):

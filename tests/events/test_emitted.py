@@ -37,7 +37,9 @@ class Recorder:
 
     async def until_quiet(self) -> list[Event]:
         """Everything published so far (in order), ending with the marker."""
-        await self.bus.publish(Event(EventKind.SHARE_USED, self.user_id, resource_id=MARKER))
+        await self.bus.publish(
+            Event(EventKind.WORKER_RESTART_REQUESTED, self.user_id, resource_id=MARKER)
+        )
         received = []
         while (event := await self.next()).resource_id != MARKER:
             received.append(event)
@@ -161,7 +163,7 @@ async def test_a_config_pull_of_a_new_version_is_published_once(api, app):
     assert after_change[-1].data == {"changed": ["config_fetched"], "fetched_config_version": 2}
 
 
-async def test_metrics_share_uses_and_deletion_are_published(api, app, client):
+async def test_metrics_and_deletion_are_published_and_a_share_use_is_not(api, app, client):
     user = await api.user(plan="team")
     agent = await register_agent(user, gpus=1)
     worker_id = await default_worker(user, agent)
@@ -191,16 +193,16 @@ async def test_metrics_share_uses_and_deletion_are_published(api, app, client):
         # Told once the points are stored, so a live chart can read them back.
         assert await events.until_quiet() == []
         await flush_metrics(app)
+        stored = await events.until_quiet()
+        # No live view shows a share link's uses: they cost the bus nothing.
         assert (await client.get(f"/s/{share.json()['short_code']}")).status_code == 200
+        after_use = await events.until_quiet()
         await user.delete(f"/api/v1/agents/{agent.agent_id}")
-        received = await events.until_quiet()
-    assert [e.kind for e in received] == [
-        EventKind.METRICS_REPORTED,
-        EventKind.SHARE_USED,
-        EventKind.AGENT_DELETED,
-    ]
-    assert received[0].data == {"recorded_at": datetime.fromisoformat(NOW).isoformat()}
-    assert received[1].resource_id == share.json()["share_id"]
+        deleted = await events.until_quiet()
+    assert [e.kind for e in stored] == [EventKind.METRICS_REPORTED]
+    assert stored[0].data == {"recorded_at": datetime.fromisoformat(NOW).isoformat()}
+    assert after_use == []
+    assert [e.kind for e in deleted] == [EventKind.AGENT_DELETED]
 
 
 async def test_silence_is_announced_once_and_a_report_rearms_it(api, app):

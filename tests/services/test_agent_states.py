@@ -62,7 +62,7 @@ def test_an_event_naming_the_agent_drops_it_and_only_it(bus, states):
 def test_metrics_and_token_events_change_nothing_held(bus, states):
     keep(states, "h1", "a1")
     bus.dispatch(Event(EventKind.METRICS_REPORTED, "usr", "a1"))
-    bus.dispatch(Event(EventKind.SHARE_USED, "usr", resource_id="s"))
+    bus.dispatch(Event(EventKind.INSTALL_TOKEN_USED, "usr", "a1", resource_id="t"))
     assert states.get("h1") is not None
 
 

@@ -507,7 +507,7 @@ export function mount({ root, query }) {
   draw();
   refresh();
   // Workers renamed or deleted arrive as agent events. No subscription streams share
-  // uses (share.used is not among agentEvents' kinds), so use counts are re-read every
+  // uses (a use publishes no event), so use counts are re-read every
   // few seconds while the page is visible.
   const stop = watch([{ query: AGENT_EVENTS }], refresh);
   const ticker = setInterval(() => {
