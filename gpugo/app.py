@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import functools
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from tortoise.contrib.starlette import RegisterTortoise
@@ -18,15 +19,10 @@ from gpugo import db
 from gpugo.context import ServerContext
 from gpugo.errors import GpugoError
 from gpugo.leader import Leadership
-from gpugo.observability.http import observe as observe_http
 from gpugo.proxies import TrustedProxies
 from gpugo.rest import agent_status, shares
-from gpugo.rest.errors import handle_gpugo_error, handle_http_exception, handle_unexpected
-from gpugo.rest.middleware import (
-    BodyLimitMiddleware,
-    SecurityHeadersMiddleware,
-    UnexpectedErrorMiddleware,
-)
+from gpugo.rest.errors import handle_gpugo_error, handle_http_exception
+from gpugo.rest.middleware import RequestEnvelope
 from gpugo.rest.routes import routes
 from gpugo.schema import routes as graphql_routes
 from gpugo.services import agent_state_warm_up, audit, metrics_rollups
@@ -36,13 +32,18 @@ from gpugo.web import routes as web_routes
 
 
 class App(Starlette):
-    """Starlette, except that the busiest paths skip the route list and Starlette's own
-    middleware.
+    """Starlette, except that every HTTP request goes through one envelope, and the
+    busiest paths skip the route list.
+
+    ``envelope`` makes the layer every HTTP request goes through, whichever way it is
+    answered (``rest/middleware.py``: request id, security headers, body limit, the
+    answer to an exception no handler took, metrics, access line). Starlette's own
+    middleware stack is only its exception handlers: its ``ServerErrorMiddleware``
+    would answer an unexpected exception outside the envelope, then raise it again.
 
     A status report (``POST /api/v1/agents/{id}/status``, every agent every 30 s) and a
     share link (``GET``/``HEAD /s/{code}``) are answered by plain ASGI apps ahead of the
-    router, behind the same security-headers, error and body-limit middleware as every
-    response; they answer their own refusals with the contract's error body. Any other
+    router; they answer their own refusals with the contract's error body. Any other
     request goes the general way. Before either, a request forwarded by a trusted proxy
     gets its client's address.
     """
@@ -50,12 +51,18 @@ class App(Starlette):
     def __init__(
         self,
         *,
+        envelope: Callable[[ASGIApp], ASGIApp],
         direct_routes: Sequence[tuple[Route, ASGIApp]],
         trusted_proxies: TrustedProxies,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.direct_routes = tuple(direct_routes)
+        self.enveloped = envelope(self._route)
+        # Each with the literal start of its path: most requests are told apart by it,
+        # before the route's regular expression.
+        self.direct_routes = tuple(
+            (route.path.partition("{")[0], route, app) for route, app in direct_routes
+        )
         self.trusted_proxies = trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -65,13 +72,19 @@ class App(Starlette):
             # After the proxy rule: audit rows name the same client as the rate limits.
             audit.bind_request(self.state.ctx.audit, scope)
         if scope["type"] == "http":
-            # Counted in /metrics by the route it matched (known once it has run).
-            await observe_http(scope, receive, send, self._route, self.state.ctx.requests_first)
+            await self.enveloped(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 
+    def build_middleware_stack(self) -> ASGIApp:
+        # What Starlette runs below the envelope (the router's path; WebSockets too).
+        return ExceptionMiddleware(self.router, handlers=self.exception_handlers, debug=self.debug)
+
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
-        for route, direct in self.direct_routes:
+        path = scope["path"]
+        for prefix, route, direct in self.direct_routes:
+            if not path.startswith(prefix):
+                continue
             match, child_scope = route.matches(scope)
             if match is Match.FULL:
                 scope["app"] = self
@@ -132,31 +145,23 @@ def create_app(settings: Settings | None = None, *, auto_migrate: bool = True) -
                 await ctx.events.stop()
                 await ctx.metrics_db.close()
 
-    # Around the router and around each direct route alike (outermost first).
-    middleware = [
-        Middleware(SecurityHeadersMiddleware, https=settings.secure_cookies),
-        Middleware(UnexpectedErrorMiddleware),
-        Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
-    ]
-
-    def behind_middleware(app: ASGIApp) -> ASGIApp:
-        for cls, args, kwargs in reversed(middleware):
-            app = cls(app, *args, **kwargs)
-        return app
-
     app = App(
+        envelope=functools.partial(
+            RequestEnvelope,
+            https=settings.secure_cookies,
+            max_body_bytes=settings.max_body_bytes,
+            waiting=ctx.requests_first,
+        ),
         # Status reports first: the busiest path of all.
         direct_routes=[
-            (route, behind_middleware(route.app))
-            for route in (agent_status.status_route, shares.public_share_route)
+            (route, route.app) for route in (agent_status.status_route, shares.public_share_route)
         ],
         trusted_proxies=TrustedProxies(settings.trusted_proxy_networks),
         routes=[*routes, *graphql_routes(ctx), *web_routes(settings)],
-        middleware=middleware,
+        # An exception none of these takes is answered by the envelope.
         exception_handlers={
             GpugoError: handle_gpugo_error,
             HTTPException: handle_http_exception,
-            Exception: handle_unexpected,
         },
         lifespan=lifespan,
     )

@@ -37,7 +37,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from gpugo.errors import GpugoError, RequestHeadersTooLarge, RequestTimeout, ServiceUnavailable
 from gpugo.rest.errors import error_response
-from gpugo.rest.middleware import SecurityHeadersMiddleware
+from gpugo.rest.middleware import RequestEnvelope, security_headers
 from gpugo.settings import Settings
 
 log = logging.getLogger("gpugo.connections")
@@ -365,12 +365,14 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
 def http_protocol(settings: Settings) -> type[LimitedHttpProtocol]:
     """The protocol class `gpugo serve` runs with, configured from the settings."""
-    common = SecurityHeadersMiddleware(_busy, https=settings.secure_cookies).common
+    common = security_headers(https=settings.secure_cookies)
 
     class Protocol(LimitedHttpProtocol):
         read_timeout = settings.request_read_timeout_seconds
         max_connections = settings.max_connections
-        busy_app = SecurityHeadersMiddleware(_busy, https=settings.secure_cookies)
+        busy_app = RequestEnvelope(
+            _busy, https=settings.secure_cookies, max_body_bytes=settings.max_body_bytes
+        )
         timeout_response = _raw_response(RequestTimeout(), common)
         busy_response = _raw_response(BUSY, [(b"retry-after", b"1"), *common])
 

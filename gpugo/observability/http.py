@@ -1,6 +1,6 @@
 """Requests counted by route template, method and status (never by raw path).
 
-Called around the whole app (``gpugo.app.App``), share links included. The route is
+Counted by the layer around every request (``gpugo.rest.middleware``). The route is
 the one Starlette matched (``scope["route"]``); a path no route matched is counted as
 ``unmatched``, so a scanner's random paths add no series.
 """
@@ -8,14 +8,12 @@ the one Starlette matched (``scope["route"]``); a path no route matched is count
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 from starlette.routing import Mount
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from gpugo.observability import metrics
-from gpugo.requests_first import RequestsFirst
 
 UNMATCHED = "unmatched"
 # Methods are client-chosen strings: any other is one label value.
@@ -63,39 +61,10 @@ def _children(route: str, method: str, status: int) -> tuple[Any, Any]:
     return found
 
 
-async def observe(
-    scope: Scope, receive: Receive, send: Send, app: ASGIApp, waiting: RequestsFirst
-) -> None:
-    """Run ``app`` for one HTTP request, counting it.
-
-    The duration runs to the response's start (status and headers): a stream's answer
-    is counted once it begins, not when the client hangs up. Until then the request is
-    one of those ``waiting`` for an answer (live deliveries let it go first).
-    """
-    started = time.perf_counter()
-    status = 500
-    elapsed: float | None = None
-
-    async def observed_send(message: Message) -> None:
-        nonlocal status, elapsed
-        if message["type"] == "http.response.start":
-            status = message["status"]
-            elapsed = time.perf_counter() - started
-            waiting.answered()
-        await send(message)
-
-    metrics.http_requests_in_flight.inc()
-    waiting.arrived()
-    try:
-        await app(scope, receive, observed_send)
-    finally:
-        if elapsed is None:
-            waiting.answered()  # no response started: the request is over all the same
-        metrics.http_requests_in_flight.dec()
-        method = scope["method"] if scope["method"] in _METHODS else "other"
-        route = route_template(scope)
-        if elapsed is None:
-            elapsed = time.perf_counter() - started
-        counter, histogram = _children(route, method, status)
-        counter.inc()
-        histogram.observe(elapsed)
+def count(scope: Scope, status: int, seconds: float) -> None:
+    """One HTTP request answered with ``status``, ``seconds`` after it arrived (to the
+    start of its response: a stream's answer counts once it begins)."""
+    method = scope["method"] if scope["method"] in _METHODS else "other"
+    counter, histogram = _children(route_template(scope), method, status)
+    counter.inc()
+    histogram.observe(seconds)
