@@ -3,7 +3,8 @@
 ``python -m bench sustained`` seeds the agents when the work directory holds fewer
 (``--seed never`` to refuse instead), marks them all online, starts ``gpugo serve``
 (``--workers N`` for N processes) and sends each agent's real report (its metrics in
-line protocol: 7 points) once per ``--period``, i.e. agents / period reports a second.
+line protocol: 7 points), stamped with the moment it is sent, once per ``--period``,
+i.e. agents / period reports a second.
 Afterwards, with the server stopped (so whatever it buffered is written), it counts
 the metric rows the run added and compares them with the points of every report that
 was answered 200. The last line printed is one JSON object:
@@ -67,7 +68,7 @@ class Client(asyncio.Protocol):
         self.due = due
         request, self.points = request
         assert self.transport is not None
-        self.transport.write(request)
+        self.transport.write(stamped(request))
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -91,6 +92,18 @@ class Client(asyncio.Protocol):
 
 # The bytes of a request, and the metric points its body carries.
 Request = tuple[bytes, int]
+
+# Where a report's time goes, as the agent writes it: its ISO timestamp and the metric
+# lines' milliseconds. Replaced by the moment of sending (the same widths), as a real
+# agent's reports carry theirs: its points fall in the buckets of the run's own minutes.
+_ISO_MARK = b"0000-00-00T00:00:00.000000+00:00"
+_MS_MARK = b"0000000000000"
+
+
+def stamped(request: bytes) -> bytes:
+    now = time.time()
+    iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}+00:00"
+    return request.replace(_ISO_MARK, iso.encode()).replace(_MS_MARK, b"%d" % int(now * 1000))
 
 
 class Generator:
@@ -164,10 +177,13 @@ def load_requests(
                 break
             agent_id, secret, body = line.rstrip("\n").split("\t")
             report = json.loads(body)
+            report["timestamp"] = _ISO_MARK.decode()
             if not metrics:
                 report.pop("metrics", None)
-                body = json.dumps(report, separators=(",", ":"))
-            payload = body.encode()
+            else:
+                seeded_ms = report["metrics"].splitlines()[0].rsplit(" ", 1)[1]
+                report["metrics"] = report["metrics"].replace(seeded_ms, _MS_MARK.decode())
+            payload = json.dumps(report, separators=(",", ":")).encode()
             # Every line of the seeded metrics is stored (Pro accounts, their own GPUs).
             points = len((report.get("metrics") or "").splitlines())
             head = (

@@ -26,6 +26,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from gpugo.errors import FieldError, ValidationFailed
 from gpugo.models import Agent
+from gpugo.services.metrics_rollups import FIVE_MINUTES, HOUR, ROLLUP_BY_TABLE
 
 # A grouped read's rows: asyncpg's records or sqlite3 rows, read by position (the
 # time-series engine's reads give dicts, read by name: ``types.metrics``).
@@ -77,8 +78,6 @@ async def owns_agent(*, user_id: str, agent_id: str) -> bool:
 
 
 RAW = 0
-FIVE_MINUTES = 300
-HOUR = 3600
 
 
 def tier(bucket_seconds: int) -> int:
@@ -117,32 +116,88 @@ async def _grouped(
     db: BaseDBAsyncClient,
     part: tuple[datetime, datetime] | None = None,
 ) -> Rows:
-    """One tier's rows of the agent grouped into the window's buckets: the raw samples by
-    ``recorded_at``, a rollup's rows of the tier's width by ``bucket_start``. Each row is
-    the keys, the bucket's index (an integer from 0) and ``columns``, in that order.
-    With ``part`` (whole buckets of the window), only the rows of that part.
+    """One tier's rows of the agent grouped into the window's buckets. Each row is the
+    keys, the bucket's index (an integer from 0) and ``columns``, in that order. With
+    ``part`` (whole buckets of the window), only the rows of that part.
+
+    The raw tier groups the samples by ``recorded_at``. A rollup tier groups its rows by
+    ``bucket_start``, and after its newest bucket (the buckets still open, or not yet
+    rolled up) the finer tier's rows and then the samples themselves, each sample as a
+    rollup row of one: ``columns`` aggregate all of them alike.
 
     In no order: sorting them would cost the database more than placing them costs the
     answer (``types.metrics``), which puts each row at its bucket's index. Plain SQL, read
     as the driver's records: the rows go straight to the answer, never through models."""
     width = tier(w.bucket_seconds)
-    column = "recorded_at" if width == RAW else "bucket_start"
-    bucket = _bucket_sql(w, column)
-    marks = ["$1", "$2", "$3", "$4"] if db.capabilities.dialect == "postgres" else ["?"] * 4
-    group = ", ".join((*keys, "bucket"))
-    select_keys = "".join(f"{key}, " for key in keys)
-    where = f"agent_id = {marks[0]} AND {column} >= {marks[1]} AND {column} < {marks[2]}"
     since, until = part or (w.start, w.end)
-    params: list[Any] = [agent_id, since, until]
-    if width != RAW:
-        where += f" AND width = {marks[3]}"
-        params.append(width)
+    postgres = db.capabilities.dialect == "postgres"
+    params: list[Any] = []
+
+    def mark(value: Any) -> str:
+        params.append(value)
+        return f"${len(params)}" if postgres else "?"
+
+    select_keys = "".join(f"{key}, " for key in keys)
+    group = ", ".join((*keys, "bucket"))
+    if width == RAW:
+        source, column = table, "recorded_at"
+    else:
+        rollup = ROLLUP_BY_TABLE[table]
+        ends = await _tier_ends(db, table, agent_id)
+        names = ", ".join(name for name, _, _ in rollup.columns)
+        parts = []
+        lower = since
+        for tier_width in (HOUR, FIVE_MINUTES) if width == HOUR else (FIVE_MINUTES,):
+            parts.append(
+                f"SELECT {select_keys}bucket_start AS at, {names} FROM {table} "  # noqa: S608
+                f"WHERE agent_id = {mark(agent_id)} AND width = {tier_width} "
+                f"AND bucket_start >= {mark(lower)} AND bucket_start < {mark(until)}"
+            )
+            end = ends[tier_width]
+            if end is not None and end > lower:
+                lower = end
+        parts.append(
+            f"SELECT {select_keys}recorded_at AS at, {rollup.sample_as_row()} "  # noqa: S608
+            f"FROM {rollup.source} WHERE agent_id = {mark(agent_id)} "
+            f"AND recorded_at >= {mark(lower)} AND recorded_at < {mark(until)}"
+        )
+        source, column = f"({' UNION ALL '.join(parts)}) AS tiers", "at"
+        since = None  # each part has its own bounds
+    where = ""
+    if since is not None:
+        where = (
+            f" WHERE agent_id = {mark(agent_id)} AND {column} >= {mark(since)}"
+            f" AND {column} < {mark(until)}"
+        )
     sql = (
-        f"SELECT {select_keys}{bucket} AS bucket, {columns} FROM {table} "  # noqa: S608
-        f"WHERE {where} GROUP BY {group}"
+        f"SELECT {select_keys}{_bucket_sql(w, column)} AS bucket, {columns} "  # noqa: S608
+        f"FROM {source}{where} GROUP BY {group}"
     )
     _, rows = await db.execute_query(sql, params)
     return rows
+
+
+async def _tier_ends(
+    db: BaseDBAsyncClient, table: str, agent_id: str
+) -> dict[int, datetime | None]:
+    """Where each rollup tier of the agent ends: the end of its newest bucket, or None.
+    Two index look-ups (``agent_id, width, bucket_start`` leads the unique index)."""
+    marks = ("$1", "$2") if db.capabilities.dialect == "postgres" else ("?", "?")
+    newest = [
+        f"(SELECT MAX(bucket_start) FROM {table} "  # noqa: S608
+        f"WHERE agent_id = {mark} AND width = {width})"
+        for mark, width in zip(marks, (FIVE_MINUTES, HOUR), strict=True)
+    ]
+    _, rows = await db.execute_query(f"SELECT {', '.join(newest)}", [agent_id, agent_id])
+    ends: dict[int, datetime | None] = {}
+    for value, width in zip(rows[0], (FIVE_MINUTES, HOUR), strict=True):
+        if value is None:
+            ends[width] = None
+            continue
+        # SQLite keeps times as text ('YYYY-MM-DD HH:MM:SS+00:00').
+        start = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+        ends[width] = start.replace(tzinfo=start.tzinfo or UTC) + timedelta(seconds=width)
+    return ends
 
 
 def _raw_avg(column: str, dialect: str) -> str:

@@ -8,14 +8,19 @@ Three tiers, each kept for its own window:
 
 A rollup row holds, per GPU (host, worker) and bucket, the sample count, the sums
 (an average over any span of buckets is sum / count) and the maxima. The sweeper
-maintains them with set-based statements (``roll_up``): every
-``GPUGO_METRICS_ROLLUP_SECONDS`` it recomputes the 5-minute buckets from the raw
-samples written since its last pass (plus ``LATE_TOLERANCE`` for points that arrive
-late, and back to the oldest point its own process wrote meanwhile), then the hourly
-buckets from the 5-minute ones. A recomputed bucket replaces
-its row (``ON CONFLICT ... DO UPDATE``), so passes may overlap and instances may
-run it alike. The same statements fill the rollups of existing samples when the
-migration adds them, and of the benchmark's seeded history.
+maintains them with set-based statements: every ``GPUGO_METRICS_ROLLUP_SECONDS`` it
+rolls up the 5-minute buckets that have closed since its last pass (ended at least
+``LATE_TOLERANCE`` ago, for points that arrive late; and back to the oldest point its
+own process wrote meanwhile), then the hours that closed, from their 5-minute rows.
+Each bucket is written once, when it is complete: a fleet of 100,000 agents has about
+700,000 series, and rewriting each one's open buckets on every pass was more work for
+PostgreSQL than storing the points (docs/decisions.md, "Metrics rollups"). Reads
+take what is newer than a tier's last bucket from the finer tier or the samples
+(``gpugo/schema/metrics.py``), so a chart is as fresh as the samples whichever tier
+answers. A recomputed bucket replaces its row (``ON CONFLICT ... DO UPDATE``), so
+passes may overlap and instances may run it alike. The same statements fill the
+rollups of existing samples when the migration adds them, and of the benchmark's
+seeded history (``roll_up``).
 
 Retention (``apply_retention``): on PostgreSQL whole day partitions are dropped once
 past their tier's window (``gpugo.partitions``), no DELETE; on SQLite a DELETE by
@@ -51,20 +56,23 @@ class Rollup:
     table: str
     source: str
     keys: tuple[str, ...]
-    # (rollup column, aggregate over the raw samples, aggregate over 5-minute rows)
+    # (rollup column, SUM or MAX, the column's value for one raw sample): a bucket's
+    # value is the aggregate over its samples' values, or over its finer rows' values.
     columns: tuple[tuple[str, str, str], ...]
+
+    def sample_as_row(self) -> str:
+        """A raw sample's columns as a rollup row of one sample (for reads that join the
+        samples newer than a tier's last bucket to its rows)."""
+        return ", ".join(f"{value} AS {name}" for name, _, value in self.columns)
 
 
 def _measure(column: str, whole: bool = False) -> tuple[tuple[str, str, str], ...]:
     if whole:
-        return ((column, f"MAX({column})", f"MAX({column})"),)
-    return (
-        (f"{column}_sum", f"SUM({column})", f"SUM({column}_sum)"),
-        (f"{column}_max", f"MAX({column})", f"MAX({column}_max)"),
-    )
+        return ((column, "MAX", column),)
+    return ((f"{column}_sum", "SUM", column), (f"{column}_max", "MAX", column))
 
 
-_SAMPLES = (("samples", "COUNT(*)", "SUM(samples)"),)
+_SAMPLES = (("samples", "SUM", "1"),)
 ROLLUPS = (
     Rollup(
         "gpu_metric_rollups",
@@ -93,17 +101,16 @@ ROLLUPS = (
         (
             *_SAMPLES,
             # The agent's code for running is 1.
-            (
-                "running_samples",
-                "SUM(CASE WHEN status = 1 THEN 1 ELSE 0 END)",
-                "SUM(running_samples)",
-            ),
-            ("connections_sum", "SUM(connections)", "SUM(connections_sum)"),
-            ("connections_max", "MAX(connections)", "MAX(connections_max)"),
-            ("restarts_max", "MAX(restarts)", "MAX(restarts_max)"),
+            ("running_samples", "SUM", "CASE WHEN status = 1 THEN 1 ELSE 0 END"),
+            ("connections_sum", "SUM", "connections"),
+            ("connections_max", "MAX", "connections"),
+            ("restarts_max", "MAX", "restarts"),
         ),
     ),
 )
+
+
+ROLLUP_BY_TABLE = {rollup.table: rollup for rollup in ROLLUPS}
 
 
 def _dialect(client: BaseDBAsyncClient) -> str:
@@ -129,7 +136,9 @@ def upsert_sql(dialect: str, rollup: Rollup, width: int) -> str:
     bucket = bucket_sql(dialect, time_column, width)
     keys = ", ".join(("agent_id", *rollup.keys))
     names = ", ".join(name for name, _, _ in rollup.columns)
-    aggregates = ", ".join(raw if from_raw else rolled for _, raw, rolled in rollup.columns)
+    aggregates = ", ".join(
+        f"{function}({value if from_raw else name})" for name, function, value in rollup.columns
+    )
     first, second = ("$1", "$2") if dialect == "postgres" else ("?", "?")
     where = f"{time_column} >= {first} AND {time_column} < {second}"
     if not from_raw:
@@ -159,28 +168,29 @@ def _days(start: datetime, end: datetime) -> set[date]:
 
 
 async def roll_up(start: datetime, end: datetime) -> None:
-    """Recompute every 5-minute and hourly bucket that holds a moment of [start, end)."""
+    """Recompute every 5-minute and hourly bucket that holds a moment of [start, end),
+    complete or not (filling the rollups of samples already stored)."""
+    await _roll_up_buckets(
+        FIVE_MINUTES, _floor(start, FIVE_MINUTES), _floor(end, FIVE_MINUTES) + _FIVE
+    )
+    await _roll_up_buckets(HOUR, _floor(start, HOUR), _floor(end, HOUR) + _HOUR)
+
+
+_FIVE = timedelta(seconds=FIVE_MINUTES)
+_HOUR = timedelta(seconds=HOUR)
+
+
+async def _roll_up_buckets(width: int, start: datetime, end: datetime) -> None:
+    """Recompute the ``width`` buckets starting in [start, end), both whole buckets."""
+    if start >= end:
+        return
     client = connections.get("default")
     dialect = _dialect(client)
-    five_start, five_end = (
-        _floor(start, FIVE_MINUTES),
-        _floor(end, FIVE_MINUTES) + timedelta(seconds=FIVE_MINUTES),
-    )
-    hour_start, hour_end = _floor(start, HOUR), _floor(end, HOUR) + timedelta(seconds=HOUR)
     if dialect == "postgres":
         for spec in partitions.ROLLUPS:
-            await partitions.ensure_days(
-                client, f"{spec.table}_{FIVE_MINUTES}", _days(five_start, five_end)
-            )
-            await partitions.ensure_days(
-                client, f"{spec.table}_{HOUR}", _days(hour_start, hour_end)
-            )
+            await partitions.ensure_days(client, f"{spec.table}_{width}", _days(start, end))
     for rollup in ROLLUPS:
-        await client.execute_query(
-            upsert_sql(dialect, rollup, FIVE_MINUTES), [five_start, five_end]
-        )
-    for rollup in ROLLUPS:
-        await client.execute_query(upsert_sql(dialect, rollup, HOUR), [hour_start, hour_end])
+        await client.execute_query(upsert_sql(dialect, rollup, width), [start, end])
 
 
 def windows(settings: Settings) -> dict[str, timedelta]:
@@ -233,29 +243,34 @@ async def apply_retention(settings: Settings, now: datetime | None = None) -> No
 
 
 class MetricsUpkeep:
-    """The sweeper's pass: rollups of what was written since the last one, then retention.
+    """The sweeper's pass: rollups of the buckets closed since the last one, then retention.
 
-    A pass covers the buckets since the previous pass (less ``LATE_TOLERANCE``, for
-    points other instances wrote late) and back to the oldest point this instance wrote
-    meanwhile (a late report's buckets are recomputed, within the raw window)."""
+    A 5-minute bucket is closed once it ended ``LATE_TOLERANCE`` ago (points other
+    instances write late are in by then), an hour once its last 5-minute bucket is. A
+    pass rolls up the buckets closed since the previous pass, and back to the oldest
+    point this instance wrote meanwhile (a late report's buckets are recomputed, within
+    the raw window); a pass with nothing closed writes nothing."""
 
     def __init__(self, settings: Settings, ingest: MetricsIngest) -> None:
         self.settings = settings
         self.ingest = ingest
-        self._last: datetime | None = None
+        # Every 5-minute bucket before this one was rolled up by this instance.
+        self._closed: datetime | None = None
 
     async def run(self) -> None:
         now = clock.now()
-        since = (self._last - LATE_TOLERANCE) if self._last else now - FIRST_PASS_LOOKBACK
+        closed = _floor(now - LATE_TOLERANCE, FIVE_MINUTES)
+        since = self._closed or now - FIRST_PASS_LOOKBACK
         oldest = self.ingest.take_oldest_written()
         if oldest is not None:
             since = min(since, max(oldest, now - timedelta(hours=self.settings.metrics_raw_hours)))
         try:
-            await roll_up(since, now)
+            await _roll_up_buckets(FIVE_MINUTES, _floor(since, FIVE_MINUTES), closed)
+            await _roll_up_buckets(HOUR, _floor(since, HOUR), _floor(closed, HOUR))
         except Exception:
             # The next pass covers these buckets again.
             if oldest is not None:
                 self.ingest.note_written(oldest)
             raise
-        self._last = now
+        self._closed = max(closed, self._closed or closed)
         await apply_retention(self.settings, now)

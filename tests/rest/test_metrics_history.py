@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from gpugo import clock
+from gpugo.models import GpuMetricRollup
 from gpugo.services import metrics_rollups
 from tests.schema.support import Gql
 from tests.sql_counter import count_sql
@@ -159,8 +160,85 @@ async def test_the_sweepers_pass_rolls_up_late_points_it_wrote(api, settings):
     )
     assert response.status_code == 200, response.text
     await flush_metrics(api.app)
-    gql = Gql(user)
-    assert gpu0(await chart(gql, agent.agent_id, t0, timedelta(hours=24), 3600)) == []
+    gql = Gql(user, pat=await user.create_pat())
+    late = [(out_time(t0), 1, 15.0, 15.0)]
+    # Charted at once, from the samples: nothing of the agent is rolled up yet.
+    assert gpu0(await chart(gql, agent.agent_id, t0, timedelta(hours=24), 3600)) == late
     await upkeep.run()
-    hourly = await chart(gql, agent.agent_id, t0, timedelta(hours=24), 3600)
-    assert gpu0(hourly) == [(out_time(t0), 1, 15.0, 15.0)]
+    assert await rollup_buckets(agent.agent_id) == {
+        (300, t0): 1,
+        (3600, t0): 1,
+    }
+    # With the samples gone (past the raw window), the rollups still hold it.
+    clock.advance(timedelta(hours=settings.metrics_raw_hours + 1))
+    await metrics_rollups.apply_retention(settings)
+    assert gpu0(await chart(gql, agent.agent_id, t0, timedelta(hours=24), 3600)) == late
+
+
+async def rollup_buckets(agent_id: str) -> dict[tuple[int, datetime], int]:
+    """The agent's GPU rollup rows: (width, bucket start) -> samples of GPU-0."""
+    rows = await GpuMetricRollup.filter(agent_id=agent_id, gpu_id="GPU-0").values_list(
+        "width", "bucket_start", "samples"
+    )
+    return {(width, start.astimezone(UTC)): samples for width, start, samples in rows}
+
+
+async def test_a_bucket_is_rolled_up_once_closed_and_charts_stay_as_fresh_as_the_samples(
+    api, settings
+):
+    """The sweeper writes a bucket once it is complete (ended ``LATE_TOLERANCE`` ago),
+    never the open ones; a chart takes what is newer than a tier's last bucket from the
+    finer tier and the samples, so its figures never wait for a pass."""
+    user = await api.user(plan="team")
+    agent = await register_agent(user, gpus=2)
+    # Six and a half minutes into the next whole hour.
+    now = clock.now()
+    t0 = datetime.fromtimestamp(int(now.timestamp()) // 3600 * 3600 + 3600, UTC)
+    clock.advance(t0 + timedelta(minutes=6, seconds=30) - now)
+    for i in range(12):  # t0 to t0 + 5:30, every 30 s
+        response = await agent.http.post(
+            f"/api/v1/agents/{agent.agent_id}/metrics",
+            json=body(t0 + timedelta(seconds=30 * i), i),
+            headers=agent.auth,
+        )
+        assert response.status_code == 200, response.text
+    await flush_metrics(api.app)
+    gql = Gql(user, pat=await user.create_pat())
+    upkeep = metrics_rollups.MetricsUpkeep(settings, api.app.state.ctx.metrics)
+    five_minutes = [
+        (out_time(t0), 10, 22.5, 45.0),
+        (out_time(t0 + timedelta(minutes=5)), 2, 52.5, 55.0),
+    ]
+    hourly = [(out_time(t0), 12, 27.5, 55.0)]
+
+    async def charts() -> tuple[list[Any], list[Any]]:
+        five = await chart(gql, agent.agent_id, t0, timedelta(hours=1), 300)
+        hour = await chart(gql, agent.agent_id, t0, timedelta(hours=24), 3600)
+        return gpu0(five), gpu0(hour)
+
+    # t0 + 6:30: the first 5-minute bucket is closed, the second and the hour are open.
+    await upkeep.run()
+    assert await rollup_buckets(agent.agent_id) == {(300, t0): 10}
+    # The hour's bucket: one 5-minute row (10 samples) and two samples.
+    assert await charts() == (five_minutes, hourly)
+    # t0 + 11:30: the second bucket closed.
+    clock.advance(timedelta(minutes=5))
+    await upkeep.run()
+    assert await rollup_buckets(agent.agent_id) == {(300, t0): 10, (300, t0 + FIVE): 2}
+    assert await charts() == (five_minutes, hourly)
+    # A pass with nothing newly closed writes nothing.
+    with count_sql() as sql:
+        await upkeep.run()
+    assert not [s for s in sql if s.startswith("INSERT")], sql
+    # t0 + 1:01:30: the hour closed, from its 5-minute rows.
+    clock.advance(timedelta(minutes=50))
+    await upkeep.run()
+    assert await rollup_buckets(agent.agent_id) == {
+        (300, t0): 10,
+        (300, t0 + FIVE): 2,
+        (3600, t0): 12,
+    }
+    assert await charts() == (five_minutes, hourly)
+
+
+FIVE = timedelta(minutes=5)
