@@ -140,7 +140,11 @@ async def _grouped(
     select_keys = "".join(f"{key}, " for key in keys)
     group = ", ".join((*keys, "bucket"))
     if width == RAW:
-        source, column = table, "recorded_at"
+        column = "recorded_at"
+        source = (
+            f"{table} WHERE agent_id = {mark(agent_id)} "
+            f"AND recorded_at >= {mark(since)} AND recorded_at < {mark(until)}"
+        )
     else:
         rollup = ROLLUP_BY_TABLE[table]
         ends = await _tier_ends(db, table, agent_id)
@@ -161,17 +165,10 @@ async def _grouped(
             f"FROM {rollup.source} WHERE agent_id = {mark(agent_id)} "
             f"AND recorded_at >= {mark(lower)} AND recorded_at < {mark(until)}"
         )
-        source, column = f"({' UNION ALL '.join(parts)}) AS tiers", "at"
-        since = None  # each part has its own bounds
-    where = ""
-    if since is not None:
-        where = (
-            f" WHERE agent_id = {mark(agent_id)} AND {column} >= {mark(since)}"
-            f" AND {column} < {mark(until)}"
-        )
+        column, source = "at", f"({' UNION ALL '.join(parts)}) AS tiers"
     sql = (
         f"SELECT {select_keys}{_bucket_sql(w, column)} AS bucket, {columns} "  # noqa: S608
-        f"FROM {source}{where} GROUP BY {group}"
+        f"FROM {source} GROUP BY {group}"
     )
     _, rows = await db.execute_query(sql, params)
     return rows
