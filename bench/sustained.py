@@ -31,6 +31,7 @@ import resource
 import statistics
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import seed
@@ -101,9 +102,9 @@ _MS_MARK = b"0000000000000"
 
 
 def stamped(request: bytes) -> bytes:
-    now = time.time()
-    iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}+00:00"
-    return request.replace(_ISO_MARK, iso.encode()).replace(_MS_MARK, b"%d" % int(now * 1000))
+    now = datetime.now(UTC)
+    iso = now.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00").encode()  # always _ISO_MARK's width
+    return request.replace(_ISO_MARK, iso).replace(_MS_MARK, b"%d" % (now.timestamp() * 1000))
 
 
 class Generator:

@@ -44,6 +44,8 @@ log = logging.getLogger("gpugo.metrics")
 
 FIVE_MINUTES = 300
 HOUR = 3600
+_FIVE = timedelta(seconds=FIVE_MINUTES)
+_HOUR = timedelta(seconds=HOUR)
 # A point another instance stored this long after its bucket's last pass still reaches
 # the rollups (an agent's points arrive within its report period, 30 s, of their time).
 LATE_TOLERANCE = timedelta(minutes=1)
@@ -174,10 +176,6 @@ async def roll_up(start: datetime, end: datetime) -> None:
         FIVE_MINUTES, _floor(start, FIVE_MINUTES), _floor(end, FIVE_MINUTES) + _FIVE
     )
     await _roll_up_buckets(HOUR, _floor(start, HOUR), _floor(end, HOUR) + _HOUR)
-
-
-_FIVE = timedelta(seconds=FIVE_MINUTES)
-_HOUR = timedelta(seconds=HOUR)
 
 
 async def _roll_up_buckets(width: int, start: datetime, end: datetime) -> None:

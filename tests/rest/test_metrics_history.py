@@ -66,12 +66,8 @@ def gpu0(result: dict[str, Any]) -> list[tuple[str, int, float, float]]:
     ]
 
 
-@pytest.fixture
-async def history(api):
-    """Twelve reports 30 s apart from a whole hour, written and rolled up."""
-    user = await api.user(plan="team")
-    agent = await register_agent(user, gpus=2)
-    t0 = hour_start()
+async def report_twelve(api, agent, t0: datetime) -> None:
+    """Twelve reports 30 s apart from ``t0`` (to t0 + 5:30), each answered 200, written."""
     for i in range(12):
         response = await agent.http.post(
             f"/api/v1/agents/{agent.agent_id}/metrics",
@@ -80,6 +76,15 @@ async def history(api):
         )
         assert response.status_code == 200, response.text
     await flush_metrics(api.app)
+
+
+@pytest.fixture
+async def history(api):
+    """Twelve reports 30 s apart from a whole hour, written and rolled up."""
+    user = await api.user(plan="team")
+    agent = await register_agent(user, gpus=2)
+    t0 = hour_start()
+    await report_twelve(api, agent, t0)
     await roll_up_metrics(t0, t0 + timedelta(minutes=6))
     # A PAT without expiry: the tests move the clock by weeks.
     return Gql(user, pat=await user.create_pat()), agent.agent_id, t0
@@ -195,14 +200,7 @@ async def test_a_bucket_is_rolled_up_once_closed_and_charts_stay_as_fresh_as_the
     now = clock.now()
     t0 = datetime.fromtimestamp(int(now.timestamp()) // 3600 * 3600 + 3600, UTC)
     clock.advance(t0 + timedelta(minutes=6, seconds=30) - now)
-    for i in range(12):  # t0 to t0 + 5:30, every 30 s
-        response = await agent.http.post(
-            f"/api/v1/agents/{agent.agent_id}/metrics",
-            json=body(t0 + timedelta(seconds=30 * i), i),
-            headers=agent.auth,
-        )
-        assert response.status_code == 200, response.text
-    await flush_metrics(api.app)
+    await report_twelve(api, agent, t0)
     gql = Gql(user, pat=await user.create_pat())
     upkeep = metrics_rollups.MetricsUpkeep(settings, api.app.state.ctx.metrics)
     five_minutes = [
